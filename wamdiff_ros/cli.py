@@ -1,0 +1,55 @@
+"""The ``wamdiff`` command: one entry point for setup checks, data, training, evaluation,
+benchmarks, export and running graphs.
+
+Each subcommand lives in the module that owns the job; the module exposes
+``add_arguments(parser)`` and ``main(args) -> int`` and keeps heavy imports (torch, rclpy) inside
+``main`` so ``wamdiff --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "doctor": ("wamdiff_ros.doctor", "report what this machine has (ROS 2, torch, GPU, backends, simulators)"),
+}
+"""Subcommand -> (module, one-line help). Modules register here as features land."""
+
+BENCHES: dict[str, tuple[str, str]] = {}
+"""``wamdiff bench <name>`` -> (module, one-line help)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wamdiff",
+        description="End-to-end driving planners (WAM-Diff and friends) for ROS 2 vehicle computers.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    if BENCHES:
+        bp = sub.add_parser("bench", help="benchmarks: results printed as a table and written as JSON")
+        bsub = bp.add_subparsers(dest="bench", metavar="BENCH", required=True)
+        for name, (module, help_) in BENCHES.items():
+            p = bsub.add_parser(name, help=help_, description=help_)
+            p.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
+            importlib.import_module(module).add_arguments(p)
+            p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).main(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""SE(2) geometry on ``(x, y, yaw)`` poses, trajectory resampling and polyline projection.
+
+All functions are vectorised over leading axes: a pose array has shape (..., 3), a point array
+(..., 2). Angles in radians, counter-clockwise (REP-103).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
+    """Wrap angles to [-π, π)."""
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def rotation(yaw: np.ndarray | float) -> np.ndarray:
+    """Rotation matrices, shape (..., 2, 2)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
+
+
+def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pose composition ``a ⊕ b``: ``b`` expressed in frame ``a``, returned in ``a``'s parent frame."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
+    x = a[..., 0] + c * b[..., 0] - s * b[..., 1]
+    y = a[..., 1] + s * b[..., 0] + c * b[..., 1]
+    return np.stack([x, y, wrap_angle(a[..., 2] + b[..., 2])], -1)
+
+
+def inverse(a: np.ndarray) -> np.ndarray:
+    """Inverse pose ``a⁻¹`` so that ``compose(a, inverse(a))`` is the identity."""
+    a = np.asarray(a, np.float64)
+    c, s = np.cos(a[..., 2]), np.sin(a[..., 2])
+    x = -c * a[..., 0] - s * a[..., 1]
+    y = s * a[..., 0] - c * a[..., 1]
+    return np.stack([x, y, wrap_angle(-a[..., 2])], -1)
+
+
+def relative(origin: np.ndarray, poses: np.ndarray) -> np.ndarray:
+    """Express ``poses`` (parent frame) in the frame of ``origin``: ``origin⁻¹ ⊕ poses``."""
+    return compose(inverse(origin), poses)
+
+
+def to_local_points(origin: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Parent-frame points (..., 2) expressed in the frame of ``origin`` (..., 3).
+
+    ``origin`` broadcasts against ``points`` minus its last axis (add axes as needed).
+    """
+    o = np.asarray(origin, np.float64)
+    d = np.asarray(points, np.float64) - o[..., :2]
+    c, s = np.cos(o[..., 2]), np.sin(o[..., 2])
+    return np.stack([c * d[..., 0] + s * d[..., 1], -s * d[..., 0] + c * d[..., 1]], -1)
+
+
+def to_global_points(origin: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (..., 2) in the frame of ``origin`` (..., 3) expressed in the parent frame."""
+    o = np.asarray(origin, np.float64)
+    p = np.asarray(points, np.float64)
+    c, s = np.cos(o[..., 2]), np.sin(o[..., 2])
+    return np.stack([o[..., 0] + c * p[..., 0] - s * p[..., 1], o[..., 1] + s * p[..., 0] + c * p[..., 1]], -1)
+
+
+def unwrap_yaw(poses: np.ndarray, axis: int = -2) -> np.ndarray:
+    """Copy of ``poses`` with yaw unwrapped along the time ``axis`` (so interpolation is safe)."""
+    out = np.array(poses, np.float64, copy=True)
+    out[..., 2] = np.unwrap(out[..., 2], axis=axis + 1 if axis < 0 else axis)
+    return out
+
+
+def resample(poses: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """Linearly interpolate poses (..., T, 3) given at ``times`` (T,) onto ``new_times`` (M,).
+
+    Yaw is unwrapped before and wrapped after interpolation. Times outside ``times`` are clamped to
+    the end poses. Returns (..., M, 3).
+    """
+    poses = unwrap_yaw(poses)
+    times = np.asarray(times, np.float64)
+    new_times = np.asarray(new_times, np.float64)
+    if times.ndim != 1 or times.shape[0] != poses.shape[-2]:
+        raise ValueError(f"resample: times must be ({poses.shape[-2]},), got {times.shape}")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError("resample: times must be strictly increasing")
+    idx = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, len(times) - 2)
+    t0, t1 = times[idx], times[idx + 1]
+    w = np.clip((new_times - t0) / (t1 - t0), 0.0, 1.0)[:, None]
+    out = poses[..., idx, :] * (1 - w) + poses[..., idx + 1, :] * w
+    out[..., 2] = wrap_angle(out[..., 2])
+    return out
+
+
+def prepend_origin(poses: np.ndarray) -> np.ndarray:
+    """Prepend the identity pose (the ego now, in base_link) to trajectories (..., T, 3)."""
+    poses = np.asarray(poses, np.float64)
+    zero = np.zeros(poses.shape[:-2] + (1, 3))
+    return np.concatenate([zero, poses], axis=-2)
+
+
+def arc_length(points: np.ndarray) -> np.ndarray:
+    """Cumulative arc length along polylines (..., N, 2) -> (..., N), starting at 0."""
+    seg = np.linalg.norm(np.diff(points, axis=-2), axis=-1)
+    return np.concatenate([np.zeros(seg.shape[:-1] + (1,)), np.cumsum(seg, axis=-1)], axis=-1)
+
+
+def curvature(poses: np.ndarray, dt: float) -> np.ndarray:
+    """Signed path curvature (..., T) [1/m] from pose trajectories sampled every ``dt`` s.
+
+    Computed as yaw rate over speed; zero where the speed is below 0.1 m/s.
+    """
+    poses = unwrap_yaw(poses)
+    speed = np.linalg.norm(np.gradient(poses[..., :2], dt, axis=-2), axis=-1)
+    yaw_rate = np.gradient(poses[..., 2], dt, axis=-1)
+    return np.where(speed > 0.1, yaw_rate / np.maximum(speed, 0.1), 0.0)
+
+
+def project_to_polyline(points: np.ndarray, polyline: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Project points (..., 2) onto a polyline (N, 2).
+
+    Returns ``(s, d, heading)``: arc length of the closest point along the polyline [m], signed lateral
+    offset (positive to the left of the direction of travel) [m], and the polyline's heading there
+    [rad]; each of shape (...). Points beyond either end are projected onto the extended end segment,
+    so ``s`` may be negative or exceed the length.
+    """
+    polyline = np.asarray(polyline, np.float64)
+    p = np.asarray(points, np.float64)
+    a, b = polyline[:-1], polyline[1:]
+    ab = b - a
+    seg_len2 = np.maximum((ab**2).sum(-1), 1e-12)
+    ap = p[..., None, :] - a
+    t = (ap * ab).sum(-1) / seg_len2
+    n_seg = len(ab)
+    lo = np.zeros(n_seg)
+    hi = np.ones(n_seg)
+    lo[0], hi[-1] = -np.inf, np.inf
+    tc = np.clip(t, lo, hi)
+    closest = a + tc[..., None] * ab
+    dist2 = ((p[..., None, :] - closest) ** 2).sum(-1)
+    k = np.argmin(dist2, axis=-1)
+    tk = np.take_along_axis(tc, k[..., None], -1)[..., 0]
+    abk = ab[k]
+    apk = np.take_along_axis(ap, k[..., None, None].repeat(2, -1), -2)[..., 0, :]
+    seg_len = np.sqrt(seg_len2[k])
+    s = arc_length(polyline)[k] + tk * seg_len
+    cross = abk[..., 0] * apk[..., 1] - abk[..., 1] * apk[..., 0]
+    d = cross / seg_len
+    heading = np.arctan2(abk[..., 1], abk[..., 0])
+    return s, d, heading
+
+
+def interpolate_polyline(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Poses (..., 3) at arc lengths ``s`` along a polyline (N, 2); ends extrapolate linearly."""
+    polyline = np.asarray(polyline, np.float64)
+    cum = arc_length(polyline)
+    s = np.asarray(s, np.float64)
+    k = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(polyline) - 2)
+    seg = polyline[k + 1] - polyline[k]
+    seg_len = np.maximum(cum[k + 1] - cum[k], 1e-12)
+    w = ((s - cum[k]) / seg_len)[..., None]
+    xy = polyline[k] + w * seg
+    return np.concatenate([xy, np.arctan2(seg[..., 1], seg[..., 0])[..., None]], -1)
+
+
+def box_corners(poses: np.ndarray, length: np.ndarray | float, width: np.ndarray | float) -> np.ndarray:
+    """Corners (..., 4, 2) of oriented boxes centred at ``poses`` (..., 3), counter-clockwise from
+    front-left."""
+    poses = np.asarray(poses, np.float64)
+    hl = np.asarray(length, np.float64)[..., None] / 2
+    hw = np.asarray(width, np.float64)[..., None] / 2
+    sx = np.array([1.0, -1.0, -1.0, 1.0])
+    sy = np.array([1.0, 1.0, -1.0, -1.0])
+    lx, ly = sx * hl, sy * hw
+    c, s = np.cos(poses[..., 2])[..., None], np.sin(poses[..., 2])[..., None]
+    x = poses[..., 0:1] + c * lx - s * ly
+    y = poses[..., 1:2] + s * lx + c * ly
+    return np.stack([x, y], -1)
