@@ -67,11 +67,22 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def report(name: str, rows: list[dict], json_path: str | os.PathLike | None = None, meta: dict | None = None,
-           targets: dict | None = None) -> dict:
+def report(
+    name: str,
+    rows: list[dict],
+    json_path: str | os.PathLike | None = None,
+    meta: dict | None = None,
+    targets: dict | None = None,
+) -> dict:
     """Print ``rows`` as a table and (optionally) write them with machine info to ``json_path``."""
-    result = {"benchmark": name, "machine": machine_info(), "meta": meta or {}, "targets": targets or {},
-              "rows": rows, "unix_time": time.time()}
+    result = {
+        "benchmark": name,
+        "machine": machine_info(),
+        "meta": meta or {},
+        "targets": targets or {},
+        "rows": rows,
+        "unix_time": time.time(),
+    }
     print_table(f"wamdiff bench {name}", rows)
     if targets:
         for k, v in targets.items():

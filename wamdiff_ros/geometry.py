@@ -93,14 +93,14 @@ def resample(poses: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np.
 def prepend_origin(poses: np.ndarray) -> np.ndarray:
     """Prepend the identity pose (the ego now, in base_link) to trajectories (..., T, 3)."""
     poses = np.asarray(poses, np.float64)
-    zero = np.zeros(poses.shape[:-2] + (1, 3))
+    zero = np.zeros((*poses.shape[:-2], 1, 3))
     return np.concatenate([zero, poses], axis=-2)
 
 
 def arc_length(points: np.ndarray) -> np.ndarray:
     """Cumulative arc length along polylines (..., N, 2) -> (..., N), starting at 0."""
     seg = np.linalg.norm(np.diff(points, axis=-2), axis=-1)
-    return np.concatenate([np.zeros(seg.shape[:-1] + (1,)), np.cumsum(seg, axis=-1)], axis=-1)
+    return np.concatenate([np.zeros((*seg.shape[:-1], 1)), np.cumsum(seg, axis=-1)], axis=-1)
 
 
 def curvature(poses: np.ndarray, dt: float) -> np.ndarray:

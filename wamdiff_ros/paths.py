@@ -28,7 +28,7 @@ def share_dir() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         candidates.insert(0, Path(get_package_share_directory(PACKAGE)))
-    except Exception:  # noqa: BLE001 - ament index absent or package not registered
+    except Exception:
         pass
     for c in candidates:
         if (c / "config").is_dir():

@@ -23,7 +23,7 @@ COMMANDS: tuple[str, ...] = ("left", "straight", "right", "lane_change_left", "l
 def _as_array(value, shape_tail: tuple[int, ...], name: str, dtype=np.float64) -> np.ndarray:
     """Validate the trailing shape of ``value`` and return it as a contiguous array of ``dtype``."""
     arr = np.ascontiguousarray(value, dtype=dtype)
-    tail = arr.shape[len(arr.shape) - len(shape_tail):] if len(shape_tail) else ()
+    tail = arr.shape[len(arr.shape) - len(shape_tail) :] if len(shape_tail) else ()
     ok = arr.ndim >= len(shape_tail) and all(e in (-1, a) for e, a in zip(shape_tail, tail))
     if not ok:
         want = "×".join("N" if e == -1 else str(e) for e in shape_tail)
@@ -160,8 +160,7 @@ class Trajectory:
         self.poses = _as_array(self.poses, (3,), "Trajectory.poses")
         if self.poses.shape != (self.spec.num_poses, 3):
             raise ValueError(
-                f"Trajectory.poses: expected shape ({self.spec.num_poses}, 3) for {self.spec}, "
-                f"got {self.poses.shape}"
+                f"Trajectory.poses: expected shape ({self.spec.num_poses}, 3) for {self.spec}, got {self.poses.shape}"
             )
 
     def is_finite(self) -> bool:
@@ -203,8 +202,7 @@ class PlanResult:
         self.candidate_scores = np.asarray(self.candidate_scores, dtype=np.float64).reshape(-1)
         if len(self.candidate_scores) not in (0, len(self.candidates)):
             raise ValueError(
-                f"PlanResult.candidate_scores: expected {len(self.candidates)} scores, "
-                f"got {len(self.candidate_scores)}"
+                f"PlanResult.candidate_scores: expected {len(self.candidates)} scores, got {len(self.candidate_scores)}"
             )
 
 
