@@ -206,6 +206,9 @@ class PlanResult:
             )
 
 
+MARKINGS: tuple[str, ...] = ("solid", "dashed", "none")
+
+
 class AgentType(IntEnum):
     """Agent classes, as NAVSIM distinguishes them for the no-collision metric."""
 
@@ -233,6 +236,7 @@ class Lane:
         successors: ids of lanes this lane connects into.
         in_intersection: True for connector lanes inside a junction (DDC and LK are off there).
         speed_limit: [m/s].
+        markings: painted line type on the ``(left, right)`` edge: ``"solid"``, ``"dashed"`` or ``"none"``.
     """
 
     lane_id: int
@@ -241,6 +245,7 @@ class Lane:
     successors: tuple[int, ...] = ()
     in_intersection: bool = False
     speed_limit: float = 30.0
+    markings: tuple[str, str] = ("solid", "solid")
 
     def __post_init__(self):
         self.centerline = _as_array(self.centerline, (2,), f"Lane[{self.lane_id}].centerline").reshape(-1, 2)
@@ -251,6 +256,11 @@ class Lane:
         if not (self.width > 0).all():
             raise ValueError(f"Lane[{self.lane_id}].width: expected > 0 m everywhere")
         self.successors = tuple(int(s) for s in self.successors)
+        if len(self.markings) != 2 or any(m not in MARKINGS for m in self.markings):
+            raise ValueError(
+                f"Lane[{self.lane_id}].markings: expected (left, right) from {MARKINGS}, got {self.markings}"
+            )
+        self.markings = tuple(self.markings)
 
     @property
     def headings(self) -> np.ndarray:
