@@ -384,3 +384,30 @@ class SceneTruth:
             if lane.lane_id == lane_id:
                 return lane
         raise KeyError(f"SceneTruth: no lane with id {lane_id}")
+
+
+@dataclass
+class LogFrame:
+    """What a log stores for one tick: the world now, without futures (they come from later frames).
+
+    Attributes:
+        stamp: time of the tick [s].
+        episode: episode identifier (frames of one episode share it).
+        ego: ego state in the map frame.
+        agents: other traffic now, one time step (``agents.num_steps == 1``), map frame.
+        route_lane_ids: the route's lanes, in order.
+        command: one of :data:`COMMANDS`.
+        instruction: natural-language navigation instruction.
+        scenario: scenario type.
+        traffic_lights: lane id -> current :class:`TrafficLight`.
+    """
+
+    stamp: float
+    episode: str
+    ego: EgoState
+    agents: Agents
+    route_lane_ids: list[int]
+    command: str = "straight"
+    instruction: str = ""
+    scenario: str = "highway"
+    traffic_lights: dict[int, int] = field(default_factory=dict)
