@@ -40,7 +40,6 @@ setup(
     maintainer_email="wamdiff-ros@example.com",
     description="End-to-end driving planners (WAM-Diff and friends) for ROS 2 vehicle computers.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "wamdiff = wamdiff_ros.cli:main",

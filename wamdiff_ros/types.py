@@ -307,7 +307,9 @@ class Agents:
         a = len(self.ids)
         self.types = np.asarray(self.types, dtype=np.int64).reshape(a)
         self.sizes = _as_array(self.sizes, (2,), "Agents.sizes").reshape(a, 2)
-        self.poses = _as_array(self.poses, (3,), "Agents.poses").reshape(a, -1, 3)
+        self.poses = _as_array(self.poses, (3,), "Agents.poses")
+        if self.poses.ndim != 3 or self.poses.shape[0] != a:
+            raise ValueError(f"Agents.poses: expected shape ({a}, S, 3), got {self.poses.shape}")
         s = self.poses.shape[1]
         self.velocities = _as_array(self.velocities, (2,), "Agents.velocities").reshape(a, s, 2)
         self.valid = np.asarray(self.valid, dtype=bool).reshape(a, s)

@@ -1,0 +1,79 @@
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from wamdiff_ros import geometry as g
+
+finite = st.floats(-100, 100, allow_nan=False)
+poses = arrays(np.float64, (5, 3), elements=finite)
+
+
+@given(poses, poses)
+def test_compose_inverse_and_relative_round_trip(a, b):
+    np.testing.assert_allclose(g.compose(a, g.inverse(a)), 0.0, atol=1e-9)
+    np.testing.assert_allclose(g.wrap_angle(g.relative(a, g.compose(a, b)) - b)[..., 2], 0.0, atol=1e-9)
+    np.testing.assert_allclose(g.relative(a, g.compose(a, b))[..., :2], b[..., :2], atol=1e-7)
+
+
+@given(arrays(np.float64, (3,), elements=finite), arrays(np.float64, (7, 2), elements=finite))
+def test_point_transforms_round_trip(origin, pts):
+    np.testing.assert_allclose(g.to_global_points(origin, g.to_local_points(origin, pts)), pts, atol=1e-8)
+
+
+def test_to_local_points_rotates_into_ego_frame():
+    # Ego at (10, 0) facing +y: a point at (10, 5) is 5 m straight ahead.
+    np.testing.assert_allclose(g.to_local_points([10, 0, np.pi / 2], [[10, 5]]), [[5, 0]], atol=1e-12)
+
+
+def test_wrap_angle_range():
+    a = g.wrap_angle(np.linspace(-20, 20, 101))
+    assert (a >= -np.pi).all() and (a < np.pi).all()
+
+
+def test_resample_interpolates_across_the_yaw_seam():
+    out = g.resample(np.array([[0, 0, 3.1], [1, 0, -3.1]]), np.array([0.0, 1.0]), np.array([0.5]))
+    # Midway between 3.1 and -3.1 through ±π, not through 0.
+    assert abs(abs(out[0, 2]) - np.pi) < 1e-6
+    np.testing.assert_allclose(out[0, :2], [0.5, 0])
+
+
+def test_resample_clamps_outside_and_rejects_unsorted_times():
+    p = np.array([[0.0, 0, 0], [2, 0, 0]])
+    np.testing.assert_allclose(g.resample(p, np.array([0.0, 1.0]), np.array([-1.0, 2.0]))[:, 0], [0, 2])
+    try:
+        g.resample(p, np.array([1.0, 0.0]), np.array([0.5]))
+    except ValueError as e:
+        assert "increasing" in str(e)
+    else:
+        raise AssertionError("unsorted times accepted")
+
+
+def test_project_to_polyline_signs_and_extension():
+    line = np.array([[0.0, 0], [10, 0], [10, 10]])
+    s, d, h = g.project_to_polyline(np.array([[5, 1], [11, 5], [-2, -1]]), line)
+    np.testing.assert_allclose(s, [5, 15, -2])
+    np.testing.assert_allclose(d, [1, -1, -1])  # left of travel is positive
+    np.testing.assert_allclose(h, [0, np.pi / 2, 0])
+
+
+def test_interpolate_polyline_is_inverse_of_projection():
+    line = np.array([[0.0, 0], [10, 0], [10, 10]])
+    poses = g.interpolate_polyline(line, np.array([0, 5, 12, 20]))
+    np.testing.assert_allclose(poses[:, :2], [[0, 0], [5, 0], [10, 2], [10, 10]])
+    s, d, _ = g.project_to_polyline(poses[:, :2], line)
+    np.testing.assert_allclose(s, [0, 5, 12, 20], atol=1e-9)
+    np.testing.assert_allclose(d, 0, atol=1e-9)
+
+
+def test_curvature_of_a_circle():
+    r, v, dt = 20.0, 10.0, 0.1
+    t = np.arange(40) * dt
+    th = v * t / r
+    poses = np.stack([r * np.sin(th), r * (1 - np.cos(th)), th], -1)
+    np.testing.assert_allclose(g.curvature(poses, dt)[2:-2], 1 / r, rtol=1e-3)
+
+
+def test_box_corners_order_and_size():
+    c = g.box_corners(np.array([1.0, 2.0, np.pi / 2]), 4.0, 2.0)
+    np.testing.assert_allclose(c, [[0, 4], [0, 0], [2, 0], [2, 4]], atol=1e-12)
