@@ -1,0 +1,236 @@
+"""Road network of the embedded world as :class:`~wamdiff_ros.types.Lane` lists, and queries on them.
+
+highway-env describes lanes analytically (StraightLane, SineLane, CircularLane) in screen coordinates
+(y down). :func:`lanes_from_network` samples every lane about every metre into REP-103 map-frame
+polylines ``(x, -y)`` with stable integer ids (highway-env's graph order), widths, successors from
+the road graph, ``(left, right)`` markings from ``line_types`` and the junction flag. This module
+and :mod:`wamdiff_ros.sim.world` are the only places that see highway-env's frame.
+
+:class:`LaneMap` answers the questions a driver and the language templates ask of a lane list (which
+lane am I in, which lanes are beside it, where does it lead), on any ``list[Lane]``: live or logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from wamdiff_ros.geometry import arc_length, project_to_polyline, wrap_angle
+from wamdiff_ros.types import Lane
+
+LaneKey = tuple[str, str, int]
+"""highway-env lane index ``(from node, to node, lane number)``."""
+
+_MARKING = {0: "none", 1: "dashed", 2: "solid", 3: "solid"}
+"""highway-env LineType (NONE, STRIPED, CONTINUOUS, CONTINUOUS_LINE) -> Lane marking."""
+
+
+def to_map_xy(xy) -> np.ndarray:
+    """highway-env screen coordinates (..., 2) -> map frame (x, -y)."""
+    p = np.array(xy, np.float64)
+    p[..., 1] *= -1.0
+    return p
+
+
+def to_map_yaw(heading) -> np.ndarray | float:
+    """highway-env heading (clockwise on screen) -> map yaw (counter-clockwise), wrapped."""
+    return wrap_angle(-np.asarray(heading, np.float64))
+
+
+def lane_keys(network) -> list[LaneKey]:
+    """All lane indices of a highway-env RoadNetwork in graph order (the order ids are given in)."""
+    return [(f, t, i) for f, tos in network.graph.items() for t, lanes in tos.items() for i in range(len(lanes))]
+
+
+def successor_keys(network, key: LaneKey) -> list[LaneKey]:
+    """Lanes that ``key`` leads into, by highway-env's own rule: on a next road with the same lane
+    count the same lane number, otherwise the lane closest to this lane's end."""
+    f, t, i = key
+    end = network.get_lane(key).position(network.get_lane(key).length, 0.0)
+    out = []
+    for nxt, lanes in network.graph.get(t, {}).items():
+        same = len(lanes) == len(network.graph[f][t])
+        j = i if same else int(np.argmin([lane.distance(end) for lane in lanes]))
+        out.append((t, nxt, j))
+    return out
+
+
+def _marking(network, key: LaneKey, side: int) -> str:
+    """Marking on ``side`` (0 left, 1 right) of a lane; an unpainted edge shared with a neighbouring lane
+    of the same road takes the neighbour's paint there."""
+    f, t, i = key
+    lanes = network.graph[f][t]
+    m = _MARKING.get(int(lanes[i].line_types[side]), "none")
+    j = i - 1 if side == 0 else i + 1
+    if m == "none" and 0 <= j < len(lanes):
+        m = _MARKING.get(int(lanes[j].line_types[1 - side]), "none")
+    return m
+
+
+def sample_lane(lane, spacing: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Centerline (N, 2) in the map frame and widths (N,) of a highway-env lane, about every ``spacing`` m."""
+    n = max(2, int(np.ceil(lane.length / spacing)) + 1)
+    s = np.linspace(0.0, lane.length, n)
+    pts = np.array([lane.position(float(v), 0.0) for v in s])
+    widths = np.array([lane.width_at(float(v)) for v in s])
+    return to_map_xy(pts), widths
+
+
+def lanes_from_network(
+    network,
+    spacing: float = 1.0,
+    in_junction: Callable[[LaneKey], bool] = lambda key: False,
+    default_speed_limit: float = 30.0,
+) -> tuple[list[Lane], dict[LaneKey, int]]:
+    """Sample a highway-env RoadNetwork into map-frame :class:`Lane` objects.
+
+    Returns the lanes and the highway-env index -> lane id mapping (ids 0.. in graph order, so stable
+    for a given network). ``in_junction`` flags connector lanes inside a junction.
+    """
+    keys = lane_keys(network)
+    ids = {k: n for n, k in enumerate(keys)}
+    lanes = []
+    for k in keys:
+        hl = network.get_lane(k)
+        center, width = sample_lane(hl, spacing)
+        limit = hl.speed_limit if hl.speed_limit is not None else default_speed_limit
+        lanes.append(
+            Lane(
+                lane_id=ids[k],
+                centerline=center,
+                width=width,
+                successors=tuple(ids[s] for s in successor_keys(network, k)),
+                in_intersection=bool(in_junction(k)),
+                speed_limit=float(limit),
+                markings=(_marking(network, k, 0), _marking(network, k, 1)),
+            )
+        )
+    return lanes, ids
+
+
+def crop_lanes(lanes: Iterable[Lane], center: np.ndarray, radius: float, keep: Iterable[int] = ()) -> list[Lane]:
+    """Lanes cut to the stretch within ``radius`` m of ``center`` (x, y); lanes entirely outside are
+    dropped unless their id is in ``keep`` (then kept whole). Ids, successors and flags are unchanged."""
+    c = np.asarray(center, np.float64)[:2]
+    keep = set(keep)
+    out = []
+    for lane in lanes:
+        inside = np.flatnonzero(np.linalg.norm(lane.centerline - c, axis=1) <= radius)
+        if len(inside) >= 2 and (inside[0] > 0 or inside[-1] < len(lane.centerline) - 1):
+            a, b = inside[0], inside[-1] + 1
+            out.append(
+                Lane(
+                    lane.lane_id,
+                    lane.centerline[a:b],
+                    lane.width[a:b],
+                    lane.successors,
+                    lane.in_intersection,
+                    lane.speed_limit,
+                    lane.markings,
+                )
+            )
+        elif len(inside) >= 2 or lane.lane_id in keep:
+            out.append(lane)
+    return out
+
+
+class LaneMap:
+    """Geometric queries on a lane list (map frame): locate a pose, find side lanes, follow successors."""
+
+    def __init__(self, lanes: Iterable[Lane]):
+        self.lanes = {lane.lane_id: lane for lane in lanes}
+        self._s = {i: arc_length(lane.centerline) for i, lane in self.lanes.items()}
+
+    def __contains__(self, lane_id: int) -> bool:
+        return lane_id in self.lanes
+
+    def length(self, lane_id: int) -> float:
+        return float(self._s[lane_id][-1])
+
+    def project(self, lane_id: int, xy: np.ndarray) -> tuple[float, float, float]:
+        """``(s, d, heading)`` of a point on a lane (d > 0 left of the direction of travel)."""
+        s, d, h = project_to_polyline(np.asarray(xy, np.float64)[:2], self.lanes[lane_id].centerline)
+        return float(s), float(d), float(h)
+
+    def locate(
+        self, pose: np.ndarray, max_offset: float = 4.0, max_heading: float = np.pi / 3, among: Iterable[int] = ()
+    ) -> tuple[int, float, float] | None:
+        """The lane a pose ``(x, y, yaw)`` drives in: ``(lane_id, s, d)`` minimising lateral offset plus
+        heading error, among lanes whose span covers the point; None if no lane is within
+        ``max_offset`` m and ``max_heading`` rad. ``among`` restricts the search (empty: all lanes)."""
+        best, best_cost = None, np.inf
+        ids = list(among) or list(self.lanes)
+        for i in ids:
+            if i not in self.lanes:
+                continue
+            s, d, h = self.project(i, pose[:2])
+            if s < -1.0 or s > self.length(i) + 1.0:
+                continue
+            dh = abs(float(wrap_angle(pose[2] - h)))
+            if abs(d) > max_offset or dh > max_heading:
+                continue
+            cost = abs(d) + 2.0 * dh
+            if cost < best_cost:
+                best, best_cost = (i, s, d), cost
+        return best
+
+    def side_lane(self, lane_id: int, xy: np.ndarray, side: int) -> int | None:
+        """The lane beside ``lane_id`` at point ``xy``, to the left (``side=+1``) or right (``-1``), going
+        the same direction (heading within 30°, centre 0.6–1.5 lane widths away); None if there is none."""
+        s, _, h = self.project(lane_id, xy)
+        lane = self.lanes[lane_id]
+        k = int(np.clip(np.searchsorted(self._s[lane_id], s), 0, len(lane.centerline) - 1))
+        w = float(lane.width[k])
+        probe = lane.centerline[k] + side * w * np.array([-np.sin(h), np.cos(h)])
+        best, best_d = None, np.inf
+        for j in self.lanes:
+            if j == lane_id:
+                continue
+            sj, dj, hj = self.project(j, probe)
+            if sj < 0.0 or sj > self.length(j) or abs(float(wrap_angle(hj - h))) > np.radians(30):
+                continue
+            _, d_center, _ = self.project(j, lane.centerline[k])
+            if side * d_center > 0 or not 0.6 * w <= abs(d_center) <= 1.5 * w:
+                continue
+            if abs(dj) < best_d:
+                best, best_d = j, abs(dj)
+        return best
+
+    def follow(self, lane_id: int, start_s: float, length: float, prefer: Iterable[int] = ()) -> list[int]:
+        """Lane ids from ``lane_id`` onward covering ``length`` m after ``start_s``: at each fork the
+        successor in ``prefer`` (a route) if any, else the one that keeps the heading best."""
+        prefer = set(prefer)
+        chain = [lane_id]
+        remaining = length - (self.length(lane_id) - start_s)
+        while remaining > 0:
+            succ = [j for j in self.lanes[chain[-1]].successors if j in self.lanes and j not in chain]
+            if not succ:
+                break
+            routed = [j for j in succ if j in prefer]
+            if routed:
+                nxt = routed[0]
+            else:
+                h_end = self.lanes[chain[-1]].headings[-1]
+                nxt = min(succ, key=lambda j: abs(float(wrap_angle(self.lanes[j].headings[0] - h_end))))
+            chain.append(nxt)
+            remaining -= self.length(nxt)
+        return chain
+
+    def polyline(self, chain: list[int], start_s: float = 0.0, back: float = 5.0) -> np.ndarray:
+        """Concatenated centerline (N, 2) of a lane chain, from ``back`` m behind ``start_s`` on the first
+        lane; points of a lane that fall behind the previous lane's end are skipped so it never folds back."""
+        first = self.lanes[chain[0]]
+        s0 = self._s[chain[0]]
+        keep = s0 >= start_s - back
+        pts = [first.centerline[keep] if keep.sum() >= 2 else first.centerline[-2:]]
+        for j in chain[1:]:
+            c = self.lanes[j].centerline
+            prev = pts[-1]
+            heading = prev[-1] - prev[-2]
+            ahead = (c - prev[-1]) @ heading > 0
+            if ahead.any():
+                pts.append(c[np.argmax(ahead) :])
+        line = np.concatenate(pts)
+        seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
+        return line[np.concatenate([[True], seg > 1e-6])]
