@@ -1,0 +1,320 @@
+"""The planning cycle without ROS: plans from good inputs, a fallback with a reason for every bad one."""
+
+import numpy as np
+import pytest
+
+from wamdiff_ros.data.images import decode_compressed, encode_compressed
+from wamdiff_ros.geometry import compose
+from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
+from wamdiff_ros.planning import LoopConfig, PlanningLoop, comfortable_stop
+from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN
+from wamdiff_ros.rig import CameraSpec, Rig
+from wamdiff_ros.types import EgoState, PlanResult, Trajectory, TrajectorySpec
+
+RIG = Rig(
+    "test",
+    (
+        CameraSpec("front", 32, 16, 90.0, (1.5, 0.0, 1.6)),
+        CameraSpec("left", 32, 16, 90.0, (1.4, 0.4, 1.6), (0.0, 0.0, 1.0)),
+    ),
+)
+SPEC = TrajectorySpec(8, 0.5)
+JPEG = encode_compressed(np.full((16, 32, 3), 120, np.uint8))
+
+
+def decode_image(payload, size):
+    return decode_compressed(payload, "jpeg", size)
+
+
+def decode_odom(payload):
+    return payload
+
+
+class Recording(ConstantVelocityPlanner):
+    """Constant velocity, remembering the observations it saw."""
+
+    def __init__(self, **kw):
+        super().__init__(RIG, SPEC, **kw)
+        self.seen = []
+
+    def plan(self, obs, budget_ms=None):
+        self.seen.append(obs)
+        return super().plan(obs, budget_ms)
+
+
+def make(planner=None, **cfg):
+    planner = planner or Recording()
+    return PlanningLoop(planner, RIG, LoopConfig(**cfg), decode_image, decode_odom), planner
+
+
+def ego(t, x=0.0, y=0.0, yaw=0.0, v=10.0, w=0.0):
+    return EgoState(pose=[x, y, yaw], velocity=[v, 0.0], yaw_rate=w, stamp=t)
+
+
+def feed(loop, t, image=JPEG, odom=None, cameras=("front", "left"), now=None):
+    now = t if now is None else now
+    for c in cameras:
+        loop.on_image(c, t, image, now)
+    loop.on_odometry(t, odom if odom is not None else ego(t, x=10.0 * t), now)
+
+
+def test_good_inputs_reach_the_planner_and_give_a_plan():
+    loop, planner = make()
+    loop.on_camera_info("front", 32, 16, RIG.camera("front").K.reshape(-1))
+    feed(loop, 1.0)
+    out = loop.step(1.01)
+    assert out is not None and out.kind == "plan" and out.reasons == ()
+    assert out.stamp == 1.0 and out.input_stamp == 1.0
+    np.testing.assert_allclose(out.origin, [10.0, 0.0, 0.0])
+    np.testing.assert_allclose(out.result.trajectory.poses[:, 0], 10.0 * SPEC.times)
+    obs = planner.seen[-1]
+    assert set(obs.images) == {"front", "left"} and obs.images["front"].shape == (16, 32, 3)
+    assert loop.step(1.02) is None  # nothing new: no re-plan of the same set
+
+
+def test_plans_are_rate_limited_and_newest_set_wins():
+    loop, planner = make(plan_rate_hz=10.0)
+    feed(loop, 1.0)
+    assert loop.step(1.0).kind == "plan"
+    feed(loop, 1.03)
+    feed(loop, 1.06)
+    assert loop.step(1.06) is None  # within the period
+    assert 0.0 < loop.next_wakeup(1.06) <= 0.1
+    out = loop.step(1.1)
+    assert out.kind == "plan" and out.input_stamp == pytest.approx(1.06)
+    assert len(planner.seen) == 2
+
+
+def test_ego_is_propagated_to_the_image_stamp_and_acceleration_estimated():
+    loop, planner = make(sync_slop_s=0.05)
+    for k in range(10):  # accelerating at 2 m/s² along x
+        t = 0.5 + 0.05 * k
+        loop.on_odometry(t, ego(t, x=0.0, v=5.0 + 2.0 * (t - 0.5)), t)
+    t_img = 0.5 + 0.05 * 9 + 0.02
+    for c in ("front", "left"):
+        loop.on_image(c, t_img, JPEG, t_img)
+    out = loop.step(t_img)
+    assert out.kind == "plan"
+    obs = planner.seen[-1]
+    v = 5.0 + 2.0 * 0.45
+    assert obs.ego.stamp == pytest.approx(t_img)
+    assert obs.ego.pose[0] == pytest.approx(v * 0.02)
+    assert obs.ego.acceleration[0] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_ego_history_is_relative_and_clamped_like_the_dataset():
+    planner = Recording()
+    planner.history = 3
+    loop, _ = make(planner)
+    for k in range(30):
+        t = 0.1 * k
+        loop.on_odometry(t, ego(t, x=10.0 * t), t)
+    for c in ("front", "left"):
+        loop.on_image(c, 2.9, JPEG, 2.9)
+    assert loop.step(2.9).kind == "plan"
+    np.testing.assert_allclose(planner.seen[-1].ego_history[:, 0], [-15.0, -10.0, -5.0], atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("corrupt_jpeg", "camera front"),
+        ("png_in_jpeg", "camera front"),
+        ("wrong_size", "expected a 32×16 image"),
+        ("nan_odometry", "odometry: non-finite"),
+        ("bad_odometry", "odometry: boom"),
+        ("camera_info_size", "camera_info left: expected 32×16"),
+        ("camera_info_focal", "camera_info left: expected focal"),
+        ("stale", "stale"),
+        ("future", "clock"),
+    ],
+)
+def test_bad_inputs_never_reach_the_planner(case, expect):
+    loop, planner = make()
+    image, odom, now = JPEG, None, 1.0
+    if case == "corrupt_jpeg":
+        image = JPEG[:20] + b"\x00" * 50
+    elif case == "png_in_jpeg":
+        image = encode_compressed(np.zeros((16, 32, 3), np.uint8), "png")
+
+        def decode(payload, size):  # message says jpeg, data is png
+            return decode_compressed(payload, "jpeg", size)
+
+        loop._decode_image = decode
+    elif case == "wrong_size":
+        image = encode_compressed(np.zeros((20, 32, 3), np.uint8))
+    elif case == "nan_odometry":
+        odom = ego(1.0, x=float("nan"))
+    elif case == "bad_odometry":
+
+        def boom(_):
+            raise ValueError("boom")
+
+        loop._decode_odom = boom
+    elif case == "camera_info_size":
+        loop.on_camera_info("left", 64, 16, RIG.camera("left").K.reshape(-1))
+    elif case == "camera_info_focal":
+        loop.on_camera_info("left", 32, 16, (RIG.camera("left").K * 2).reshape(-1))
+    elif case == "stale":
+        now = 2.0
+    elif case == "future":
+        now = 0.2
+    feed(loop, 1.0, image=image, odom=odom, now=now)
+    out = loop.step(now)
+    assert out is not None and out.kind == "stop" and out.result.mode == "fallback"
+    assert any(expect in r for r in out.reasons), out.reasons
+    assert planner.seen == []
+    assert np.isfinite(out.result.trajectory.poses).all()
+    health = loop.health(now)
+    assert health.level == LEVEL_WARN and expect.split(":")[0] in health.message
+
+
+def test_fallback_holds_the_last_plan_then_stops():
+    loop, _ = make(fallback_hold_s=1.0, fallback_decel=2.0)
+    feed(loop, 1.0)
+    plan = loop.step(1.0)
+    assert plan.kind == "plan"
+    # corrupt frame 0.5 s later, with valid odometry: the plan continues, expressed from the new pose
+    feed(loop, 1.5, image=b"garbage")
+    out = loop.step(1.5)
+    assert out.kind == "hold" and out.stamp == 1.5
+    np.testing.assert_allclose(out.origin, [15.0, 0.0, 0.0])
+    np.testing.assert_allclose(out.result.trajectory.poses[:, 0], 10.0 * SPEC.times, atol=1e-9)
+    # 1.2 s after the plan: too old to hold -> comfortable stop from the current speed
+    feed(loop, 2.2, image=b"garbage", odom=ego(2.2, x=22.0, v=8.0))
+    out = loop.step(2.2)
+    assert out.kind == "stop"
+    np.testing.assert_allclose(out.result.trajectory.poses, comfortable_stop(8.0, 0.0, SPEC, 2.0))
+    assert out.result.trajectory.poses[-1, 0] == pytest.approx(8.0**2 / (2 * 2.0))
+
+
+def test_hold_without_valid_odometry_uses_the_plan_itself():
+    loop, _ = make()
+    feed(loop, 1.0, odom=ego(1.0, x=10.0, yaw=0.5))
+    loop.step(1.0)
+    feed(loop, 1.5, odom=ego(1.5, x=float("inf")))
+    out = loop.step(1.5)
+    assert out.kind == "hold" and "odometry" in out.reasons[0]
+    expected_origin = compose([10.0, 0.0, 0.5], [5.0, 0.0, 0.0])
+    np.testing.assert_allclose(out.origin, expected_origin, atol=1e-9)
+    np.testing.assert_allclose(out.result.trajectory.poses[:, 0], 10.0 * SPEC.times, atol=1e-9)
+
+
+def test_missing_camera_gives_fallback_after_timeout_naming_it():
+    loop, planner = make(input_timeout_s=0.5, plan_rate_hz=10.0)
+    assert loop.step(0.0) is None
+    for k in range(6):
+        t = 0.1 * k
+        feed(loop, t, cameras=("front",))
+        assert loop.step(t) is None  # waiting: not yet input_timeout_s without a complete set
+    out = loop.step(0.8)
+    assert out.kind == "stop"
+    assert "missing: camera left: no message received" in out.reasons
+    assert loop.step(0.85) is None  # at most one fallback per period
+    assert loop.step(0.9).kind == "stop"
+    assert planner.seen == []
+
+
+def test_inputs_stopping_goes_stale_then_fallback_each_period():
+    loop, _ = make(input_timeout_s=0.3)
+    feed(loop, 1.0)
+    assert loop.step(1.0).kind == "plan"
+    assert loop.step(1.2) is None
+    out = loop.step(1.4)
+    assert out.kind == "hold" and out.stamp == 1.4
+    assert any(r.startswith("stale: camera front") for r in out.reasons)
+
+
+def test_planner_errors_and_non_finite_plans_fall_back():
+    class Broken(Recording):
+        def __init__(self, mode):
+            super().__init__()
+            self.mode = mode
+
+        def plan(self, obs, budget_ms=None):
+            if self.mode == "raise":
+                raise RuntimeError("cuda went away")
+            res = super().plan(obs, budget_ms)
+            res.trajectory.poses[3, 1] = np.nan
+            return res
+
+    for mode, expect in (("raise", "RuntimeError: cuda went away"), ("nan", "non-finite")):
+        loop, _ = make(Broken(mode))
+        feed(loop, 1.0)
+        out = loop.step(1.0)
+        assert out.kind == "stop" and expect in out.reasons[0]
+
+
+def test_deadline_miss_is_published_and_counted():
+    clock = iter(np.arange(0.0, 100.0, 0.25))  # each wall reading advances 250 ms
+    loop = PlanningLoop(Recording(), RIG, LoopConfig(deadline_ms=100.0), decode_image, decode_odom, lambda: next(clock))
+    feed(loop, 1.0)
+    out = loop.step(1.0)
+    assert out.kind == "plan" and out.deadline_missed and out.processing_ms == pytest.approx(250.0)
+    health = loop.health(1.0)
+    assert health.level == LEVEL_WARN and "deadline" in health.message
+    assert health.values["deadline_misses"] == "1"
+    assert loop.health(1.1).level == LEVEL_OK  # reported once, totals kept
+    assert loop.health(1.1).values["deadline_misses"] == "1"
+
+
+def test_time_going_backwards_resets_and_planning_resumes():
+    loop, _ = make()
+    feed(loop, 10.0)
+    assert loop.step(10.0).kind == "plan"
+    feed(loop, 1.0)  # simulator reset: everything goes back to t = 1
+    out = loop.step(1.0)
+    assert out.kind == "plan" and out.stamp == 1.0
+    assert loop.health(1.0).values["time_jumps"] != "0"
+
+
+def test_fast_slow_counters_and_moe_load():
+    class Slow(Recording):
+        def plan(self, obs, budget_ms=None):
+            res = super().plan(obs, budget_ms)
+            return PlanResult(res.trajectory, mode="slow", reasoning="car ahead", moe={"load": [0.25, 0.75]})
+
+    loop, _ = make(Slow())
+    for k in range(3):
+        feed(loop, 1.0 + 0.1 * k)
+        assert loop.step(1.0 + 0.1 * k).kind == "plan"
+    v = loop.health(1.2).values
+    assert (v["plans"], v["slow"], v["fast"], v["slow_rate"]) == ("3", "3", "0", "1.000")
+    assert v["moe_load"] == "[0.250, 0.750]"
+
+
+def test_swap_planner_and_health_without_model():
+    loop, _ = make()
+    other = Recording(use_yaw_rate=False)
+    loop.swap_planner(other)
+    feed(loop, 1.0, odom=ego(1.0, w=0.5))
+    out = loop.step(1.0)
+    assert other.seen and out.result.trajectory.poses[-1, 1] == 0.0
+    loop.swap_planner(None)
+    assert loop.step(1.1) is None
+    assert loop.health(1.1).level == LEVEL_ERROR and loop.health(1.1).message == "model not loaded"
+
+
+def test_unknown_command_is_kept_out_and_reported():
+    loop, planner = make()
+    loop.on_command("left")
+    loop.on_command("fly")
+    loop.on_instruction("take the second exit")
+    feed(loop, 1.0)
+    loop.step(1.0)
+    assert planner.seen[-1].command == "left" and planner.seen[-1].instruction == "take the second exit"
+    assert "fly" in loop.health(1.0).message
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="plan_rate_hz"):
+        LoopConfig(plan_rate_hz=0.0)
+    cfg = LoopConfig.from_params({"sync_slop_s": 0.1, "model_path": "x"})
+    assert cfg.sync_slop_s == 0.1
+
+
+def test_trajectory_type_is_what_the_planner_promised():
+    loop, _ = make()
+    feed(loop, 1.0)
+    out = loop.step(1.0)
+    assert isinstance(out.result.trajectory, Trajectory) and out.result.trajectory.spec == SPEC

@@ -1,0 +1,558 @@
+"""One planning cycle at a time: pick the newest synchronised inputs, validate them, plan or fall back.
+
+Inputs arrive through ``on_*`` methods (subscription callbacks; thread-safe, cheap: images are only
+decoded for the set that gets planned). A planning thread calls :meth:`PlanningLoop.step` whenever
+inputs arrive and at least every ``1 / plan_rate_hz`` s; it returns what to publish, or None.
+
+Rules:
+
+- A set is planned at most every ``1 / plan_rate_hz`` s of node time; a newer set replaces a waiting one.
+- Stale, missing, mis-sized, non-finite or undecodable inputs never reach the planner: the cycle
+  returns a fallback with the reasons instead. So does a planner that raises or returns non-finite
+  poses.
+- Fallback: the last valid plan, re-expressed in the current base_link, while it is younger than
+  ``fallback_hold_s``; else a comfortable stop at ``fallback_decel``.
+- With no new set for ``input_timeout_s``, a fallback is returned once per cycle period.
+- A cycle slower than ``deadline_ms`` is still published and counted as a deadline miss.
+- Time going backwards (inputs or node clock: a bag loop, a simulator reset) resets the sync, the
+  ego history and the held plan.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wamdiff_ros.geometry import compose, prepend_origin, relative, resample
+from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
+from wamdiff_ros.planning.motion import propagate
+from wamdiff_ros.planning.sync import ApproxTimeSync, SyncSet
+from wamdiff_ros.rig import Rig
+from wamdiff_ros.types import COMMANDS, EgoState, Observation, PlanResult, Trajectory, TrajectorySpec
+
+ODOM = "odom"
+"""Stream name of the odometry in the sync (cameras use their rig names)."""
+
+LEVEL_OK, LEVEL_WARN, LEVEL_ERROR = 0, 1, 2
+
+ACCEL_WINDOW_S = 0.2
+"""Odometry is differentiated over about this long to estimate acceleration (Odometry carries none)."""
+
+FOCAL_TOLERANCE = 0.02
+"""camera_info focal lengths may differ from the rig's by this fraction."""
+
+RATE_TOLERANCE = 0.05
+"""A set may be planned this fraction of a period early (clock jitter must not skip frames)."""
+
+DEFAULT_HISTORY = 8
+"""Past poses given to planners that do not say how many they use (networks take the newest they need)."""
+
+
+def planner_spec(planner: Any) -> TrajectorySpec:
+    """The trajectory grid a planner plans on: its ``spec``, else its model config's ``cfg.spec``."""
+    spec = getattr(planner, "spec", None) or getattr(getattr(planner, "cfg", None), "spec", None)
+    if not isinstance(spec, TrajectorySpec):
+        raise ValueError(f"planner {type(planner).__name__}: has no TrajectorySpec (.spec or .cfg.spec)")
+    return spec
+
+
+def planner_history(planner: Any) -> int:
+    """Past poses a planner wants in ``Observation.ego_history``: its ``history``, else :data:`DEFAULT_HISTORY`."""
+    history = getattr(planner, "history", None)
+    return DEFAULT_HISTORY if history is None else int(history)
+
+
+@dataclass
+class LoopConfig:
+    """Run-time settings (the planner_node parameters of the same names; see config/schema/)."""
+
+    sync_slop_s: float = 0.05
+    input_timeout_s: float = 0.5
+    plan_rate_hz: float = 10.0
+    deadline_ms: float = 100.0
+    budget_ms: float = 80.0
+    fallback_hold_s: float = 1.0
+    fallback_decel: float = 2.0
+
+    def __post_init__(self):
+        checks = {
+            "sync_slop_s": self.sync_slop_s >= 0,
+            "input_timeout_s": self.input_timeout_s > 0,
+            "plan_rate_hz": self.plan_rate_hz > 0,
+            "deadline_ms": self.deadline_ms > 0,
+            "budget_ms": self.budget_ms > 0,
+            "fallback_hold_s": self.fallback_hold_s >= 0,
+            "fallback_decel": self.fallback_decel > 0,
+        }
+        for name, ok in checks.items():
+            if not (ok and math.isfinite(getattr(self, name))):
+                raise ValueError(f"LoopConfig.{name}: invalid value {getattr(self, name)!r}")
+
+    @classmethod
+    def from_params(cls, params: dict) -> LoopConfig:
+        """Pick this config's fields out of a parameter mapping (other keys are ignored)."""
+        return cls(**{k: float(params[k]) for k in cls.__dataclass_fields__ if k in params})
+
+    @property
+    def period(self) -> float:
+        return 1.0 / self.plan_rate_hz
+
+
+@dataclass
+class CycleOutput:
+    """What one cycle publishes.
+
+    Attributes:
+        result: the plan (``mode`` "fast"/"slow") or the fallback (``mode`` "fallback"); trajectory in
+            the base_link at ``stamp``.
+        stamp: plan time [s]; pose k (0-based) is at ``stamp + (k + 1)·dt``.
+        origin: (3,) that base_link's pose in the odometry frame, or None if unknown (no odometry yet).
+        kind: ``"plan"``, ``"hold"`` (last plan continued) or ``"stop"`` (comfortable stop).
+        reasons: why this is a fallback (empty for a plan).
+        input_stamp: sensor stamp the output answers [s] (None for a fallback on missing inputs).
+        processing_ms: wall time of the cycle [ms].
+        deadline_missed: ``processing_ms`` exceeded ``deadline_ms``.
+    """
+
+    result: PlanResult
+    stamp: float
+    origin: np.ndarray | None
+    kind: str
+    reasons: tuple[str, ...] = ()
+    input_stamp: float | None = None
+    processing_ms: float = 0.0
+    deadline_missed: bool = False
+
+
+@dataclass
+class Health:
+    """Summary for /diagnostics: ``level`` 0 OK, 1 WARN, 2 ERROR, a one-line ``message``, key values."""
+
+    level: int
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _HeldPlan:
+    poses: np.ndarray  # (T+1, 3) in the odometry frame, ego pose at plan time first
+    times: np.ndarray  # (T+1,) absolute [s]
+    stamp: float
+
+
+class _Invalid:
+    """An input that failed to convert; the reason travels through the sync to the cycle that uses it."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+class PlanningLoop:
+    """Input buffers, the planning cycle and its counters, for one planner and one rig.
+
+    Args:
+        planner: a :class:`wamdiff_ros.planners.base.Planner` (``plan(obs, budget_ms) -> PlanResult``)
+            with a trajectory grid (see :func:`planner_spec`); ``history`` (see :func:`planner_history`)
+            and ``family`` are used when present.
+        rig: the cameras the inputs must match (names, sizes, fields of view).
+        config: run-time settings.
+        decode_image: ``(payload, (width, height)) -> H×W×3 uint8 RGB``; raises on bad input.
+        decode_odom: ``payload -> EgoState``; raises on bad input.
+        wall: monotonic wall clock [s] for processing times.
+    """
+
+    def __init__(
+        self,
+        planner: Any,
+        rig: Rig,
+        config: LoopConfig,
+        decode_image: Callable[[Any, tuple[int, int]], np.ndarray],
+        decode_odom: Callable[[Any], EgoState],
+        wall: Callable[[], float] = time.perf_counter,
+    ):
+        self.rig = rig
+        self._config = config
+        self._decode_image = decode_image
+        self._decode_odom = decode_odom
+        self._wall = wall
+        self._lock = threading.RLock()
+        if planner is not None:
+            planner_spec(planner)
+        self._planner = planner
+        self.sync = ApproxTimeSync([*rig.names, ODOM], config.sync_slop_s, key_streams=rig.names)
+        self._camera_info: dict[str, str | None] = {}
+        self._command = "straight"
+        self._instruction = ""
+        self._bad_command: str | None = None
+        self._odom: deque[EgoState] = deque()
+        self._last_valid_ego: EgoState | None = None
+        self._held: _HeldPlan | None = None
+        self._started: float | None = None
+        self._last_plan_time: float | None = None
+        self._last_fallback_time: float | None = None
+        self._last_set_stamp: float | None = None
+        self._last_output: CycleOutput | None = None
+        self.counts: Counter = Counter()
+        self.reason_counts: Counter = Counter()
+        self._processing = deque(maxlen=200)
+        self._moe_load: list[float] | None = None
+        self._reported = Counter()
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    @property
+    def config(self) -> LoopConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: LoopConfig) -> None:
+        with self._lock:
+            self._config = config
+            self.sync.slop = config.sync_slop_s
+
+    @property
+    def planner(self) -> Any:
+        return self._planner
+
+    def swap_planner(self, planner: Any) -> None:
+        """Replace the planner atomically; the next cycle uses the new one, a running cycle finishes."""
+        if planner is not None:
+            planner_spec(planner)
+        self._planner = planner
+
+    # ---- inputs (subscription callbacks) -------------------------------------------------------
+
+    def on_image(self, camera: str, stamp: float, payload: Any, now: float) -> None:
+        if camera not in self.rig.names:
+            raise KeyError(f"PlanningLoop.on_image: camera {camera!r} is not in rig {self.rig.names}")
+        if self.sync.push(camera, stamp, payload, now):
+            self._on_time_jump()
+
+    def on_camera_info(self, camera: str, width: int, height: int, k: Any) -> None:
+        """Check a camera_info against the rig: size, and focal length within :data:`FOCAL_TOLERANCE`."""
+        spec = self.rig.camera(camera)
+        problem = None
+        if (int(width), int(height)) != (spec.width, spec.height):
+            problem = f"camera_info {camera}: expected {spec.width}×{spec.height} px (rig), got {width}×{height}"
+        else:
+            fx = float(np.asarray(k, np.float64).reshape(-1)[0]) if len(k) else float("nan")
+            if not (math.isfinite(fx) and abs(fx - spec.focal) <= FOCAL_TOLERANCE * spec.focal):
+                problem = f"camera_info {camera}: expected focal length {spec.focal:.1f} px (rig fov), got {fx:.1f}"
+        with self._lock:
+            self._camera_info[camera] = problem
+
+    def on_odometry(self, stamp: float, payload: Any, now: float) -> None:
+        try:
+            ego = self._decode_odom(payload)
+            item: Any = ego if ego.is_finite() else _Invalid("odometry: non-finite pose, twist or stamp")
+        except Exception as e:
+            item = _Invalid(f"odometry: {e}")
+        with self._lock:
+            if isinstance(item, EgoState):
+                if self._odom and item.stamp < self._odom[-1].stamp:
+                    self._odom.clear()
+                item = self._with_acceleration(item)
+                self._odom.append(item)
+                self._last_valid_ego = item
+                horizon = self._history_len() * self._spec_dt() + 2 * ACCEL_WINDOW_S + 1.0
+                while len(self._odom) > 2 and item.stamp - self._odom[0].stamp > horizon:
+                    self._odom.popleft()
+            if self.sync.push(ODOM, stamp, item, now):
+                self._on_time_jump()
+
+    def on_command(self, text: str) -> None:
+        with self._lock:
+            if text in COMMANDS:
+                self._command, self._bad_command = text, None
+            else:
+                self._bad_command = f"command {text!r} is not one of {COMMANDS}; keeping {self._command!r}"
+
+    def on_instruction(self, text: str) -> None:
+        with self._lock:
+            self._instruction = str(text)
+
+    # ---- the cycle -----------------------------------------------------------------------------
+
+    def step(self, now: float) -> CycleOutput | None:
+        """Run one cycle at node time ``now`` [s]; returns what to publish, or None (nothing due)."""
+        planner = self._planner
+        if planner is None:
+            return None
+        with self._lock:
+            self._check_clock(now)
+            cfg = self._config
+            if self._started is None:
+                self._started = now
+            if self.sync.newest(only_new=True) is not None:
+                last = self._last_plan_time
+                if last is not None and now - last < cfg.period * (1 - RATE_TOLERANCE):
+                    return None
+                taken = self.sync.take_newest()
+                if taken is not None:
+                    return self._remember(self._cycle(taken, now, planner, cfg), now)
+            reference = self._last_set_stamp if self._last_set_stamp is not None else self._started
+            last_fb = self._last_fallback_time
+            if now - reference > cfg.input_timeout_s and (
+                last_fb is None or now - last_fb >= cfg.period * (1 - RATE_TOLERANCE)
+            ):
+                t0 = self._wall()
+                reasons = self._missing_reasons(now, cfg)
+                return self._remember(self._fallback(now, reasons, None, None, t0, planner), now)
+            return None
+
+    def next_wakeup(self, now: float) -> float:
+        """Seconds until a waiting set may be planned or a fallback may be due (at most one period)."""
+        with self._lock:
+            period = self._config.period
+            if self._last_plan_time is None:
+                return period
+            return float(np.clip(self._last_plan_time + period * (1 - RATE_TOLERANCE) - now, 0.0, period))
+
+    def _cycle(self, s: SyncSet, now: float, planner: Any, cfg: LoopConfig) -> CycleOutput:
+        t0 = self._wall()
+        self._last_set_stamp = s.key_stamp
+        reasons: list[str] = []
+        age = now - s.oldest
+        stale = age > cfg.input_timeout_s
+        if stale:
+            reasons.append(f"stale: newest complete input set is {age:.3f} s old (limit {cfg.input_timeout_s} s)")
+        elif -age > cfg.input_timeout_s:
+            reasons.append(f"clock: inputs are stamped {-age:.3f} s ahead of the node clock")
+        images: dict[str, np.ndarray] = {}
+        for cam in self.rig.cameras:
+            problem = self._camera_info.get(cam.name)
+            if problem:
+                reasons.append(problem)
+                continue
+            try:
+                images[cam.name] = self._decode_image(s.items[cam.name].payload, (cam.width, cam.height))
+            except Exception as e:
+                reasons.append(f"camera {cam.name}: {e}")
+        odom = s.items[ODOM].payload
+        ego = None
+        if isinstance(odom, _Invalid):
+            reasons.append(odom.reason)
+        else:
+            ego = propagate(odom, s.key_stamp)
+        answer_stamp = now if stale else s.key_stamp
+        if reasons:
+            return self._fallback(answer_stamp, reasons, ego if not stale else None, s.key_stamp, t0, planner)
+        spec = planner_spec(planner)
+        try:
+            obs = Observation(
+                images=images,
+                ego=ego,
+                stamp=s.key_stamp,
+                command=self._command,
+                instruction=self._instruction,
+                ego_history=self._history(ego, spec.dt, self._history_len()),
+            )
+            result = planner.plan(obs, cfg.budget_ms)
+            problem = _result_problem(result, spec)
+        except Exception as e:
+            problem = f"planner: {type(e).__name__}: {e}"
+        if problem:
+            return self._fallback(s.key_stamp, [problem], ego, s.key_stamp, t0, planner)
+        self._last_plan_time = now
+        self._held = _HeldPlan(
+            poses=compose(ego.pose, prepend_origin(result.trajectory.poses)),
+            times=s.key_stamp + np.concatenate([[0.0], spec.times]),
+            stamp=s.key_stamp,
+        )
+        self.counts["plans"] += 1
+        self.counts[result.mode] += 1
+        if result.moe.get("load") is not None:
+            self._moe_load = [float(v) for v in np.asarray(result.moe["load"], np.float64).reshape(-1)]
+        return self._finish(
+            CycleOutput(result=result, stamp=s.key_stamp, origin=ego.pose, kind="plan", input_stamp=s.key_stamp), t0
+        )
+
+    def _fallback(
+        self,
+        stamp: float,
+        reasons: list[str],
+        ego: EgoState | None,
+        input_stamp: float | None,
+        t0: float,
+        planner: Any,
+    ) -> CycleOutput:
+        cfg, spec, held = self._config, planner_spec(planner), self._held
+        if held is not None and 0.0 <= stamp - held.stamp <= cfg.fallback_hold_s:
+            pose = propagate(ego, stamp).pose if ego is not None else resample(held.poses, held.times, [stamp])[0]
+            poses = continue_plan(held.poses, held.times, stamp, spec, pose)
+            kind, origin = "hold", pose
+        else:
+            base = ego if ego is not None else self._last_valid_ego
+            if base is not None:
+                poses = comfortable_stop(base.speed, base.yaw_rate, spec, cfg.fallback_decel)
+                origin = base.pose
+            else:
+                poses, origin = np.zeros((spec.num_poses, 3)), None
+            kind = "stop"
+        result = PlanResult(
+            trajectory=Trajectory(poses, spec, "base_link", stamp),
+            candidates=np.zeros((0, spec.num_poses, 3)),
+            mode="fallback",
+            info={"fallback": kind, "reasons": list(reasons)},
+        )
+        self.counts[f"fallback_{kind}"] += 1
+        for r in reasons:
+            self.reason_counts[r.split(":", 1)[0]] += 1
+        return self._finish(CycleOutput(result, stamp, origin, kind, tuple(reasons), input_stamp=input_stamp), t0)
+
+    def _finish(self, out: CycleOutput, t0: float) -> CycleOutput:
+        out.processing_ms = (self._wall() - t0) * 1e3
+        out.deadline_missed = out.processing_ms > self._config.deadline_ms
+        self._processing.append(out.processing_ms)
+        if out.deadline_missed:
+            self.counts["deadline_misses"] += 1
+        return out
+
+    def _remember(self, out: CycleOutput, now: float) -> CycleOutput:
+        self._last_output = out
+        if out.kind != "plan":
+            self._last_fallback_time = now
+        return out
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _missing_reasons(self, now: float, cfg: LoopConfig) -> list[str]:
+        reasons = []
+        for stream in self.sync.streams:
+            label = "odometry" if stream == ODOM else f"camera {stream}"
+            last = self.sync.last(stream)
+            if last is None:
+                reasons.append(f"missing: {label}: no message received")
+            elif now - last.stamp > cfg.input_timeout_s:
+                reasons.append(f"stale: {label}: newest message is {now - last.stamp:.3f} s old")
+        if not reasons:
+            stamps = ", ".join(f"{s} {self.sync.last(s).stamp:.3f}" for s in self.sync.streams)
+            reasons.append(f"unsynchronised: no input set within sync_slop_s {cfg.sync_slop_s} s ({stamps})")
+        return reasons
+
+    def _with_acceleration(self, ego: EgoState) -> EgoState:
+        """``ego`` with acceleration from differencing world-frame velocities over :data:`ACCEL_WINDOW_S`."""
+        older = [e for e in self._odom if 0.5 * ACCEL_WINDOW_S <= ego.stamp - e.stamp <= 2 * ACCEL_WINDOW_S]
+        if not older:
+            return ego
+        prev = min(older, key=lambda e: abs(ego.stamp - e.stamp - ACCEL_WINDOW_S))
+        v_now = _rot(ego.pose[2]) @ ego.velocity
+        v_prev = _rot(prev.pose[2]) @ prev.velocity
+        acc_world = (v_now - v_prev) / (ego.stamp - prev.stamp)
+        ego.acceleration = _rot(ego.pose[2]).T @ acc_world
+        return ego
+
+    def _history(self, ego: EgoState, dt: float, length: int) -> np.ndarray:
+        """(length, 3) past poses relative to ``ego`` every ``dt`` s, oldest first; clamped at the oldest
+        odometry kept (as the dataset clamps at an episode's start); zeros without any past odometry."""
+        if length == 0:
+            return np.zeros((0, 3))
+        past = [e for e in self._odom if e.stamp < ego.stamp]
+        if not past:
+            return np.zeros((length, 3))
+        stamps = np.array([e.stamp for e in past] + [ego.stamp]) - ego.stamp
+        poses = np.stack([e.pose for e in past] + [ego.pose])
+        return relative(ego.pose, resample(poses, stamps, -dt * np.arange(length, 0, -1)))
+
+    def _history_len(self) -> int:
+        return planner_history(self._planner) if self._planner is not None else 0
+
+    def _spec_dt(self) -> float:
+        return planner_spec(self._planner).dt if self._planner is not None else 0.5
+
+    def _on_time_jump(self) -> None:
+        with self._lock:
+            self._odom.clear()
+            self._held = None
+            self._last_set_stamp = None
+            self._last_plan_time = None
+            self._last_fallback_time = None
+            self._started = None
+            self.counts["time_jumps"] += 1
+
+    def _check_clock(self, now: float) -> None:
+        marks = [self._last_plan_time, self._last_fallback_time, self._started]
+        if any(m is not None and now < m - 1e-6 for m in marks):
+            self.sync.clear()
+            self._on_time_jump()
+
+    # ---- reporting -----------------------------------------------------------------------------
+
+    def health(self, now: float) -> Health:
+        """Status since the previous call, plus totals, for /diagnostics."""
+        with self._lock:
+            planner = self._planner
+            c, prev = Counter(self.counts), self._reported
+            self._reported = c
+            new_misses = c["deadline_misses"] - prev["deadline_misses"]
+            new_fallbacks = sum(c[f"fallback_{k}"] - prev[f"fallback_{k}"] for k in ("hold", "stop"))
+            values: dict[str, str] = {
+                "model_loaded": str(planner is not None).lower(),
+                "family": str(getattr(planner, "family", type(planner).__name__)) if planner is not None else "",
+                "plans": str(c["plans"]),
+                "fallbacks_hold": str(c["fallback_hold"]),
+                "fallbacks_stop": str(c["fallback_stop"]),
+                "deadline_misses": str(c["deadline_misses"]),
+                "deadline_ms": f"{self._config.deadline_ms:g}",
+                "fast": str(c["fast"]),
+                "slow": str(c["slow"]),
+                "slow_rate": f"{c['slow'] / c['plans']:.3f}" if c["plans"] else "0.000",
+                "sync_resets": str(self.sync.resets),
+                "time_jumps": str(c["time_jumps"]),
+                "command": self._command,
+            }
+            if self._processing:
+                p = np.asarray(self._processing)
+                values["processing_ms_p50"] = f"{np.percentile(p, 50):.2f}"
+                values["processing_ms_max"] = f"{p.max():.2f}"
+            if self._moe_load is not None:
+                values["moe_load"] = "[" + ", ".join(f"{v:.3f}" for v in self._moe_load) + "]"
+            for stream in self.sync.streams:
+                last = self.sync.last(stream)
+                key = "age_odom_s" if stream == ODOM else f"age_camera_{stream}_s"
+                values[key] = f"{now - last.stamp:.3f}" if last is not None else "never"
+            for cam, problem in self._camera_info.items():
+                values[f"camera_info_{cam}"] = problem or "ok"
+            for code, n in sorted(self.reason_counts.items()):
+                values[f"fallback_reason_{code}"] = str(n)
+            last = self._last_output
+            if last is not None and last.reasons:
+                values["last_fallback_reasons"] = "; ".join(last.reasons)
+            warnings = []
+            if new_fallbacks and last is not None and last.kind != "plan":
+                warnings.append(f"fallback ({last.kind}): {'; '.join(last.reasons)}")
+            elif new_fallbacks:
+                warnings.append(f"{new_fallbacks} fallback(s) since the last report")
+            if new_misses:
+                warnings.append(f"{new_misses} deadline miss(es) over {self._config.deadline_ms:g} ms")
+            warnings += [p for p in self._camera_info.values() if p]
+            if self._bad_command:
+                warnings.append(self._bad_command)
+            if planner is None:
+                return Health(LEVEL_ERROR, "model not loaded", values)
+            if warnings:
+                return Health(LEVEL_WARN, " | ".join(warnings), values)
+            return Health(LEVEL_OK, "planning" if c["plans"] else "waiting for inputs", values)
+
+
+def _result_problem(result: Any, spec) -> str | None:
+    if not isinstance(result, PlanResult):
+        return f"planner: expected a PlanResult, got {type(result).__name__}"
+    poses = result.trajectory.poses
+    if poses.shape != (spec.num_poses, 3):
+        return f"planner: expected a ({spec.num_poses}, 3) trajectory, got {poses.shape}"
+    if not np.isfinite(poses).all():
+        return "planner: returned non-finite poses"
+    return None
+
+
+def _rot(yaw: float) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    return np.array([[c, -s], [s, c]])

@@ -1,0 +1,48 @@
+"""Constant-twist motion on SE(2): the exponential and logarithm, and propagating an ego state in time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wamdiff_ros.geometry import compose, wrap_angle
+from wamdiff_ros.types import EgoState
+
+
+def _v_terms(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sin θ / θ`` and ``(1 − cos θ) / θ`` with their series near 0 (the V matrix of SE(2)'s exponential)."""
+    th = np.asarray(th, np.float64)
+    small = np.abs(th) < 1e-6
+    safe = np.where(small, 1.0, th)
+    a = np.where(small, 1.0 - th**2 / 6, np.sin(safe) / safe)
+    b = np.where(small, th / 2, (1 - np.cos(safe)) / safe)
+    return a, b
+
+
+def se2_exp(xi: np.ndarray) -> np.ndarray:
+    """Poses (..., 3) reached from the origin by a constant body twist ``xi`` (..., 3) = (vx, vy, ω)·t."""
+    xi = np.asarray(xi, np.float64)
+    a, b = _v_terms(xi[..., 2])
+    dx, dy = xi[..., 0], xi[..., 1]
+    return np.stack([a * dx - b * dy, b * dx + a * dy, wrap_angle(xi[..., 2])], -1)
+
+
+def se2_log(pose: np.ndarray) -> np.ndarray:
+    """Twist (..., 3) whose exponential is ``pose`` (..., 3), for |yaw| < π."""
+    pose = np.asarray(pose, np.float64)
+    a, b = _v_terms(pose[..., 2])
+    det = a * a + b * b
+    x, y = pose[..., 0], pose[..., 1]
+    return np.stack([(a * x + b * y) / det, (-b * x + a * y) / det, pose[..., 2]], -1)
+
+
+def propagate(ego: EgoState, stamp: float) -> EgoState:
+    """``ego`` moved to ``stamp`` [s] at its constant body velocity and yaw rate (backwards if earlier)."""
+    dt = float(stamp) - ego.stamp
+    twist = np.array([ego.velocity[0], ego.velocity[1], ego.yaw_rate]) * dt
+    return EgoState(
+        pose=compose(ego.pose, se2_exp(twist)),
+        velocity=ego.velocity.copy(),
+        acceleration=ego.acceleration.copy(),
+        yaw_rate=ego.yaw_rate,
+        stamp=stamp,
+    )

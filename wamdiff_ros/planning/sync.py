@@ -1,0 +1,152 @@
+"""Approximate-time synchronisation of several stamped streams (message_filters' ApproximateTime idea).
+
+A *set* holds one message per stream whose stamps all lie within ``slop`` seconds of each other. The
+newest complete set wins: sets are searched from the newest key-stream stamp backwards. A stamp that
+goes backwards on any stream (a bag looping, a simulator resetting) clears every buffer, so a set never
+mixes messages from before and after the jump.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Stamped:
+    """A message with its header stamp [s] and the clock time it arrived at [s]."""
+
+    stamp: float
+    payload: Any
+    received: float
+
+
+@dataclass(frozen=True)
+class SyncSet:
+    """One message per stream, stamps within the slop.
+
+    Attributes:
+        items: stream name -> message.
+        key_stamp: newest stamp among the key streams [s] (what makes a set "new").
+    """
+
+    items: dict[str, Stamped]
+    key_stamp: float
+
+    @property
+    def oldest(self) -> float:
+        return min(m.stamp for m in self.items.values())
+
+    @property
+    def newest(self) -> float:
+        return max(m.stamp for m in self.items.values())
+
+    @property
+    def spread(self) -> float:
+        return self.newest - self.oldest
+
+
+class ApproxTimeSync:
+    """Buffers the latest ``queue_size`` messages of each stream and finds the newest complete set.
+
+    Args:
+        streams: names of the streams a set must contain.
+        slop: largest stamp difference allowed inside a set [s].
+        key_streams: streams whose stamps define a set's time and newness (default: all).
+        queue_size: messages kept per stream.
+
+    Thread-safe: ``push`` may be called from subscription callbacks while another thread calls
+    :meth:`take_newest`.
+    """
+
+    def __init__(self, streams, slop: float, key_streams=None, queue_size: int = 10):
+        self.streams = tuple(streams)
+        if not self.streams or len(set(self.streams)) != len(self.streams):
+            raise ValueError(f"ApproxTimeSync.streams: expected unique names, got {self.streams}")
+        self.key_streams = tuple(key_streams) if key_streams is not None else self.streams
+        unknown = set(self.key_streams) - set(self.streams)
+        if not self.key_streams or unknown:
+            raise ValueError(f"ApproxTimeSync.key_streams: expected a non-empty subset of streams, got {unknown}")
+        if queue_size < 1:
+            raise ValueError(f"ApproxTimeSync.queue_size: expected >= 1, got {queue_size}")
+        self.slop = slop
+        self._buffers: dict[str, deque[Stamped]] = {s: deque(maxlen=queue_size) for s in self.streams}
+        self._last: dict[str, Stamped] = {}
+        self._consumed_key = float("-inf")
+        self._lock = threading.Lock()
+        self.resets = 0
+
+    @property
+    def slop(self) -> float:
+        return self._slop
+
+    @slop.setter
+    def slop(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"ApproxTimeSync.slop: expected >= 0 s, got {value}")
+        self._slop = float(value)
+
+    def push(self, stream: str, stamp: float, payload: Any, received: float) -> bool:
+        """Add a message; returns True if its stamp went backwards and the buffers were reset."""
+        if stream not in self._buffers:
+            raise KeyError(f"ApproxTimeSync: unknown stream {stream!r} (streams: {self.streams})")
+        msg = Stamped(float(stamp), payload, float(received))
+        with self._lock:
+            buf = self._buffers[stream]
+            reset = bool(buf) and msg.stamp < buf[-1].stamp
+            if reset:
+                for b in self._buffers.values():
+                    b.clear()
+                self._consumed_key = float("-inf")
+                self.resets += 1
+            elif buf and msg.stamp == buf[-1].stamp:
+                buf.pop()
+            buf.append(msg)
+            self._last[stream] = msg
+        return reset
+
+    def last(self, stream: str) -> Stamped | None:
+        """Newest message seen on ``stream`` (kept across resets), or None."""
+        with self._lock:
+            return self._last.get(stream)
+
+    def newest(self, only_new: bool = False) -> SyncSet | None:
+        """The newest complete set (only one newer than the last taken one if ``only_new``), or None."""
+        with self._lock:
+            return self._search(only_new)
+
+    def take_newest(self) -> SyncSet | None:
+        """The newest complete set newer than the last one taken, marking it taken; None if there is none."""
+        with self._lock:
+            found = self._search(only_new=True)
+            if found is not None:
+                self._consumed_key = found.key_stamp
+            return found
+
+    def clear(self) -> None:
+        with self._lock:
+            for b in self._buffers.values():
+                b.clear()
+            self._last.clear()
+            self._consumed_key = float("-inf")
+
+    def _search(self, only_new: bool) -> SyncSet | None:
+        if any(not b for b in self._buffers.values()):
+            return None
+        pivots = sorted({m.stamp for s in self.key_streams for m in self._buffers[s]}, reverse=True)
+        for pivot in pivots:
+            if only_new and pivot <= self._consumed_key:
+                return None
+            items = {s: _closest(buf, pivot) for s, buf in self._buffers.items()}
+            stamps = [m.stamp for m in items.values()]
+            key = max(items[s].stamp for s in self.key_streams)
+            if max(stamps) - min(stamps) <= self._slop + 1e-9 and not (only_new and key <= self._consumed_key):
+                return SyncSet(items=items, key_stamp=key)
+        return None
+
+
+def _closest(buf: deque[Stamped], t: float) -> Stamped:
+    """The message stamped closest to ``t``; the newer one on a tie."""
+    return min(buf, key=lambda m: (abs(m.stamp - t), -m.stamp))
