@@ -17,7 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""
 
-BENCHES: dict[str, tuple[str, str]] = {}
+BENCHES: dict[str, tuple[str, str]] = {
+    "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
+}
 """``wamdiff bench <name>`` -> (module, one-line help)."""
 
 

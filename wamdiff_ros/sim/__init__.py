@@ -1,0 +1,1 @@
+"""Embedded driving world: scenarios on highway-env, a multi-camera renderer and an expert driver."""
