@@ -1,0 +1,1 @@
+"""Vehicle motion models and trajectory trackers (kinematic bicycle, LQR)."""

@@ -1,0 +1,153 @@
+"""Per-scene map raster: which lanes cover a point, the drivable area, the intersection area, and the
+nearest centre-line segment of the (non-intersection) lane under a point.
+
+NAVSIM tests box corners against shapely lane / drivable-area polygons. Here every lane polygon (its
+left and right boundary, see :attr:`Lane.boundaries`) is rasterised once per scene at ``resolution``
+metres with OpenCV, and each query is an O(1) array lookup, which is what makes scoring thousands of
+candidates cheap. Cells are filled where their centre lies inside (or on) a polygon, so a boundary is
+placed to within one cell; points outside the raster window are off-road.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from wamdiff_ros.types import Lane
+
+_SHIFT = 4  # fractional bits for cv2 polygon coordinates
+
+
+@dataclass
+class MapRaster:
+    """Rasterised lanes.
+
+    Attributes:
+        origin: (2,) map coordinates of the raster's lower-left corner [m].
+        resolution: cell size [m].
+        lane_bits: (H, W, K) uint64: bit ``i % 64`` of word ``i // 64`` set where lane index ``i`` covers.
+        segment: (H, W) int32 index into the ``seg_*`` tables of the non-intersection lane segment under
+            the cell (-1 where none).
+        seg_start: (S, 2) segment start points [m]; seg_dir: (S, 2) unit directions; seg_heading: (S,) [rad];
+        seg_lane: (S,) lane index of each segment.
+        intersection_bits: (K,) uint64 mask of lanes flagged ``in_intersection``.
+        lane_ids: lane id of each lane index.
+    """
+
+    origin: np.ndarray
+    resolution: float
+    lane_bits: np.ndarray
+    segment: np.ndarray
+    seg_start: np.ndarray
+    seg_dir: np.ndarray
+    seg_heading: np.ndarray
+    seg_lane: np.ndarray
+    intersection_bits: np.ndarray
+    lane_ids: list[int]
+
+    @property
+    def words(self) -> int:
+        return self.lane_bits.shape[-1]
+
+    def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row, column (clipped) and an inside-the-raster mask for map points (..., 2)."""
+        p = np.asarray(points, np.float64)
+        col = np.floor((p[..., 0] - self.origin[0]) / self.resolution).astype(np.int64)
+        row = np.floor((p[..., 1] - self.origin[1]) / self.resolution).astype(np.int64)
+        h, w = self.segment.shape
+        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
+        return np.clip(row, 0, h - 1), np.clip(col, 0, w - 1), inside
+
+    def bits_at(self, points: np.ndarray) -> np.ndarray:
+        """Lane-membership bit words (..., K) at map points (..., 2); zero outside the raster."""
+        row, col, inside = self.cells(points)
+        return np.where(inside[..., None], self.lane_bits[row, col], np.uint64(0))
+
+    def segment_at(self, points: np.ndarray) -> np.ndarray:
+        """Segment index (...) of the non-intersection lane under each point, -1 where none."""
+        row, col, inside = self.cells(points)
+        return np.where(inside, self.segment[row, col], -1)
+
+    def lane_mask(self, lane_indices) -> np.ndarray:
+        """(K,) uint64 bit words with the given lane indices set."""
+        out = np.zeros(self.words, np.uint64)
+        for i in lane_indices:
+            out[i // 64] |= np.uint64(1) << np.uint64(i % 64)
+        return out
+
+
+def _to_pixels(points: np.ndarray, origin: np.ndarray, res: float) -> np.ndarray:
+    uv = (np.asarray(points) - origin) / res - 0.5
+    return np.round(uv * (1 << _SHIFT)).astype(np.int32)
+
+
+def build_raster(
+    lanes: list[Lane], center: np.ndarray, radius: float, resolution: float = 0.1, max_cells: int = 16_000_000
+) -> MapRaster:
+    """Rasterise ``lanes`` inside the square of half-size ``radius`` [m] around ``center`` (2,).
+
+    The resolution is coarsened if the window would exceed ``max_cells`` cells.
+    """
+    if not resolution > 0:
+        raise ValueError(f"build_raster: resolution must be > 0 m, got {resolution}")
+    center = np.asarray(center, np.float64)[:2]
+    bounds = [lane.boundaries for lane in lanes]
+    if bounds:
+        allp = np.concatenate([np.concatenate(b) for b in bounds])
+        lo = np.maximum(allp.min(0) - 1.0, center - radius)
+        hi = np.minimum(allp.max(0) + 1.0, center + radius)
+    else:
+        lo = hi = center
+    hi = np.maximum(hi, lo + resolution)
+    extent = hi - lo
+    res = max(resolution, float(np.sqrt(extent[0] * extent[1] / max_cells)))
+    w, h = (np.ceil(extent / res).astype(int) + 1).tolist()
+    words = max(1, (len(lanes) + 63) // 64)
+    lane_bits = np.zeros((h, w, words), np.uint64)
+    segment = np.full((h, w), -1, np.int32)
+    seg_start, seg_dir, seg_heading, seg_lane = [], [], [], []
+    n_seg = 0
+    tmp = np.zeros((h, w), np.uint8)
+    for li, (lane, (left, right)) in enumerate(zip(lanes, bounds)):
+        poly = np.concatenate([left, right[::-1]])
+        if (poly.max(0) < lo).any() or (poly.min(0) > hi).any():
+            continue
+        pix = _to_pixels(poly, lo, res)
+        c0, r0 = np.clip((pix.min(0) >> _SHIFT) - 1, 0, [w - 1, h - 1])
+        c1, r1 = np.clip((pix.max(0) >> _SHIFT) + 2, 1, [w, h])
+        sub = tmp[r0:r1, c0:c1]
+        sub[:] = 0
+        cv2.fillPoly(sub, [pix - (np.array([c0, r0]) << _SHIFT)], 1, lineType=cv2.LINE_8, shift=_SHIFT)
+        lane_bits[r0:r1, c0:c1, li // 64][sub.astype(bool)] |= np.uint64(1) << np.uint64(li % 64)
+        if lane.in_intersection:
+            continue
+        cl = lane.centerline
+        d = np.diff(cl, axis=0)
+        length = np.maximum(np.linalg.norm(d, axis=1), 1e-9)
+        keep = np.flatnonzero(length > 1e-6)
+        for k in keep:
+            quad = np.array([left[k], left[k + 1], right[k + 1], right[k]])
+            if (quad.max(0) < lo).any() or (quad.min(0) > hi).any():
+                continue
+            cv2.fillPoly(segment, [_to_pixels(quad, lo, res)], n_seg, lineType=cv2.LINE_8, shift=_SHIFT)
+            seg_start.append(cl[k])
+            seg_dir.append(d[k] / length[k])
+            seg_heading.append(np.arctan2(d[k, 1], d[k, 0]))
+            seg_lane.append(li)
+            n_seg += 1
+    raster = MapRaster(
+        origin=lo,
+        resolution=res,
+        lane_bits=lane_bits,
+        segment=segment,
+        seg_start=np.array(seg_start).reshape(-1, 2),
+        seg_dir=np.array(seg_dir).reshape(-1, 2),
+        seg_heading=np.array(seg_heading),
+        seg_lane=np.array(seg_lane, np.int64),
+        intersection_bits=np.zeros(words, np.uint64),
+        lane_ids=[lane.lane_id for lane in lanes],
+    )
+    raster.intersection_bits = raster.lane_mask([i for i, lane in enumerate(lanes) if lane.in_intersection])
+    return raster

@@ -1,0 +1,346 @@
+"""NAVSIM PDMS / EPDMS for a batch of candidate trajectories against one scene.
+
+Pipeline (NAVSIM's pseudo-simulation): candidates (base_link, on ``scene.spec``'s grid) are anchored at
+the ego pose, resampled to 10 Hz with the current pose prepended, tracked by the LQR controller on the
+kinematic bicycle, and the simulated boxes are scored against non-reactive agents (their logged future)
+and the rasterised map. Everything per candidate is array maths over the batch axis; per-scene work
+(map raster, agents on the 10 Hz grid, PDM-Closed reference, human trajectory) is cached on the scene.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
+from wamdiff_ros.control.lqr import fit_speed_curvature, track
+from wamdiff_ros.geometry import box_corners, compose, prepend_origin, project_to_polyline, resample, wrap_angle
+from wamdiff_ros.scoring import metrics as M
+from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, no_at_fault_collision, time_to_collision
+from wamdiff_ros.scoring.comfort import comfort_v1, comfort_v2, extended_comfort
+from wamdiff_ros.scoring.config import ScorerConfig
+from wamdiff_ros.scoring.drivable import MapRaster, build_raster
+from wamdiff_ros.scoring.reference import PDM_LATERAL_OFFSETS, idm_proposals, offset_polyline, route_centerline
+from wamdiff_ros.scoring.result import ScoreResult
+from wamdiff_ros.types import SceneTruth, TrafficLight
+
+_CACHE_ATTR = "_wamdiff_scoring_prep"
+_FILTERED = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc")
+
+
+@dataclass
+class ScenePrep:
+    """Per-scene data reused across calls (cached on the scene object, keyed by a content hash)."""
+
+    raster: MapRaster
+    route: np.ndarray
+    agents: AgentTrack
+    red_bits: np.ndarray
+    steps: int
+    initial: np.ndarray
+    reference: dict | None = None
+    human: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _fingerprint(scene: SceneTruth, config: ScorerConfig) -> tuple:
+    crc = 0
+    for lane in scene.lanes:
+        crc = zlib.crc32(lane.centerline.tobytes(), crc)
+        crc = zlib.crc32(lane.width.tobytes(), crc)
+        crc = zlib.crc32(repr((lane.lane_id, lane.successors, lane.in_intersection, lane.speed_limit)).encode(), crc)
+    ag = scene.agents
+    for arr in (ag.ids, ag.types, ag.sizes, ag.poses, ag.velocities, ag.valid):
+        crc = zlib.crc32(np.ascontiguousarray(arr).tobytes(), crc)
+    for k in sorted(scene.traffic_lights):
+        crc = zlib.crc32(repr(k).encode() + np.asarray(scene.traffic_lights[k]).tobytes(), crc)
+    e = scene.ego
+    for arr in (e.pose, e.velocity, e.acceleration, np.array([e.yaw_rate, ag.dt]), scene.human_trajectory):
+        crc = zlib.crc32(np.ascontiguousarray(arr).tobytes(), crc)
+    return (crc, tuple(scene.route_lane_ids), scene.spec, scene.ego_size, scene.rear_axle_to_center, config)
+
+
+def prepare(scene: SceneTruth, config: ScorerConfig | None = None) -> ScenePrep:
+    """Per-scene preparation, computed once and cached on ``scene`` (recomputed if its content changes)."""
+    config = config or ScorerConfig()
+    key = _fingerprint(scene, config)
+    cached = scene.__dict__.get(_CACHE_ATTR)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    spec = scene.spec
+    steps = round(spec.horizon / M.SIM_DT) + 1
+    fastest = max([scene.ego.speed, *(lane.speed_limit for lane in scene.lanes)])
+    radius = config.raster_margin + spec.horizon * fastest + scene.ego_size[0]
+    raster = build_raster(scene.lanes, scene.ego.pose[:2], radius, config.raster_resolution)
+
+    ag = scene.agents
+    j = np.round(np.arange(steps) * M.SIM_DT / ag.dt).astype(int)
+    in_range = j < ag.num_steps
+    jc = np.clip(j, 0, max(ag.num_steps - 1, 0))
+    if len(ag) and ag.num_steps:
+        poses = ag.poses[:, jc]
+        vel = ag.velocities[:, jc]
+        valid = ag.valid[:, jc] & in_range[None]
+    else:
+        poses, vel, valid = np.zeros((0, steps, 3)), np.zeros((0, steps, 2)), np.zeros((0, steps), bool)
+    agents = AgentTrack(
+        center=poses[..., :2],
+        yaw=poses[..., 2],
+        speed=np.hypot(vel[..., 0], vel[..., 1]),
+        valid=valid,
+        half_length=ag.sizes[:, 0] / 2,
+        half_width=ag.sizes[:, 1] / 2,
+        types=ag.types,
+    )
+    red_bits = np.zeros((steps, raster.words), np.uint64)
+    for lane_id, states in scene.traffic_lights.items():
+        if lane_id not in raster.lane_ids:
+            continue
+        states = np.asarray(states)
+        jl = np.clip(j, 0, len(states) - 1)
+        red = (states[jl] == TrafficLight.RED) & (j < len(states))
+        red_bits[red] |= raster.lane_mask([raster.lane_ids.index(lane_id)])
+
+    e = scene.ego
+    initial = make_states(
+        e.pose, speed=e.speed, accel=e.acceleration[0], steer=steer_from_yaw_rate(e.speed, e.yaw_rate, config.bicycle)
+    )[None]
+    initial[0, StateIndex.YAW_RATE] = e.yaw_rate
+    prep = ScenePrep(raster, route_centerline(scene), agents, red_bits, steps, initial[0])
+    scene.__dict__[_CACHE_ATTR] = (key, prep)
+    return prep
+
+
+def as_trajectories(trajectories, scene: SceneTruth) -> np.ndarray:
+    """Validate candidates (numpy or torch, (G, T, 3) or (T, 3)) and return a float64 (G, T, 3) array."""
+    if hasattr(trajectories, "detach"):
+        trajectories = trajectories.detach().cpu().numpy()
+    arr = np.asarray(trajectories, np.float64)
+    if arr.ndim == 2:
+        arr = arr[None]
+    t = scene.spec.num_poses
+    if arr.ndim != 3 or arr.shape[1:] != (t, 3):
+        raise ValueError(f"trajectories: expected shape (G, {t}, 3) or ({t}, 3) for {scene.spec}, got {arr.shape}")
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=(1, 2)))
+    if len(bad):
+        raise ValueError(f"trajectories: candidates {bad[:10].tolist()} contain non-finite values")
+    return arr
+
+
+def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> np.ndarray:
+    """Track base_link candidates (G, T, 3) from the scene's ego state: map-frame states (G, N, 9) at 10 Hz."""
+    times = np.concatenate([[0.0], scene.spec.times])
+    full = np.concatenate([np.broadcast_to(scene.ego.pose, (len(trajectories), 1, 3)), compose(scene.ego.pose, trajectories)], 1)
+    ref = resample(full, times, M.SIM_DT * np.arange(prep.steps))
+    return track(ref, prep.initial, M.SIM_DT, config.lqr, config.bicycle)
+
+
+def _lane_keeping(dev: np.ndarray, skip: np.ndarray) -> np.ndarray:
+    need = int(np.ceil(M.LK_WINDOW / M.SIM_DT - 1e-9))
+    run = np.zeros(dev.shape[0], np.int64)
+    ok = np.ones(dev.shape[0], bool)
+    for t in range(dev.shape[1]):
+        exceed = dev[:, t] > M.LK_DEVIATION
+        run = np.where(skip[:, t], run, np.where(exceed, run + 1, 0))
+        ok &= run < need
+    return ok.astype(np.float64)
+
+
+def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict[str, np.ndarray]:
+    """Every sub-metric except the normalised EP and EC, for simulated states (G, N, 9)."""
+    raster = prep.raster
+    length, width = scene.ego_size
+    rac = scene.rear_axle_to_center
+    yaw = states[..., StateIndex.YAW]
+    center = states[..., :2] + rac * np.stack([np.cos(yaw), np.sin(yaw)], -1)
+    corners = box_corners(np.concatenate([center, yaw[..., None]], -1), length, width)
+    bits = raster.bits_at(np.concatenate([corners, center[:, :, None], states[:, :, None, :2]], 2))
+    cb = bits[:, :, :4]
+    offroad = ~(cb != 0).any(-1).all(-1)
+    union = np.bitwise_or.reduce(cb, axis=2)
+    inter = np.bitwise_and.reduce(cb, axis=2)
+    multi = (np.bitwise_count(union).sum(-1) > 1) & ~(inter != 0).any(-1)
+    center_int = ((bits[:, :, 4] & raster.intersection_bits) != 0).any(-1)
+    rear_int = ((bits[:, :, 5] & raster.intersection_bits) != 0).any(-1)
+    occupied = np.bitwise_or.reduce(bits[:, :, :5], axis=2)
+    tlc = (~((occupied & prep.red_bits[None]) != 0).any(-1).any(-1)).astype(np.float64)
+
+    seg = raster.segment_at(center)
+    has = seg >= 0
+    sc = np.where(has, seg, 0)
+    ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
+    oncoming = has & (ang > np.deg2rad(M.ONCOMING_ANGLE_DEG))
+    same = has & ~oncoming
+    if len(raster.seg_heading):
+        rel = center - raster.seg_start[sc]
+        d = raster.seg_dir[sc]
+        dev = np.where(same, np.abs(d[..., 0] * rel[..., 1] - d[..., 1] * rel[..., 0]), np.inf)
+    else:
+        dev = np.full(yaw.shape, np.inf)
+
+    step = np.zeros(yaw.shape)
+    step[:, 1:] = np.linalg.norm(np.diff(center, axis=1), axis=-1)
+    step[~oncoming] = 0.0
+    win = round(M.DDC_HORIZON / M.SIM_DT) + 1
+    cs = np.cumsum(step, axis=1)
+    window = cs.copy()
+    window[:, win:] -= cs[:, :-win]
+    oncoming_max = window.max(1)
+    ddc = np.where(oncoming_max < M.DDC_COMPLIANCE, 1.0, np.where(oncoming_max < M.DDC_VIOLATION, 0.5, 0.0))
+
+    speed = np.abs(states[..., StateIndex.V])
+    ego = EgoTrack(states[..., :3], center, speed, length / 2, width / 2, multi | offroad, rear_int)
+    nc, t_nc = no_at_fault_collision(ego, prep.agents)
+    ttc, t_ttc = time_to_collision(ego, prep.agents)
+
+    s, _, _ = project_to_polyline(center[:, [0, -1]], prep.route)
+    progress = np.maximum(s[:, 1] - s[:, 0], 0.0)
+    physical = config.physical_lateral_accel
+    return {
+        "nc": nc,
+        "dac": (~offroad.any(1)).astype(np.float64),
+        "ddc": ddc,
+        "tlc": tlc,
+        "ttc": ttc,
+        "lk": _lane_keeping(dev, center_int),
+        "hc": comfort_v2(states, M.SIM_DT, rac, physical).astype(np.float64),
+        "c": comfort_v1(states, M.SIM_DT, physical).astype(np.float64),
+        "progress": progress,
+        "oncoming_progress": oncoming_max,
+        "collision_time": t_nc * M.SIM_DT,
+        "ttc_time": t_ttc * M.SIM_DT,
+    }
+
+
+def normalise_progress(progress: np.ndarray, multiplicative: np.ndarray, best_other: float | np.ndarray, batch: bool) -> np.ndarray:
+    """NAVSIM EP: masked progress over the best masked progress; 1 (0 if masked out) when the best ≤ 5 m.
+
+    ``best_other`` is the reference's masked progress (0 for none); with ``batch`` the whole batch's best
+    also enters the denominator, else each candidate is paired with the reference alone.
+    """
+    masked = progress * multiplicative
+    best = np.maximum(masked.max(initial=0.0), best_other) if batch else np.maximum(masked, best_other)
+    best = np.broadcast_to(best, masked.shape)
+    return np.where(best > M.EP_MIN_PROGRESS, masked / np.where(best > 0, best, 1.0), (multiplicative != 0) * 1.0)
+
+
+def _pdms(m: dict[str, np.ndarray], ep: np.ndarray) -> np.ndarray:
+    return m["nc"] * m["dac"] * (M.W_TTC * m["ttc"] + M.W_EP * ep + M.W_C * m["c"]) / (M.W_TTC + M.W_EP + M.W_C)
+
+
+def _reference(scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict:
+    if prep.reference is None:
+        lines = [offset_polyline(prep.route, o) for o in PDM_LATERAL_OFFSETS]
+        props = idm_proposals(scene, lines)
+        m = evaluate(simulate(props, scene, config, prep), scene, config, prep)
+        multi1 = m["nc"] * m["dac"]
+        pdms = _pdms(m, normalise_progress(m["progress"], multi1, 0.0, batch=True))
+        b = int(np.argmax(pdms))
+        multi2 = multi1 * m["ddc"] * m["tlc"]
+        prep.reference = {
+            "trajectory": props[b],
+            "masked_v1": float(m["progress"][b] * multi1[b]),
+            "masked_v2": float(m["progress"][b] * multi2[b]),
+        }
+    return prep.reference
+
+
+def pdm_closed_reference(scene: SceneTruth, config: ScorerConfig | None = None) -> np.ndarray:
+    """(T, 3) base_link: the best PDM-Closed-style proposal (route centre line offset by −1/0/+1 m × five
+    IDM speed fractions) by PDMS with EP normalised over the proposals. Cached per scene."""
+    config = config or ScorerConfig()
+    return _reference(scene, config, prepare(scene, config))["trajectory"].copy()
+
+
+def _human(scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict[str, float]:
+    if prep.human is None:
+        m = evaluate(simulate(scene.human_trajectory[None], scene, config, prep), scene, config, prep)
+        multi2 = m["nc"] * m["dac"] * m["ddc"] * m["tlc"]
+        m["ep"] = normalise_progress(m["progress"], multi2, 0.0, batch=True)
+        prep.human = {k: float(m[k][0]) for k in _FILTERED}
+    return prep.human
+
+
+def _extended_comfort(states: np.ndarray, scene: SceneTruth, config: ScorerConfig) -> np.ndarray:
+    ones = np.ones(len(states))
+    gap = scene.previous_plan_offset
+    if scene.previous_plan is None or not 0 < gap < M.EC_MAX_GAP:
+        return ones
+    prev = scene.previous_plan
+    if prev.shape != (scene.spec.num_poses, 3):
+        raise ValueError(f"SceneTruth.previous_plan: expected shape ({scene.spec.num_poses}, 3), got {prev.shape}")
+    k = round(gap / M.SIM_DT)
+    if k < 1:
+        return ones
+    times = np.concatenate([[0.0], scene.spec.times])
+    ref = resample(prepend_origin(prev), times, M.SIM_DT * np.arange(states.shape[1]))[None]
+    v, kappa = fit_speed_curvature(ref, M.SIM_DT)
+    steer = np.arctan(kappa[0, 0] * config.bicycle.wheelbase)
+    init = make_states(np.zeros(3), speed=v[0, 0], steer=np.clip(steer, -config.bicycle.max_steer, config.bicycle.max_steer))
+    prev_states = track(ref, init, M.SIM_DT, config.lqr, config.bicycle)[0]
+    return extended_comfort(states, prev_states, k, M.SIM_DT, config.physical_lateral_accel)
+
+
+def score(trajectories, scene: SceneTruth, config: ScorerConfig | None = None) -> ScoreResult:
+    """Score candidates (G, T, 3) or (T, 3) (numpy or torch; base_link relative to ``scene.ego.pose`` on
+    ``scene.spec``'s grid) with NAVSIM's sub-metrics, PDMS and EPDMS. Returns numpy arrays of shape (G,).
+
+    EP pairs each candidate with the PDM-Closed reference (see :class:`ScorerConfig`). EC compares each
+    candidate's simulation with that of ``scene.previous_plan`` (1 when there is none). With
+    ``config.human_filter`` the human trajectory is simulated and scored once per scene (cached), and
+    every EPDMS sub-metric the human fails (= 0) counts as 1 for the candidates (NAVSIM v2's filter).
+    """
+    config = config or ScorerConfig()
+    traj = as_trajectories(trajectories, scene)
+    prep = prepare(scene, config)
+    states = simulate(traj, scene, config, prep)
+    m = evaluate(states, scene, config, prep)
+    multi1 = m["nc"] * m["dac"]
+    multi2 = multi1 * m["ddc"] * m["tlc"]
+    batch = config.ep_normalization == "batch"
+    if config.use_reference:
+        ref = _reference(scene, config, prep)
+        ref1, ref2, ref_prog = ref["masked_v1"], ref["masked_v2"], ref["masked_v2"]
+    else:
+        ref1 = ref2 = 0.0
+        ref_prog = float("nan")
+    ep_pdms = normalise_progress(m["progress"], multi1, ref1, batch)
+    ep = normalise_progress(m["progress"], multi2, ref2, batch)
+    ec = _extended_comfort(states, scene, config)
+    m["ep"] = ep
+
+    human: dict[str, float] = {}
+    filtered = {k: m[k] for k in _FILTERED}
+    if config.human_filter:
+        human = _human(scene, config, prep)
+        filtered = {k: np.where(human[k] == 0.0, 1.0, m[k]) for k in _FILTERED}
+    f = filtered
+    weighted = (M.W_EP * f["ep"] + M.W_TTC * f["ttc"] + M.W_LK * f["lk"] + M.W_HC * f["hc"] + M.W_EC * ec) / (
+        M.W_EP + M.W_TTC + M.W_LK + M.W_HC + M.W_EC
+    )
+    epdms = f["nc"] * f["dac"] * f["ddc"] * f["tlc"] * weighted
+    return ScoreResult(
+        nc=m["nc"],
+        dac=m["dac"],
+        ddc=m["ddc"],
+        tlc=m["tlc"],
+        ep=ep,
+        ttc=m["ttc"],
+        lk=m["lk"],
+        hc=m["hc"],
+        ec=ec,
+        c=m["c"],
+        pdms=_pdms(m, ep_pdms),
+        epdms=epdms,
+        progress=m["progress"],
+        ep_pdms=ep_pdms,
+        oncoming_progress=m["oncoming_progress"],
+        collision_time=m["collision_time"],
+        ttc_time=m["ttc_time"],
+        reference_progress=ref_prog,
+        human=dict(human),
+        filtered=dict(filtered),
+        states=states if config.keep_states else None,
+    )
