@@ -1,0 +1,1 @@
+"""Torch networks of the planners: encoders, transformers, MoE, tokenizers, checkpoints."""

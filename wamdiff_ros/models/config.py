@@ -1,0 +1,361 @@
+"""Model configuration of the WAM-Diff family: plain dataclasses, validated, round-tripped through JSON.
+
+The checkpoint's ``config.json`` holds :meth:`ModelConfig.to_dict`; a YAML file under
+``config/models/`` holds the same tree minus the vocabulary and with the rig given as a rig file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+
+from wamdiff_ros.config import ConfigError, load_yaml
+from wamdiff_ros.types import COMMANDS, TrajectorySpec
+
+ROUTINGS: tuple[str, ...] = ("expert_choice", "token_choice", "none")
+"""MoE routing: WAM-Diff's expert choice, TrajMoE's token-choice top-k with a shared expert, or no MoE."""
+
+ORDERS: tuple[str, ...] = ("low_confidence", "random", "causal", "reverse_causal")
+"""Remasking orders: which masked tokens a decoding step reveals first."""
+
+GATE_MODES: tuple[str, ...] = ("adaptive", "fast", "slow")
+
+
+@dataclass
+class AxisBinsConfig:
+    """Bins of one trajectory coordinate.
+
+    Attributes:
+        lo, hi: covered range [m]; values outside are clamped to the edge bins.
+        bins: number of bins (tokens) for this axis.
+        scale: 0 for uniform bins; > 0 for asinh companding ``u = asinh(v / scale)`` with uniform bins
+            in ``u``: bins are ``scale``-times finer near 0 than far out (width ≈ Δu·sqrt(scale² + v²)).
+    """
+
+    lo: float
+    hi: float
+    bins: int
+    scale: float = 0.0
+
+    def __post_init__(self):
+        if not self.hi > self.lo:
+            raise ConfigError(f"trajectory bins: expected hi > lo, got lo={self.lo}, hi={self.hi}")
+        if self.bins < 2:
+            raise ConfigError(f"trajectory bins: expected >= 2 bins, got {self.bins}")
+        if self.scale < 0:
+            raise ConfigError(f"trajectory bins: expected scale >= 0 (0 = uniform), got {self.scale}")
+
+
+@dataclass
+class TrajectoryTokensConfig:
+    """Discretisation of waypoints: x uniform 0.2 m; y asinh-companded (fine near the lane centre)."""
+
+    x: AxisBinsConfig = field(default_factory=lambda: AxisBinsConfig(lo=-5.0, hi=130.0, bins=675))
+    y: AxisBinsConfig = field(default_factory=lambda: AxisBinsConfig(lo=-30.0, hi=30.0, bins=200, scale=2.0))
+
+
+@dataclass
+class EncoderConfig:
+    """Per-camera CNN: a 4×4/4 stem then 3×3/2 convolutions, so each camera gives (H/32)×(W/32) tokens.
+
+    Attributes:
+        stem_channels: channels after the stem.
+        channels: channels of the intermediate stride-2 stages (the last stage outputs ``d_model``).
+        history: number of past ego poses fed to the ego token (zero-padded, with a validity flag).
+    """
+
+    stem_channels: int = 32
+    channels: tuple[int, ...] = (64, 128)
+    history: int = 4
+
+    def __post_init__(self):
+        self.channels = tuple(int(c) for c in self.channels)
+        if self.stem_channels < 1 or any(c < 1 for c in self.channels):
+            raise ConfigError(f"encoder: channels must be positive, got {self.stem_channels}, {self.channels}")
+        if self.history < 0:
+            raise ConfigError(f"encoder.history: expected >= 0, got {self.history}")
+
+    @property
+    def stride(self) -> int:
+        return 4 * 2 ** (len(self.channels) + 1)
+
+
+@dataclass
+class TransformerConfig:
+    d_model: int = 256
+    layers: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.d_model % self.heads:
+            raise ConfigError(f"transformer: d_model {self.d_model} must be divisible by heads {self.heads}")
+        if self.layers < 1 or self.mlp_ratio <= 0 or not 0 <= self.dropout < 1:
+            raise ConfigError(f"transformer: invalid layers/mlp_ratio/dropout: {self}")
+
+
+@dataclass
+class MoEConfig:
+    """LoRA-MoE in parallel to the dense MLP of every block.
+
+    Attributes:
+        routing: one of :data:`ROUTINGS`.
+        num_experts: private LoRA experts.
+        rank: LoRA rank; expert ``i`` maps ``h -> (alpha / rank) · B_i A_i h``.
+        alpha: LoRA scaling numerator.
+        capacity_factor: expert choice: each expert takes ``ceil(capacity_factor · N / E)`` tokens of a
+            group of N tokens.
+        top_k: token choice: experts per token (weights renormalised over the top k).
+        shared_expert: token choice: add an always-on LoRA expert (TrajMoE's e_0).
+        balance_weight: weight of the CV²(importance) + CV²(load) loss (token choice).
+    """
+
+    routing: str = "expert_choice"
+    num_experts: int = 8
+    rank: int = 8
+    alpha: float = 16.0
+    capacity_factor: float = 1.0
+    top_k: int = 2
+    shared_expert: bool = True
+    balance_weight: float = 0.01
+
+    def __post_init__(self):
+        if self.routing not in ROUTINGS:
+            raise ConfigError(f"moe.routing: expected one of {ROUTINGS}, got {self.routing!r}")
+        if self.num_experts < 1 or self.rank < 1:
+            raise ConfigError(f"moe: num_experts and rank must be >= 1, got {self.num_experts}, {self.rank}")
+        if not 1 <= self.top_k <= self.num_experts:
+            raise ConfigError(f"moe.top_k: expected 1..{self.num_experts}, got {self.top_k}")
+        if self.capacity_factor <= 0:
+            raise ConfigError(f"moe.capacity_factor: expected > 0, got {self.capacity_factor}")
+
+
+@dataclass
+class LayoutConfig:
+    """Token blocks after the scene tokens: prompt (command + instruction or question), text answer
+    (reasoning or VQA answer), trajectory (2 tokens per waypoint)."""
+
+    prompt_len: int = 24
+    text_len: int = 32
+
+    def __post_init__(self):
+        if self.prompt_len < 4 or self.text_len < 2:
+            raise ConfigError(f"layout: expected prompt_len >= 4 and text_len >= 2, got {self}")
+
+
+@dataclass
+class DecodingConfig:
+    """Masked-diffusion decoding.
+
+    Attributes:
+        fast_steps, slow_steps: decoding steps for the trajectory block in fast / slow mode.
+        reasoning_steps: steps for the reasoning text block (slow mode).
+        order: default remasking order of the trajectory block (one of :data:`ORDERS`).
+        reasoning_order: remasking order of the text block.
+        order_map: scenario name or command -> order (scenario-aware decoding); a scenario key wins
+            over a command key.
+        threshold: confidence threshold τ for parallel unmasking (every masked token with confidence ≥ τ
+            is revealed, at least the scheduled count per step); None = fixed schedule.
+        temperature: 0 = greedy; > 0 samples with Gumbel noise on logits / temperature.
+    """
+
+    fast_steps: int = 4
+    slow_steps: int = 8
+    reasoning_steps: int = 8
+    order: str = "low_confidence"
+    reasoning_order: str = "low_confidence"
+    order_map: dict[str, str] = field(default_factory=dict)
+    threshold: float | None = None
+    temperature: float = 0.0
+
+    def __post_init__(self):
+        for name in ("fast_steps", "slow_steps", "reasoning_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"decoding.{name}: expected >= 1, got {getattr(self, name)}")
+        for key, order in {"order": self.order, "reasoning_order": self.reasoning_order, **self.order_map}.items():
+            if order not in ORDERS:
+                raise ConfigError(f"decoding order for {key!r}: expected one of {ORDERS}, got {order!r}")
+        if self.threshold is not None and not 0 < self.threshold <= 1:
+            raise ConfigError(f"decoding.threshold: expected in (0, 1] or null, got {self.threshold}")
+        if self.temperature < 0:
+            raise ConfigError(f"decoding.temperature: expected >= 0, got {self.temperature}")
+
+    def order_for(self, command: str | None = None, scenario: str | None = None) -> str:
+        """The trajectory order for a frame: ``order_map[scenario]``, else ``order_map[command]``, else ``order``."""
+        for key in (scenario, command):
+            if key is not None and key in self.order_map:
+                return self.order_map[key]
+        return self.order
+
+
+@dataclass
+class GateConfig:
+    """Fast/slow reasoning gate (see :mod:`wamdiff_ros.planners.reasoning`).
+
+    Attributes:
+        mode: ``adaptive`` (gate decides), ``fast`` or ``slow`` (forced).
+        theta: go slow when the complexity head's probability exceeds this.
+        c_min: go slow when the fast pass's mean trajectory confidence is below this.
+        slow_cost_ms: prior estimate of the slow path's cost until it has been measured.
+    """
+
+    mode: str = "adaptive"
+    theta: float = 0.5
+    c_min: float = 0.5
+    slow_cost_ms: float = 40.0
+
+    def __post_init__(self):
+        if self.mode not in GATE_MODES:
+            raise ConfigError(f"gate.mode: expected one of {GATE_MODES}, got {self.mode!r}")
+        if not (0 <= self.theta <= 1 and 0 <= self.c_min <= 1 and self.slow_cost_ms >= 0):
+            raise ConfigError(f"gate: expected theta, c_min in [0, 1] and slow_cost_ms >= 0, got {self}")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a WAM-Diff model and its planner from a checkpoint.
+
+    Attributes:
+        rig: the camera rig the model was trained with (:meth:`wamdiff_ros.rig.Rig.to_dict`).
+        vocab: the text words (the tokenizer adds specials, digits and commands).
+        spec: trajectory time grid (8 × 0.5 s by default).
+    """
+
+    rig: dict
+    vocab: list[str]
+    family: str = "wamdiff"
+    spec: TrajectorySpec = field(default_factory=TrajectorySpec)
+    trajectory: TrajectoryTokensConfig = field(default_factory=TrajectoryTokensConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    moe: MoEConfig = field(default_factory=MoEConfig)
+    layout: LayoutConfig = field(default_factory=LayoutConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+    def __post_init__(self):
+        from wamdiff_ros.rig import Rig
+
+        self.rig_obj = Rig.from_dict(self.rig, "model config rig")
+        stride = self.encoder.stride
+        for cam in self.rig_obj.cameras:
+            if cam.width % stride or cam.height % stride:
+                raise ConfigError(
+                    f"model config: camera {cam.name!r} is {cam.width}×{cam.height} px; the encoder needs "
+                    f"multiples of its stride {stride}"
+                )
+        self.vocab = [str(w) for w in self.vocab]
+        for cmd in self.decoding.order_map:
+            if not isinstance(cmd, str):
+                raise ConfigError(f"decoding.order_map: keys must be strings, got {cmd!r}")
+
+    @property
+    def scene_tokens_per_camera(self) -> int:
+        s = self.encoder.stride
+        cam = self.rig_obj.cameras[0]
+        return (cam.height // s) * (cam.width // s)
+
+    @property
+    def scene_len(self) -> int:
+        """Scene tokens (all cameras) plus the ego token."""
+        s = self.encoder.stride
+        return sum((c.height // s) * (c.width // s) for c in self.rig_obj.cameras) + 1
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else _plain(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
+        if d.get("family", "wamdiff") != "wamdiff":
+            raise ConfigError(f"{source}: family {d.get('family')!r} is not 'wamdiff'")
+        return _build(cls, d, source)
+
+    @classmethod
+    def from_yaml(
+        cls,
+        path: str | os.PathLike = "models/wamdiff_small.yaml",
+        vocab: list[str] | None = None,
+        rig: dict | None = None,
+    ) -> ModelConfig:
+        """Load ``config/models/*.yaml``; ``rig:`` names a rig file; the vocabulary comes from ``vocab``,
+        else :func:`wamdiff_ros.sim.language.vocabulary` when that module exists, else the built-in
+        base words only."""
+        from wamdiff_ros.rig import load_rig
+
+        data = dict(load_yaml(path))
+        if rig is None:
+            rig_ref = data.get("rig", "rigs/default.yaml")
+            rig = load_rig(rig_ref).to_dict() if isinstance(rig_ref, str) else rig_ref
+        data["rig"] = rig
+        data["vocab"] = list(vocab) if vocab is not None else default_vocabulary()
+        return cls.from_dict(data, str(path))
+
+
+def default_vocabulary() -> list[str]:
+    """The world's words (``wamdiff_ros.sim.language.vocabulary()``) if available, else []."""
+    try:
+        from wamdiff_ros.sim.language import vocabulary
+    except ImportError:
+        return []
+    return list(vocabulary())
+
+
+def _plain(v):
+    if dataclasses.is_dataclass(v):
+        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+    if isinstance(v, tuple | list):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    return v
+
+
+def _build(cls, d: dict, source: str):
+    """Construct dataclass ``cls`` from ``d`` recursively, rejecting unknown keys with their path."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown} in {cls.__name__} (known: {sorted(names)})")
+    kwargs = {}
+    for name, value in d.items():
+        hint = hints[name]
+        if hint is TrajectorySpec:
+            kwargs[name] = value if isinstance(value, TrajectorySpec) else TrajectorySpec.from_dict(value)
+        elif dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, f"{source}.{name}")
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"{source}: {cls.__name__}: {e}") from e
+
+
+__all__ = [
+    "COMMANDS",
+    "GATE_MODES",
+    "ORDERS",
+    "ROUTINGS",
+    "AxisBinsConfig",
+    "DecodingConfig",
+    "EncoderConfig",
+    "GateConfig",
+    "LayoutConfig",
+    "MoEConfig",
+    "ModelConfig",
+    "TrajectoryTokensConfig",
+    "TransformerConfig",
+    "default_vocabulary",
+]

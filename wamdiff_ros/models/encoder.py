@@ -1,0 +1,79 @@
+"""Shared scene encoder: per-camera CNN tokens with camera and position embeddings, plus an ego token.
+
+Every camera goes through the same small strided CNN (a 4×4/4 stem, then 3×3/2 stages) giving
+(H/32)×(W/32) tokens of width ``d_model`` (4×8 for 256×128 images); a learned camera embedding
+(one per rig camera, in rig order) and a learned grid-position embedding are added. The ego token
+embeds :func:`ego_features`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from wamdiff_ros.models.config import ModelConfig
+from wamdiff_ros.types import EgoState
+
+EGO_SCALES = np.array([10.0, 10.0, 3.0, 3.0, 0.5, 10.0])
+"""Divisors of ``EgoState.as_vector()`` (vx, vy [m/s], ax, ay [m/s²], yaw rate [rad/s], speed [m/s])."""
+HISTORY_SCALES = np.array([20.0, 5.0, 0.5])
+"""Divisors of past poses (x, y [m], yaw [rad]) relative to the current base_link."""
+
+
+def ego_feature_dim(history: int) -> int:
+    return len(EGO_SCALES) + 4 * history
+
+
+def ego_features(ego: EgoState, ego_history: np.ndarray, history: int) -> np.ndarray:
+    """(6 + 4·history,) float32 network input: scaled ego state, then the newest ``history`` past
+    poses (oldest first, zero-padded at the front when fewer exist), each ``(x, y, yaw, valid)``."""
+    hist = np.asarray(ego_history, np.float64).reshape(-1, 3)[-history:] if history else np.zeros((0, 3))
+    if not (ego.is_finite() and np.isfinite(hist).all()):
+        raise ValueError("ego_features: ego state and ego_history must be finite")
+    out = np.zeros((history, 4))
+    if len(hist):
+        out[history - len(hist) :, :3] = hist / HISTORY_SCALES
+        out[history - len(hist) :, 3] = 1.0
+    return np.concatenate([ego.as_vector() / EGO_SCALES, out.reshape(-1)]).astype(np.float32)
+
+
+def _conv(cin: int, cout: int, k: int, s: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, padding=(k - 1) // 2 if s < k else 0, bias=False)]
+    layers.append(nn.BatchNorm2d(cout))
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+class SceneEncoder(nn.Module):
+    """``(images uint8 (B, C, H, W, 3), ego (B, F)) -> tokens (B, C·h·w + 1, d_model)``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.transformer.d_model
+        enc = cfg.encoder
+        cams = cfg.rig_obj.cameras
+        if len({(c.width, c.height) for c in cams}) != 1:
+            raise ValueError("SceneEncoder: all rig cameras must share one image size")
+        self.num_cameras = len(cams)
+        self.grid = (cams[0].height // enc.stride, cams[0].width // enc.stride)
+        layers = _conv(3, enc.stem_channels, 4, 4)
+        c = enc.stem_channels
+        for cout in enc.channels:
+            layers += _conv(c, cout, 3, 2)
+            c = cout
+        layers += _conv(c, d, 3, 2, relu=False)
+        self.cnn = nn.Sequential(*layers)
+        self.camera_emb = nn.Parameter(torch.randn(self.num_cameras, 1, d) * 0.02)
+        self.pos_emb = nn.Parameter(torch.randn(1, self.grid[0] * self.grid[1], d) * 0.02)
+        fdim = ego_feature_dim(enc.history)
+        self.ego_mlp = nn.Sequential(nn.Linear(fdim, d), nn.GELU(), nn.Linear(d, d))
+
+    def forward(self, images: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        b, c, h, w, _ = images.shape
+        x = images.reshape(b * c, h, w, 3).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
+        f = self.cnn(x)
+        tokens = f.flatten(2).transpose(1, 2).reshape(b, c, -1, f.shape[1])
+        tokens = tokens + self.camera_emb.unsqueeze(0) + self.pos_emb.unsqueeze(0)
+        return torch.cat([tokens.reshape(b, -1, f.shape[1]), self.ego_mlp(ego).unsqueeze(1)], dim=1)

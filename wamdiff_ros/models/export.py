@@ -1,0 +1,117 @@
+"""ONNX graphs of the WAM-Diff network, static shapes, loops left outside.
+
+Graphs (batch 1 by default; names as files ``<name>.onnx``):
+
+- ``encode``: ``images`` uint8 (B, C, H, W, 3), ``ego`` float32 (B, F), ``prompt`` int64 (B, P) ->
+  ``prefix_kv`` (layers, 2, B, heads, S+P, head_dim), ``complexity`` (B,) logit.
+- ``step_traj_fast``: ``prefix_kv`` (…, S+P, …), ``ids`` int64 (B, T) -> ``logits`` (B, T, V),
+  ``block_kv`` (layers, 2, B, heads, T, head_dim). One decoding step of the trajectory block.
+- ``step_text``: the same for the text block (B, R) on the (S+P) prefix (reasoning steps); its
+  ``block_kv`` of the final text extends the prefix for the slow trajectory.
+- ``step_traj_slow``: trajectory step on the (S+P+R) prefix (after reasoning).
+
+The decoding loop (remasking orders, thresholds, the gate) stays in Python around these graphs.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from wamdiff_ros.atomic import atomic_path
+from wamdiff_ros.models.encoder import ego_feature_dim
+from wamdiff_ros.models.net import WamDiffNet
+
+GRAPHS: tuple[str, ...] = ("encode", "step_traj_fast", "step_text", "step_traj_slow")
+
+
+class EncodeGraph(nn.Module):
+    def __init__(self, net: WamDiffNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images, ego, prompt):
+        kv, complexity, _ = self.net.encode(images, ego, prompt)
+        return kv, complexity
+
+
+class StepGraph(nn.Module):
+    def __init__(self, net: WamDiffNet, offset: int):
+        super().__init__()
+        self.net = net
+        self.offset = offset
+
+    def forward(self, prefix_kv, ids):
+        logits, kv, _ = self.net.step(prefix_kv, ids, self.offset)
+        return logits, kv
+
+
+def example_inputs(net: WamDiffNet, name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
+    """Zero inputs of graph ``name`` with its static shapes."""
+    cfg, lay = net.cfg, net.layout
+    tc = cfg.transformer
+    kv = (tc.layers, 2, batch, tc.heads)
+    hd = tc.d_model // tc.heads
+    cam = cfg.rig_obj.cameras[0]
+    if name == "encode":
+        return (
+            torch.zeros(batch, len(cfg.rig_obj.cameras), cam.height, cam.width, 3, dtype=torch.uint8),
+            torch.zeros(batch, ego_feature_dim(cfg.encoder.history)),
+            torch.zeros(batch, lay.prompt_len, dtype=torch.long),
+        )
+    if name == "step_traj_fast":
+        return torch.zeros(*kv, lay.prefix_len, hd), torch.full((batch, lay.traj_len), 1, dtype=torch.long)
+    if name == "step_text":
+        return torch.zeros(*kv, lay.prefix_len, hd), torch.full((batch, lay.text_len), 1, dtype=torch.long)
+    if name == "step_traj_slow":
+        return (
+            torch.zeros(*kv, lay.prefix_len + lay.text_len, hd),
+            torch.full((batch, lay.traj_len), 1, dtype=torch.long),
+        )
+    raise ValueError(f"graph: expected one of {GRAPHS}, got {name!r}")
+
+
+def graph_module(net: WamDiffNet, name: str) -> tuple[nn.Module, list[str], list[str]]:
+    """The module of graph ``name`` (in eval mode) with its input and output names."""
+    lay = net.layout
+    if name == "encode":
+        return EncodeGraph(net).eval(), ["images", "ego", "prompt"], ["prefix_kv", "complexity"]
+    offset = {"step_traj_fast": lay.traj_offset, "step_text": lay.text_offset, "step_traj_slow": lay.traj_offset}
+    if name not in offset:
+        raise ValueError(f"graph: expected one of {GRAPHS}, got {name!r}")
+    return StepGraph(net, offset[name]).eval(), ["prefix_kv", "ids"], ["logits", "block_kv"]
+
+
+def export_onnx(
+    net: WamDiffNet, out_dir: str | os.PathLike, names: tuple[str, ...] = GRAPHS, opset: int = 17, batch: int = 1
+) -> dict[str, Path]:
+    """Export graphs to ``out_dir/<name>.onnx`` (atomically) and check each with onnx.checker.
+    The network's train/eval mode is left as it was."""
+    import onnx
+
+    was_training = net.training
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in names:
+        module, inputs, outputs = graph_module(net, name)
+        path = out_dir / f"{name}.onnx"
+        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                module,
+                example_inputs(net, name, batch),
+                str(tmp),
+                input_names=inputs,
+                output_names=outputs,
+                opset_version=opset,
+                dynamo=False,
+            )
+            onnx.checker.check_model(str(tmp), full_check=True)
+        paths[name] = path
+    net.train(was_training)
+    return paths

@@ -1,0 +1,96 @@
+"""Pre-norm transformer blocks with a prefix key/value cache and a LoRA-MoE beside the dense MLP.
+
+A block computes ``x + Attn(LN(x))`` then ``x + MLP(LN(x)) + MoE(LN(x))``. Attention is bidirectional
+within the tokens passed in; ``prefix_kv`` adds cached keys/values of earlier blocks (which the new
+tokens see but which never see the new tokens), which is how the block-causal layout of
+:mod:`wamdiff_ros.models.layout` is evaluated one block at a time.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wamdiff_ros.models.config import MoEConfig, TransformerConfig
+from wamdiff_ros.models.moe import LoRAMoE
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = d_model // heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def forward(
+        self, x: torch.Tensor, prefix_kv: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, N, d); ``prefix_kv`` (2, B, heads, M, head_dim); ``mask`` bool, True = attend,
+        broadcastable to (B, heads, N, M + N). Returns the output and this call's (2, B, heads, N, hd)."""
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        kv = torch.stack([k, v])
+        if prefix_kv is not None:
+            k = torch.cat([prefix_kv[0], k], dim=2)
+            v = torch.cat([prefix_kv[1], v], dim=2)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(b, n, d)), kv
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig, moe: MoEConfig):
+        super().__init__()
+        d = cfg.d_model
+        hidden = round(cfg.mlp_ratio * d)
+        self.ln1 = nn.LayerNorm(d)
+        self.attn = Attention(d, cfg.heads, cfg.dropout)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.moe = LoRAMoE(d, moe) if moe.routing != "none" else None
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        prefix_kv: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        groups: list[tuple[int, int]] | None = None,
+        collect_stats: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        a, kv = self.attn(self.ln1(x), prefix_kv, mask)
+        x = x + self.drop(a)
+        h = self.ln2(x)
+        y = self.mlp(h)
+        aux: dict = {}
+        if self.moe is not None:
+            m, aux = self.moe(h, groups, collect_stats)
+            y = y + m
+        return x + self.drop(y), kv, aux
+
+
+class Transformer(nn.Module):
+    """A stack of :class:`Block`; ``forward`` returns the output, the per-layer key/values stacked as
+    (layers, 2, B, heads, N, head_dim), and per-layer MoE aux dicts."""
+
+    def __init__(self, cfg: TransformerConfig, moe: MoEConfig):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(cfg, moe) for _ in range(cfg.layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        prefix_kv: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        groups: list[tuple[int, int]] | None = None,
+        collect_stats: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+        kvs, auxes = [], []
+        for i, blk in enumerate(self.blocks):
+            x, kv, aux = blk(x, None if prefix_kv is None else prefix_kv[i], mask, groups, collect_stats)
+            kvs.append(kv)
+            auxes.append(aux)
+        return self.ln_f(x), torch.stack(kvs), auxes

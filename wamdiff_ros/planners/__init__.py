@@ -1,0 +1,1 @@
+"""Planners behind one interface (:class:`wamdiff_ros.planners.base.Planner`), one module per family."""
