@@ -1,0 +1,127 @@
+"""DrivingDataset on synthetic bags: indexing, sample contents, the decode cache, rig checks."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from wamdiff_ros.data import dataset as ds
+from wamdiff_ros.data.bag import BagWriter
+from wamdiff_ros.data.synthetic import synthetic_frames, synthetic_images, synthetic_lanes
+from wamdiff_ros.rig import CameraSpec, Rig
+from wamdiff_ros.types import Observation, SceneTruth, TrajectorySpec
+
+RIG = Rig("small", (CameraSpec("front", 48, 32, 90.0, (1.5, 0.0, 1.6)), CameraSpec("left", 32, 16, 60.0, (0, 0, 1.6))))
+TICKS = 50  # 4.9 s per episode at 10 Hz: ticks 0..9 have the 4 s future
+
+
+def write(path, episodes=("a", "b"), fmt="png", rig=RIG, speed=10.0):
+    with BagWriter(path, rig, image_format=fmt) as w:
+        k = 0
+        for ep in episodes:
+            for i, frame in enumerate(synthetic_frames(ep, TICKS, speed=speed)):
+                w.write_tick(frame, synthetic_images(rig, k), synthetic_lanes() if i == 0 else None)
+                k += 1
+    return path
+
+
+@pytest.fixture
+def bag(tmp_path):
+    return write(tmp_path / "log.mcap")
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    calls = []
+    real = ds.decode_image_msg
+
+    def counting(msg, size=None):
+        calls.append(size)
+        return real(msg, size)
+
+    monkeypatch.setattr(ds, "decode_image_msg", counting)
+    return calls
+
+
+def test_index_and_sample_contents(bag, tmp_path):
+    d = ds.DrivingDataset([bag], cache_dir=tmp_path / "cache", history=3)
+    assert len(d) == 2 * 10 and d.rig == RIG and d.skipped == 0
+    s = d[12]  # episode b, tick 2
+    assert (s.episode, s.source, s.command) == ("b", (0, 52), "straight")
+    assert s.instruction.startswith("Follow the road")
+    assert list(s.images) == ["front", "left"]
+    np.testing.assert_array_equal(s.images["left"], synthetic_images(RIG, 52)["left"])
+    np.testing.assert_allclose(s.ego.pose, (2.0, 0.0, 0.0))
+    np.testing.assert_allclose(s.future, np.stack([10.0 * d.spec.times, 0 * d.spec.times, 0 * d.spec.times], 1))
+    # history at -1.5, -1.0, -0.5 s clamps to the episode's first pose (-2 m) before the start
+    np.testing.assert_allclose(s.ego_history, [[-2.0, 0, 0], [-2.0, 0, 0], [-2.0, 0, 0]])
+    np.testing.assert_allclose(d[9].ego_history[:, 0], [-9.0, -9.0, -5.0])  # tick 9 at x = 9 m
+    assert isinstance(s.scene, SceneTruth) and s.scene.scenario == "highway"
+    np.testing.assert_array_equal(s.scene.human_trajectory, s.future)
+    assert s.scene.route_lane_ids == [1, 3] and s.scene.agents.poses.shape == (2, 41, 3)
+    assert s.scene.traffic_lights[3][0] == 0 and s.scene.traffic_lights[3][-1] == 2  # green now, red later
+    assert isinstance(s.language["vqa"], list) and isinstance(s.language["reasoning"], str)
+    obs = d.observation(12)
+    assert isinstance(obs, Observation) and obs.stamp == s.stamp
+    np.testing.assert_array_equal(obs.images["front"], s.images["front"])
+    np.testing.assert_array_equal(s.observation().ego_history, obs.ego_history)
+    with pytest.raises(IndexError, match="out of range"):
+        d[20]
+
+
+def test_spec_changes_the_index(bag):
+    d = ds.DrivingDataset([bag], spec=TrajectorySpec(num_poses=4, dt=0.5), cache_dir=None, history=0)
+    assert len(d) == 2 * 30 and d[0].future.shape == (4, 3) and d[0].ego_history.shape == (0, 3)
+
+
+def test_cache_decodes_once_across_epochs_and_instances(bag, tmp_path, decodes):
+    cache = tmp_path / "cache"
+    d = ds.DrivingDataset([bag], cache_dir=cache)
+    assert len(decodes) == 2 * TICKS * 2  # every image of the bag, once
+    for _ in range(2):
+        for i in range(len(d)):
+            d[i]
+    again = ds.DrivingDataset([bag], cache_dir=cache)
+    again.observation(3)
+    assert len(decodes) == 2 * TICKS * 2
+    (entry,) = list(cache.iterdir())
+    assert entry.name.endswith(f"-v{ds.CACHE_VERSION}")
+    assert sorted(p.name for p in entry.iterdir()) == ["images_front.npy", "images_left.npy", "log.pkl"]
+    assert np.load(entry / "images_front.npy", mmap_mode="r").shape == (2 * TICKS, 32, 48, 3)
+
+
+def test_cache_is_keyed_by_content(tmp_path):
+    cache = tmp_path / "cache"
+    a = ds.DrivingDataset([write(tmp_path / "a")], cache_dir=cache)
+    b = ds.DrivingDataset([write(tmp_path / "b", speed=5.0)], cache_dir=cache)
+    assert len(list(cache.iterdir())) == 2
+    assert a[0].future[0, 0] == pytest.approx(5.0) and b[0].future[0, 0] == pytest.approx(2.5)
+
+
+def test_without_cache_decodes_on_every_access(bag, decodes):
+    d = ds.DrivingDataset([bag], cache_dir=None)
+    assert decodes == []
+    d.observation(0)
+    d.observation(0)
+    assert len(decodes) == 4
+
+
+def test_jpeg_bag_and_several_bags(tmp_path):
+    d = ds.DrivingDataset([write(tmp_path / "j", fmt="jpeg"), write(tmp_path / "k", episodes=("c",))], cache_dir=None)
+    assert len(d) == 30 and d[25].source == (1, 5) and d[25].episode == "c"
+    diff = np.abs(d[0].images["front"].astype(int) - synthetic_images(RIG, 0)["front"]).mean()
+    assert diff < 5
+
+
+def test_rig_mismatch_is_refused(bag):
+    other = Rig("other", (CameraSpec("front", 64, 32, 90.0, (1.5, 0.0, 1.6)), RIG.cameras[1]))
+    with pytest.raises(ValueError, match="recorded rig does not match.*front"):
+        ds.DrivingDataset([bag], rig=other, cache_dir=None)
+
+
+def test_dataset_pickles_without_image_data(bag, tmp_path):
+    d = ds.DrivingDataset([bag], cache_dir=tmp_path / "cache")
+    d[0]  # opens the memory maps
+    blob = pickle.dumps(d)
+    assert len(blob) < 2 * TICKS * (48 * 32 + 32 * 16) * 3 / 4
+    np.testing.assert_array_equal(pickle.loads(blob)[3].images["front"], d[3].images["front"])

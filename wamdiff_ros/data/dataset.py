@@ -1,0 +1,309 @@
+"""Training samples from driving bags: images, ego state and history, command, instruction, the
+logged future, the scoring scene and driving-language pairs.
+
+Every tick whose episode continues for the trajectory horizon becomes a sample. Ground truth comes
+from ``/wamdiff/truth`` and ``/wamdiff/map``; the scoring scene (and with it the future) is built by
+:func:`wamdiff_ros.scenes.scene_at`, the same code that scores closed-loop runs.
+
+Cache: decoding JPEG dominates reading a bag, so the first time a bag is used its images are
+decoded once into uint8 ``.npy`` files (memory-mapped afterwards) and its ground truth is pickled,
+in ``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>/``. The directory is built under a
+temporary name and renamed when complete, so an interrupted build is never used. Later epochs, and
+later runs on the same bag content, read the memory maps and never decode again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wamdiff_ros.data.bag import BagReader, DrivingLog
+from wamdiff_ros.data.ros_types import decode_image_msg, to_ns
+from wamdiff_ros.geometry import relative, resample
+from wamdiff_ros.rig import Rig
+from wamdiff_ros.scenes import future_available, scene_at
+from wamdiff_ros.types import EgoState, LogFrame, Observation, SceneTruth, TrajectorySpec
+
+CACHE_VERSION = 1
+"""Bumped whenever the cache layout or the meaning of its contents changes."""
+
+
+def default_cache_dir() -> Path:
+    """``$WAMDIFF_CACHE/datasets``, else ``~/.cache/wamdiff_ros/datasets``."""
+    root = os.environ.get("WAMDIFF_CACHE") or Path.home() / ".cache" / "wamdiff_ros"
+    return Path(root) / "datasets"
+
+
+@dataclass
+class Sample:
+    """One training sample (a tick of a bag).
+
+    Attributes:
+        images: camera name -> H×W×3 uint8 RGB, in the rig's order.
+        ego: ego state at the tick (map frame; stamp in bag time).
+        ego_history: (H, 3) past base_link poses relative to the current one, oldest first, every
+            ``spec.dt`` s (before the episode start: the episode's first pose).
+        command: one of :data:`wamdiff_ros.types.COMMANDS`.
+        instruction: navigation instruction text.
+        future: (T, 3) logged ego poses in base_link at ``spec.times`` (the imitation target).
+        scene: ground truth for scoring a plan at this tick.
+        language: ``{"vqa": [(question, answer), ...], "reasoning": str}`` about this tick
+            (:mod:`wamdiff_ros.sim.language`; reasoning is empty for plain cruising).
+        stamp: bag time of the tick [s].
+        episode, scenario: identify the episode and its scenario type.
+        source: ``(bag index, frame index)`` within the dataset.
+    """
+
+    images: dict[str, np.ndarray]
+    ego: EgoState
+    ego_history: np.ndarray
+    command: str
+    instruction: str
+    future: np.ndarray
+    scene: SceneTruth
+    language: dict = field(default_factory=dict)
+    stamp: float = 0.0
+    episode: str = ""
+    scenario: str = ""
+    source: tuple[int, int] = (0, 0)
+
+    def observation(self) -> Observation:
+        """The planner input this sample holds (what a node would assemble at the tick)."""
+        return Observation(
+            images=self.images,
+            ego=self.ego,
+            stamp=self.stamp,
+            command=self.command,
+            instruction=self.instruction,
+            ego_history=self.ego_history,
+        )
+
+
+class _BagData:
+    """One bag's ground truth, episode bookkeeping and images (cached memory maps or encoded messages)."""
+
+    def __init__(self, reader: BagReader, cameras: list[str], cache_dir: Path | None, sizes: dict):
+        self.path = reader.path
+        self.cameras = cameras
+        self.sizes = sizes
+        self.cache = None
+        self._maps: dict[str, np.ndarray] = {}
+        self._encoded: dict[str, list] = {}
+        if cache_dir is None:
+            self.log = reader.read_log()
+            self._encoded, self.has_images = _collect_messages(reader, self.log, cameras)
+        else:
+            self.cache = Path(cache_dir) / f"{_content_hash(reader.mcap_files)}-v{CACHE_VERSION}"
+            if not self.cache.is_dir():
+                _build_cache(reader, cameras, sizes, self.cache)
+            with open(self.cache / "log.pkl", "rb") as f:
+                self.log, self.has_images = pickle.load(f)
+        self.episode_start = _episode_starts(self.log.frames)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_maps"] = {}
+        return state
+
+    def images(self, k: int) -> dict[str, np.ndarray]:
+        if self.cache is None:
+            return {c: decode_image_msg(self._encoded[c][k], self.sizes[c]) for c in self.cameras}
+        if not self._maps:
+            self._maps = {c: np.load(self.cache / f"images_{c}.npy", mmap_mode="r") for c in self.cameras}
+        return {c: np.array(self._maps[c][k]) for c in self.cameras}
+
+
+class DrivingDataset:
+    """Samples from one or more driving bags (see the module docstring).
+
+    Args:
+        bags: bag directories or ``.mcap`` files (or names given to ``wamdiff collect --out``).
+        spec: trajectory grid of the future (and of the history's spacing).
+        history: number of past poses in ``ego_history``.
+        cache_dir: where decoded images are cached; None decodes on every access (no disk use).
+        rig: cameras to load, checked against each bag's recording; None: the first bag's rig.
+    """
+
+    def __init__(
+        self,
+        bags: list[str | os.PathLike],
+        spec: TrajectorySpec | None = None,
+        history: int = 4,
+        cache_dir: str | os.PathLike | None = default_cache_dir(),  # noqa: B008
+        rig: Rig | None = None,
+    ):
+        if isinstance(bags, str | os.PathLike):
+            bags = [bags]
+        if not bags:
+            raise ValueError("DrivingDataset.bags: expected at least one bag")
+        if history < 0:
+            raise ValueError(f"DrivingDataset.history: expected >= 0 poses, got {history}")
+        self.spec = spec or TrajectorySpec()
+        self.history = int(history)
+        self.rig = rig
+        self.bags: list[_BagData] = []
+        for path in bags:
+            with BagReader(path) as reader:
+                bag_rig = reader.rig()
+                if self.rig is None:
+                    self.rig = bag_rig
+                reason = self.rig.mismatch(bag_rig)
+                if reason:
+                    raise ValueError(f"{path}: recorded rig does not match the dataset's rig: {reason}")
+                sizes = {c.name: (c.width, c.height) for c in self.rig.cameras}
+                cache = None if cache_dir is None else Path(cache_dir)
+                self.bags.append(_BagData(reader, self.rig.names, cache, sizes))
+        self.index: list[tuple[int, int]] = []
+        self.skipped = 0
+        for b, bag in enumerate(self.bags):
+            frames = bag.log.frames
+            for k in range(len(frames)):
+                if not future_available(frames, k, self.spec):
+                    continue
+                if not bag.has_images[k]:
+                    self.skipped += 1
+                    continue
+                self.index.append((b, k))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> Sample:
+        b, k = self._locate(i)
+        bag = self.bags[b]
+        frame = bag.log.frames[k]
+        scene = self.scene(i)
+        return Sample(
+            images=bag.images(k),
+            ego=frame.ego,
+            ego_history=self._history(bag, k),
+            command=frame.command,
+            instruction=frame.instruction,
+            future=scene.human_trajectory.copy(),
+            scene=scene,
+            language=_language(frame, scene.lanes, scene.human_trajectory),
+            stamp=frame.stamp,
+            episode=frame.episode,
+            scenario=frame.scenario,
+            source=(b, k),
+        )
+
+    def scene(self, i: int) -> SceneTruth:
+        """The scoring scene of sample ``i`` (no image access)."""
+        b, k = self._locate(i)
+        log: DrivingLog = self.bags[b].log
+        return scene_at(log.frames, log.lanes_at(k), k, self.spec)
+
+    def observation(self, i: int) -> Observation:
+        """The planner input of sample ``i``, for evaluating planners on logged frames."""
+        b, k = self._locate(i)
+        bag = self.bags[b]
+        frame = bag.log.frames[k]
+        return Observation(
+            images=bag.images(k),
+            ego=frame.ego,
+            stamp=frame.stamp,
+            command=frame.command,
+            instruction=frame.instruction,
+            ego_history=self._history(bag, k),
+        )
+
+    def _locate(self, i: int) -> tuple[int, int]:
+        if not -len(self.index) <= i < len(self.index):
+            raise IndexError(f"DrivingDataset: index {i} out of range for {len(self.index)} samples")
+        return self.index[i]
+
+    def _history(self, bag: _BagData, k: int) -> np.ndarray:
+        if self.history == 0:
+            return np.zeros((0, 3))
+        frames = bag.log.frames[bag.episode_start[k] : k + 1]
+        now = frames[-1]
+        times = -self.spec.dt * np.arange(self.history, 0, -1)
+        if len(frames) < 2:
+            return np.zeros((self.history, 3))
+        stamps = np.array([f.stamp for f in frames]) - now.stamp
+        poses = np.stack([f.ego.pose for f in frames])
+        return relative(now.ego.pose, resample(poses, stamps, times))
+
+
+def _language(frame: LogFrame, lanes: list, future: np.ndarray) -> dict:
+    """VQA pairs and reasoning about the tick; the action they name is the logged future's."""
+    from wamdiff_ros.sim.language import reasoning, vqa
+
+    return {"vqa": vqa(frame, lanes, future), "reasoning": reasoning(frame, lanes, future)}
+
+
+def _episode_starts(frames: list[LogFrame]) -> np.ndarray:
+    starts = np.zeros(len(frames), np.int64)
+    for k in range(1, len(frames)):
+        starts[k] = starts[k - 1] if frames[k].episode == frames[k - 1].episode else k
+    return starts
+
+
+def _frame_slots(log: DrivingLog) -> dict[int, int]:
+    return {to_ns(f.stamp): k for k, f in enumerate(log.frames)}
+
+
+def _collect_messages(reader: BagReader, log: DrivingLog, cameras: list[str]) -> tuple[dict, np.ndarray]:
+    slots = _frame_slots(log)
+    encoded = {c: [None] * len(log.frames) for c in cameras}
+    for cam, stamp, msg in reader.image_messages(cameras):
+        k = slots.get(to_ns(stamp))
+        if k is not None:
+            encoded[cam][k] = msg
+    has = np.array([all(encoded[c][k] is not None for c in cameras) for k in range(len(log.frames))], bool)
+    return encoded, has
+
+
+def _build_cache(reader: BagReader, cameras: list[str], sizes: dict[str, tuple[int, int]], target: Path) -> None:
+    """Decode every image of the bag once into ``target`` (built in a temporary sibling, then renamed)."""
+    log = reader.read_log()
+    slots = _frame_slots(log)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        n = len(log.frames)
+        maps = {
+            c: np.lib.format.open_memmap(
+                tmp / f"images_{c}.npy", mode="w+", dtype=np.uint8, shape=(n, sizes[c][1], sizes[c][0], 3)
+            )
+            for c in cameras
+        }
+        seen = {c: np.zeros(n, bool) for c in cameras}
+        for cam, stamp, msg in reader.image_messages(cameras):
+            k = slots.get(to_ns(stamp))
+            if k is not None:
+                maps[cam][k] = decode_image_msg(msg, sizes[cam])
+                seen[cam][k] = True
+        for m in maps.values():
+            m.flush()
+        del maps
+        has = np.logical_and.reduce([seen[c] for c in cameras])
+        with open(tmp / "log.pkl", "wb") as f:
+            pickle.dump((log, has), f, protocol=pickle.HIGHEST_PROTOCOL)
+        for p in tmp.iterdir():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _content_hash(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()[:32]
