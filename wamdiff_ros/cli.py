@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 BENCHES: dict[str, tuple[str, str]] = {
     "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
+    "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
 }
 """``wamdiff bench <name>`` -> (module, one-line help)."""
 

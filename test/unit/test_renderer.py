@@ -215,6 +215,24 @@ def test_set_lanes_changes_the_ground(rig, empty):
     assert np.array_equal(r.render(EGO, Agents.empty())["front"], empty["front"])
 
 
+def test_camera_looking_at_the_sky_renders_sky_only():
+    up = Rig("up", (dataclasses.replace(load_rig("rigs/default.yaml").cameras[0], fov_deg=40.0, rpy=(0.0, -0.6, 0.0)),))
+    img = Renderer(up, road()).render(EGO, agents((20.0, 0.0, 0.0, 4.5, 1.9)))["front"]
+    assert (img[..., 2].astype(int) - img[..., 0] > 30).all()
+
+
+def test_bench_render_writes_rows(tmp_path):
+    import json
+
+    from wamdiff_ros.cli import main
+
+    out = tmp_path / "render.json"
+    assert main(["bench", "render", "--frames", "3", "--agents", "2", "--json", str(out)]) in (0, 1)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["camera"] for r in rows] == ["front", "front_left", "front_right", "all"]
+    assert all(r["p50_ms"] > 0 for r in rows)
+
+
 def test_bad_inputs_raise(renderer):
     with pytest.raises(ValueError, match="ego_pose"):
         renderer.render(np.zeros(2), Agents.empty())
@@ -226,5 +244,8 @@ def test_bad_inputs_raise(renderer):
         renderer.render(EGO, None)
     with pytest.raises(ValueError, match="rig"):
         Renderer("rigs/default.yaml", [])
+    low = Rig("low", (dataclasses.replace(load_rig("rigs/default.yaml").cameras[0], position=(1.0, 0.0, 0.0)),))
+    with pytest.raises(ValueError, match="above the ground"):
+        Renderer(low, [])
     with pytest.raises(KeyError, match="rear"):
         renderer.render_camera("rear", EGO, Agents.empty())

@@ -165,6 +165,8 @@ class _CameraTable:
         ``offsets`` (L, 2): atlas pixel of the ego for each raster level, so a sample at base_link
         ``(gx, gy)`` reads atlas ``offsets[level] + R(yaw)·(gx, gy) / resolution``.
         """
+        if self.row0 >= self.cam.height:
+            return self.static.copy()
         c, s = float(np.cos(yaw)), float(np.sin(yaw))
         off = offsets.astype(np.float32)
         mx = cv2.addWeighted(self.gx, c, self.gy, -s, 0.0) * self.inv_res + off[self.level, 0]
@@ -220,6 +222,9 @@ class Renderer:
             raise ValueError("Renderer levels: expected at least one RasterLevel")
         if not (box_range > 0 and near > 0 and subsample_span > 0 and max_subsamples >= 1):
             raise ValueError("Renderer: box_range, near and subsample_span must be > 0 and max_subsamples >= 1")
+        low = [c.name for c in rig.cameras if not c.position[2] > 0]
+        if low:
+            raise ValueError(f"Renderer rig: cameras {low} must be mounted above the ground (position z > 0)")
         self.rig = rig
         self.levels = tuple(levels)
         self.style = style or RenderStyle()
