@@ -30,8 +30,6 @@ from wamdiff_ros.sim.road_raster import DEFAULT_LEVELS, RasterLevel, RoadRaster,
 from wamdiff_ros.types import Agents, AgentType, Lane
 
 _SHIFT = 4
-_REMAP_COLS = 1024
-"""Sample lists are laid out as (rows, 1024) maps: cv2.remap needs both map sides below 32767."""
 
 _FACES = np.array([[0, 3, 7, 4], [1, 2, 6, 5], [0, 1, 5, 4], [3, 2, 6, 7], [4, 5, 6, 7]])
 """Box faces (front, rear, left, right, top) as corner indices: 0-3 bottom FL, RL, RR, FR; 4-7 top."""
