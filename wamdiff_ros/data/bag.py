@@ -94,8 +94,8 @@ class BagWriter:
 
     Use as a context manager; the bag appears at :attr:`bag_dir` only when the block exits without
     an error. ``image_format`` is ``"jpeg"`` / ``"png"`` (CompressedImage) or ``"raw"`` (Image, rgb8).
-    ``metadata`` (str -> JSON-able) lands in metadata.yaml's custom_data as ``wamdiff.<key>``, beside
-    the rig.
+    :attr:`metadata` (str -> JSON-able; may be updated until the bag closes) lands in metadata.yaml's
+    custom_data as ``wamdiff.<key>`` (JSON), beside the rig.
     """
 
     def __init__(
@@ -145,9 +145,6 @@ class BagWriter:
         self.bag_dir.parent.mkdir(parents=True, exist_ok=True)
         self._tmp_root = Path(tempfile.mkdtemp(prefix=f".{self.bag_dir.name}.partial-", dir=self.bag_dir.parent))
         self._writer = Writer(self._tmp_root / self.bag_dir.name, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.set_custom_data("wamdiff.rig", json.dumps(self.rig.to_dict()))
-        for key, value in self.metadata.items():
-            self._writer.set_custom_data(f"wamdiff.{key}", json.dumps(value))
         self._writer.open()
         store = rt.typestore()
         topics = {
@@ -165,6 +162,11 @@ class BagWriter:
             topics[image_topic(cam.name, not raw)] = image_type
         for topic, msgtype in topics.items():
             self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=store)
+
+    @property
+    def episode(self) -> str | None:
+        """Episode of the last tick written (None before the first)."""
+        return self._episode
 
     def write_tick(self, frame: LogFrame, images: dict[str, np.ndarray], lanes: list[Lane] | None = None) -> float:
         """Write one tick; returns its bag time [s].
@@ -226,6 +228,9 @@ class BagWriter:
             return
         writer, self._writer = self._writer, None
         try:
+            writer.set_custom_data("wamdiff.rig", json.dumps(self.rig.to_dict()))
+            for key, value in self.metadata.items():
+                writer.set_custom_data(f"wamdiff.{key}", json.dumps(value))
             writer.close()
             built = self._tmp_root / self.bag_dir.name
             for f in built.iterdir():
