@@ -13,8 +13,6 @@ from enum import IntEnum
 
 import numpy as np
 
-from wamdiff_ros.geometry import wrap_angle
-
 
 class StateIndex(IntEnum):
     """Columns of a bicycle state array (rear-axle reference, map or any fixed frame)."""
@@ -94,6 +92,27 @@ def steer_from_yaw_rate(speed: float, yaw_rate: float, params: BicycleParams) ->
     return float(np.clip(np.arctan(yaw_rate * params.wheelbase / speed), -params.max_steer, params.max_steer))
 
 
+def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicycleParams):
+    """One Euler step on separate component arrays; returns (x, y, yaw, v, a, delta, steer_rate, yaw_rate)."""
+    if p.accel_min > -np.inf or p.accel_max < np.inf:
+        a_cmd = np.minimum(np.maximum(a_cmd, p.accel_min), p.accel_max)
+    a_new = a + (dt / (dt + p.accel_time_constant)) * (a_cmd - a)
+    rate = (ideal_delta - delta) * (1.0 / (dt + p.steer_time_constant))
+    if p.max_steer_rate < np.inf:
+        rate = np.minimum(np.maximum(rate, -p.max_steer_rate), p.max_steer_rate)
+    dist = dt * v
+    x_new = x + dist * np.cos(yaw)
+    y_new = y + dist * np.sin(yaw)
+    yaw_new = yaw + dist * np.tan(delta) / p.wheelbase
+    yaw_new = (yaw_new + np.pi) % (2 * np.pi) - np.pi
+    v_new = v + dt * a_new
+    if not p.allow_reverse:
+        v_new = np.maximum(v_new, 0.0)
+    delta_new = np.minimum(np.maximum(delta + dt * rate, -p.max_steer), p.max_steer)
+    omega = v_new * np.tan(delta_new) / p.wheelbase
+    return x_new, y_new, yaw_new, v_new, a_new, delta_new, rate, omega
+
+
 def step(
     states: np.ndarray,
     accel: np.ndarray | float,
@@ -118,26 +137,37 @@ def step(
     s = np.asarray(states, np.float64)
     if s.shape[-1] != STATE_DIM:
         raise ValueError(f"step: states must have shape (..., {STATE_DIM}), got {s.shape}")
-    v, a, delta = s[..., StateIndex.V], s[..., StateIndex.ACCEL], s[..., StateIndex.STEER]
-
-    a_cmd = np.clip(accel, p.accel_min, p.accel_max)
-    a_new = a + dt / (dt + p.accel_time_constant) * (a_cmd - a)
-    ideal = delta + dt * np.asarray(steer_rate) if steer is None else np.clip(steer, -p.max_steer, p.max_steer)
-    delta_lag = delta + dt / (dt + p.steer_time_constant) * (ideal - delta)
-    rate = np.clip((delta_lag - delta) / dt, -p.max_steer_rate, p.max_steer_rate)
-
-    out = np.empty_like(s)
-    yaw = s[..., StateIndex.YAW]
-    out[..., StateIndex.X] = s[..., StateIndex.X] + dt * v * np.cos(yaw)
-    out[..., StateIndex.Y] = s[..., StateIndex.Y] + dt * v * np.sin(yaw)
-    out[..., StateIndex.YAW] = wrap_angle(yaw + dt * v * np.tan(delta) / p.wheelbase)
-    v_new = v + dt * a_new
-    if not p.allow_reverse:
-        v_new = np.maximum(v_new, 0.0)
-    out[..., StateIndex.V] = v_new
-    out[..., StateIndex.ACCEL] = a_new
-    out[..., StateIndex.STEER] = np.clip(delta + dt * rate, -p.max_steer, p.max_steer)
-    out[..., StateIndex.STEER_RATE] = rate
-    out[..., StateIndex.YAW_RATE] = v_new * np.tan(out[..., StateIndex.STEER]) / p.wheelbase
-    out[..., StateIndex.YAW_ACCEL] = (out[..., StateIndex.YAW_RATE] - s[..., StateIndex.YAW_RATE]) / dt
+    delta = s[..., StateIndex.STEER]
+    if steer is None:
+        ideal = delta + dt * np.asarray(steer_rate, np.float64)
+    else:
+        ideal = np.clip(np.asarray(steer, np.float64), -p.max_steer, p.max_steer)
+    comps = _advance(
+        s[..., StateIndex.X],
+        s[..., StateIndex.Y],
+        s[..., StateIndex.YAW],
+        s[..., StateIndex.V],
+        s[..., StateIndex.ACCEL],
+        delta,
+        np.asarray(accel, np.float64),
+        ideal,
+        dt,
+        p,
+    )
+    out = np.empty(np.broadcast_shapes(s.shape, (*np.shape(comps[0]), STATE_DIM)))
+    for idx, val in zip(
+        (
+            StateIndex.X,
+            StateIndex.Y,
+            StateIndex.YAW,
+            StateIndex.V,
+            StateIndex.ACCEL,
+            StateIndex.STEER,
+            StateIndex.STEER_RATE,
+            StateIndex.YAW_RATE,
+        ),
+        comps,
+    ):
+        out[..., idx] = val
+    out[..., StateIndex.YAW_ACCEL] = (comps[7] - s[..., StateIndex.YAW_RATE]) / dt
     return out

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, step
+from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, _advance
 from wamdiff_ros.geometry import wrap_angle
 
 
@@ -65,20 +65,21 @@ def _speed_smoother(m: int, lam: float) -> np.ndarray:
 
 def _solve_tridiagonal(lower: float, diag: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     """Solve batched symmetric tridiagonal systems (B, m) with constant off-diagonal ``lower`` (Thomas)."""
-    b, m = diag.shape
-    c = np.empty((b, m))
-    d = np.empty((b, m))
-    c[:, 0] = lower / diag[:, 0]
-    d[:, 0] = rhs[:, 0] / diag[:, 0]
+    dg, r = np.ascontiguousarray(diag.T), np.ascontiguousarray(rhs.T)
+    m = dg.shape[0]
+    c = np.empty_like(dg)
+    d = np.empty_like(dg)
+    c[0] = lower / dg[0]
+    d[0] = r[0] / dg[0]
     for k in range(1, m):
-        den = diag[:, k] - lower * c[:, k - 1]
-        c[:, k] = lower / den
-        d[:, k] = (rhs[:, k] - lower * d[:, k - 1]) / den
-    x = np.empty((b, m))
-    x[:, -1] = d[:, -1]
+        inv = 1.0 / (dg[k] - lower * c[k - 1])
+        c[k] = lower * inv
+        d[k] = (r[k] - lower * d[k - 1]) * inv
+    x = np.empty_like(dg)
+    x[-1] = d[-1]
     for k in range(m - 2, -1, -1):
-        x[:, k] = d[:, k] - c[:, k] * x[:, k + 1]
-    return x
+        x[k] = d[k] - c[k] * x[k + 1]
+    return x.T
 
 
 def fit_speed_curvature(
@@ -113,6 +114,32 @@ def fit_speed_curvature(
     return v, kappa
 
 
+def _horizon_constants(hz: int) -> tuple[np.ndarray, dict[str, float]]:
+    """Weights that turn the lateral look-ahead products into closed form.
+
+    With speed v_k = v0 + a·dt·k over the horizon, the Euler-discretised lateral dynamics after ``hz``
+    steps are polynomial in (v0, a); the curvature enters only through the five weighted sums
+    returned as columns of the (hz, 5) matrix.
+    """
+    k = np.arange(hz, dtype=np.float64)
+    t1 = np.cumsum(k) - k
+    t2 = np.cumsum(k**2) - k**2
+    r = hz - 1 - k
+    s = k.sum() - np.cumsum(k)
+    weights = np.stack([np.ones(hz), k, r, s + k * r, k * s], 1)
+    const = {
+        "K1": k.sum(),
+        "K2": (k**2).sum(),
+        "C1": t1.sum(),
+        "C2": (t2 + k * t1).sum(),
+        "C3": (k * t2).sum(),
+        "D1": r.sum(),
+        "D2": (s + k * r).sum(),
+        "D3": (k * s).sum(),
+    }
+    return weights, const
+
+
 def track(
     reference: np.ndarray,
     initial: np.ndarray,
@@ -135,50 +162,57 @@ def track(
     v_prof, k_prof = fit_speed_curvature(ref, dt, q.jerk_penalty, q.curvature_rate_penalty)
     m = v_prof.shape[1]
     hz = q.tracking_horizon
-    ks = np.arange(hz) * dt
     q1, q2, q3 = q.q_lateral
     b_lon = hz * dt
+    wl = bp.wheelbase
+    weights, c = _horizon_constants(hz)
+    k_pad = np.concatenate([k_prof, np.repeat(k_prof[:, -1:], hz, axis=1)], axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(k_pad, hz, axis=1)[:, : n - 1]
+    kw = np.matmul(windows, weights)
+    r_idx = np.minimum(np.arange(n - 1) + hz, m - 1)
+    v_refs = v_prof[:, r_idx]
+    cos_r, sin_r = np.cos(ref[:, :, 2]), np.sin(ref[:, :, 2])
 
-    out = np.empty((g, n, len(StateIndex)))
-    out[:, 0] = init
-    s = out[:, 0].copy()
+    out = np.empty((len(StateIndex), n, g))
+    out[:, 0] = init.T
+    x, y, yaw, v0, acc, delta0, _, omega, _ = init.T
+    sin_ref, cos_ref, yaw_ref = sin_r.T, cos_r.T, ref[:, :, 2].T
+    x_ref, y_ref = ref[:, :, 0].T, ref[:, :, 1].T
+    kw = np.moveaxis(kw, (0, 1, 2), (2, 0, 1))
+    v_refs = v_refs.T
+    lon_gain = b_lon * q.q_longitudinal / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
     for i in range(n - 1):
-        r_idx = min(i + hz, m - 1)
-        v_ref = v_prof[:, r_idx]
-        span = r_idx - i
-        kap = np.empty((g, hz))
-        kap[:, :span] = k_prof[:, i:r_idx]
-        kap[:, span:] = k_prof[:, r_idx, None]
-
-        v0 = s[:, StateIndex.V]
+        v_ref = v_refs[i]
         stop = (v_ref <= q.stopping_velocity) & (v0 <= q.stopping_velocity)
-        acc_lqr = -(b_lon * q.q_longitudinal * (v0 - v_ref)) / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
-        accel = np.where(stop, -q.stopping_gain * (v0 - v_ref), acc_lqr)
+        a = np.where(stop, -q.stopping_gain * (v0 - v_ref), -lon_gain * (v0 - v_ref))
 
-        r_pose = ref[:, i]
-        dx, dy = s[:, 0] - r_pose[:, 0], s[:, 1] - r_pose[:, 1]
-        cr, sr = np.cos(r_pose[:, 2]), np.sin(r_pose[:, 2])
-        e0 = -dx * sr + dy * cr
-        psi0 = wrap_angle(s[:, StateIndex.YAW] - r_pose[:, 2])
-        delta0 = s[:, StateIndex.STEER]
-
-        vk = v0[:, None] + accel[:, None] * ks
-        ck = vk * dt / bp.wheelbase
-        gk = -vk * kap * dt
-        step_p = ck * delta0[:, None] + gk
-        step_q = ck * ks
-        p_excl = np.cumsum(step_p, axis=1) - step_p
-        q_excl = np.cumsum(step_q, axis=1) - step_q
-        err_e = e0 + dt * (vk * (psi0[:, None] + p_excl)).sum(1)
-        err_psi = wrap_angle(psi0 + step_p.sum(1))
-        err_delta = wrap_angle(delta0)
-        b_e = dt * (vk * q_excl).sum(1)
-        b_psi = step_q.sum(1)
-        b_delta = hz * dt
-        num = q1 * b_e * err_e + q2 * b_psi * err_psi + q3 * b_delta * err_delta
-        den = q1 * b_e**2 + q2 * b_psi**2 + q3 * b_delta**2 + q.r_lateral
+        dx, dy = x - x_ref[i], y - y_ref[i]
+        e0 = dy * cos_ref[i] - dx * sin_ref[i]
+        psi0 = (yaw - yaw_ref[i] + np.pi) % (2 * np.pi) - np.pi
+        ad = a * dt
+        k0, k1, k2, k3, k4 = kw[i]
+        vsum = hz * v0 + ad * c["K1"]
+        vw_sum = v0 * v0 * c["D1"] + v0 * ad * c["D2"] + ad * ad * c["D3"]
+        vwk_sum = v0 * v0 * k2 + v0 * ad * k3 + ad * ad * k4
+        err_e = e0 + dt * (psi0 * vsum + dt / wl * delta0 * vw_sum - dt * vwk_sum)
+        err_psi = (psi0 + dt / wl * delta0 * vsum - dt * (v0 * k0 + ad * k1) + np.pi) % (2 * np.pi) - np.pi
+        b_psi = dt * dt / wl * (v0 * c["K1"] + ad * c["K2"])
+        b_e = dt**3 / wl * (v0 * v0 * c["C1"] + v0 * ad * c["C2"] + ad * ad * c["C3"])
+        num = q1 * b_e * err_e + q2 * b_psi * err_psi
+        den = q1 * b_e**2 + q2 * b_psi**2 + q.r_lateral
+        if q3:
+            err_delta = (delta0 + np.pi) % (2 * np.pi) - np.pi
+            num = num + q3 * hz * dt * err_delta
+            den = den + q3 * (hz * dt) ** 2
         steer_rate = np.where(stop, 0.0, -num / den)
 
-        s = step(s, accel, steer_rate, dt, bp)
-        out[:, i + 1] = s
-    return out
+        x, y, yaw, v0, acc, delta_new, rate, omega_new = _advance(
+            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp
+        )
+        step_out = out[:, i + 1]
+        step_out[StateIndex.X], step_out[StateIndex.Y], step_out[StateIndex.YAW] = x, y, yaw
+        step_out[StateIndex.V], step_out[StateIndex.ACCEL], step_out[StateIndex.STEER] = v0, acc, delta_new
+        step_out[StateIndex.STEER_RATE], step_out[StateIndex.YAW_RATE] = rate, omega_new
+        step_out[StateIndex.YAW_ACCEL] = (omega_new - omega) / dt
+        delta0, omega = delta_new, omega_new
+    return np.ascontiguousarray(np.moveaxis(out, (0, 1, 2), (2, 1, 0)))

@@ -86,16 +86,38 @@ class AgentTrack:
 def _contacts(
     ego_c: np.ndarray, ego_yaw: np.ndarray, ego_hl: float, ego_hw: float, ag: AgentTrack, t_agent: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(g, t, a) index arrays where ego boxes (G, T', 2) touch agents at agent times ``t_agent`` (T',)."""
+    """(g, t, a) index arrays where ego boxes (G, T', 2) touch agents at agent times ``t_agent`` (T',).
+
+    Broad phase in two steps: (time, agent) pairs inside the bounding box of all candidates' centres at
+    that time, then per-candidate bounding circles; SAT only on the survivors.
+    """
+    empty = np.zeros(0, np.int64)
+    if not len(ag.half_length):
+        return empty, empty, empty
+    reach_a = np.hypot(ag.half_length, ag.half_width)
+    reach_e = np.hypot(ego_hl, ego_hw)
     a_c = ag.center[:, t_agent]
-    reach = np.hypot(ego_hl, ego_hw) + np.hypot(ag.half_length, ag.half_width)
-    d2 = ((ego_c[:, :, None, :] - np.moveaxis(a_c, 0, 1)[None]) ** 2).sum(-1)
-    near = (d2 <= (reach**2)[None, None]) & ag.valid[:, t_agent].T[None]
-    g, t, a = np.nonzero(near)
-    if len(g) == 0:
+    lo = ego_c.min(0) - reach_e
+    hi = ego_c.max(0) + reach_e
+    inside = (a_c + reach_a[:, None, None] >= lo[None]).all(-1) & (a_c - reach_a[:, None, None] <= hi[None]).all(-1)
+    a_i, t_i = np.nonzero(inside & ag.valid[:, t_agent])
+    if not len(a_i):
+        return empty, empty, empty
+    dx = ego_c[:, t_i, 0] - a_c[a_i, t_i, 0]
+    dy = ego_c[:, t_i, 1] - a_c[a_i, t_i, 1]
+    g, p = np.nonzero(dx * dx + dy * dy <= (reach_e + reach_a[a_i]) ** 2)
+    t, a = t_i[p], a_i[p]
+    if not len(g):
         return g, t, a
     hit = obb_overlap(
-        ego_c[g, t], ego_yaw[g, t], ego_hl, ego_hw, a_c[a, t], ag.yaw[a, t_agent[t]], ag.half_length[a], ag.half_width[a]
+        ego_c[g, t],
+        ego_yaw[g, t],
+        ego_hl,
+        ego_hw,
+        a_c[a, t],
+        ag.yaw[a, t_agent[t]],
+        ag.half_length[a],
+        ag.half_width[a],
     )
     return g[hit], t[hit], a[hit]
 

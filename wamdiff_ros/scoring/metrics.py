@@ -8,7 +8,8 @@ from __future__ import annotations
 SIM_DT = 0.1  # [s] simulation / scoring step
 SIM_HORIZON = 4.0  # [s]
 
-# Weights. PDMS (v1): NC·DAC·(5·TTC + 5·EP + 2·C)/12. EPDMS (v2): Π(NC, DAC, DDC, TLC)·(5·EP + 5·TTC + 2·LK + 2·HC + 2·EC)/16.
+# Weights. PDMS (v1): NC·DAC·(5·TTC + 5·EP + 2·C)/12.
+# EPDMS (v2): Π(NC, DAC, DDC, TLC)·(5·EP + 5·TTC + 2·LK + 2·HC + 2·EC)/16.
 W_EP = 5.0
 W_TTC = 5.0
 W_C = 2.0

@@ -95,12 +95,12 @@ def prepare(scene: SceneTruth, config: ScorerConfig | None = None) -> ScenePrep:
         types=ag.types,
     )
     red_bits = np.zeros((steps, raster.words), np.uint64)
-    for lane_id, states in scene.traffic_lights.items():
+    for lane_id, light in scene.traffic_lights.items():
         if lane_id not in raster.lane_ids:
             continue
-        states = np.asarray(states)
-        jl = np.clip(j, 0, len(states) - 1)
-        red = (states[jl] == TrafficLight.RED) & (j < len(states))
+        light_states = np.asarray(light)
+        jl = np.clip(j, 0, len(light_states) - 1)
+        red = (light_states[jl] == TrafficLight.RED) & (j < len(light_states))
         red_bits[red] |= raster.lane_mask([raster.lane_ids.index(lane_id)])
 
     e = scene.ego
@@ -132,9 +132,32 @@ def as_trajectories(trajectories, scene: SceneTruth) -> np.ndarray:
 def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> np.ndarray:
     """Track base_link candidates (G, T, 3) from the scene's ego state: map-frame states (G, N, 9) at 10 Hz."""
     times = np.concatenate([[0.0], scene.spec.times])
-    full = np.concatenate([np.broadcast_to(scene.ego.pose, (len(trajectories), 1, 3)), compose(scene.ego.pose, trajectories)], 1)
+    full = np.concatenate(
+        [np.broadcast_to(scene.ego.pose, (len(trajectories), 1, 3)), compose(scene.ego.pose, trajectories)], 1
+    )
     ref = resample(full, times, M.SIM_DT * np.arange(prep.steps))
     return track(ref, prep.initial, M.SIM_DT, config.lqr, config.bicycle)
+
+
+def _route_station(points: np.ndarray, route: np.ndarray) -> np.ndarray:
+    """Arc length (P,) of points (P, 2) projected on the route (N, 2).
+
+    Only the contiguous run of route segments that can hold a nearest point is searched: the distance
+    to the nearest of every 8th vertex bounds each point's distance to the route, and segments whose
+    bounding box is farther than that bound from the points' bounding box are skipped.
+    """
+    sub = route[::8]
+    bound = np.sqrt(((points[:, None] - sub[None]) ** 2).sum(-1).min(1)).max() + 1e-6
+    lo, hi = points.min(0) - bound, points.max(0) + bound
+    a, b = route[:-1], route[1:]
+    near = np.flatnonzero(((np.maximum(a, b) >= lo) & (np.minimum(a, b) <= hi)).all(-1))
+    i0, i1 = (int(near[0]), int(near[-1]) + 1) if len(near) else (0, len(route) - 1)
+    s, _, _ = project_to_polyline(points, route[i0 : i1 + 1])
+    if i0 > 0 or i1 < len(route) - 1:
+        sub_len = np.linalg.norm(np.diff(route[i0 : i1 + 1], axis=0), axis=1).sum()
+        if ((s < 0) & (i0 > 0)).any() or ((s > sub_len) & (i1 < len(route) - 1)).any():
+            return project_to_polyline(points, route)[0]
+    return s + np.linalg.norm(np.diff(route[: i0 + 1], axis=0), axis=1).sum()
 
 
 def _lane_keeping(dev: np.ndarray, skip: np.ndarray) -> np.ndarray:
@@ -195,8 +218,9 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     nc, t_nc = no_at_fault_collision(ego, prep.agents)
     ttc, t_ttc = time_to_collision(ego, prep.agents)
 
-    s, _, _ = project_to_polyline(center[:, [0, -1]], prep.route)
-    progress = np.maximum(s[:, 1] - s[:, 0], 0.0)
+    s_start = _route_station(center[:1, 0], prep.route)
+    s_end = _route_station(center[:, -1], prep.route)
+    progress = np.maximum(s_end - s_start, 0.0)
     physical = config.physical_lateral_accel
     return {
         "nc": nc,
@@ -214,7 +238,9 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     }
 
 
-def normalise_progress(progress: np.ndarray, multiplicative: np.ndarray, best_other: float | np.ndarray, batch: bool) -> np.ndarray:
+def normalise_progress(
+    progress: np.ndarray, multiplicative: np.ndarray, best_other: float | np.ndarray, batch: bool
+) -> np.ndarray:
     """NAVSIM EP: masked progress over the best masked progress; 1 (0 if masked out) when the best ≤ 5 m.
 
     ``best_other`` is the reference's masked progress (0 for none); with ``batch`` the whole batch's best
@@ -278,7 +304,9 @@ def _extended_comfort(states: np.ndarray, scene: SceneTruth, config: ScorerConfi
     ref = resample(prepend_origin(prev), times, M.SIM_DT * np.arange(states.shape[1]))[None]
     v, kappa = fit_speed_curvature(ref, M.SIM_DT)
     steer = np.arctan(kappa[0, 0] * config.bicycle.wheelbase)
-    init = make_states(np.zeros(3), speed=v[0, 0], steer=np.clip(steer, -config.bicycle.max_steer, config.bicycle.max_steer))
+    init = make_states(
+        np.zeros(3), speed=v[0, 0], steer=np.clip(steer, -config.bicycle.max_steer, config.bicycle.max_steer)
+    )
     prev_states = track(ref, init, M.SIM_DT, config.lqr, config.bicycle)[0]
     return extended_comfort(states, prev_states, k, M.SIM_DT, config.physical_lateral_accel)
 
