@@ -21,6 +21,7 @@ def tree(folder: str) -> list[tuple[str, list[str]]]:
 
 NODES = {
     # executable name -> module:function; nodes register here as they land.
+    "planner_node": "wamdiff_ros.ros.planner_node:main",
 }
 
 setup(

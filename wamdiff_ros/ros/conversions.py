@@ -1,0 +1,178 @@
+"""rclpy messages <-> the package's numpy types.
+
+Decoding reuses :mod:`wamdiff_ros.data.ros_types` and :mod:`wamdiff_ros.data.images` (they work on any
+object with the message's fields, rclpy's included), so bags and live topics are read by one code path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
+from nav_msgs.msg import Odometry, Path
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from wamdiff_ros.data import images as imgs
+from wamdiff_ros.data import ros_types as rt
+from wamdiff_ros.rig import CameraSpec
+from wamdiff_ros.types import EgoState
+
+QUATERNION_NORM_TOLERANCE = 0.05
+"""An orientation quaternion whose norm differs from 1 by more than this is rejected as malformed."""
+
+
+def to_sec(stamp: Time) -> float:
+    """``builtin_interfaces/Time`` -> seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def to_time(seconds: float) -> Time:
+    """Seconds (finite, >= 0) -> ``builtin_interfaces/Time``, rounded to the nanosecond."""
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"stamp: expected a finite time >= 0 s, got {seconds}")
+    ns = round(seconds * 1e9)
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def yaw_quaternion(yaw: float) -> Quaternion:
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2), w=math.cos(yaw / 2))
+
+
+def ego_from_odometry(msg: Odometry) -> EgoState:
+    """EgoState (planar) from ``nav_msgs/Odometry``; raises ValueError on a malformed orientation.
+
+    Odometry carries no acceleration; it reads 0 here (the planning loop estimates it from the
+    velocity history).
+    """
+    q = msg.pose.pose.orientation
+    norm = math.sqrt(q.x * q.x + q.y * q.y + q.z * q.z + q.w * q.w)
+    if math.isfinite(norm) and abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
+        raise ValueError(f"Odometry.pose.orientation: expected a unit quaternion, got norm {norm:.3f}")
+    return rt.ego_from_odometry(msg)
+
+
+def odometry(ego: EgoState, stamp: float, frame_id: str = "map", child_frame_id: str = "base_link") -> Odometry:
+    """``nav_msgs/Odometry`` of ``ego``: pose of base_link in ``frame_id``, twist in base_link."""
+    msg = Odometry()
+    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    msg.child_frame_id = child_frame_id
+    msg.pose.pose = Pose(
+        position=Point(x=float(ego.pose[0]), y=float(ego.pose[1]), z=0.0), orientation=yaw_quaternion(ego.pose[2])
+    )
+    msg.twist.twist.linear = Vector3(x=float(ego.velocity[0]), y=float(ego.velocity[1]), z=0.0)
+    msg.twist.twist.angular = Vector3(x=0.0, y=0.0, z=float(ego.yaw_rate))
+    return msg
+
+
+def decode_image(msg: Image | CompressedImage, expected_size: tuple[int, int] | None = None) -> np.ndarray:
+    """H×W×3 uint8 RGB from a ``sensor_msgs/Image`` or ``CompressedImage``; ValueError if malformed."""
+    return rt.decode_image_msg(msg, expected_size)
+
+
+def compressed_image(
+    image: np.ndarray, stamp: float, frame_id: str, fmt: str = "jpeg", quality: int = 90
+) -> CompressedImage:
+    msg = CompressedImage()
+    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    msg.format = imgs.compressed_format_string(fmt)
+    msg.data = imgs.encode_compressed(image, fmt, quality)
+    return msg
+
+
+def raw_image(image: np.ndarray, stamp: float, frame_id: str, encoding: str = "rgb8") -> Image:
+    data, w, h, step = imgs.encode_raw(image, encoding)
+    msg = Image()
+    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = h, w, encoding, 0, step
+    msg.data = data
+    return msg
+
+
+def camera_info(camera: CameraSpec, stamp: float, frame_id: str | None = None) -> CameraInfo:
+    """``sensor_msgs/CameraInfo`` of an ideal pinhole camera of the rig (plumb_bob, no distortion)."""
+    k = camera.K
+    msg = CameraInfo()
+    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id or rt.optical_frame(camera.name))
+    msg.width, msg.height = int(camera.width), int(camera.height)
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [float(v) for v in k.reshape(9)]
+    msg.r = [float(v) for v in np.eye(3).reshape(9)]
+    msg.p = [float(v) for v in np.concatenate([k, np.zeros((3, 1))], axis=1).reshape(12)]
+    msg.roi = RegionOfInterest()
+    return msg
+
+
+def path(poses: np.ndarray, stamp: float, dt: float, frame_id: str) -> Path:
+    """``nav_msgs/Path``: pose k (0-based) of ``poses`` (T, 3) stamped ``stamp + (k + 1)·dt``."""
+    poses = np.asarray(poses, np.float64)
+    msg = Path()
+    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    for k, (x, y, yaw) in enumerate(poses):
+        ps = PoseStamped()
+        ps.header = Header(stamp=to_time(stamp + (k + 1) * dt), frame_id=frame_id)
+        ps.pose = Pose(position=Point(x=float(x), y=float(y), z=0.0), orientation=yaw_quaternion(float(yaw)))
+        msg.poses.append(ps)
+    return msg
+
+
+def path_poses(msg: Path) -> np.ndarray:
+    """(T, 3) ``(x, y, yaw)`` of a planar ``nav_msgs/Path``."""
+    out = np.zeros((len(msg.poses), 3))
+    for k, ps in enumerate(msg.poses):
+        q = ps.pose.orientation
+        out[k] = (
+            ps.pose.position.x,
+            ps.pose.position.y,
+            math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z)),
+        )
+    return out
+
+
+def candidate_markers(
+    candidates: np.ndarray, scores: np.ndarray, origin: np.ndarray, stamp: float, frame_id: str, ns: str = "candidates"
+) -> MarkerArray:
+    """One LINE_STRIP per candidate (K, T, 3), starting at ``origin`` (3,) in ``frame_id``; the best
+    scored is green and drawn wider, the others grey with opacity by score. A DELETEALL marker first
+    clears the previous cycle's set."""
+    candidates = np.asarray(candidates, np.float64).reshape(-1, *np.shape(candidates)[-2:])
+    scores = np.asarray(scores, np.float64).reshape(-1)
+    header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    out = MarkerArray()
+    out.markers.append(Marker(header=header, ns=ns, action=Marker.DELETEALL))
+    if not len(candidates):
+        return out
+    if len(scores) != len(candidates):
+        scores = np.zeros(len(candidates))
+    best = int(np.argmax(scores))
+    span = float(np.ptp(scores)) or 1.0
+    origin_pt = Point(x=float(origin[0]), y=float(origin[1]), z=0.0)
+    for k, traj in enumerate(candidates):
+        m = Marker(header=header, ns=ns, id=k, type=Marker.LINE_STRIP, action=Marker.ADD)
+        m.pose.orientation.w = 1.0
+        m.points = [origin_pt] + [Point(x=float(x), y=float(y), z=0.0) for x, y, _ in traj]
+        if k == best:
+            m.scale.x, m.color = 0.3, ColorRGBA(r=0.1, g=0.9, b=0.2, a=1.0)
+        else:
+            alpha = 0.2 + 0.6 * (scores[k] - scores.min()) / span
+            m.scale.x, m.color = 0.1, ColorRGBA(r=0.6, g=0.6, b=0.6, a=float(alpha))
+        out.markers.append(m)
+    return out
+
+
+def diagnostic_array(
+    stamp: float, name: str, hardware_id: str, level: int, message: str, values: dict[str, str]
+) -> DiagnosticArray:
+    status = DiagnosticStatus(
+        level=bytes([int(level)]),
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()],
+    )
+    return DiagnosticArray(header=Header(stamp=to_time(stamp)), status=[status])

@@ -1,0 +1,428 @@
+"""planner_node: cameras + odometry in, a planned trajectory out (a thin rclpy lifecycle adapter).
+
+Everything that decides what reaches the model and what gets published is in
+:class:`wamdiff_ros.planning.PlanningLoop`; this node wires it to topics, parameters and the lifecycle:
+
+- configure: load the rig and the checkpoint (refused if their rigs differ), warm the model up;
+- activate: create publishers and subscriptions, start the planning thread;
+- deactivate / cleanup: stop the thread and release them / drop the model.
+
+Planning runs in its own thread, woken by new inputs and at least once per cycle period, so input
+callbacks never wait for inference. Changing ``model_path`` (or the backend) at run time loads the new
+checkpoint in a background thread and swaps it in atomically; a checkpoint that fails to load or to
+run is rejected, the old model keeps driving and /diagnostics says why.
+
+Topics (``<prefix>`` = ``camera_topic_prefix``):
+
+- in: ``<prefix>/<camera>/image/compressed`` (sensor_msgs/CompressedImage) or ``<prefix>/<camera>/image``
+  (sensor_msgs/Image) per rig camera, ``<prefix>/<camera>/camera_info``, ``odom_topic``
+  (nav_msgs/Odometry), ``command_topic`` and ``instruction_topic`` (std_msgs/String);
+- out: ``~/trajectory`` (nav_msgs/Path), ``~/candidates`` (visualization_msgs/MarkerArray),
+  ``~/reasoning`` (std_msgs/String), ``~/debug/processing_time_ms`` and ``~/debug/pipeline_latency_ms``
+  (std_msgs/Float64), ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, also while inactive).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+from nav_msgs.msg import Path as PathMsg
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import Node as LifecycleNode
+from rclpy.lifecycle import State, TransitionCallbackReturn
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Float64, String
+from visualization_msgs.msg import MarkerArray
+
+from wamdiff_ros.geometry import compose
+from wamdiff_ros.paths import resolve
+from wamdiff_ros.planning import CycleOutput, LoopConfig, PlanningLoop
+from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner_spec
+from wamdiff_ros.rig import Rig, load_rig
+from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
+from wamdiff_ros.ros.qos import qos_profile
+from wamdiff_ros.types import EgoState, Observation
+
+NODE_NAME = "planner_node"
+RELOAD_KEYS = ("model_path", "backend", "device", "precision", "engine_path")
+"""Parameters whose change reloads the model in the background."""
+CONFIGURE_KEYS = ("rig_path", "image_format", "camera_topic_prefix", "odom_topic", "command_topic")
+CONFIGURE_KEYS += ("instruction_topic", "input_qos", "build_only")
+"""Parameters read at configure / activate: a change applies after cleanup + configure (or deactivate + activate)."""
+
+
+def resolve_model(path: str) -> Path:
+    """A checkpoint folder: as given, else under ``models/``; ValueError if there is no config.json."""
+    try:
+        folder = resolve(path, "models")
+    except FileNotFoundError as e:
+        raise ValueError(f"model_path {path!r}: {e}") from e
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"model_path {path!r}: {folder} is not a checkpoint folder (no config.json)")
+    return folder
+
+
+def load_checked_planner(params: dict, rig: Rig):
+    """Load the checkpoint of ``params['model_path']`` for ``rig`` and run it once on a blank frame.
+
+    Raises (ValueError and friends) if the folder, the family, the rig, the backend or a warm-up
+    plan fails, so a bad checkpoint never replaces a working one.
+    """
+    from wamdiff_ros.planners.base import load_planner
+
+    folder = resolve_model(params["model_path"])
+    if params["backend"] != "torch" or params["device"] != "cpu" or params["precision"] != "fp32":
+        try:
+            from wamdiff_ros.runtime import load_planner as load_runtime  # issue 8's backends
+        except ImportError as e:
+            raise ValueError(
+                f"backend {params['backend']!r} on {params['device']} ({params['precision']}) needs "
+                f"wamdiff_ros.runtime, which is not available here: {e}"
+            ) from e
+        planner = load_runtime(
+            folder,
+            rig=rig,
+            backend=params["backend"],
+            device=params["device"],
+            precision=params["precision"],
+            engine_path=params["engine_path"] or None,
+            build_only=params["build_only"],
+        )
+    else:
+        planner = load_planner(folder, rig=rig)
+    mismatch = rig.mismatch(planner.rig)
+    if mismatch:
+        raise ValueError(f"checkpoint {folder}: rig differs from {params['rig_path']}: {mismatch}")
+    set_reasoning_mode(planner, params["reasoning_mode"])
+    spec = planner_spec(planner)
+    blank = Observation(
+        images={c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras},
+        ego=EgoState(pose=np.zeros(3)),
+        stamp=0.0,
+    )
+    result = planner.plan(blank, None)
+    if result.trajectory.poses.shape != (spec.num_poses, 3) or not np.isfinite(result.trajectory.poses).all():
+        raise ValueError(f"checkpoint {folder}: warm-up plan is not a finite ({spec.num_poses}, 3) trajectory")
+    return planner, folder
+
+
+def set_reasoning_mode(planner, mode: str) -> None:
+    """Apply ``reasoning_mode`` to planners that have a fast/slow gate (others only plan fast)."""
+    if hasattr(planner, "mode"):
+        planner.mode = mode
+
+
+class PlannerNode(LifecycleNode):
+    """The lifecycle node; see the module docstring. ``kwargs`` go to rclpy's Node (context, overrides…)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._schema = load_schema(schema_path("planner"))
+        self.params = declare_from_schema(self, self._schema, f"{self.get_fully_qualified_name()} parameters")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._loop: PlanningLoop | None = None
+        self._rig: Rig | None = None
+        self._model_folder: Path | None = None
+        self._status = "unconfigured"
+        self._error = ""
+        self._reload_status = ""
+        self._reload_lock = threading.Lock()
+        self._reloads = {"ok": 0, "rejected": 0}
+        self._frames = ("map", "base_link")
+        self._subs: list = []
+        self._pubs: dict = {}
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._input_group = ReentrantCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(
+            self.params["diagnostics_period_s"], self._publish_diagnostics, callback_group=self._timer_group
+        )
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        p = self.params
+        try:
+            rig = load_rig(p["rig_path"])
+            planner, folder = load_checked_planner(p, rig)
+        except Exception as e:
+            self._error = f"model not loaded: {e}"
+            self.get_logger().error(self._error)
+            return TransitionCallbackReturn.FAILURE
+        self._rig, self._model_folder, self._error = rig, folder, ""
+        self._loop = PlanningLoop(planner, rig, LoopConfig.from_params(p), conv.decode_image, conv.ego_from_odometry)
+        self._status = "inactive"
+        family = getattr(planner, "family", type(planner).__name__)
+        self.get_logger().info(f"configured: {family} from {folder}, rig {rig.name} ({', '.join(rig.names)})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        p, rig = self.params, self._rig
+        raw = p["image_format"] == "raw"
+        qos_in = qos_profile(p["input_qos"])
+        prefix = p["camera_topic_prefix"].rstrip("/")
+        for cam in rig.cameras:
+            topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
+            msg_type = Image if raw else CompressedImage
+            on_image = lambda m, c=cam.name: self._on_image(c, m)  # noqa: E731
+            self._subs.append(
+                self.create_subscription(msg_type, topic, on_image, qos_in, callback_group=self._input_group)
+            )
+            self._subs.append(
+                self.create_subscription(
+                    CameraInfo,
+                    f"{prefix}/{cam.name}/camera_info",
+                    lambda m, c=cam.name: self._loop.on_camera_info(c, m.width, m.height, m.k),
+                    qos_in,
+                    callback_group=self._input_group,
+                )
+            )
+        self._subs.append(
+            self.create_subscription(Odometry, p["odom_topic"], self._on_odom, qos_in, callback_group=self._input_group)
+        )
+        qos_cmd = qos_profile("default")
+        self._subs.append(
+            self.create_subscription(
+                String,
+                p["command_topic"],
+                lambda m: self._loop.on_command(m.data),
+                qos_cmd,
+                callback_group=self._input_group,
+            )
+        )
+        self._subs.append(
+            self.create_subscription(
+                String,
+                p["instruction_topic"],
+                lambda m: self._loop.on_instruction(m.data),
+                qos_cmd,
+                callback_group=self._input_group,
+            )
+        )
+        self._pubs = {
+            "trajectory": self.create_publisher(PathMsg, "~/trajectory", 10),
+            "candidates": self.create_publisher(MarkerArray, "~/candidates", 10),
+            "reasoning": self.create_publisher(String, "~/reasoning", 10),
+            "processing": self.create_publisher(Float64, "~/debug/processing_time_ms", 10),
+            "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10),
+        }
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="planner_node.planning", daemon=True)
+        self._thread.start()
+        self._status = "active"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self._release_io()
+        self._status = "inactive"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self._release_io()
+        self._loop, self._rig, self._model_folder = None, None, None
+        self._status = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.on_cleanup(state)
+        self._status = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        self.on_cleanup(state)
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release_io(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        for pub in self._pubs.values():
+            self.destroy_publisher(pub)
+        self._subs, self._pubs = [], {}
+
+    # ---- inputs --------------------------------------------------------------------------------
+
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_image(self, camera: str, msg) -> None:
+        self._loop.on_image(camera, conv.to_sec(msg.header.stamp), msg, self._now())
+        self._wake.set()
+
+    def _on_odom(self, msg: Odometry) -> None:
+        self._frames = (msg.header.frame_id or "map", msg.child_frame_id or "base_link")
+        self._loop.on_odometry(conv.to_sec(msg.header.stamp), msg, self._now())
+        self._wake.set()
+
+    # ---- planning thread -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        loop = self._loop
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                out = loop.step(self._now())
+                if out is not None:
+                    self._publish(out)
+                    continue
+            except Exception as e:  # a bug must not kill the planning thread silently
+                self.get_logger().error(f"planning cycle failed: {type(e).__name__}: {e}")
+            self._wake.wait(loop.next_wakeup(self._now()))
+
+    def _publish(self, out: CycleOutput) -> None:
+        p, pubs = self.params, self._pubs
+        odom_frame, base_frame = self._frames
+        poses = out.result.trajectory.poses
+        candidates = out.result.candidates
+        if p["trajectory_frame"] == "odom" and out.origin is not None:
+            frame, origin = odom_frame, out.origin
+            poses, candidates = compose(origin, poses), compose(origin, candidates)
+        else:
+            frame, origin = base_frame, np.zeros(3)
+        pubs["trajectory"].publish(conv.path(poses, out.stamp, out.result.trajectory.spec.dt, frame))
+        if p["publish_candidates"]:
+            pubs["candidates"].publish(
+                conv.candidate_markers(candidates, out.result.candidate_scores, origin, out.stamp, frame)
+            )
+        if out.result.reasoning:
+            pubs["reasoning"].publish(String(data=out.result.reasoning))
+        pubs["processing"].publish(Float64(data=out.processing_ms))
+        if out.input_stamp is not None:
+            pubs["latency"].publish(Float64(data=(self._now() - out.input_stamp) * 1e3))
+        if out.deadline_missed:
+            self.get_logger().warning(
+                f"deadline missed: {out.processing_ms:.1f} ms > {p['deadline_ms']:g} ms", throttle_duration_sec=5.0
+            )
+        if out.kind != "plan":
+            self.get_logger().warning(f"fallback ({out.kind}): {'; '.join(out.reasons)}", throttle_duration_sec=2.0)
+
+    # ---- parameters and hot reload -------------------------------------------------------------
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        result = validate_change(self, self._schema, params, self.get_fully_qualified_name())
+        if not result.successful:
+            return result
+        new = {p.name: p.value for p in params if p.name in self._schema["properties"]}
+        merged = {**self.params, **new}
+        reload = self._loop is not None and any(k in new and new[k] != self.params[k] for k in RELOAD_KEYS)
+        if reload:
+            try:
+                resolve_model(merged["model_path"])
+            except ValueError as e:
+                return SetParametersResult(successful=False, reason=str(e))
+        self.params = merged
+        loop = self._loop
+        if loop is not None:
+            loop.config = LoopConfig.from_params(merged)
+            if "reasoning_mode" in new and loop.planner is not None:
+                set_reasoning_mode(loop.planner, merged["reasoning_mode"])
+            if reload:
+                threading.Thread(target=self._reload, args=(dict(merged),), daemon=True).start()
+        if "diagnostics_period_s" in new:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(
+                merged["diagnostics_period_s"], self._publish_diagnostics, callback_group=self._timer_group
+            )
+        later = [k for k in CONFIGURE_KEYS if k in new and self._loop is not None]
+        if later:
+            self.get_logger().info(f"{', '.join(later)} will apply at the next configure/activate")
+        return SetParametersResult(successful=True)
+
+    def _reload(self, params: dict) -> None:
+        with self._reload_lock:
+            loop, rig = self._loop, self._rig
+            if loop is None:
+                return
+            self._reload_status = f"loading {params['model_path']}"
+            try:
+                planner, folder = load_checked_planner(params, rig)
+            except Exception as e:
+                self._reloads["rejected"] += 1
+                self._reload_status = f"rejected {params['model_path']}: {type(e).__name__}: {e}"
+                self.get_logger().error(f"hot reload {self._reload_status}; keeping {self._model_folder}")
+                return
+            loop.swap_planner(planner)
+            self._model_folder = folder
+            self._reloads["ok"] += 1
+            self._reload_status = f"loaded {folder}"
+            self.get_logger().info(f"hot reload: now planning with {folder}")
+
+    # ---- diagnostics ---------------------------------------------------------------------------
+
+    def _publish_diagnostics(self) -> None:
+        now = self._now()
+        loop = self._loop
+        if loop is None:
+            level, message = LEVEL_ERROR, self._error or "model not loaded"
+            values = {"model_loaded": "false"}
+        else:
+            health = loop.health(now)
+            level, message, values = health.level, health.message, dict(health.values)
+        values["state"] = self._status
+        values["model_path"] = str(self._model_folder or "")
+        values["model_path_parameter"] = self.params["model_path"]
+        values["reloads_ok"] = str(self._reloads["ok"])
+        values["reloads_rejected"] = str(self._reloads["rejected"])
+        if self._reload_status:
+            values["reload"] = self._reload_status
+            if self._reload_status.startswith("rejected") and level == LEVEL_OK:
+                level, message = LEVEL_WARN, f"hot reload {self._reload_status}"
+        if self._status == "inactive" and level == LEVEL_OK:
+            message = "inactive"
+        stamp = max(now, 0.0)
+        self._diag_pub.publish(
+            conv.diagnostic_array(
+                stamp, f"{self.get_name()}: planning", self.get_fully_qualified_name(), level, message, values
+            )
+        )
+
+
+def main(args: list[str] | None = None) -> int:
+    """``planner_node [--ros-args ...]``: create the node, configure + activate it if ``autostart``."""
+    rclpy.init(args=args)
+    node = None
+    code = 0
+    try:
+        node = PlannerNode()
+        if node.params["autostart"] or node.params["build_only"]:
+            ok = node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+            if node.params["build_only"]:
+                node.get_logger().info("build_only: model built" if ok else "build_only: failed")
+                return 0 if ok else 1
+            if ok:
+                node.trigger_activate()
+        executor = MultiThreadedExecutor(num_threads=4)
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as e:
+        print(f"planner_node: {type(e).__name__}: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        if node is not None:
+            node._release_io()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
