@@ -272,3 +272,71 @@ def test_invalid_override_refuses_to_start(ros_context, tmp_path):
 
     with pytest.raises(ConfigError, match="input_qos"):
         PlannerNode(context=ros_context, parameter_overrides=[Parameter("input_qos", value="fastest")])
+
+
+def _lifecycle(graph, client_node, transition=None):
+    """Trigger ``transition`` (a lifecycle_msgs Transition id) or just read the state, via the services."""
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    if transition is not None:
+        client = client_node.create_client(ChangeState, "/planner_node/change_state")
+        assert client.wait_for_service(timeout_sec=10.0)
+        req = ChangeState.Request()
+        req.transition.id = transition
+        future = client.call_async(req)
+        wait_until(future.done, 15.0, what="change_state response")
+        client_node.destroy_client(client)
+        if not future.result().success:
+            return False
+    client = client_node.create_client(GetState, "/planner_node/get_state")
+    assert client.wait_for_service(timeout_sec=10.0)
+    future = client.call_async(GetState.Request())
+    wait_until(future.done, 10.0, what="get_state response")
+    client_node.destroy_client(client)
+    return future.result().current_state.label
+
+
+def test_lifecycle_transitions_through_the_lifecycle_services(graph, tmp_path):
+    from lifecycle_msgs.msg import Transition
+    from rclpy.node import Node
+
+    from wamdiff_ros.rig import Rig
+
+    node, feeder, collector = start(graph, tmp_path, autostart=False)
+    manager = graph.add(Node("lifecycle_manager", context=graph.context))
+    assert _lifecycle(graph, manager) == "unconfigured"
+    status = collector.diagnostic(lambda d: d.level == b"\x02", what="ERROR while unconfigured")
+    assert status.message == "model not loaded" and values(status)["state"] == "unconfigured"
+
+    assert _lifecycle(graph, manager, Transition.TRANSITION_CONFIGURE) == "inactive"
+    assert feeder.images["front"].get_subscription_count() == 0  # inactive: no inputs, no outputs
+    collector.diagnostic(lambda d: values(d).get("state") == "inactive" and d.level == b"\x00", what="inactive")
+
+    assert _lifecycle(graph, manager, Transition.TRANSITION_ACTIVATE) == "active"
+    feeder.wait_connected()
+    t = feeder.send()
+    expect_plan(collector, t, feeder.moving)
+
+    assert _lifecycle(graph, manager, Transition.TRANSITION_DEACTIVATE) == "inactive"
+    wait_until(lambda: feeder.images["front"].get_subscription_count() == 0, what="subscriptions released")
+    n = len(collector.paths)
+    feeder.send()
+    time.sleep(0.3)
+    assert len(collector.paths) == n
+
+    assert _lifecycle(graph, manager, Transition.TRANSITION_CLEANUP) == "unconfigured"
+    assert node._loop is None
+
+    # a checkpoint trained on another rig is refused at configure, with the reason on /diagnostics
+    one_camera = cv_checkpoint(tmp_path / "one_cam", rig=Rig("mono", (RIG.cameras[0],)))
+    node.set_parameters([Parameter("model_path", value=str(one_camera))])
+    assert _lifecycle(graph, manager, Transition.TRANSITION_CONFIGURE) is False
+    assert _lifecycle(graph, manager) == "unconfigured"
+    collector.diagnostic(lambda d: d.level == b"\x02" and "rig" in d.message, what="rig mismatch ERROR")
+
+    node.set_parameters([Parameter("model_path", value=str(tmp_path / "cv"))])
+    assert _lifecycle(graph, manager, Transition.TRANSITION_CONFIGURE) == "inactive"
+    assert _lifecycle(graph, manager, Transition.TRANSITION_ACTIVATE) == "active"
+    feeder.wait_connected()
+    t = feeder.send()
+    expect_plan(collector, t, feeder.moving)

@@ -200,18 +200,25 @@ def test_hold_without_valid_odometry_uses_the_plan_itself():
     np.testing.assert_allclose(out.result.trajectory.poses[:, 0], 10.0 * SPEC.times, atol=1e-9)
 
 
+def test_nothing_runs_before_the_clock_starts():
+    loop, planner = make()
+    feed(loop, 100.0, now=0.0)  # sim time: inputs arrive before the first /clock
+    assert loop.step(0.0) is None and planner.seen == []
+    assert loop.step(100.0).kind == "plan"
+
+
 def test_missing_camera_gives_fallback_after_timeout_naming_it():
     loop, planner = make(input_timeout_s=0.5, plan_rate_hz=10.0)
-    assert loop.step(0.0) is None
+    assert loop.step(1.0) is None
     for k in range(6):
-        t = 0.1 * k
+        t = 1.0 + 0.1 * k
         feed(loop, t, cameras=("front",))
         assert loop.step(t) is None  # waiting: not yet input_timeout_s without a complete set
-    out = loop.step(0.8)
+    out = loop.step(1.8)
     assert out.kind == "stop"
     assert "missing: camera left: no message received" in out.reasons
-    assert loop.step(0.85) is None  # at most one fallback per period
-    assert loop.step(0.9).kind == "stop"
+    assert loop.step(1.85) is None  # at most one fallback per period
+    assert loop.step(1.9).kind == "stop"
     assert planner.seen == []
 
 

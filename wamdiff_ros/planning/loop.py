@@ -281,9 +281,12 @@ class PlanningLoop:
     # ---- the cycle -----------------------------------------------------------------------------
 
     def step(self, now: float) -> CycleOutput | None:
-        """Run one cycle at node time ``now`` [s]; returns what to publish, or None (nothing due)."""
+        """Run one cycle at node time ``now`` [s]; returns what to publish, or None (nothing due).
+
+        ``now <= 0`` means the clock has not started (sim time before the first /clock): nothing runs.
+        """
         planner = self._planner
-        if planner is None:
+        if planner is None or now <= 0:
             return None
         with self._lock:
             self._check_clock(now)

@@ -1,0 +1,72 @@
+"""planner_node as a process, the way ros2 run / launch start it: console script, --params-file, sim time
+from /clock, and a clean exit on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from rosgraph_msgs.msg import Clock
+
+from wamdiff_ros.ros import conversions as conv
+
+from .conftest import Collector, Feeder, cv_checkpoint, values, wait_until
+
+pytestmark = pytest.mark.ros
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_console_script_with_params_file_and_sim_time(graph, tmp_path):
+    exe = Path(sys.executable).parent / "planner_node"
+    assert exe.exists(), "run: pip install --no-deps --no-build-isolation -e ."
+    model = cv_checkpoint(tmp_path / "cv")
+    cmd = [
+        str(exe),
+        "--ros-args",
+        "--params-file",
+        str(ROOT / "config" / "planner.param.yaml"),
+        "-p",
+        f"model_path:={model}",
+        "-p",
+        "use_sim_time:=true",
+        "-p",
+        "diagnostics_period_s:=0.2",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    try:
+        feeder = graph.add(Feeder(graph.context))
+        collector = graph.add(Collector(graph.context))
+        clock = feeder.create_publisher(Clock, "/clock", 10)
+        feeder.wait_connected(timeout=30.0)
+        wait_until(lambda: clock.get_subscription_count() > 0, 10.0, what="/clock subscription")
+        ok = status = None
+        for k in range(200):  # sim time: 100 s + k·0.1, far from the wall clock; timers run on it too
+            t = 100.0 + 0.1 * k
+            clock.publish(Clock(clock=conv.to_time(t)))
+            feeder.send(stamp=t, ego=feeder.moving(t))
+            ok = ok or next((p for p in list(collector.paths) if conv.to_sec(p.header.stamp) >= 100.0), None)
+            status = next((d for d in list(collector.diagnostics) if values(d).get("plans", "0") != "0"), None)
+            if ok is not None and status is not None:
+                break
+            time.sleep(0.05)
+        assert ok is not None, "no trajectory from the planner_node process"
+        assert 100.0 <= conv.to_sec(ok.header.stamp) < 120.0 and len(ok.poses) == 8
+        assert status is not None, "no diagnostics (on the sim clock) from the planner_node process"
+        assert values(status)["family"] == "constant_velocity"
+        assert values(status)["fallbacks_stop"] == "0"  # sim-stamped inputs were fresh on the sim clock
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=15)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
