@@ -340,3 +340,21 @@ def test_lifecycle_transitions_through_the_lifecycle_services(graph, tmp_path):
     feeder.wait_connected()
     t = feeder.send()
     expect_plan(collector, t, feeder.moving)
+
+
+def test_wamdiff_checkpoint_plans_in_slow_mode_with_moe_statistics(graph, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from wamdiff_ros.planners.wamdiff import fresh_planner
+
+    fresh_planner().net.save(tmp_path / "wamdiff")
+    node, feeder, collector = start(graph, tmp_path, reasoning_mode="slow", deadline_ms=10000.0)
+    node.set_parameters([Parameter("model_path", value=str(tmp_path / "wamdiff"))])
+    collector.diagnostic(lambda d: values(d).get("family") == "wamdiff", what="WAM-Diff swapped in")
+    feeder.wait_connected()
+    t = feeder.send()
+    path = collector.path_for(t, timeout=30.0)
+    assert path.header.frame_id == "map" and len(path.poses) == 8
+    assert np.isfinite(conv.path_poses(path)).all()
+    status = collector.diagnostic(lambda d: values(d).get("slow", "0") != "0", timeout=30.0, what="slow plans")
+    assert values(status)["fast"] == "0" and values(status)["moe_load"].startswith("[")
