@@ -300,6 +300,27 @@ class ModelConfig:
         return cls.from_dict(data, str(path))
 
 
+def tiny_config(routing: str = "expert_choice", vocab: list[str] | None = None, **overrides) -> ModelConfig:
+    """A ~0.1 M-parameter config on a 2-camera 64×32 rig, for unit tests and smoke runs
+    (trains on one batch in seconds). ``overrides`` replace top-level sections."""
+    cams = [
+        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
+        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
+    ]
+    parts = {
+        "rig": {"name": "tiny_2cam", "cameras": cams},
+        "vocab": vocab if vocab is not None else ["slow", "down", "lead", "car", "brakes", "how", "many", "lanes"],
+        "trajectory": TrajectoryTokensConfig(AxisBinsConfig(-5.0, 45.0, 50), AxisBinsConfig(-10.0, 10.0, 20, 2.0)),
+        "encoder": EncoderConfig(stem_channels=4, channels=(8,), history=2),
+        "transformer": TransformerConfig(d_model=64, layers=2, heads=2, mlp_ratio=2.0),
+        "moe": MoEConfig(routing=routing, num_experts=4, rank=2, alpha=4.0),
+        "layout": LayoutConfig(prompt_len=8, text_len=6),
+        "decoding": DecodingConfig(fast_steps=4, slow_steps=4, reasoning_steps=3),
+    }
+    parts.update(overrides)
+    return ModelConfig(**parts)
+
+
 def default_vocabulary() -> list[str]:
     """The world's words (``wamdiff_ros.sim.language.vocabulary()``) if available, else []."""
     try:
@@ -358,4 +379,5 @@ __all__ = [
     "TrajectoryTokensConfig",
     "TransformerConfig",
     "default_vocabulary",
+    "tiny_config",
 ]

@@ -102,6 +102,7 @@ def export_onnx(
         path = out_dir / f"{name}.onnx"
         with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter (no onnxscript here)
             torch.onnx.export(
                 module,
                 example_inputs(net, name, batch),

@@ -38,11 +38,18 @@ def cv_squared(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return x.var(unbiased=False) / (x.mean() ** 2 + eps)
 
 
-def expert_choice_gates(probs: torch.Tensor, capacity_factor: float) -> torch.Tensor:
-    """(B, N, E) router probabilities -> (B, N, E) gates: each expert keeps its top-C tokens."""
+def expert_choice_gates(
+    probs: torch.Tensor, capacity_factor: float, log_probs: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(B, N, E) router probabilities -> (B, N, E) gates: each expert keeps its top-C tokens.
+
+    Tokens are ranked by ``log_probs`` when given (same order as ``probs``, but without the float32
+    saturation at p = 1), and exact ties go to the earlier token, so every backend picks the same set."""
     _, n, e = probs.shape
     cap = min(n, max(1, math.ceil(capacity_factor * n / e)))
-    idx = probs.transpose(1, 2).topk(cap, dim=-1).indices
+    tie_break = torch.arange(n, dtype=probs.dtype, device=probs.device).unsqueeze(-1) * 1e-6
+    rank_by = (probs if log_probs is None else log_probs) - tie_break
+    idx = rank_by.transpose(1, 2).topk(cap, dim=-1).indices
     chosen = torch.zeros_like(probs.transpose(1, 2)).scatter(-1, idx, 1.0).transpose(1, 2)
     return probs * chosen
 
@@ -73,12 +80,15 @@ class LoRAMoE(nn.Module):
     def gates(self, h: torch.Tensor, groups: list[tuple[int, int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Router probabilities and gates, both (B, N, E). Expert choice routes each ``(start, end)``
         token group on its own (None: one group)."""
-        probs = F.softmax(self.router(h).float(), dim=-1)
         if self.cfg.routing == "token_choice":
+            probs = F.softmax(self.router(h).float(), dim=-1)
             return probs, token_choice_gates(probs, self.cfg.top_k)
+        logp = F.log_softmax(self.router(h).float(), dim=-1)
+        probs = logp.exp()
+        cf = self.cfg.capacity_factor
         if not groups or len(groups) == 1:
-            return probs, expert_choice_gates(probs, self.cfg.capacity_factor)
-        parts = [expert_choice_gates(probs[:, a:b], self.cfg.capacity_factor) for a, b in groups]
+            return probs, expert_choice_gates(probs, cf, logp)
+        parts = [expert_choice_gates(probs[:, a:b], cf, logp[:, a:b]) for a, b in groups]
         return probs, torch.cat(parts, dim=1)
 
     def forward(

@@ -31,7 +31,8 @@ BASE_WORDS: tuple[str, ...] = (*COMMANDS, *_BASE_TEXT.split())
 """Words every tokenizer has, whatever the world's list adds."""
 
 _SPLIT = re.compile(r"[a-z_]+(?:'[a-z]+)?|\d|[^\sa-z_\d]")
-_NO_SPACE_BEFORE = set(".,;:!?%)")
+_NO_SPACE_BEFORE = set(".,;:!?%)/-")
+_NO_SPACE_AFTER = set("(/-")
 
 
 def split_words(text: str) -> list[str]:
@@ -78,7 +79,8 @@ class TextTokenizer:
 
     def decode(self, ids: Sequence[int], stop_at_eos: bool = True) -> str:
         """Text of ``ids``: specials dropped, stopping at ``[EOS]``; digits of a number and decimal
-        points between digits are joined, punctuation attaches to the previous word."""
+        points between digits are joined, punctuation attaches to the previous word, ``/`` and ``-``
+        join their neighbours. The result is the input's canonical form (lowercase, normalised spaces)."""
         words: list[str] = []
         for raw in ids:
             i = int(raw)
@@ -92,7 +94,8 @@ class TextTokenizer:
         for k, w in enumerate(words):
             prev = words[k - 1] if k else ""
             number_part = w.isdigit() and (prev.isdigit() or (prev == "." and k >= 2 and words[k - 2].isdigit()))
-            out += w if (not out or w in _NO_SPACE_BEFORE or number_part) else " " + w
+            glued = not out or w in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER or number_part
+            out += w if glued else " " + w
         return out
 
     def to_dict(self) -> dict:

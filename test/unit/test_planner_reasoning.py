@@ -1,0 +1,48 @@
+"""The fast/slow reasoning gate."""
+
+import pytest
+
+from wamdiff_ros.models.config import GateConfig
+from wamdiff_ros.planners.reasoning import ReasoningGate
+
+
+def _gate(**kw):
+    return ReasoningGate(GateConfig(**{"theta": 0.6, "c_min": 0.4, "slow_cost_ms": 30.0, **kw}))
+
+
+def test_simple_confident_scene_stays_fast():
+    d = _gate().decide(p_complex=0.2, confidence=0.9)
+    assert not d.slow and "simple" in d.reason
+
+
+def test_complex_scene_or_low_confidence_goes_slow():
+    d = _gate().decide(p_complex=0.8, confidence=0.9)
+    assert d.slow and "p_complex" in d.reason
+    d = _gate().decide(p_complex=0.1, confidence=0.3)
+    assert d.slow and "confidence" in d.reason
+    d = _gate().decide(p_complex=0.6, confidence=0.4)  # both at the threshold: strict comparisons
+    assert not d.slow
+
+
+def test_budget_blocks_slow_path_that_does_not_fit():
+    g = _gate()
+    assert g.decide(0.9, 0.9, budget_ms=100.0, elapsed_ms=20.0).slow
+    d = g.decide(0.9, 0.9, budget_ms=45.0, elapsed_ms=20.0)
+    assert not d.slow and "needs ~30 ms, 25 ms left" in d.reason
+    assert g.decide(0.9, 0.9, budget_ms=None, elapsed_ms=1e6).slow
+
+
+def test_measured_slow_cost_replaces_prior_then_averages():
+    g = ReasoningGate(GateConfig(slow_cost_ms=30.0), ema=0.5)
+    g.record_slow_cost(80.0)
+    assert g.slow_cost_ms == pytest.approx(80.0)
+    g.record_slow_cost(40.0)
+    assert g.slow_cost_ms == pytest.approx(60.0)
+    assert not g.decide(0.9, 0.9, budget_ms=70.0, elapsed_ms=20.0).slow
+
+
+def test_forced_modes():
+    assert _gate(mode="slow").decide(0.0, 1.0, budget_ms=1.0, elapsed_ms=5.0).slow
+    assert not _gate(mode="fast").decide(1.0, 0.0).slow
+    with pytest.raises(ValueError, match="ema"):
+        ReasoningGate(GateConfig(), ema=0.0)
