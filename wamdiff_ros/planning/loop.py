@@ -6,7 +6,8 @@ inputs arrive and at least every ``1 / plan_rate_hz`` s; it returns what to publ
 
 Rules:
 
-- A set is planned at most every ``1 / plan_rate_hz`` s of node time; a newer set replaces a waiting one.
+- A set is planned as soon as it is complete if its stamp is at least ``1 / plan_rate_hz`` s after the
+  previous planned set's (faster inputs are decimated by stamp, never queued, so no cycle waits).
 - Stale, missing, mis-sized, non-finite or undecodable inputs never reach the planner: the cycle
   returns a fallback with the reasons instead. So does a planner that raises or returns non-finite
   poses.
@@ -48,8 +49,8 @@ ACCEL_WINDOW_S = 0.2
 FOCAL_TOLERANCE = 0.02
 """camera_info focal lengths may differ from the rig's by this fraction."""
 
-RATE_TOLERANCE = 0.05
-"""A set may be planned this fraction of a period early (clock jitter must not skip frames)."""
+RATE_TOLERANCE = 0.25
+"""Sets may be this fraction of a period closer than ``1 / plan_rate_hz`` (stamp jitter must not skip frames)."""
 
 DEFAULT_HISTORY = 8
 """Past poses given to planners that do not say how many they use (networks take the newest they need)."""
@@ -195,7 +196,6 @@ class PlanningLoop:
         self._last_valid_ego: EgoState | None = None
         self._held: _HeldPlan | None = None
         self._started: float | None = None
-        self._last_plan_time: float | None = None
         self._last_fallback_time: float | None = None
         self._last_set_stamp: float | None = None
         self._last_output: CycleOutput | None = None
@@ -293,10 +293,10 @@ class PlanningLoop:
             cfg = self._config
             if self._started is None:
                 self._started = now
-            if self.sync.newest(only_new=True) is not None:
-                last = self._last_plan_time
-                if last is not None and now - last < cfg.period * (1 - RATE_TOLERANCE):
-                    return None
+            candidate, last = self.sync.newest(only_new=True), self._last_set_stamp
+            if candidate is not None and (
+                last is None or candidate.key_stamp >= last + cfg.period * (1 - RATE_TOLERANCE)
+            ):
                 taken = self.sync.take_newest()
                 if taken is not None:
                     return self._remember(self._cycle(taken, now, planner, cfg), now)
@@ -309,14 +309,6 @@ class PlanningLoop:
                 reasons = self._missing_reasons(now, cfg)
                 return self._remember(self._fallback(now, reasons, None, None, t0, planner), now)
             return None
-
-    def next_wakeup(self, now: float) -> float:
-        """Seconds until a waiting set may be planned or a fallback may be due (at most one period)."""
-        with self._lock:
-            period = self._config.period
-            if self._last_plan_time is None:
-                return period
-            return float(np.clip(self._last_plan_time + period * (1 - RATE_TOLERANCE) - now, 0.0, period))
 
     def _cycle(self, s: SyncSet, now: float, planner: Any, cfg: LoopConfig) -> CycleOutput:
         t0 = self._wall()
@@ -363,7 +355,6 @@ class PlanningLoop:
             problem = f"planner: {type(e).__name__}: {e}"
         if problem:
             return self._fallback(s.key_stamp, [problem], ego, s.key_stamp, t0, planner)
-        self._last_plan_time = now
         self._held = _HeldPlan(
             poses=compose(ego.pose, prepend_origin(result.trajectory.poses)),
             times=s.key_stamp + np.concatenate([[0.0], spec.times]),
@@ -475,13 +466,12 @@ class PlanningLoop:
             self._odom.clear()
             self._held = None
             self._last_set_stamp = None
-            self._last_plan_time = None
             self._last_fallback_time = None
             self._started = None
             self.counts["time_jumps"] += 1
 
     def _check_clock(self, now: float) -> None:
-        marks = [self._last_plan_time, self._last_fallback_time, self._started]
+        marks = [self._last_fallback_time, self._started]
         if any(m is not None and now < m - 1e-6 for m in marks):
             self.sync.clear()
             self._on_time_jump()

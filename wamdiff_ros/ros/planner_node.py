@@ -283,7 +283,7 @@ class PlannerNode(LifecycleNode):
                     continue
             except Exception as e:  # a bug must not kill the planning thread silently
                 self.get_logger().error(f"planning cycle failed: {type(e).__name__}: {e}")
-            self._wake.wait(loop.next_wakeup(self._now()))
+            self._wake.wait(loop.config.period)
 
     def _publish(self, out: CycleOutput) -> None:
         p, pubs = self.params, self._pubs
