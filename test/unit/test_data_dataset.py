@@ -86,7 +86,9 @@ def test_cache_decodes_once_across_epochs_and_instances(bag, tmp_path, decodes):
     assert len(decodes) == 2 * TICKS * 2
     (entry,) = list(cache.iterdir())
     assert entry.name.endswith(f"-v{ds.CACHE_VERSION}")
-    assert sorted(p.name for p in entry.iterdir()) == ["images_front.npy", "images_left.npy", "log.pkl"]
+    names = sorted(p.name for p in entry.iterdir())
+    assert names[:3] == ["images_front.npy", "images_left.npy", "log.pkl"] and len(names) == 4
+    assert names[3].startswith("targets_8x0.5s_")
     assert np.load(entry / "images_front.npy", mmap_mode="r").shape == (2 * TICKS, 32, 48, 3)
 
 
@@ -125,3 +127,22 @@ def test_dataset_pickles_without_image_data(bag, tmp_path):
     blob = pickle.dumps(d)
     assert len(blob) < 2 * TICKS * (48 * 32 + 32 * 16) * 3 / 4
     np.testing.assert_array_equal(pickle.loads(blob)[3].images["front"], d[3].images["front"])
+
+
+def test_targets_are_cached_and_scenes_optional(bag, tmp_path, monkeypatch):
+    calls = []
+    real = ds._language
+    monkeypatch.setattr(ds, "_language", lambda *a: calls.append(1) or real(*a))
+    d = ds.DrivingDataset([bag], cache_dir=tmp_path / "cache", scenes=False)
+    assert len(calls) == len(d)
+    fast = ds.DrivingDataset([bag], cache_dir=tmp_path / "cache", scenes=False)
+    s = fast[4]
+    assert len(calls) == len(d) and s.scene is None
+    np.testing.assert_array_equal(s.future, d.scene(4).human_trajectory)
+    assert s.language == d[4].language
+
+
+def test_scene_road_is_cropped_around_the_ego(bag):
+    d = ds.DrivingDataset([bag], cache_dir=None)
+    lane = d.scene(0).lane(1)
+    assert lane.centerline[:, 0].max() <= 170.0 < 400.0  # CROP_RADIUS (160 m) around x = 0

@@ -3,11 +3,15 @@ logged future, the scoring scene and driving-language pairs.
 
 Every tick whose episode continues for the trajectory horizon becomes a sample. Ground truth comes
 from ``/wamdiff/truth`` and ``/wamdiff/map``; the scoring scene (and with it the future) is built by
-:func:`wamdiff_ros.scenes.scene_at`, the same code that scores closed-loop runs.
+:func:`wamdiff_ros.scenes.scene_at`, the same code that scores closed-loop runs, on the road cropped
+around the ego exactly as the live world hands it to drivers (``crop_lanes`` with ``CROP_RADIUS``,
+route lanes kept).
 
-Cache: decoding JPEG dominates reading a bag, so the first time a bag is used its images are
-decoded once into uint8 ``.npy`` files (memory-mapped afterwards) and its ground truth is pickled,
-in ``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>/``. The directory is built under a
+Cache: decoding JPEG and deriving the targets dominate reading a bag, so the first time a bag is
+used its images are decoded once into uint8 ``.npy`` files (memory-mapped afterwards), its ground
+truth is pickled, and per trajectory spec the futures (N, T, 3) and language texts are stored, in
+``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>/`` (target files are also keyed by
+the spec and a hash of the code deriving them). Every file is built under a
 temporary name and renamed when complete, so an interrupted build is never used. Later epochs, and
 later runs on the same bag content, read the memory maps and never decode again.
 """
@@ -20,18 +24,20 @@ import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from wamdiff_ros.atomic import atomic_path
 from wamdiff_ros.data.bag import BagReader, DrivingLog
 from wamdiff_ros.data.ros_types import decode_image_msg, to_ns
 from wamdiff_ros.geometry import relative, resample
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.scenes import future_available, scene_at
-from wamdiff_ros.types import EgoState, LogFrame, Observation, SceneTruth, TrajectorySpec
+from wamdiff_ros.types import EgoState, Lane, LogFrame, Observation, SceneTruth, TrajectorySpec
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 """Bumped whenever the cache layout or the meaning of its contents changes."""
 
 
@@ -53,7 +59,8 @@ class Sample:
         command: one of :data:`wamdiff_ros.types.COMMANDS`.
         instruction: navigation instruction text.
         future: (T, 3) logged ego poses in base_link at ``spec.times`` (the imitation target).
-        scene: ground truth for scoring a plan at this tick.
+        scene: ground truth for scoring a plan at this tick (None when the dataset was made with
+            ``scenes=False``: building it interpolates every agent's future, ~10 ms).
         language: ``{"vqa": [(question, answer), ...], "reasoning": str}`` about this tick
             (:mod:`wamdiff_ros.sim.language`; reasoning is empty for plain cruising).
         stamp: bag time of the tick [s].
@@ -67,7 +74,7 @@ class Sample:
     command: str
     instruction: str
     future: np.ndarray
-    scene: SceneTruth
+    scene: SceneTruth | None
     language: dict = field(default_factory=dict)
     stamp: float = 0.0
     episode: str = ""
@@ -106,6 +113,41 @@ class _BagData:
             with open(self.cache / "log.pkl", "rb") as f:
                 self.log, self.has_images = pickle.load(f)
         self.episode_start = _episode_starts(self.log.frames)
+        self._targets: dict[int, tuple[np.ndarray, dict]] = {}
+
+    def lanes_near(self, k: int) -> list[Lane]:
+        """The road around the ego at frame ``k``, cropped as the live world crops it for drivers."""
+        from wamdiff_ros.sim.roadnet import crop_lanes
+        from wamdiff_ros.sim.world import CROP_RADIUS
+
+        f = self.log.frames[k]
+        return crop_lanes(self.log.lanes_at(k), f.ego.pose[:2], CROP_RADIUS, keep=f.route_lane_ids)
+
+    def scene(self, k: int, spec: TrajectorySpec) -> SceneTruth:
+        return scene_at(self.log.frames, self.lanes_near(k), k, spec)
+
+    def target(self, k: int, spec: TrajectorySpec) -> tuple[np.ndarray, dict]:
+        """``(future (T, 3), language)`` of frame ``k`` (from the cache when it has them)."""
+        if k not in self._targets:
+            scene = self.scene(k, spec)
+            future = scene.human_trajectory
+            self._targets[k] = (future, _language(self.log.frames[k], scene.lanes, future))
+        return self._targets[k]
+
+    def load_targets(self, frames: list[int], spec: TrajectorySpec) -> None:
+        """Fill the targets of ``frames`` from (or, first, into) the cache's file for ``spec``."""
+        if self.cache is None:
+            return
+        path = self.cache / f"targets_{spec.num_poses}x{spec.dt:g}s_{_targets_code_hash()}.pkl"
+        if path.is_file():
+            with open(path, "rb") as f:
+                self._targets.update(pickle.load(f))
+        missing = [k for k in frames if k not in self._targets]
+        if missing:
+            for k in missing:
+                self.target(k, spec)
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                pickle.dump(self._targets, f, protocol=pickle.HIGHEST_PROTOCOL)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -129,6 +171,7 @@ class DrivingDataset:
         history: number of past poses in ``ego_history``.
         cache_dir: where decoded images are cached; None decodes on every access (no disk use).
         rig: cameras to load, checked against each bag's recording; None: the first bag's rig.
+        scenes: put the scoring scene in each sample (None there otherwise; :meth:`scene` still works).
     """
 
     def __init__(
@@ -138,6 +181,7 @@ class DrivingDataset:
         history: int = 4,
         cache_dir: str | os.PathLike | None = default_cache_dir(),  # noqa: B008
         rig: Rig | None = None,
+        scenes: bool = True,
     ):
         if isinstance(bags, str | os.PathLike):
             bags = [bags]
@@ -148,6 +192,7 @@ class DrivingDataset:
         self.spec = spec or TrajectorySpec()
         self.history = int(history)
         self.rig = rig
+        self.scenes = bool(scenes)
         self.bags: list[_BagData] = []
         for path in bags:
             with BagReader(path) as reader:
@@ -171,6 +216,7 @@ class DrivingDataset:
                     self.skipped += 1
                     continue
                 self.index.append((b, k))
+            bag.load_targets([k for bb, k in self.index if bb == b], self.spec)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -179,16 +225,16 @@ class DrivingDataset:
         b, k = self._locate(i)
         bag = self.bags[b]
         frame = bag.log.frames[k]
-        scene = self.scene(i)
+        future, language = bag.target(k, self.spec)
         return Sample(
             images=bag.images(k),
             ego=frame.ego,
             ego_history=self._history(bag, k),
             command=frame.command,
             instruction=frame.instruction,
-            future=scene.human_trajectory.copy(),
-            scene=scene,
-            language=_language(frame, scene.lanes, scene.human_trajectory),
+            future=future.copy(),
+            scene=bag.scene(k, self.spec) if self.scenes else None,
+            language=language,
             stamp=frame.stamp,
             episode=frame.episode,
             scenario=frame.scenario,
@@ -198,8 +244,7 @@ class DrivingDataset:
     def scene(self, i: int) -> SceneTruth:
         """The scoring scene of sample ``i`` (no image access)."""
         b, k = self._locate(i)
-        log: DrivingLog = self.bags[b].log
-        return scene_at(log.frames, log.lanes_at(k), k, self.spec)
+        return self.bags[b].scene(k, self.spec)
 
     def observation(self, i: int) -> Observation:
         """The planner input of sample ``i``, for evaluating planners on logged frames."""
@@ -238,6 +283,19 @@ def _language(frame: LogFrame, lanes: list, future: np.ndarray) -> dict:
     from wamdiff_ros.sim.language import reasoning, vqa
 
     return {"vqa": vqa(frame, lanes, future), "reasoning": reasoning(frame, lanes, future)}
+
+
+@lru_cache(maxsize=1)
+def _targets_code_hash() -> str:
+    """Hash of the code that derives futures and language, so cached targets follow code changes."""
+    import wamdiff_ros.scenes
+    import wamdiff_ros.sim.language
+    import wamdiff_ros.sim.roadnet
+
+    h = hashlib.sha256()
+    for mod in (wamdiff_ros.scenes, wamdiff_ros.sim.language, wamdiff_ros.sim.roadnet):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def _episode_starts(frames: list[LogFrame]) -> np.ndarray:
