@@ -23,6 +23,9 @@ topic                                 type                             notes
 ``/cameras/<name>/image``             sensor_msgs/msg/Image            rgb8, instead of compressed (raw)
 ===================================== ================================ =====================================
 
+``/clock`` is in the bag, so replay with ``ros2 bag play BAG`` and ``use_sim_time:=true`` on the
+consumers; adding ``--clock`` would give /clock a second publisher.
+
 Bag time: an episode's world time is shifted so its first tick lands :data:`EPISODE_GAP` s after the
 previous episode's last tick (the first episode starts at :data:`START_TIME`), so stamps increase
 monotonically through a bag holding many episodes.
