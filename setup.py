@@ -22,6 +22,7 @@ def tree(folder: str) -> list[tuple[str, list[str]]]:
 NODES = {
     # executable name -> module:function; nodes register here as they land.
     "planner_node": "wamdiff_ros.ros.planner_node:main",
+    "sim_bridge_node": "wamdiff_ros.ros.sim_bridge_node:main",
 }
 
 setup(

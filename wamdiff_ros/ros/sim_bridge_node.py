@@ -1,0 +1,328 @@
+"""sim_bridge_node: the embedded world as a ROS simulator, with the CARLA-bridge contract.
+
+The bridge owns the clock. Each tick it publishes ``/clock``, the rig's camera images and camera_info,
+``/ego/odom`` (map -> base_link), ``/ego/command`` and ``/ego/instruction``, all stamped with the tick's
+sim time; waits up to ``trajectory_timeout_s`` (wall) for a nav_msgs/Path on ``trajectory_topic``
+stamped for this tick; tracks it with the controller and steps the world. Without an answer in time it
+drives on the last plan (re-expressed at the current pose; a comfortable stop once it runs out) and
+counts the timeout.
+
+Episodes run round-robin over ``scenarios`` with seeds from ``split`` (as ``wamdiff collect`` picks
+them). Sim time is continuous across episodes (each starts :data:`~wamdiff_ros.data.bag.EPISODE_GAP` s
+after the previous ends), so subscribers never see time jump backwards. After each episode its metrics
+(collision, at-fault, route completion, closed-loop PDMS-style score, comfort, plan latency, timeouts)
+are published as JSON on ``~/episode_metrics`` and, with ``metrics_path``, written with a summary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from nav_msgs.msg import Odometry
+from nav_msgs.msg import Path as PathMsg
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import String
+
+from wamdiff_ros.atomic import atomic_write_json
+from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME
+from wamdiff_ros.data.ros_types import BASE_FRAME, MAP_FRAME, optical_frame
+from wamdiff_ros.geometry import compose, prepend_origin, relative
+from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
+from wamdiff_ros.rig import load_rig
+from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
+from wamdiff_ros.types import LogFrame, PlanResult, Trajectory, TrajectorySpec
+
+NODE_NAME = "sim_bridge_node"
+STOP_DECEL = 3.0
+"""Deceleration of the stop the bridge drives when it never got a plan [m/s²]."""
+
+RELIABLE = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=10,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+class Shutdown(Exception):
+    """The ROS context went down (Ctrl-C) while an episode was running."""
+
+
+def path_to_trajectory(msg: PathMsg, ego_pose: np.ndarray, odom_frame: str = MAP_FRAME) -> Trajectory:
+    """A planner's Path -> base_link Trajectory at its header stamp; the grid is read from the pose stamps.
+
+    ``msg`` must be in ``odom_frame`` (re-expressed relative to ``ego_pose``) or in base_link; pose k
+    stamped ``header + (k + 1)·dt``. ValueError otherwise.
+    """
+    n = len(msg.poses)
+    if n == 0:
+        raise ValueError("Path: no poses")
+    t0 = conv.to_sec(msg.header.stamp)
+    rel = np.array([conv.to_sec(p.header.stamp) - t0 for p in msg.poses])
+    dt = rel[0]
+    if not (dt > 0 and np.allclose(rel, dt * np.arange(1, n + 1), atol=1e-6)):
+        raise ValueError(f"Path: pose stamps are not header + k·dt (offsets {np.round(rel, 4).tolist()})")
+    poses = conv.path_poses(msg)
+    if msg.header.frame_id == odom_frame:
+        poses = relative(np.asarray(ego_pose, np.float64), poses)
+    elif msg.header.frame_id != BASE_FRAME:
+        raise ValueError(
+            f"Path.header.frame_id: expected {odom_frame!r} or {BASE_FRAME!r}, got {msg.header.frame_id!r}"
+        )
+    if not np.isfinite(poses).all():
+        raise ValueError("Path: non-finite poses")
+    return Trajectory(poses, TrajectorySpec(n, float(dt)), BASE_FRAME, t0)
+
+
+class _RosDriver:
+    """run_episode's driver: publishes a tick, waits for the planner's Path, returns it as a PlanResult."""
+
+    def __init__(self, node: SimBridgeNode, time_offset: float):
+        self.node = node
+        self.offset = time_offset
+        self.latencies_ms: list[float] = []
+        self.timeouts = 0
+        self.rejected = 0
+        self._held: tuple[np.ndarray, np.ndarray] | None = None
+        self.last_stamp = time_offset
+
+    def reset(self) -> None:
+        self._held = None
+
+    def plan(self, frame: LogFrame, lanes, images) -> PlanResult:
+        node, p = self.node, self.node.params
+        t = self.offset + frame.stamp
+        self.last_stamp = t
+        wall0 = time.perf_counter()
+        node.publish_tick(frame, images, t)
+        msg = node.wait_for_path(t, p["trajectory_timeout_s"])
+        traj, info = None, {}
+        if msg is not None:
+            self.latencies_ms.append((time.perf_counter() - wall0) * 1e3)
+            try:
+                traj = path_to_trajectory(msg, frame.ego.pose)
+            except ValueError as e:
+                self.rejected += 1
+                info["rejected"] = str(e)
+                node.get_logger().warning(f"t={t:.2f}: planner trajectory rejected: {e}", throttle_duration_sec=2.0)
+        else:
+            self.timeouts += 1
+            info["timeout"] = True
+            node.get_logger().warning(
+                f"t={t:.2f}: no trajectory within {p['trajectory_timeout_s']} s; driving on the last plan",
+                throttle_duration_sec=2.0,
+            )
+        if traj is None:
+            traj = self._last_plan(frame, t)
+            mode = "fallback"
+        else:
+            mode = "fast"
+            times = t + np.concatenate([[0.0], traj.spec.times])
+            self._held = (compose(frame.ego.pose, prepend_origin(traj.poses)), times)
+        if p["realtime_factor"] > 0:
+            rest = p["tick_s"] / p["realtime_factor"] - (time.perf_counter() - wall0)
+            if rest > 0:
+                time.sleep(rest)
+        return PlanResult(trajectory=traj, candidates=traj.poses[None], mode=mode, info=info)
+
+    def _last_plan(self, frame: LogFrame, t: float) -> Trajectory:
+        spec = TrajectorySpec()
+        if self._held is not None and t <= self._held[1][-1]:
+            poses_odom, times = self._held
+            spec = TrajectorySpec(len(times) - 1, float(times[1] - times[0]))
+            poses = continue_plan(poses_odom, times, t, spec, frame.ego.pose)
+        else:
+            poses = comfortable_stop(frame.ego.speed, frame.ego.yaw_rate, spec, STOP_DECEL)
+        return Trajectory(poses, spec, BASE_FRAME, t)
+
+
+class SimBridgeNode(Node):
+    """See the module docstring. ``kwargs`` go to rclpy's Node (context, parameter_overrides, …)."""
+
+    def __init__(self, node_name: str = NODE_NAME, **kwargs):
+        super().__init__(node_name, **kwargs)
+        self._schema = load_schema(schema_path("sim_bridge"))
+        self.params = declare_from_schema(self, self._schema, f"{self.get_fully_qualified_name()} parameters")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        from wamdiff_ros.sim.world import DT
+
+        if abs(self.params["tick_s"] - DT) > 1e-9:
+            raise ValueError(f"tick_s: the embedded world steps {DT} s per tick, got {self.params['tick_s']}")
+        self.rig = load_rig(self.params["rig_path"])
+        prefix = self.params["camera_topic_prefix"].rstrip("/")
+        raw = self.params["image_format"] == "raw"
+        self._clock = self.create_publisher(Clock, "/clock", RELIABLE)
+        self._images = {
+            c.name: self.create_publisher(
+                Image if raw else CompressedImage, f"{prefix}/{c.name}/image" + ("" if raw else "/compressed"), RELIABLE
+            )
+            for c in self.rig.cameras
+        }
+        self._infos = {
+            c.name: self.create_publisher(CameraInfo, f"{prefix}/{c.name}/camera_info", RELIABLE)
+            for c in self.rig.cameras
+        }
+        self._odom = self.create_publisher(Odometry, ODOM_TOPIC, RELIABLE)
+        self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
+        self._instruction = self.create_publisher(String, INSTRUCTION_TOPIC, RELIABLE)
+        self._metrics_pub = self.create_publisher(String, "~/episode_metrics", RELIABLE)
+        self._paths: dict[int, PathMsg] = {}
+        self._cond = threading.Condition()
+        self.create_subscription(PathMsg, self.params["trajectory_topic"], self._on_path, RELIABLE)
+        self.episodes: list[dict] = []
+
+    def _on_set_parameters(self, params):
+        return validate_change(self, self._schema, params, self.get_fully_qualified_name())
+
+    # ---- per tick ------------------------------------------------------------------------------
+
+    def publish_tick(self, frame: LogFrame, images: dict | None, t: float) -> None:
+        p = self.params
+        self._clock.publish(Clock(clock=conv.to_time(t)))
+        for cam in self.rig.cameras:
+            self._infos[cam.name].publish(conv.camera_info(cam, t))
+            if images is not None:
+                img = images[cam.name]
+                frame_id = optical_frame(cam.name)
+                if p["image_format"] == "raw":
+                    msg = conv.raw_image(img, t, frame_id, "rgb8")
+                else:
+                    msg = conv.compressed_image(img, t, frame_id, "jpeg", p["jpeg_quality"])
+                self._images[cam.name].publish(msg)
+        self._command.publish(String(data=frame.command))
+        self._instruction.publish(String(data=frame.instruction))
+        self._odom.publish(conv.odometry(frame.ego, t, MAP_FRAME, BASE_FRAME))
+
+    def _on_path(self, msg: PathMsg) -> None:
+        key = round(conv.to_sec(msg.header.stamp) * 1e6)
+        with self._cond:
+            self._paths[key] = msg
+            if len(self._paths) > 50:
+                for k in sorted(self._paths)[:-50]:
+                    del self._paths[k]
+            self._cond.notify_all()
+
+    def wait_for_path(self, t: float, timeout: float) -> PathMsg | None:
+        """The Path stamped ``t`` (µs precision), waiting up to ``timeout`` s of wall time."""
+        key = round(t * 1e6)
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while key not in self._paths:
+                if not self.context.ok():
+                    raise Shutdown()
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(left, 0.1))
+            return self._paths.pop(key)
+
+    # ---- episodes ------------------------------------------------------------------------------
+
+    def wait_for_planner(self, timeout: float) -> bool:
+        """Wait until something subscribes to the odometry and a trajectory publisher is matched."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.context.ok():
+                raise Shutdown()
+            if self._odom.get_subscription_count() > 0 and self.count_publishers(self.params["trajectory_topic"]) > 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def run(self) -> list[dict]:
+        """Run every episode; returns their metrics (dicts), also published and written."""
+        from wamdiff_ros.data.collect import plan_jobs
+        from wamdiff_ros.sim.episode import run_episode, summarize
+        from wamdiff_ros.sim.renderer import Renderer
+        from wamdiff_ros.sim.scenarios import load_scenarios
+        from wamdiff_ros.sim.world import World
+
+        p = self.params
+        jobs = plan_jobs(load_scenarios(list(p["scenarios"])), p["split"], p["episodes"], p["seed_offset"])
+        renderer = None
+        offset = START_TIME
+        all_metrics = []
+        for job_scenario, seed in jobs:
+            scenario = job_scenario
+            if p["max_duration_s"] > 0:
+                scenario = dataclasses.replace(scenario, duration=min(scenario.duration, p["max_duration_s"]))
+            world = World(scenario, seed)
+            try:
+                if renderer is None:
+                    renderer = Renderer(self.rig, world.lanes)
+                else:
+                    renderer.set_lanes(world.lanes)
+                driver = _RosDriver(self, offset)
+                self.get_logger().info(f"episode {world.episode} ({scenario.kind}) starts at sim time {offset:.1f} s")
+                result = run_episode(world, driver, renderer=renderer, score_every=p["score_every"])
+            finally:
+                world.close()
+            all_metrics.append(result.metrics)
+            lat = np.asarray(driver.latencies_ms)
+            record = {
+                **dataclasses.asdict(result.metrics),
+                "episode": world.episode,
+                "ticks": result.metrics.steps + 1,
+                "trajectory_timeouts": driver.timeouts,
+                "trajectories_rejected": driver.rejected,
+                "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+                "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+                "start_time": offset,
+            }
+            self.episodes.append(record)
+            self._metrics_pub.publish(String(data=json.dumps(record)))
+            m = result.metrics
+            self.get_logger().info(
+                f"episode {world.episode}: {m.reason}, completion {m.route_completion:.2f}, "
+                f"PDMS {m.mean_pdms:.3f}, timeouts {driver.timeouts}"
+            )
+            if p["metrics_path"]:
+                atomic_write_json(p["metrics_path"], {"episodes": self.episodes, "summary": summarize(all_metrics)})
+            offset = driver.last_stamp + EPISODE_GAP
+        return self.episodes
+
+
+def main(args: list[str] | None = None) -> int:
+    """``sim_bridge_node [--ros-args ...]``: run the episodes, then exit (or keep spinning)."""
+    rclpy.init(args=args)
+    node = None
+    executor = None
+    code = 0
+    try:
+        node = SimBridgeNode()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(node)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+        if not node.wait_for_planner(timeout=60.0):
+            node.get_logger().warning("no planner seen on the trajectory topic after 60 s; starting anyway")
+        node.run()
+        if not node.params["shutdown_when_done"]:
+            spinner.join()
+    except (KeyboardInterrupt, ExternalShutdownException, Shutdown):
+        pass
+    except Exception as e:
+        print(f"sim_bridge_node: {type(e).__name__}: {e}", file=sys.stderr)
+        code = 1
+    finally:
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
