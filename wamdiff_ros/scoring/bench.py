@@ -3,11 +3,14 @@ against one synthetic scene: a curving 3-lane road with an oncoming lane and 20 
 
 The scene's one-off preparation (map raster, agents on the 10 Hz grid, PDM-Closed reference, human
 trajectory) is timed separately as the ``cold`` row; the other rows reuse it, as RL group scoring does.
+``cpu_ms`` is the process CPU time per call (all threads), a steadier figure than wall time when other
+jobs share the machine; ``load_avg`` in the JSON meta records how busy it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -108,7 +111,9 @@ def main(args: argparse.Namespace) -> int:
     rows = [{"candidates": "cold (1)", "p50_ms": cold_ms, "p99_ms": cold_ms, "us_per_candidate": cold_ms * 1e3}]
     for g in args.sizes:
         cands = bench_candidates(scene, g, args.seed)
+        cpu0 = time.process_time()
         stats = time_call(lambda c=cands: score(c, scene, config), args.iters, args.warmup)
+        cpu_ms = (time.process_time() - cpu0) * 1e3 / (args.iters + args.warmup)
         rows.append(
             {
                 "candidates": g,
@@ -116,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
                 "p99_ms": stats["p99_ms"],
                 "mean_ms": stats["mean_ms"],
                 "us_per_candidate": stats["p50_ms"] * 1e3 / g,
+                "cpu_ms": cpu_ms,
             }
         )
     mean = score(bench_candidates(scene, 256 if 256 in args.sizes else args.sizes[0], args.seed), scene, config).mean()
@@ -127,6 +133,7 @@ def main(args: argparse.Namespace) -> int:
         "iters": args.iters,
         "warmup": args.warmup,
         "human_pdms": first.row(0)["PDMS"],
+        "load_avg_1min": os.getloadavg()[0],
         "candidate_means": mean,
     }
     report("scorer", rows, args.json, meta=meta, targets=targets)

@@ -15,6 +15,7 @@ from math import factorial
 import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex
+from wamdiff_ros.control.lqr import matmul_rows
 from wamdiff_ros.scoring import metrics as M
 
 
@@ -44,7 +45,8 @@ def savgol_operator(n: int, window: int, polyorder: int, deriv: int = 0, delta: 
 
 
 def _filt(y: np.ndarray, window: int, polyorder: int, deriv: int = 0, delta: float = 1.0) -> np.ndarray:
-    return np.round(y @ savgol_operator(y.shape[-1], window, polyorder, deriv, delta).T, 8)
+    k = savgol_operator(y.shape[-1], window, polyorder, deriv, delta)
+    return np.round(matmul_rows(y, k.T), 8)
 
 
 def _unwrap(h: np.ndarray) -> np.ndarray:

@@ -4,8 +4,9 @@ nearest centre-line segment of the (non-intersection) lane under a point.
 NAVSIM tests box corners against shapely lane / drivable-area polygons. Here every lane polygon (its
 left and right boundary, see :attr:`Lane.boundaries`) is rasterised once per scene at ``resolution``
 metres with OpenCV, and each query is an O(1) array lookup, which is what makes scoring thousands of
-candidates cheap. Cells are filled where their centre lies inside (or on) a polygon, so a boundary is
-placed to within one cell; points outside the raster window are off-road.
+candidates cheap. OpenCV fills a cell when the polygon reaches to within about half a cell of its
+centre, so a boundary is placed to within one cell, erring on the generous side (0.1 m by default);
+points outside the raster window are off-road.
 """
 
 from __future__ import annotations
@@ -63,12 +64,17 @@ class MapRaster:
     def bits_at(self, points: np.ndarray) -> np.ndarray:
         """Lane-membership bit words (..., K) at map points (..., 2); zero outside the raster."""
         row, col, inside = self.cells(points)
-        return np.where(inside[..., None], self.lane_bits[row, col], np.uint64(0))
+        flat = self.lane_bits.reshape(-1, self.words)
+        out = np.take(flat, (row * self.segment.shape[1] + col).ravel(), axis=0).reshape(*row.shape, self.words)
+        out[~inside] = 0
+        return out
 
     def segment_at(self, points: np.ndarray) -> np.ndarray:
         """Segment index (...) of the non-intersection lane under each point, -1 where none."""
         row, col, inside = self.cells(points)
-        return np.where(inside, self.segment[row, col], -1)
+        out = np.take(self.segment.ravel(), row * self.segment.shape[1] + col)
+        out[~inside] = -1
+        return out
 
     def lane_mask(self, lane_indices) -> np.ndarray:
         """(K,) uint64 bit words with the given lane indices set."""
