@@ -136,10 +136,11 @@ def substitute(text: str, arguments: dict[str, str]) -> str:
 
 
 def executable_command(executable: str) -> list[str]:
-    """How to start a node's executable here: the console script beside this Python (or on PATH, or in
-    an install's ``lib/wamdiff_ros``), else ``python -m wamdiff_ros.ros.<executable>``."""
+    """How to start a node's executable here: the console script beside this Python or beside the running
+    ``wamdiff`` (``lib/wamdiff_ros`` of an install), or on PATH; else ``python -m wamdiff_ros.ros.<executable>``."""
     candidates = [
         Path(sys.executable).parent / executable,
+        Path(sys.argv[0]).resolve().parent / executable,  # beside `wamdiff` (lib/wamdiff_ros in a colcon install)
         Path(sys.prefix) / "lib" / "wamdiff_ros" / executable,
     ]
     for c in candidates:
