@@ -48,7 +48,7 @@ def test_round_trip_gives_identical_outputs(tmp_path, routing):
     assert doc["family"] == "wamdiff" and doc["config"]["rig"]["name"] == "tiny_2cam"
     assert doc["meta"]["quantisation"]["x"]["bins"] == 50
     back = WamDiffNet.load(path)
-    assert back.cfg.to_dict() == net.cfg.to_dict()
+    assert {**back.cfg.to_dict(), "text_tokens": []} == net.cfg.to_dict()
     assert back.space.text.tokens == net.space.text.tokens
     with torch.no_grad():
         kv_a, c_a, _ = net.encode(*_inputs(net))
@@ -146,3 +146,18 @@ def test_default_model_size_within_20_mb(tmp_path):
     path = net.save(tmp_path / "small")
     size = (path / WEIGHTS_FILE).stat().st_size
     assert size <= 20e6, size
+
+
+def test_text_ids_survive_a_change_of_base_words(tmp_path, monkeypatch):
+    from wamdiff_ros.models import text_tokenizer
+
+    net = _net()
+    path = net.save(tmp_path / "c")
+    monkeypatch.setattr(text_tokenizer, "BASE_WORDS", ("zebra", *text_tokenizer.BASE_WORDS))
+    assert WamDiffNet(net.cfg).space.text.tokens != net.space.text.tokens  # a rebuild would shift ids
+    assert WamDiffNet.load(path).space.text.tokens == net.space.text.tokens
+    doc = json.loads((path / CONFIG_FILE).read_text())
+    doc["config"]["text_tokens"] = ["car", *doc["config"]["text_tokens"]]
+    (path / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="text tokens"):
+        WamDiffNet.load(path)

@@ -221,11 +221,14 @@ class ModelConfig:
     Attributes:
         rig: the camera rig the model was trained with (:meth:`wamdiff_ros.rig.Rig.to_dict`).
         vocab: the text words (the tokenizer adds specials, digits and commands).
+        text_tokens: the tokenizer's exact id -> token list, filled when a checkpoint is saved; when
+            present it is authoritative (ids stay fixed whatever the code's base words become).
         spec: trajectory time grid (8 × 0.5 s by default).
     """
 
     rig: dict
     vocab: list[str]
+    text_tokens: list[str] = field(default_factory=list)
     family: str = "wamdiff"
     spec: TrajectorySpec = field(default_factory=TrajectorySpec)
     trajectory: TrajectoryTokensConfig = field(default_factory=TrajectoryTokensConfig)

@@ -25,7 +25,8 @@ from wamdiff_ros.models.transformer import Transformer
 
 
 def build_token_space(cfg: ModelConfig) -> TokenSpace:
-    return TokenSpace(TextTokenizer(cfg.vocab), TrajectoryTokenizer(cfg.trajectory, cfg.spec))
+    text = TextTokenizer.from_tokens(cfg.text_tokens) if cfg.text_tokens else TextTokenizer(cfg.vocab)
+    return TokenSpace(text, TrajectoryTokenizer(cfg.trajectory, cfg.spec))
 
 
 def build_layout(cfg: ModelConfig) -> SequenceLayout:
@@ -114,7 +115,8 @@ class WamDiffNet(nn.Module):
         from wamdiff_ros.models.checkpoint import save_checkpoint
 
         info = {"parameters": self.num_parameters, "quantisation": self.space.traj.report(), **(meta or {})}
-        return save_checkpoint(path, self.cfg.family, self.cfg.to_dict(), self.state_dict(), info)
+        config = {**self.cfg.to_dict(), "text_tokens": list(self.space.text.tokens)}
+        return save_checkpoint(path, self.cfg.family, config, self.state_dict(), info)
 
     @classmethod
     def load(cls, path) -> WamDiffNet:
@@ -126,9 +128,8 @@ class WamDiffNet(nn.Module):
         if doc["family"] != "wamdiff":
             raise CheckpointError(f"checkpoint {path}: family {doc['family']!r} is not 'wamdiff'")
         try:
-            cfg = ModelConfig.from_dict(doc["config"], f"checkpoint {path} config")
-        except ConfigError as e:
-            raise CheckpointError(str(e)) from e
-        net = cls(cfg)
+            net = cls(ModelConfig.from_dict(doc["config"], f"checkpoint {path} config"))
+        except (ConfigError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {path}: {e}") from e
         load_state(net, tensors, str(path))
         return net.eval()

@@ -47,6 +47,8 @@ class TextTokenizer:
 
     Ids: :data:`SPECIALS` first (``[PAD]`` = 0, ``[MASK]`` = 1, …), then digits, punctuation, the base
     words, then the given words in first-seen order (duplicates and words already present dropped).
+    A checkpoint stores the resulting token list and rebuilds it verbatim with :meth:`from_tokens`, so
+    its ids never shift when the base words of the code change.
     """
 
     def __init__(self, words: Iterable[str] = ()):
@@ -59,6 +61,19 @@ class TextTokenizer:
                 if piece not in seen:
                     seen.add(piece)
                     tokens.append(piece)
+        self._set(tokens)
+
+    @classmethod
+    def from_tokens(cls, tokens: list[str]) -> TextTokenizer:
+        """The tokenizer with exactly this id -> token list (as saved by :attr:`tokens`)."""
+        tokens = [str(t) for t in tokens]
+        if tokens[: len(SPECIALS)] != list(SPECIALS) or len(set(tokens)) != len(tokens):
+            raise ValueError(f"text tokens: expected unique tokens starting with {list(SPECIALS)}")
+        tok = cls.__new__(cls)
+        tok._set(tokens)
+        return tok
+
+    def _set(self, tokens: list[str]) -> None:
         self.tokens: list[str] = tokens
         self.index: dict[str, int] = {t: i for i, t in enumerate(tokens)}
         for name in SPECIALS:

@@ -31,6 +31,9 @@ from wamdiff_ros.types import Observation, PlanResult, Trajectory
 class WamDiffPlanner:
     """:class:`wamdiff_ros.planners.base.Planner` for a :class:`WamDiffNet`.
 
+    Attributes ``rig``, ``spec`` (trajectory grid) and ``history`` (past poses used from
+    ``Observation.ego_history``) tell a planning loop what to feed.
+
     Args:
         net: the network (put in eval mode here).
         mode: override of ``gate.mode`` (``adaptive`` | ``fast`` | ``slow``).
@@ -54,6 +57,8 @@ class WamDiffPlanner:
         self.net = net.eval()
         self.cfg: ModelConfig = net.cfg
         self.rig: Rig = self.cfg.rig_obj
+        self.spec = self.cfg.spec
+        self.history = self.cfg.encoder.history
         self.gate = ReasoningGate(dataclasses.replace(self.cfg.gate))
         if mode is not None:
             self.mode = mode
