@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 BENCHES: dict[str, tuple[str, str]] = {
     "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
     "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
+    "model": ("wamdiff_ros.planners.bench", "WAM-Diff planner: p50/p99 latency per mode (fast, slow, adaptive)"),
 }
 """``wamdiff bench <name>`` -> (module, one-line help)."""
 
