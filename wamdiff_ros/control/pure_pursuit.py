@@ -25,7 +25,7 @@ class PurePursuitParams:
         gravity mid-way, β = asin(κ·L/2), δ = atan(2·tan β)).
     """
 
-    min_lookahead: float = 5.0
+    min_lookahead: float = 3.5
     lookahead_time: float = 0.6
     max_lookahead: float = 30.0
     wheelbase: float = 5.0

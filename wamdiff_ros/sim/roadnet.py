@@ -13,6 +13,7 @@ lane am I in, which lanes are beside it, where does it lead), on any ``list[Lane
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,12 +48,15 @@ def successor_keys(network, key: LaneKey) -> list[LaneKey]:
     """Lanes that ``key`` leads into, by highway-env's own rule: on a next road with the same lane
     count the same lane number, otherwise the lane closest to this lane's end."""
     f, t, i = key
-    end = network.get_lane(key).position(network.get_lane(key).length, 0.0)
+    lane = network.get_lane(key)
+    end = lane.position(lane.length, 0.0)
     out = []
     for nxt, lanes in network.graph.get(t, {}).items():
         same = len(lanes) == len(network.graph[f][t])
-        j = i if same else int(np.argmin([lane.distance(end) for lane in lanes]))
-        out.append((t, nxt, j))
+        j = i if same else int(np.argmin([other.distance(end) for other in lanes]))
+        turn = wrap_angle(lanes[j].heading_at(0.0) - lane.heading_at(lane.length))
+        if abs(float(turn)) < np.radians(120):
+            out.append((t, nxt, j))
     return out
 
 
@@ -77,36 +81,102 @@ def sample_lane(lane, spacing: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     return to_map_xy(pts), widths
 
 
+def hermite_connector(p0: np.ndarray, h0: float, p1: np.ndarray, h1: float, spacing: float = 1.0) -> np.ndarray:
+    """Points (N, 2) of a cubic Hermite curve from ``p0`` heading ``h0`` to ``p1`` heading ``h1``."""
+    dist = float(np.linalg.norm(p1 - p0))
+    n = max(3, int(np.ceil(dist / spacing)) + 1)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    m0 = dist * np.array([np.cos(h0), np.sin(h0)])
+    m1 = dist * np.array([np.cos(h1), np.sin(h1)])
+    return (
+        (2 * t**3 - 3 * t**2 + 1) * p0 + (t**3 - 2 * t**2 + t) * m0 + (-2 * t**3 + 3 * t**2) * p1 + (t**3 - t**2) * m1
+    )
+
+
+@dataclass
+class SampledNetwork:
+    """A highway-env road network as map-frame lanes.
+
+    Attributes:
+        lanes: all lanes; ids ``0..K-1`` are highway-env's lanes in graph order (stable for a given
+            network), ids from K on are connectors added where highway-env leaves a gap of more than
+            ``gap`` metres between a lane's end and its successor's start (its vehicles jump it).
+        ids: highway-env lane index -> lane id.
+        connectors: (lane id, successor id) -> id of the connector lane bridging them.
+    """
+
+    lanes: list[Lane]
+    ids: dict[LaneKey, int]
+    connectors: dict[tuple[int, int], int]
+
+    def route_ids(self, keys: Iterable[LaneKey]) -> list[int]:
+        """Lane ids of a sequence of highway-env lanes, with the connectors between them."""
+        out: list[int] = []
+        for k in keys:
+            i = self.ids[k]
+            if out and (out[-1], i) in self.connectors:
+                out.append(self.connectors[(out[-1], i)])
+            out.append(i)
+        return out
+
+
 def lanes_from_network(
     network,
     spacing: float = 1.0,
     in_junction: Callable[[LaneKey], bool] = lambda key: False,
     default_speed_limit: float = 30.0,
-) -> tuple[list[Lane], dict[LaneKey, int]]:
-    """Sample a highway-env RoadNetwork into map-frame :class:`Lane` objects.
-
-    Returns the lanes and the highway-env index -> lane id mapping (ids 0.. in graph order, so stable
-    for a given network). ``in_junction`` flags connector lanes inside a junction.
-    """
+    gap: float = 1.0,
+) -> SampledNetwork:
+    """Sample a highway-env RoadNetwork into map-frame :class:`Lane` objects (see :class:`SampledNetwork`).
+    ``in_junction`` flags connector lanes inside a junction."""
     keys = lane_keys(network)
     ids = {k: n for n, k in enumerate(keys)}
+    sampled = {k: sample_lane(network.get_lane(k), spacing) for k in keys}
+    succ = {k: [ids[s] for s in successor_keys(network, k)] for k in keys}
+    extra: list[Lane] = []
+    connectors: dict[tuple[int, int], int] = {}
+    for k in keys:
+        center, width = sampled[k]
+        for n, j in enumerate(succ[k]):
+            nxt_center, nxt_width = sampled[keys[j]]
+            if np.linalg.norm(nxt_center[0] - center[-1]) <= gap:
+                continue
+            h0 = float(np.arctan2(*(center[-1] - center[-2])[::-1]))
+            h1 = float(np.arctan2(*(nxt_center[1] - nxt_center[0])[::-1]))
+            line = hermite_connector(center[-1], h0, nxt_center[0], h1, spacing)
+            cid = len(keys) + len(extra)
+            hl = network.get_lane(keys[j])
+            limit = hl.speed_limit if hl.speed_limit is not None else default_speed_limit
+            extra.append(
+                Lane(
+                    cid,
+                    line,
+                    0.5 * (width[-1] + nxt_width[0]),
+                    (j,),
+                    bool(in_junction(k) or in_junction(keys[j])),
+                    float(limit),
+                    ("none", "none"),
+                )
+            )
+            connectors[(ids[k], j)] = cid
+            succ[k][n] = cid
     lanes = []
     for k in keys:
         hl = network.get_lane(k)
-        center, width = sample_lane(hl, spacing)
+        center, width = sampled[k]
         limit = hl.speed_limit if hl.speed_limit is not None else default_speed_limit
         lanes.append(
             Lane(
                 lane_id=ids[k],
                 centerline=center,
                 width=width,
-                successors=tuple(ids[s] for s in successor_keys(network, k)),
+                successors=tuple(succ[k]),
                 in_intersection=bool(in_junction(k)),
                 speed_limit=float(limit),
                 markings=(_marking(network, k, 0), _marking(network, k, 1)),
             )
         )
-    return lanes, ids
+    return SampledNetwork(lanes + extra, ids, connectors)
 
 
 def crop_lanes(lanes: Iterable[Lane], center: np.ndarray, radius: float, keep: Iterable[int] = ()) -> list[Lane]:
@@ -216,6 +286,20 @@ class LaneMap:
             chain.append(nxt)
             remaining -= self.length(nxt)
         return chain
+
+    def branches(self, lane_id: int, start_s: float, length: float, limit: int = 6) -> list[list[int]]:
+        """Every lane chain (at most ``limit``) from ``lane_id`` that covers ``length`` m after ``start_s``
+        or ends where the map ends: the paths a vehicle on the lane might take."""
+        out: list[list[int]] = []
+        stack = [([lane_id], length - (self.length(lane_id) - start_s))]
+        while stack and len(out) < limit:
+            chain, remaining = stack.pop()
+            succ = [j for j in self.lanes[chain[-1]].successors if j in self.lanes and j not in chain]
+            if remaining <= 0 or not succ:
+                out.append(chain)
+                continue
+            stack.extend((chain + [j], remaining - self.length(j)) for j in reversed(succ))
+        return out
 
     def polyline(self, chain: list[int], start_s: float = 0.0, back: float = 5.0) -> np.ndarray:
         """Concatenated centerline (N, 2) of a lane chain, from ``back`` m behind ``start_s`` on the first

@@ -41,6 +41,9 @@ WHEELBASE = 5.0
 EGO_SIZE = (5.0, 2.0)
 CROP_RADIUS = 160.0
 """Radius of the lane window around the ego used for scenes and planning [m]."""
+CUT_IN_MIN_GAP = 6.0
+"""A scripted cut-in starts only while the cutting vehicle's rear is at least this far ahead of the ego's
+front [m]; a cut-in vehicle that falls behind stays in its lane."""
 OFFROAD_LIMIT_S = 2.0
 """An episode ends after the ego has been off every lane this long [s]."""
 
@@ -171,7 +174,8 @@ class World:
         self._agent_ids: dict[int, int] = {}
         self._cut_in = None
         is_junction = (lambda k: k[0].startswith("ir")) if self.scenario.kind == "intersection" else (lambda k: False)
-        self.lanes, self.lane_ids = lanes_from_network(env.road.network, in_junction=is_junction)
+        self.network = lanes_from_network(env.road.network, in_junction=is_junction)
+        self.lanes, self.lane_ids = self.network.lanes, self.network.ids
         self._lane_by_id = {lane.lane_id: lane for lane in self.lanes}
         self._plan_route()
         if self.scenario.event is not None:
@@ -295,13 +299,16 @@ class World:
         )
         if self._cut_in is not None:
             v, t_start, key = self._cut_in
-            if self.time >= t_start and v in env.road.vehicles:
+            gap = float(np.dot(v.position - self.ego_vehicle.position, self.ego_vehicle.direction)) - EGO_SIZE[0]
+            if self.time >= t_start and gap >= CUT_IN_MIN_GAP and v in env.road.vehicles:
                 v.target_lane_index = key
+                self._cut_in = None
         env.time += DT
         env._simulate(action)
         if self.scenario.kind == "intersection":
             env._clear_vehicles()
-            env._spawn_vehicle(spawn_probability=env.config["spawn_probability"])
+            per_second = float(env.config["spawn_probability"])
+            env._spawn_vehicle(spawn_probability=1.0 - (1.0 - per_second) ** DT)
         self.time = round(self.time + DT, 9)
         if self.ego_vehicle.crashed and self.collision is None:
             self.collision = self._classify_collision()
@@ -425,7 +432,7 @@ class World:
         net = self._env.road.network
         k = self._route_index()
         if k is None:
-            return [self.lane_ids[key] for key in self.route_keys]
+            return self.network.route_ids(self.route_keys)
         key = tuple(self.ego_vehicle.lane_index)
         if self.target_lane is not None and k == 0:
             key = (key[0], key[1], self.target_lane)
@@ -433,7 +440,7 @@ class World:
         for rk in self.route_keys[k + 1 :]:
             nxt = [s for s in successor_keys(net, keys[-1]) if s[:2] == rk[:2]]
             keys.append(nxt[0] if nxt else rk)
-        return [self.lane_ids[x] for x in keys]
+        return self.network.route_ids(keys)
 
     @property
     def command(self) -> str:
