@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("wamdiff_ros.doctor", "report what this machine has (ROS 2, torch, GPU, backends, simulators)"),
     "launch": ("wamdiff_ros.launcher", "start a node graph from config/graphs/ as processes (Ctrl-C stops it)"),
     "collect": ("wamdiff_ros.data.collect", "record expert episodes of the embedded world as an MCAP bag"),
+    "expert-eval": ("wamdiff_ros.sim.episode", "closed-loop expert driver over a scenario seed split"),
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""
 

@@ -227,7 +227,7 @@ class Expert:
         loc = lm.locate(pose) or lm.locate(pose, max_offset=8.0, max_heading=np.pi / 2)
         if loc is None:
             return []
-        own, s_own, _ = loc
+        own = loc[0]
         starts: list[tuple[int, str]] = [(own, "keep")]
         for side, label in ((1, "left"), (-1, "right")):
             j = lm.side_lane(own, pose[:2], side)
@@ -348,7 +348,8 @@ class Expert:
             if c.label != "keep" and not (c.on_route and wants_change):
                 value[sel] -= p.change_cost
                 value[sel & (res.progress < best_keep_progress + p.min_progress_gain)] -= 1.0
-        value[self._stops_in_junction(trajs, owner, cands, frame)] -= 1.0
+        stops, enters = self._junction_checks(trajs, owner, cands, frame)
+        value[stops | (enters & (np.asarray(res.ttc) < 1.0))] -= 1.0
         value += 0.1 * np.clip(np.asarray(res.collision_time, np.float64), 0.0, self.spec.horizon) / self.spec.horizon
         best = int(np.argmax(value))
         chosen = cands[owner[best]]
@@ -369,12 +370,14 @@ class Expert:
             info={"lane": chosen.label, "lanes": chosen.lanes[:3], "score": res.row(best)},
         )
 
-    def _stops_in_junction(self, trajs: np.ndarray, owner: np.ndarray, cands: list[Candidate], frame: LogFrame):
-        """(P,) True where a proposal would end slowly with the ego box inside a junction it has not
-        entered yet: don't enter a junction you cannot clear."""
+    def _junction_checks(self, trajs: np.ndarray, owner: np.ndarray, cands: list[Candidate], frame: LogFrame):
+        """Two (P,) masks over proposals toward a junction the ego has not entered yet: ``stops`` where it
+        would end slowly with the ego box inside (don't enter a junction you cannot clear) and ``enters``
+        where it reaches into the junction at all (entering also needs a clean time-to-collision)."""
         from wamdiff_ros.geometry import compose
 
         out = np.zeros(len(trajs), bool)
+        enters = np.zeros(len(trajs), bool)
         end_speed = np.linalg.norm(trajs[:, -1, :2] - trajs[:, -2, :2], axis=1) / self.spec.dt
         ends = compose(frame.ego.pose, trajs[:, -1])
         rear, front = 1.0, 4.0
@@ -385,7 +388,8 @@ class Expert:
             s_end = project_to_polyline(ends[sel, :2], c.line)[0]
             inside = (s_end + front > c.junction[0] + 0.5) & (s_end - rear < c.junction[1])
             out[sel] = inside & (end_speed[sel] < self.params.junction_min_speed)
-        return out
+            enters[sel] = s_end + front > c.junction[0] + 0.5
+        return out, enters
 
     def _fallback(self, frame: LogFrame, t0: float) -> PlanResult:
         v = max(frame.ego.speed, 0.0)

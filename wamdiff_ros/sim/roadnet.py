@@ -298,7 +298,7 @@ class LaneMap:
             if remaining <= 0 or not succ:
                 out.append(chain)
                 continue
-            stack.extend((chain + [j], remaining - self.length(j)) for j in reversed(succ))
+            stack.extend(([*chain, j], remaining - self.length(j)) for j in reversed(succ))
         return out
 
     def polyline(self, chain: list[int], start_s: float = 0.0, back: float = 5.0) -> np.ndarray:
