@@ -1,0 +1,54 @@
+"""Closed loop in the embedded world: the episode runner's contract, and the expert completing short episodes."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from wamdiff_ros.sim.episode import EpisodeMetrics, run_episode, summarize
+from wamdiff_ros.sim.expert import Expert
+from wamdiff_ros.sim.scenarios import load_scenario
+from wamdiff_ros.sim.world import World
+from wamdiff_ros.types import PlanResult, Trajectory, TrajectorySpec
+
+
+class Cruise:
+    """A driver that always plans straight ahead at 15 m/s."""
+
+    def reset(self):
+        self.calls = 0
+
+    def plan(self, frame, lanes, images=None):
+        self.calls += 1
+        t = TrajectorySpec().times
+        return PlanResult(Trajectory(np.stack([15 * t, 0 * t, 0 * t], 1)))
+
+
+def short(name: str, duration: float, length: float):
+    s = load_scenario(name)
+    return dataclasses.replace(s, duration=duration, route=dataclasses.replace(s.route, length_m=length))
+
+
+def test_runner_calls_back_every_tick_and_reports_metrics():
+    world = World(short("highway_sparse", 2.0, 1000.0), 20000)
+    ticks = []
+    driver = Cruise()
+    res = run_episode(world, driver, on_tick=lambda f, p, im: ticks.append((f.stamp, p, im)), score_every=0)
+    m = res.metrics
+    assert m.reason == "timeout" and m.steps == 20 and m.duration == pytest.approx(2.0)
+    assert len(res.frames) == len(res.plans) == len(ticks) == driver.calls == 21
+    assert [t for t, _, _ in ticks] == [f.stamp for f in res.frames] and ticks[0][2] is None
+    assert 0 < m.route_completion < 1 and np.isnan(m.mean_pdms)
+    s = summarize([m, dataclasses.replace(m, collision=True, at_fault_collision=True)])
+    assert s["all"]["episodes"] == 2 and s["all"]["at_fault_collision_rate"] == 0.5
+    assert isinstance(m, EpisodeMetrics)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "seed"), [("highway_medium", 20000), ("cut_in", 20001)])
+def test_expert_completes_a_short_highway_episode_without_collision(name, seed):
+    world = World(short(name, 15.0, 220.0), seed)
+    res = run_episode(world, Expert(), score_every=5)
+    m = res.metrics
+    assert not m.collision and m.reason == "route_complete" and m.route_completion == pytest.approx(1.0)
+    assert m.scored >= 3 and m.mean_pdms > 0.7
