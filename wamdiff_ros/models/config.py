@@ -87,7 +87,7 @@ class TransformerConfig:
     d_model: int = 256
     layers: int = 4
     heads: int = 4
-    mlp_ratio: float = 4.0
+    mlp_ratio: float = 2.0
     dropout: float = 0.0
 
     def __post_init__(self):
@@ -138,8 +138,8 @@ class LayoutConfig:
     """Token blocks after the scene tokens: prompt (command + instruction or question), text answer
     (reasoning or VQA answer), trajectory (2 tokens per waypoint)."""
 
-    prompt_len: int = 24
-    text_len: int = 32
+    prompt_len: int = 16
+    text_len: int = 72
 
     def __post_init__(self):
         if self.prompt_len < 4 or self.text_len < 2:

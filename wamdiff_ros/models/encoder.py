@@ -4,6 +4,10 @@ Every camera goes through the same small strided CNN (a 4×4/4 stem, then 3×3/2
 (H/32)×(W/32) tokens of width ``d_model`` (4×8 for 256×128 images); a learned camera embedding
 (one per rig camera, in rig order) and a learned grid-position embedding are added. The ego token
 embeds :func:`ego_features`.
+
+Pixels enter as raw 0…255 values: an affine pixel normalisation would pass through the unpadded stem
+convolution as a per-channel affine map that the stem's BatchNorm absorbs, so it is folded away (the
+stem's initial weights are scaled by 1/127.5 instead), saving two full-image passes per frame.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class SceneEncoder(nn.Module):
             c = cout
         layers += _conv(c, d, 3, 2, relu=False)
         self.cnn = nn.Sequential(*layers)
+        with torch.no_grad():
+            self.cnn[0].weight.mul_(1.0 / 127.5)
         self.camera_emb = nn.Parameter(torch.randn(self.num_cameras, 1, d) * 0.02)
         self.pos_emb = nn.Parameter(torch.randn(1, self.grid[0] * self.grid[1], d) * 0.02)
         fdim = ego_feature_dim(enc.history)
@@ -72,8 +78,7 @@ class SceneEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
         b, c, h, w, _ = images.shape
-        x = images.reshape(b * c, h, w, 3).permute(0, 3, 1, 2).float() * (2.0 / 255.0) - 1.0
-        f = self.cnn(x)
+        f = self.cnn(images.reshape(b * c, h, w, 3).permute(0, 3, 1, 2).float())
         tokens = f.flatten(2).transpose(1, 2).reshape(b, c, -1, f.shape[1])
         tokens = tokens + self.camera_emb.unsqueeze(0) + self.pos_emb.unsqueeze(0)
         return torch.cat([tokens.reshape(b, -1, f.shape[1]), self.ego_mlp(ego).unsqueeze(1)], dim=1)

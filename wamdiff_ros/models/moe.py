@@ -38,6 +38,17 @@ def cv_squared(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return x.var(unbiased=False) / (x.mean() ** 2 + eps)
 
 
+_TIE_BREAKS: dict = {}
+
+
+def _tie_break(n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(n, 1) ``1e-6 · token index``, cached per shape (it is a constant of the graph)."""
+    key = (n, dtype, device)
+    if key not in _TIE_BREAKS:
+        _TIE_BREAKS[key] = torch.arange(n, dtype=dtype, device=device).unsqueeze(-1) * 1e-6
+    return _TIE_BREAKS[key]
+
+
 def expert_choice_gates(
     probs: torch.Tensor, capacity_factor: float, log_probs: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -47,10 +58,10 @@ def expert_choice_gates(
     saturation at p = 1), and exact ties go to the earlier token, so every backend picks the same set."""
     _, n, e = probs.shape
     cap = min(n, max(1, math.ceil(capacity_factor * n / e)))
-    tie_break = torch.arange(n, dtype=probs.dtype, device=probs.device).unsqueeze(-1) * 1e-6
-    rank_by = (probs if log_probs is None else log_probs) - tie_break
-    idx = rank_by.transpose(1, 2).topk(cap, dim=-1).indices
-    chosen = torch.zeros_like(probs.transpose(1, 2)).scatter(-1, idx, 1.0).transpose(1, 2)
+    with torch.no_grad():
+        rank_by = (probs if log_probs is None else log_probs) - _tie_break(n, probs.dtype, probs.device)
+        idx = rank_by.transpose(1, 2).topk(cap, dim=-1).indices
+        chosen = torch.zeros_like(probs.transpose(1, 2)).scatter(-1, idx, 1.0).transpose(1, 2)
     return probs * chosen
 
 

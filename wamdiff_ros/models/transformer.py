@@ -31,8 +31,9 @@ class Attention(nn.Module):
         """``x`` (B, N, d); ``prefix_kv`` (2, B, heads, M, head_dim); ``mask`` bool, True = attend,
         broadcastable to (B, heads, N, M + N). Returns the output and this call's (2, B, heads, N, hd)."""
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        kv = torch.stack([k, v])
+        qkv = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv
+        kv = qkv[1:]
         if prefix_kv is not None:
             k = torch.cat([prefix_kv[0], k], dim=2)
             v = torch.cat([prefix_kv[1], v], dim=2)
@@ -48,9 +49,9 @@ class Block(nn.Module):
         self.ln1 = nn.LayerNorm(d)
         self.attn = Attention(d, cfg.heads, cfg.dropout)
         self.ln2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
         self.moe = LoRAMoE(d, moe) if moe.routing != "none" else None
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else None
 
     def forward(
         self,
@@ -61,14 +62,14 @@ class Block(nn.Module):
         collect_stats: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, dict]:
         a, kv = self.attn(self.ln1(x), prefix_kv, mask)
-        x = x + self.drop(a)
+        x = x + (a if self.drop is None else self.drop(a))
         h = self.ln2(x)
         y = self.mlp(h)
         aux: dict = {}
         if self.moe is not None:
             m, aux = self.moe(h, groups, collect_stats)
             y = y + m
-        return x + self.drop(y), kv, aux
+        return x + (y if self.drop is None else self.drop(y)), kv, aux
 
 
 class Transformer(nn.Module):

@@ -10,6 +10,7 @@ weights are random, but the compute per frame is the shipped model's, so the lat
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -19,7 +20,10 @@ from wamdiff_ros.benchmarking import report, summarize_ms
 TARGETS = {"fast p50_ms": "<= 30", "fast p99_ms": "<= 50"}
 """Issue 5's targets for the default model on a 2-core CPU (3 cameras 256×128)."""
 STAGES = {"encode": "enc_p50", "fast_decode": "fast_p50", "reasoning": "reason_p50", "slow_decode": "slow_p50"}
-"""Stage timings reported (median ms) -> column name; ``slow`` is the fraction of frames in slow mode."""
+"""Stage timings reported (median ms) -> column name. Other columns: ``slow``, the fraction of frames
+planned in slow mode; ``others_cpu``, the share of the machine's CPU that other processes used during
+the row (a p99 on a shared 2-core machine means something only when it is near 0: two torch threads
+stall whenever another process takes a core)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +60,25 @@ def synthetic_observations(rig, count: int = 8, seed: int = 0) -> list:
     return out
 
 
+def _cpu_jiffies() -> tuple[float, float] | None:
+    """(busy, total) CPU seconds of the whole machine from /proc/stat (None where unavailable)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [float(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(v) - v[3] - v[4]) / hz, sum(v) / hz
+
+
+def other_load(before, after, own_cpu_s: float) -> float | None:
+    """Share of the machine's CPU time used by other processes between two :func:`_cpu_jiffies`
+    samples, given this process's own CPU seconds in between (0 = quiet machine, 1 = all cores busy)."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return max(0.0, min(1.0, (after[0] - before[0] - own_cpu_s) / (after[1] - before[1])))
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
@@ -76,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
         for i in range(args.warmup):
             planner.plan(obs[i % len(obs)], args.budget_ms)
         samples, modes, stages = [], [], {}
+        j0, c0 = _cpu_jiffies(), time.process_time()
         for i in range(args.iters):
             t0 = time.perf_counter()
             res = planner.plan(obs[i % len(obs)], args.budget_ms)
@@ -83,6 +107,7 @@ def main(args: argparse.Namespace) -> int:
             modes.append(res.mode)
             for k, v in res.timings_ms.items():
                 stages.setdefault(k, []).append(v)
+        others = other_load(j0, _cpu_jiffies(), time.process_time() - c0)
         s = summarize_ms(samples)
         row = {
             "mode": mode,
@@ -90,6 +115,7 @@ def main(args: argparse.Namespace) -> int:
             "p99_ms": s["p99_ms"],
             "max_ms": s["max_ms"],
             "slow": modes.count("slow") / len(modes),
+            "others_cpu": float("nan") if others is None else others,
         }
         row.update({STAGES[k]: float(np.percentile(v, 50)) for k, v in stages.items() if k in STAGES})
         rows.append(row)

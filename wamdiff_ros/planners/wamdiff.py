@@ -217,9 +217,11 @@ class WamDiffPlanner:
 def fresh_planner(
     config: str | os.PathLike = "models/wamdiff_small.yaml", vocab: list[str] | None = None, seed: int = 0, **options
 ) -> WamDiffPlanner:
-    """An untrained planner of a config file (for benchmarks and tests), labelled ``untrained``."""
-    torch.manual_seed(seed)
-    net = WamDiffNet(ModelConfig.from_yaml(config, vocab=vocab))
+    """An untrained planner of a config file (for benchmarks and tests), labelled ``untrained``; its
+    weights are drawn from ``seed`` without touching the global torch RNG."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = WamDiffNet(ModelConfig.from_yaml(config, vocab=vocab))
     return WamDiffPlanner(net, source=f"untrained:{Path(config).name}", seed=seed, **options)
 
 
