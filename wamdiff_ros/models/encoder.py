@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wamdiff_ros.models.config import ModelConfig
+from wamdiff_ros.models.config import EncoderConfig
+from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import EgoState
 
 EGO_SCALES = np.array([10.0, 10.0, 3.0, 3.0, 0.5, 10.0])
@@ -51,15 +52,22 @@ def _conv(cin: int, cout: int, k: int, s: int, relu: bool = True) -> list[nn.Mod
 
 
 class SceneEncoder(nn.Module):
-    """``(images uint8 (B, C, H, W, 3), ego (B, F)) -> tokens (B, C·h·w + 1, d_model)``."""
+    """``(images uint8 (B, C, H, W, 3), ego (B, F)) -> tokens (B, C·h·w + 1, d_model)``.
 
-    def __init__(self, cfg: ModelConfig):
+    Family-agnostic: any planner builds it from a rig, an :class:`EncoderConfig` and its width.
+    """
+
+    def __init__(self, rig: Rig, enc: EncoderConfig, d_model: int):
         super().__init__()
-        d = cfg.transformer.d_model
-        enc = cfg.encoder
-        cams = cfg.rig_obj.cameras
+        d = d_model
+        cams = rig.cameras
         if len({(c.width, c.height) for c in cams}) != 1:
-            raise ValueError("SceneEncoder: all rig cameras must share one image size")
+            raise ValueError(f"SceneEncoder: all rig cameras must share one image size, got rig {rig.name!r}")
+        if cams[0].width % enc.stride or cams[0].height % enc.stride:
+            raise ValueError(
+                f"SceneEncoder: image size {cams[0].width}×{cams[0].height} px must be a multiple of the "
+                f"encoder stride {enc.stride}"
+            )
         self.num_cameras = len(cams)
         self.grid = (cams[0].height // enc.stride, cams[0].width // enc.stride)
         layers = _conv(3, enc.stem_channels, 4, 4)

@@ -40,7 +40,7 @@ class WamDiffNet(nn.Module):
         self.space = build_token_space(cfg)
         self.layout = build_layout(cfg)
         d = cfg.transformer.d_model
-        self.encoder = SceneEncoder(cfg)
+        self.encoder = SceneEncoder(cfg.rig_obj, cfg.encoder, d)
         self.tok_emb = nn.Embedding(len(self.space), d)
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         self.pos_emb = nn.Parameter(torch.randn(self.layout.tokens_len, d) * 0.02)
