@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "launch": ("wamdiff_ros.launcher", "start a node graph from config/graphs/ as processes (Ctrl-C stops it)"),
     "collect": ("wamdiff_ros.data.collect", "record expert episodes of the embedded world as an MCAP bag"),
     "expert-eval": ("wamdiff_ros.sim.episode", "closed-loop expert driver over a scenario seed split"),
+    "play": ("wamdiff_ros.ros.bag_player", "publish a bag's messages through rclpy with their recorded timing"),
+    "record": ("wamdiff_ros.ros.bag_recorder", "record live topics into a rosbag2 MCAP bag (Ctrl-C finishes it)"),
+    "replay": ("wamdiff_ros.replay", "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots"),
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""
 

@@ -1,0 +1,159 @@
+"""Open-loop evaluation of a planner on logged frames: plan every N-th sample of a dataset, score it
+against the log, and aggregate.
+
+Per frame: NAVSIM PDMS / EPDMS and their sub-metrics (:func:`wamdiff_ros.scoring.score`; EC compares
+with the plan of the previous evaluated frame of the same episode, as consecutive frames of a drive
+do, and is 1 when there is none), open-loop L2 / ADE / FDE / box collisions
+(:func:`wamdiff_ros.scoring.open_loop_metrics`), planning wall time, fast/slow mode and MoE routing
+statistics when the planner reports them. No middleware is involved: ``wamdiff replay`` (bag in,
+report out) and ``wamdiff eval`` call :func:`evaluate_open_loop`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from wamdiff_ros.scoring.metrics import SUB_METRICS, TOTALS
+from wamdiff_ros.types import Observation, PlanResult, SceneTruth
+
+OPEN_LOOP_KEYS = ("l2_1s", "l2_2s", "l2_3s", "l2_avg_1s", "l2_avg_2s", "l2_avg_3s", "ade", "fde")
+OPEN_LOOP_KEYS += ("col_1s", "col_2s", "col_3s", "col_avg_1s", "col_avg_2s", "col_avg_3s")
+"""Open-loop metrics kept per frame (those on the planner's grid; UniAD "at" and VAD "avg" conventions)."""
+
+
+@dataclass
+class FrameRecord:
+    """One evaluated frame, handed to ``on_frame`` (e.g. for plots): dataset ``index``, the planner input
+    ``obs``, its ``result``, the scoring ``scene`` (with ``previous_plan`` set) and the metrics ``row``."""
+
+    index: int
+    obs: Observation
+    result: PlanResult
+    scene: SceneTruth
+    row: dict
+
+
+def evaluate_open_loop(
+    planner: Any,
+    dataset: Any,
+    every: int = 1,
+    *,
+    budget_ms: float | None = None,
+    max_frames: int | None = None,
+    on_frame: Callable[[FrameRecord], None] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Evaluate ``planner`` (``plan(obs, budget_ms) -> PlanResult``) on samples ``0, every, 2·every, …``.
+
+    Args:
+        dataset: a :class:`wamdiff_ros.data.dataset.DrivingDataset` (anything with ``len``,
+            ``observation(i)``, ``scene(i)`` and ``index`` of ``(bag, frame)`` pairs).
+        every: evaluate every N-th sample (>= 1).
+        budget_ms: latency budget passed to ``plan`` (None: no deadline).
+        max_frames: stop after this many frames (None: all).
+        on_frame: called with a :class:`FrameRecord` after each frame.
+        progress: show a progress bar.
+
+    Returns a JSON-able dict: ``frames`` (one row per frame: index, stamp, episode, scenario, mode,
+    latency_ms, NAVSIM sub-metrics and totals, open-loop metrics, the plan as (T, 3) poses in base_link,
+    MoE entropy when present) and ``aggregate`` (see :func:`aggregate`).
+    """
+    if int(every) != every or every < 1:
+        raise ValueError(f"every: expected an integer >= 1, got {every!r}")
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"max_frames: expected >= 1 or None, got {max_frames!r}")
+    if len(dataset) == 0:
+        raise ValueError("dataset: no samples (every bag frame lacks a full future horizon or its images)")
+    from wamdiff_ros.scoring import open_loop_metrics, score
+
+    indices = list(range(0, len(dataset), int(every)))[:max_frames]
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="replay", unit="frame")
+    rows: list[dict] = []
+    moe_loads: list[np.ndarray] = []
+    previous: tuple[str, float, np.ndarray] | None = None
+    for i in indices:
+        obs = dataset.observation(i)
+        scene = dataset.scene(i)
+        b, k = dataset.index[i]
+        episode = dataset.bags[b].log.frames[k].episode if hasattr(dataset, "bags") else ""
+        t0 = time.perf_counter()
+        result = planner.plan(obs, budget_ms)
+        latency_ms = (time.perf_counter() - t0) * 1e3
+        poses = np.asarray(result.trajectory.poses, np.float64)
+        if poses.shape != (scene.spec.num_poses, 3):
+            raise ValueError(
+                f"planner: frame {i}: expected a ({scene.spec.num_poses}, 3) plan on the dataset's grid, "
+                f"got {poses.shape}"
+            )
+        if previous is not None and previous[0] == episode:
+            scene.previous_plan = previous[2]
+            scene.previous_plan_offset = float(obs.stamp - previous[1])
+        scores = score(poses, scene).row(0)
+        ol = {k: float(v[0]) for k, v in open_loop_metrics(poses, scene).items() if k in OPEN_LOOP_KEYS}
+        row = {
+            "index": int(i),
+            "stamp": float(obs.stamp),
+            "episode": episode,
+            "scenario": scene.scenario,
+            "mode": result.mode,
+            "latency_ms": latency_ms,
+            **scores,
+            **ol,
+            "plan": poses.round(4).tolist(),
+        }
+        if result.moe.get("load") is not None:
+            moe_loads.append(np.asarray(result.moe["load"], np.float64))
+            if "mean_entropy" in result.moe:
+                row["moe_entropy"] = float(result.moe["mean_entropy"])
+        rows.append(row)
+        previous = (episode, float(obs.stamp), poses)
+        if on_frame is not None:
+            on_frame(FrameRecord(int(i), obs, result, scene, row))
+    return {"frames": rows, "aggregate": aggregate(rows, moe_loads), "every": int(every)}
+
+
+def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> dict:
+    """Means of every per-frame metric, latency p50/p99/mean/max [ms], fast/slow rates, collision rates
+    (at fault: NC = 0; open-loop box overlap within 3 s), per-scenario PDMS/EPDMS, and mean MoE load per
+    layer and expert with its CV² (0 = perfectly balanced)."""
+    if not rows:
+        raise ValueError("aggregate: no frames")
+    keys = [*TOTALS, *SUB_METRICS, *[k for k in OPEN_LOOP_KEYS if k in rows[0]]]
+    out: dict = {"frames": len(rows)}
+    for k in keys:
+        out[k] = float(np.mean([r[k] for r in rows]))
+    lat = np.array([r["latency_ms"] for r in rows])
+    out["latency_ms"] = {
+        "mean": float(lat.mean()),
+        "p50": float(np.percentile(lat, 50)),
+        "p99": float(np.percentile(lat, 99)),
+        "max": float(lat.max()),
+    }
+    modes = [r["mode"] for r in rows]
+    out["fast_rate"] = modes.count("fast") / len(modes)
+    out["slow_rate"] = modes.count("slow") / len(modes)
+    out["at_fault_collision_rate"] = float(np.mean([r["NC"] == 0.0 for r in rows]))
+    if "col_avg_3s" in rows[0]:
+        out["collision_rate_3s"] = float(np.mean([r["col_avg_3s"] > 0 for r in rows]))
+    by_scenario: dict[str, dict] = {}
+    for name in sorted({r["scenario"] for r in rows}):
+        sel = [r for r in rows if r["scenario"] == name]
+        by_scenario[name] = {"frames": len(sel), **{t: float(np.mean([r[t] for r in sel])) for t in TOTALS}}
+    out["by_scenario"] = by_scenario
+    if moe_loads:
+        load = np.mean(np.stack(moe_loads), axis=0)
+        per_layer = load.reshape(-1, load.shape[-1])
+        cv2 = per_layer.var(-1) / np.maximum(per_layer.mean(-1) ** 2, 1e-12)
+        out["moe"] = {"load_mean": per_layer.round(4).tolist(), "load_cv2": cv2.round(4).tolist()}
+        ent = [r["moe_entropy"] for r in rows if "moe_entropy" in r]
+        if ent:
+            out["moe"]["entropy_mean"] = float(np.mean(ent))
+    return out

@@ -1,0 +1,1 @@
+"""Reports of evaluations: plots (:mod:`.plots`) and markdown summaries (:mod:`.summary`)."""

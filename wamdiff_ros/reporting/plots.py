@@ -1,0 +1,118 @@
+"""Matplotlib figures of evaluations (headless, written atomically as PNG).
+
+- :func:`plot_bev`: one frame from above in the ego's base_link (x forward up the page, y left):
+  lanes with their edges, agent boxes now, the ego box, the logged future, the planner's candidates
+  and its plan.
+- :func:`plot_metric_curves`: per-frame metrics over bag time.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from wamdiff_ros.atomic import atomic_path
+from wamdiff_ros.geometry import box_corners, relative, to_local_points
+from wamdiff_ros.types import SceneTruth
+
+BEV_RANGE = (-15.0, 60.0, -25.0, 25.0)
+"""Shown area in base_link: x from, x to, y from, y to [m]."""
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    return plt, fig, ax
+
+
+def _save(plt, fig, path: str | os.PathLike) -> None:
+    fig.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def plot_bev(
+    path: str | os.PathLike,
+    scene: SceneTruth,
+    plan: np.ndarray,
+    candidates: np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Bird's-eye view of a frame: ``plan`` (T, 3) and ``candidates`` (K, T, 3) in base_link, against
+    ``scene`` (lanes, agents at the frame, the logged future ``scene.human_trajectory``)."""
+    plan = np.asarray(plan, np.float64)
+    if plan.ndim != 2 or plan.shape[1] != 3:
+        raise ValueError(f"plot_bev: plan: expected (T, 3) poses, got shape {plan.shape}")
+    plt, fig, ax = _figure(5.0, 7.0)
+    ego = scene.ego.pose
+
+    def draw(xy, **kw):  # base_link (x fwd, y left) drawn with x up and y to the left
+        xy = np.asarray(xy)
+        ax.plot(-xy[..., 1], xy[..., 0], **kw)
+
+    for lane in scene.lanes:
+        center = to_local_points(ego, lane.centerline)
+        draw(center, color="0.75", lw=0.8, ls="--", zorder=1)
+        for edge in lane.boundaries:
+            draw(to_local_points(ego, edge), color="0.45", lw=0.8, zorder=1)
+    agents = scene.agents
+    if len(agents):
+        now = agents.valid[:, 0]
+        boxes = box_corners(relative(ego, agents.poses[now, 0]), agents.sizes[now, 0], agents.sizes[now, 1])
+        for corners in boxes:
+            closed = np.vstack([corners, corners[:1]])
+            ax.fill(-closed[:, 1], closed[:, 0], color="tab:orange", alpha=0.5, lw=0.8, ec="tab:orange", zorder=3)
+    ego_box = box_corners(np.array([scene.rear_axle_to_center, 0.0, 0.0]), *scene.ego_size)
+    closed = np.vstack([ego_box, ego_box[:1]])
+    ax.fill(-closed[:, 1], closed[:, 0], color="tab:blue", alpha=0.6, zorder=4, label="ego")
+    if candidates is not None and len(candidates):
+        for k, cand in enumerate(np.asarray(candidates, np.float64)):
+            start = np.vstack([[0.0, 0.0, 0.0], cand])
+            draw(start[:, :2], color="tab:purple", lw=0.7, alpha=0.4, zorder=4, label="candidates" if k == 0 else None)
+    log = np.vstack([[0.0, 0.0, 0.0], scene.human_trajectory])
+    draw(log[:, :2], color="tab:green", lw=2.0, marker="o", ms=3, zorder=5, label="log")
+    ours = np.vstack([[0.0, 0.0, 0.0], plan])
+    draw(ours[:, :2], color="tab:red", lw=2.0, marker="o", ms=3, zorder=6, label="plan")
+    x0, x1, y0, y1 = BEV_RANGE
+    ax.set_xlim(-y1, -y0)
+    ax.set_ylim(x0, x1)
+    ax.set_aspect("equal")
+    ax.set_xlabel("-y (left) [m]")
+    ax.set_ylabel("x (forward) [m]")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.2)
+    _save(plt, fig, path)
+
+
+def plot_metric_curves(
+    path: str | os.PathLike, frames: list[dict], keys=("PDMS", "EPDMS", "ade", "latency_ms")
+) -> None:
+    """One panel per metric of ``keys`` over bag time (the per-frame rows of an evaluation); episodes
+    are separate line segments."""
+    if not frames:
+        raise ValueError("plot_metric_curves: no frames")
+    keys = [k for k in keys if k in frames[0]]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(keys), 1, figsize=(8.0, 1.8 * len(keys)), sharex=True, dpi=100, squeeze=False)
+    stamps = np.array([f["stamp"] for f in frames])
+    episodes = [f.get("episode", "") for f in frames]
+    for ax, key in zip(axes[:, 0], keys):
+        values = np.array([f[key] for f in frames], np.float64)
+        for ep in dict.fromkeys(episodes):
+            sel = np.array([e == ep for e in episodes])
+            ax.plot(stamps[sel], values[sel], marker=".", ms=3, lw=1.0)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("bag time [s]")
+    _save(plt, fig, path)
