@@ -75,3 +75,12 @@ def test_predictions_follow_lane_branches():
     assert len(pred) == 3 and pred.num_steps == 41
     ends = pred.poses[:, -1, 1]
     assert ends.max() > 5.0 and ends.min() < -5.0 and np.any(np.abs(ends) < 1e-6)
+
+
+def test_lane_chain_polyline_survives_one_point_successors():
+    x = np.arange(0.0, 21.0)
+    a = Lane(0, np.stack([x, 0 * x], 1), 4.0, successors=(1,))
+    b = Lane(1, np.array([[19.0, 0.0], [21.0, 0.0]]), 4.0, successors=(2,))  # only its last point is ahead
+    c = Lane(2, np.stack([x + 22.0, 0 * x], 1), 4.0)
+    line = LaneMap([a, b, c]).polyline([0, 1, 2], 10.0, back=2.0)
+    assert np.all(np.diff(line[:, 0]) > 0) and line[-1, 0] == 42.0

@@ -260,23 +260,26 @@ def main(args) -> int:
     expert = Expert()
     metrics: list[EpisodeMetrics] = []
     t0 = time.perf_counter()
+
+    def write(complete: bool) -> None:
+        if args.json:
+            report = {
+                "split": args.split,
+                "episodes_per_scenario": args.episodes,
+                "complete": complete,
+                "summary": summarize(metrics),
+                "episodes": [asdict(m) for m in metrics],
+            }
+            atomic_write_json(args.json, report)
+
     with tqdm(jobs, desc=f"expert-eval {args.split}", unit="ep") as bar:
         for scenario, seed in bar:
             bar.set_postfix_str(f"{scenario.name}:{seed}")
             world = World(scenario, seed)
             metrics.append(run_episode(world, expert, score_every=args.score_every).metrics)
             world.close()
-    summary = summarize(metrics)
-    _print_table(summary)
+            write(complete=False)
+    _print_table(summarize(metrics))
     print(f"{len(metrics)} episodes in {time.perf_counter() - t0:.0f} s")
-    if args.json:
-        atomic_write_json(
-            args.json,
-            {
-                "split": args.split,
-                "episodes_per_scenario": args.episodes,
-                "summary": summary,
-                "episodes": [asdict(m) for m in metrics],
-            },
-        )
+    write(complete=True)
     return 0

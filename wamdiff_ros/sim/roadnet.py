@@ -308,13 +308,15 @@ class LaneMap:
         s0 = self._s[chain[0]]
         keep = s0 >= start_s - back
         pts = [first.centerline[keep] if keep.sum() >= 2 else first.centerline[-2:]]
+        end, heading = pts[0][-1], pts[0][-1] - pts[0][-2]
         for j in chain[1:]:
             c = self.lanes[j].centerline
-            prev = pts[-1]
-            heading = prev[-1] - prev[-2]
-            ahead = (c - prev[-1]) @ heading > 0
+            ahead = (c - end) @ heading > 0
             if ahead.any():
-                pts.append(c[np.argmax(ahead) :])
+                tail = c[np.argmax(ahead) :]
+                pts.append(tail)
+                heading = tail[-1] - (tail[-2] if len(tail) >= 2 else end)
+                end = tail[-1]
         line = np.concatenate(pts)
         seg = np.linalg.norm(np.diff(line, axis=0), axis=1)
         return line[np.concatenate([[True], seg > 1e-6])]
