@@ -4,10 +4,16 @@ Each tick it builds candidate centre lines (the ego's lane, the lanes beside it 
 the route lane when a lane change is requested; every line follows the route through junctions),
 blends each from the ego's current lateral offset so a lane change is a smooth S rather than a jump,
 turns them into IDM proposals at several target-speed fractions with the scorer's
-:func:`~wamdiff_ros.scoring.idm_proposals`, scores all of them with the scorer against other agents
-predicted at constant velocity (boxes inflated by a safety margin), and picks the best after small
-preferences: the route lane, the lane it is already heading for (hysteresis), and fewer lane changes.
-The chosen plan is tracked by :class:`~wamdiff_ros.control.tracker.Tracker`.
+:func:`~wamdiff_ros.scoring.idm_proposals` (plus hard-braking ones), scores all of them with the
+scorer's :func:`~wamdiff_ros.scoring.score` (PDMS) against other agents predicted at constant
+velocity, plus one constant-speed hypothesis per lane-graph path a vehicle could take (boxes
+inflated by a safety margin), and picks the best after small preferences: the route lane, the lane
+it is already heading for (hysteresis), and fewer lane changes. The chosen plan is tracked by
+:class:`~wamdiff_ros.control.tracker.Tracker`.
+
+Junctions (highway-env's are unsignalised and its traffic does not yield to the ego): a virtual
+yield line at the junction entry gives proposals that stop before it; a proposal may enter only with
+a clean time-to-collision and must not end stopped inside the junction.
 
 Speed limits fed to the proposals are capped by lane curvature (``sqrt(a_lat / κ)``), since
 highway-env's roundabout lanes carry a 20 m/s limit on a 20–24 m radius.
