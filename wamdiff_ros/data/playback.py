@@ -54,6 +54,7 @@ class PlaybackOptions:
         clock: publish the playback time on /clock (the bag's own /clock is then not played).
         clock_hz: /clock publishing frequency [Hz] of wall time, > 0.
         delay: wait this long before playing [s], >= 0.
+        duration: play only this much of the bag after ``start_offset`` [s] (None: to the end), > 0.
     """
 
     rate: float = 1.0
@@ -64,19 +65,17 @@ class PlaybackOptions:
     clock: bool = False
     clock_hz: float = 40.0
     delay: float = 0.0
+    duration: float | None = None
 
     def __post_init__(self):
-        for name, ok in (
-            ("rate", self.rate > 0),
-            ("clock_hz", self.clock_hz > 0),
-            ("start_offset", self.start_offset >= 0),
-            ("delay", self.delay >= 0),
-        ):
-            value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and ok):
-                raise ValueError(
-                    f"PlaybackOptions.{name}: expected a finite number > 0 (>= 0 for offsets), got {value!r}"
-                )
+        checks = [("rate", self.rate, "> 0"), ("clock_hz", self.clock_hz, "> 0")]
+        checks += [("start_offset", self.start_offset, ">= 0"), ("delay", self.delay, ">= 0")]
+        if self.duration is not None:
+            checks.append(("duration", self.duration, "> 0"))
+        for name, value, rule in checks:
+            ok = isinstance(value, int | float) and math.isfinite(value)
+            if not (ok and (value > 0 if rule == "> 0" else value >= 0)):
+                raise ValueError(f"PlaybackOptions.{name}: expected a finite number {rule}, got {value!r}")
         if self.topics is not None:
             self.topics = tuple(self.topics)
             if not self.topics:
@@ -147,6 +146,7 @@ def run_playback(
     clock = publish_clock if options.clock else None
     clock_period = 1.0 / options.clock_hz
     base = int(first_ns + round(options.start_offset * 1e9))
+    end = None if options.duration is None else base + round(options.duration * 1e9)
     stats = PlaybackStats()
     t_start = now()
     if options.delay > 0 and wait(options.delay):
@@ -178,6 +178,8 @@ def run_playback(
         for msg in messages(base):
             if msg.log_ns < base:
                 continue
+            if end is not None and msg.log_ns > end:
+                break
             due = wall0 + (msg.log_ns - base) * 1e-9 / options.rate
             if wait_until(due):
                 stats.stopped = True

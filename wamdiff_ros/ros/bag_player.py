@@ -9,7 +9,8 @@ Python package here (``wamdiff_msgs/*`` ground truth) are skipped with a one-lin
 SIGTERM) stops playback cleanly.
 
 As a graph node (``config/graphs/replay.yaml``) the same options are ROS parameters: ``bag``, ``rate``,
-``loop``, ``clock``, ``clock_hz``, ``topics`` and ``remaps`` (string arrays), ``start_offset``, ``delay``.
+``loop``, ``clock``, ``clock_hz``, ``topics`` and ``remaps`` (string arrays), ``start_offset``, ``delay``
+and ``duration`` (0: to the end).
 
 rclpy is imported inside functions so that ``wamdiff --help`` stays fast.
 """
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from wamdiff_ros.data.playback import CLOCK_TOPIC, PlaybackOptions, PlaybackStats, parse_remaps, run_playback
 from wamdiff_ros.data.raw_bag import RawBagReader, RawMessage
@@ -104,14 +106,26 @@ class BagPlayer:
 
         self._clock_pub.publish(self._clock_msg(clock=Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
 
-    def play(self, stop: threading.Event | None = None, clock_tail_s: float = 0.0) -> PlaybackStats:
-        """Play the bag (once, or until ``stop`` with ``loop``); returns what was done."""
+    def play(
+        self,
+        stop: threading.Event | None = None,
+        clock_tail_s: float = 0.0,
+        rate: float | None = None,
+        duration: float | None = None,
+    ) -> PlaybackStats:
+        """Play the bag (once, or until ``stop`` with ``loop``); returns what was done. ``rate`` and
+        ``duration`` override the options' for this call (benchmarks replay at several rates)."""
         topics = list(self._pubs)
+        options = self.options
+        if rate is not None or duration is not None:
+            options = replace(
+                options, rate=options.rate if rate is None else rate, duration=duration or options.duration
+            )
         return run_playback(
             lambda start: self.reader.messages(topics, start),
             self.reader.start_ns,
             self._publish,
-            self.options,
+            options,
             publish_clock=self._publish_clock if self._clock_pub is not None else None,
             stop=stop,
             clock_tail_s=clock_tail_s,
@@ -146,6 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish topic FROM as TO")
     parser.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="skip the bag's first S seconds")
     parser.add_argument("--delay", type=float, default=0.0, metavar="S", help="wait S seconds before playing")
+    parser.add_argument("--duration", type=float, default=None, metavar="S", help="play only S seconds of the bag")
 
 
 def options_from_args(args: argparse.Namespace) -> PlaybackOptions:
@@ -158,6 +173,7 @@ def options_from_args(args: argparse.Namespace) -> PlaybackOptions:
         clock=args.clock is not None,
         clock_hz=args.clock if args.clock is not None else 40.0,
         delay=args.delay,
+        duration=args.duration,
     )
 
 
@@ -237,6 +253,7 @@ def _node_from_parameters(bag, options):
     node.declare_parameter("clock_hz", 40.0)
     node.declare_parameter("start_offset", 0.0)
     node.declare_parameter("delay", 0.0)
+    node.declare_parameter("duration", 0.0)
     node.declare_parameter("topics", Parameter.Type.STRING_ARRAY)
     node.declare_parameter("remaps", Parameter.Type.STRING_ARRAY)
 
@@ -262,6 +279,7 @@ def _node_from_parameters(bag, options):
             clock=bool(get("clock")),
             clock_hz=float(get("clock_hz")),
             delay=float(get("delay")),
+            duration=float(get("duration")) or None,
         )
     except ValueError:
         node.destroy_node()

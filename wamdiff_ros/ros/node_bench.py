@@ -1,0 +1,428 @@
+"""``wamdiff bench node --bag BAG --model DIR``: the unmodified planner_node under a played bag, in the
+manner of ros2_benchmark.
+
+The node runs as its own process, started as a graph would start it (``planner_node --ros-args
+--params-file config/planner.param.yaml -p model_path:=… -p use_sim_time:=true``). This process plays
+the bag's camera, camera_info, odometry, command and instruction topics into it with
+:class:`~wamdiff_ros.ros.bag_player.BagPlayer` (serialized bytes, /clock from the playback), at each
+``--rates`` frame rate (the bag's own frame spacing rescaled), ``--iterations`` times per rate, after a
+warm-up pass. Per frame (one camera stamp):
+
+- end-to-end latency: from the moment the frame's last camera / odometry message was published to the
+  moment its ``~/trajectory`` (nav_msgs/Path, stamped with the frame's camera stamp) is received here;
+- missed: a frame published complete that never got a trajectory.
+
+Per rate: latency mean / p50 / p99 / max, jitter (std of trajectory inter-arrival times), missed
+frames, the node's CPU (utime + stime from ``/proc/<pid>/stat`` over wall time; 100 % = one core), the
+node's plan / fallback / deadline-miss counts from /diagnostics, and the ratio of the node's mean
+end-to-end latency to the bare planner time: ``planner.plan`` on the same frames in this process, timed
+before and after the node runs (target ≤ 1.15 for a network; for a planner that takes microseconds the
+ratio only measures transport).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+RATIO_TARGET = 1.15
+SYNC_TOPIC_KINDS = ("image", "odom")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bag", required=True, help="rosbag2 directory or .mcap file with the rig's cameras and odometry"
+    )
+    parser.add_argument("--model", required=True, help="checkpoint folder (absolute, or under models/)")
+    parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 20.0], help="frame rates [Hz] (default 10 20)")
+    parser.add_argument("--iterations", type=int, default=5, help="passes per rate (default 5)")
+    parser.add_argument("--frames", type=int, default=100, help="frames per pass, from the bag's start (default 100)")
+    parser.add_argument("--warmup-frames", type=int, default=10, help="frames of the unmeasured warm-up pass")
+    parser.add_argument("--params-file", default=None, help="node parameters (default config/planner.param.yaml)")
+    parser.add_argument("--rig", default="rigs/default.yaml", help="rig_path given to the node (the model's rig)")
+    parser.add_argument("--budget-ms", type=float, default=80.0, help="planner budget, node and bare alike")
+    parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds for the node to come up")
+
+
+# ---- pieces without rclpy -------------------------------------------------------------------------------
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU time [s] of process ``pid`` (all its threads), from ``/proc/<pid>/stat``."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def frame_latencies(sent: dict[int, float], received: dict[int, float]) -> tuple[np.ndarray, list[int]]:
+    """End-to-end latencies [ms] of frames (stamp ns -> publish time, -> receive time [s]) in stamp order,
+    and the stamps that got no answer."""
+    answered = sorted(set(sent) & set(received))
+    lat = np.array([(received[s] - sent[s]) * 1e3 for s in answered])
+    return lat, sorted(set(sent) - set(received))
+
+
+def jitter_ms(arrivals: list[float]) -> float:
+    """Std of inter-arrival times [ms] (0 with fewer than three arrivals)."""
+    if len(arrivals) < 3:
+        return 0.0
+    return float(np.std(np.diff(np.sort(arrivals))) * 1e3)
+
+
+def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[list, float]:
+    """``(observations, frame rate [Hz])`` of the bag's first ``max_frames`` frames: each camera stamp
+    with all rig images and an odometry message at that stamp, decoded as the node decodes them (ego
+    history resampled from the bag's past odometry, as the node's planning loop does)."""
+    from wamdiff_ros.data import ros_types as rt
+    from wamdiff_ros.geometry import relative, resample
+    from wamdiff_ros.types import Observation
+
+    topics = image_topics(reader.topics, rig)
+    store = rt.typestore()
+    images: dict[int, dict] = {}
+    odom: dict[int, object] = {}
+    for msg in reader.messages([*topics.values(), "/ego/odom"]):
+        data = store.deserialize_cdr(msg.data, msg.msgtype)
+        stamp = rt.to_ns(rt.from_time(data.header.stamp))
+        if msg.topic == "/ego/odom":
+            odom[stamp] = rt.ego_from_odometry(data)
+        else:
+            cam = next(c for c, t in topics.items() if t == msg.topic)
+            images.setdefault(stamp, {})[cam] = data
+    stamps = [s for s in sorted(images) if len(images[s]) == len(rig.cameras) and s in odom]
+    if len(stamps) < 2:
+        raise ValueError(f"{reader.path}: fewer than 2 frames with every rig camera and /ego/odom")
+    rate = 1e9 / float(np.median(np.diff(stamps)))
+    egos = [odom[s] for s in sorted(odom)]
+    out = []
+    for s in stamps[:max_frames]:
+        ego = odom[s]
+        past = [e for e in egos if e.stamp <= ego.stamp]
+        hist = np.zeros((history, 3))
+        if history and len(past) > 1:
+            t = np.array([e.stamp for e in past]) - ego.stamp
+            poses = np.stack([e.pose for e in past])
+            hist = relative(ego.pose, resample(poses, t, -dt * np.arange(history, 0, -1)))
+        sizes = {c.name: (c.width, c.height) for c in rig.cameras}
+        obs_images = {c: rt.decode_image_msg(images[s][c], sizes[c]) for c in rig.names}
+        out.append(Observation(images=obs_images, ego=ego, stamp=s * 1e-9, ego_history=hist))
+    return out, rate
+
+
+def image_topics(topics: dict[str, str], rig) -> dict[str, str]:
+    """Camera -> image topic of the bag (compressed preferred); ValueError naming a missing camera."""
+    out = {}
+    for cam in rig.names:
+        for t in (f"/cameras/{cam}/image/compressed", f"/cameras/{cam}/image"):
+            if t in topics:
+                out[cam] = t
+                break
+        else:
+            raise ValueError(f"bag: no image topic for rig camera {cam!r} (topics: {sorted(topics)})")
+    return out
+
+
+def bare_times(planner, observations: list, budget_ms: float) -> np.ndarray:
+    """Wall times [ms] of ``planner.plan`` on each observation (after planning the first one once)."""
+    planner.plan(observations[0], budget_ms)
+    out = np.empty(len(observations))
+    for i, obs in enumerate(observations):
+        t0 = time.perf_counter()
+        planner.plan(obs, budget_ms)
+        out[i] = (time.perf_counter() - t0) * 1e3
+    return out
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
+    """SIGINT, then SIGTERM, then SIGKILL; returns the exit code."""
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+        if proc.poll() is not None:
+            break
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+    return proc.wait()
+
+
+# ---- the run --------------------------------------------------------------------------------------------
+
+
+class _Probe:
+    """The benchmark's rclpy side: a node holding the player, the trajectory and /diagnostics subscribers."""
+
+    def __init__(self, context, bag: str, topics: list[str], sync_topics: set[str]):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Path as PathMsg
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile
+
+        from wamdiff_ros.data.playback import PlaybackOptions, header_stamp_ns
+        from wamdiff_ros.ros.bag_player import BagPlayer
+
+        self.node = Node("wamdiff_bench_node", context=context)
+        self.sync_topics = sync_topics
+        self.sent: dict[int, float] = {}
+        self.received: dict[int, float] = {}
+        self.diag: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._stamp = header_stamp_ns
+
+        def on_publish(msg, t):
+            if msg.topic in self.sync_topics:
+                stamp = self._stamp(msg.data)
+                if stamp is not None:
+                    with self._lock:
+                        self.sent[stamp] = max(self.sent.get(stamp, t), t)
+
+        self.player = BagPlayer(
+            self.node, bag, PlaybackOptions(topics=tuple(topics), clock=True, clock_hz=100.0), on_publish
+        )
+        self.node.create_subscription(PathMsg, "/planner_node/trajectory", self._on_path, QoSProfile(depth=100))
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, QoSProfile(depth=10))
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while self.node.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if self.node.context.ok():
+                    raise
+
+    def _on_path(self, msg) -> None:
+        t = time.monotonic()
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self._lock:
+            self.received.setdefault(stamp, t)
+
+    def _on_diag(self, msg) -> None:
+        for status in msg.status:
+            if status.name.startswith("planner_node"):
+                with self._lock:
+                    self.diag = {kv.key: kv.value for kv in status.values}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.sent, self.received = {}, {}
+
+    def snapshot(self) -> tuple[dict, dict, dict]:
+        with self._lock:
+            return dict(self.sent), dict(self.received), dict(self.diag)
+
+    def close(self) -> None:
+        """Shut the context down (ends the spin thread), then release the executor, player and node."""
+        import rclpy
+
+        rclpy.try_shutdown(context=self.node.context)
+        self._thread.join(timeout=5.0)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.player.close()
+        self.node.destroy_node()
+
+
+def _counts(diag: dict) -> dict[str, int]:
+    keys = ("plans", "fallbacks_hold", "fallbacks_stop", "deadline_misses")
+    return {k: int(diag.get(k, 0)) for k in keys}
+
+
+def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
+    """Run the benchmark; returns ``(rows per rate, meta)``."""
+    import rclpy
+
+    from wamdiff_ros.data.raw_bag import RawBagReader
+    from wamdiff_ros.graphs import executable_command
+    from wamdiff_ros.paths import config_path, resolve
+    from wamdiff_ros.planners.base import load_planner
+    from wamdiff_ros.planning.loop import planner_history, planner_spec
+
+    if args.iterations < 1 or args.frames < 2 or args.warmup_frames < 0 or any(r <= 0 for r in args.rates):
+        raise ValueError("--iterations >= 1, --frames >= 2, --warmup-frames >= 0 and --rates > 0 expected")
+    model = resolve(args.model, "models")
+    planner = load_planner(model)
+    if hasattr(planner, "mode"):
+        planner.mode = "adaptive"
+    spec = planner_spec(planner)
+    with RawBagReader(args.bag) as reader:
+        cams = image_topics(reader.topics, planner.rig)
+        observations, bag_hz = bag_frames(reader, planner.rig, planner_history(planner), spec.dt, args.frames)
+        bag_topics = dict(reader.topics)
+    compressed = all(t.endswith("/compressed") for t in cams.values())
+    if not compressed and any(t.endswith("/compressed") for t in cams.values()):
+        raise ValueError(f"bag: mixed compressed and raw image topics {sorted(cams.values())}")
+    extra = [f"/cameras/{c}/camera_info" for c in cams] + ["/ego/odom", "/ego/command", "/ego/instruction"]
+    topics = list(cams.values()) + [t for t in extra if t in bag_topics]
+    if "/ego/odom" not in topics:
+        raise ValueError("bag: no /ego/odom")
+    sync = set(cams.values()) | {"/ego/odom"}
+
+    log(f"bare planner: {len(observations)} frames ({getattr(planner, 'family', '?')})")
+    bare_before = bare_times(planner, observations, args.budget_ms)
+
+    params = args.params_file or str(config_path("planner.param.yaml"))
+    cmd = [*executable_command("planner_node"), "--ros-args", "-r", "__node:=planner_node", "--params-file", params]
+    for key, value in (
+        ("model_path", str(model)),
+        ("rig_path", args.rig),
+        ("use_sim_time", "true"),
+        ("image_format", "compressed" if compressed else "raw"),
+        ("budget_ms", repr(float(args.budget_ms))),
+        ("diagnostics_period_s", "0.1"),
+    ):
+        cmd += ["-p", f"{key}:={value}"]
+    fd, log_name = tempfile.mkstemp(prefix="wamdiff_bench_node_", suffix=".log")
+    node_log = os.fdopen(fd, "w+")
+    proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    probe = None
+    rows, iterations = [], []
+    try:
+        probe = _Probe(context, args.bag, topics, sync)
+        deadline = time.monotonic() + args.startup_timeout
+        pubs = [probe.player.publisher(t) for t in sync]
+        while not all(p.get_subscription_count() > 0 for p in pubs) or not probe.node.count_publishers(
+            "/planner_node/trajectory"
+        ):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                node_log.seek(0)
+                tail = node_log.read()[-2000:]
+                raise RuntimeError(f"planner_node did not come up (exit {proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+        log(f"planner_node up (pid {proc.pid}); bag frames at {bag_hz:.1f} Hz")
+        period = 1.0 / bag_hz
+        if args.warmup_frames:
+            probe.player.play(rate=args.rates[0] / bag_hz, duration=args.warmup_frames * period, clock_tail_s=0.3)
+            time.sleep(0.5)
+        for hz in args.rates:
+            rate = hz / bag_hz
+            lat_all, missed_all, jit, cpu, frames_all = [], 0, [], [], 0
+            counts0 = _counts(probe.snapshot()[2])
+            counts1 = counts0
+            for it in range(args.iterations):
+                probe.reset()
+                c0, w0 = process_cpu_s(proc.pid), time.monotonic()
+                stats = probe.player.play(rate=rate, duration=(args.frames - 0.5) * period, clock_tail_s=0.3 / rate)
+                quiet = time.monotonic()
+                n_recv = -1
+                while time.monotonic() - quiet < 0.5 and time.monotonic() - w0 < stats.wall_s + 5.0:
+                    n = len(probe.snapshot()[1])
+                    if n != n_recv:
+                        n_recv, quiet = n, time.monotonic()
+                    time.sleep(0.05)
+                c1, w1 = process_cpu_s(proc.pid), time.monotonic()
+                sent, received, diag = probe.snapshot()
+                lat, missed = frame_latencies(sent, received)
+                answered = sorted(s for s in received if s in sent)
+                j = jitter_ms([received[s] for s in answered])
+                cpu_pct = 100.0 * (c1 - c0) / (w1 - w0)
+                counts1 = _counts(diag)
+                iterations.append(
+                    {
+                        "rate_hz": hz,
+                        "iteration": it,
+                        "frames": len(sent),
+                        "answered": len(answered),
+                        "missed": len(missed),
+                        "e2e_mean_ms": float(lat.mean()) if len(lat) else None,
+                        "e2e_max_ms": float(lat.max()) if len(lat) else None,
+                        "jitter_ms": j,
+                        "node_cpu_pct": cpu_pct,
+                        "playback_max_late_ms": stats.max_late_s * 1e3,
+                    }
+                )
+                lat_all.append(lat)
+                missed_all += len(missed)
+                frames_all += len(sent)
+                jit.append(j)
+                cpu.append(cpu_pct)
+                log(
+                    f"  {hz:g} Hz #{it}: {len(answered)}/{len(sent)} frames, e2e mean "
+                    f"{lat.mean() if len(lat) else float('nan'):.2f} ms, node CPU {cpu_pct:.0f}%"
+                )
+            lat = np.concatenate(lat_all) if lat_all else np.zeros(0)
+            delta = {k: counts1[k] - counts0[k] for k in counts0}
+            rows.append(
+                {
+                    "rate_hz": hz,
+                    "frames": frames_all,
+                    "missed": missed_all,
+                    "e2e_mean_ms": float(lat.mean()) if len(lat) else float("nan"),
+                    "e2e_p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+                    "e2e_p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+                    "e2e_max_ms": float(lat.max()) if len(lat) else float("nan"),
+                    "jitter_ms": float(np.mean(jit)),
+                    "node_cpu_pct": float(np.mean(cpu)),
+                    "plans": delta["plans"],
+                    "fallbacks": delta["fallbacks_hold"] + delta["fallbacks_stop"],
+                    "deadline_misses": delta["deadline_misses"],
+                }
+            )
+    finally:
+        if probe is not None:
+            probe.close()
+        rclpy.try_shutdown(context=context)
+        code = stop_process(proc)
+        node_log.close()
+    bare_after = bare_times(planner, observations, args.budget_ms)
+    bare = np.concatenate([bare_before, bare_after])
+    for row in rows:
+        row["bare_mean_ms"] = float(bare.mean())
+        row["ratio"] = row["e2e_mean_ms"] / float(bare.mean())
+        row["ratio_p50"] = row["e2e_p50_ms"] / float(np.percentile(bare, 50))
+    meta = {
+        "bag": str(args.bag),
+        "model": str(model),
+        "family": str(getattr(planner, "family", type(planner).__name__)),
+        "bag_frame_hz": bag_hz,
+        "frames_per_pass": len(observations),
+        "iterations": args.iterations,
+        "warmup_frames": args.warmup_frames,
+        "bare_ms": {
+            "before_mean": float(bare_before.mean()),
+            "after_mean": float(bare_after.mean()),
+            "p50": float(np.percentile(bare, 50)),
+            "p99": float(np.percentile(bare, 99)),
+        },
+        "latency_definition": "last camera/odometry publish of a frame -> its ~/trajectory received (same process)",
+        "node_command": cmd,
+        "node_exit_code": code,
+        "node_log": log_name,
+        "load_average": os.getloadavg(),
+        "per_iteration": iterations,
+    }
+    return rows, meta
+
+
+def main(args: argparse.Namespace) -> int:
+    from wamdiff_ros.benchmarking import report
+
+    try:
+        rows, meta = run(args, log=lambda s: print(s, file=sys.stderr))
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"wamdiff bench node: {e}", file=sys.stderr)
+        return 2
+    report(
+        "node",
+        rows,
+        args.json,
+        meta=meta,
+        targets={"ratio": f"node end-to-end mean / bare planner mean <= {RATIO_TARGET}"},
+    )
+    if Path(meta["node_log"]).is_file() and meta["node_exit_code"] == 0:
+        os.unlink(meta["node_log"])
+    return 0
