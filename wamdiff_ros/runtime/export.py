@@ -292,6 +292,13 @@ def _run(args: argparse.Namespace) -> int:
         )
     if args.config and not args.model and not args.out:
         raise ValueError("--config exports an untrained model: give --out DIR for its files")
+    builder = None
+    if args.format == "tensorrt":
+        from wamdiff_ros.runtime.tensorrt_backend import TensorRTBuilder
+
+        builder = TensorRTBuilder(workspace_bytes=args.workspace_mb << 20)
+        gpu, version = builder.environment()
+        print(f"tensorrt {version} on {gpu}")
     net, source, folder = load_net(args.model, args.config)
     out = Path(args.out) if args.out else default_export_dir(folder, model_hash(net))
     meta, reason = ensure_export(net, out, source, args.opset, args.force)
@@ -308,9 +315,8 @@ def _run(args: argparse.Namespace) -> int:
         diffs = compare_backends(torch_ref, ort, lambda n: random_inputs(net, n))
         return _report_parity("onnxruntime", diffs, PARITY_TOL)
     from wamdiff_ros.runtime.engine_cache import ensure_engine
-    from wamdiff_ros.runtime.tensorrt_backend import TensorRTBackend, TensorRTBuilder
+    from wamdiff_ros.runtime.tensorrt_backend import TensorRTBackend
 
-    builder = TensorRTBuilder(workspace_bytes=args.workspace_mb << 20)
     engines = {}
     for name, spec in specs.items():
         st = ensure_engine(out / spec.file, args.precision, builder, spec.io_shapes(), args.engine_dir, args.force)

@@ -1,0 +1,148 @@
+"""torch vs ONNX Runtime on the same inputs: every graph's outputs within 1e-4 (fp32), identical
+decoded trajectories through the planner (deterministic decoding, fast and slow), the runtime's
+load_planner on a checkpoint, and clear errors for what this machine cannot run."""
+
+import numpy as np
+import pytest
+import torch
+from _runtime_helpers import observation, tiny_net
+
+from wamdiff_ros.models.export import GRAPHS
+from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+from wamdiff_ros.runtime import BackendUnavailable, load_planner
+from wamdiff_ros.runtime.export import compare_backends, ensure_export, graph_specs, random_inputs
+from wamdiff_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend, check_provider
+from wamdiff_ros.runtime.planner import BackendNet, backend_planner, check_combination
+from wamdiff_ros.runtime.torch_backend import TorchBackend
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    net = tiny_net()
+    out = tmp_path_factory.mktemp("onnx")
+    meta, _ = ensure_export(net, out)
+    return net, out, graph_specs(meta)
+
+
+@pytest.mark.parametrize("io_binding", [True, False])
+def test_every_graph_matches_torch_within_1e_4(exported, io_binding):
+    net, out, specs = exported
+    ref = {n: TorchBackend(net, s) for n, s in specs.items()}
+    ort = {n: OnnxRuntimeBackend(out / s.file, s, intra_op_threads=1, io_binding=io_binding) for n, s in specs.items()}
+    for seed in (0, 1):
+        diffs = compare_backends(ref, ort, lambda n, seed=seed: random_inputs(net, n, seed))
+        assert set(diffs) == set(GRAPHS)
+        for name, d in diffs.items():
+            assert set(d) == set(specs[name].output_names)
+            assert max(d.values()) <= 1e-4, (name, d)
+    logits = ort["step_traj_fast"].run(random_inputs(net, "step_traj_fast"))["logits"]
+    assert logits.shape == specs["step_traj_fast"].outputs[0].shape and logits.abs().max() > 0
+
+
+def test_outputs_differ_for_different_inputs(exported):
+    """The comparison is not vacuous: other inputs give other logits on both backends."""
+    net, out, specs = exported
+    ort = OnnxRuntimeBackend(out / specs["step_text"].file, specs["step_text"], intra_op_threads=1)
+    a = ort.run(random_inputs(net, "step_text", 0))["logits"].clone()
+    b = ort.run(random_inputs(net, "step_text", 1))["logits"]
+    assert (a - b).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("mode", ["fast", "slow"])
+def test_planner_on_onnxruntime_decodes_identical_trajectories(exported, mode):
+    net, out, _ = exported
+    eager = WamDiffPlanner(net, mode=mode, collect_stats=False)
+    ort = backend_planner(eager, "onnxruntime", export_dir=out, threads=1)
+    torch_graphs = backend_planner(eager, "torch")
+    assert isinstance(ort.net, BackendNet) and ort.runtime["exported"] is None  # reused the module's export
+    for seed in range(3):
+        obs = observation(eager.rig, seed, command=("straight", "left")[seed % 2])
+        a, b, c = eager.plan(obs), ort.plan(obs), torch_graphs.plan(obs)
+        assert a.mode == b.mode == c.mode == mode
+        np.testing.assert_array_equal(a.trajectory.poses, b.trajectory.poses)
+        np.testing.assert_array_equal(a.trajectory.poses, c.trajectory.poses)
+        np.testing.assert_allclose(a.confidences, b.confidences, rtol=1e-4, atol=1e-5)
+        assert a.reasoning == b.reasoning
+        assert b.moe == {}
+
+
+def test_load_planner_exports_beside_the_checkpoint_and_reuses_it(tmp_path):
+    net = tiny_net()
+    folder = net.save(tmp_path / "ckpt")
+    p = load_planner(folder, backend="onnxruntime", threads=1, mode="fast")
+    assert p.runtime["export_dir"] == str(folder / "onnx") and p.runtime["exported"]
+    assert (folder / "onnx" / "export.json").is_file()
+    again = load_planner(folder, backend="onnxruntime", threads=1, mode="fast")
+    assert again.runtime["exported"] is None
+    obs = observation(p.rig, 4)
+    np.testing.assert_array_equal(p.plan(obs).trajectory.poses, _eager_fast_plan(folder, obs))
+
+
+def _eager_fast_plan(folder, obs):
+    return WamDiffPlanner.from_checkpoint(folder, mode="fast").plan(obs).trajectory.poses
+
+
+def test_torch_cpu_fp32_is_the_eager_planner(tmp_path):
+    folder = tiny_net().save(tmp_path / "ckpt")
+    p = load_planner(folder, backend="torch")
+    assert type(p) is WamDiffPlanner and not isinstance(p.net, BackendNet)
+
+
+def test_backend_checks_inputs(exported):
+    net, out, specs = exported
+    ort = OnnxRuntimeBackend(out / specs["encode"].file, specs["encode"], intra_op_threads=1)
+    x = random_inputs(net, "encode")
+    with pytest.raises(ValueError, match="input 'ego' is missing"):
+        ort.run({k: v for k, v in x.items() if k != "ego"})
+    with pytest.raises(ValueError, match=r"input 'images' expected shape"):
+        ort.run({**x, "images": x["images"][:, :1]})
+
+
+@pytest.mark.parametrize(
+    ("backend", "device", "precision", "match"),
+    [
+        ("tensorrt", "cpu", "fp32", "set device cuda"),
+        ("onnxruntime", "cpu", "fp16", "fp32 ONNX graphs"),
+        ("torch", "cpu", "fp16", "CUDA autocast"),
+        ("openvino", "cpu", "fp32", "expected one of"),
+    ],
+)
+def test_bad_combinations_are_refused(backend, device, precision, match):
+    with pytest.raises(ValueError, match=match):
+        check_combination(backend, device, precision)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_missing_cuda_is_named(tmp_path):
+    folder = tiny_net().save(tmp_path / "ckpt")
+    with pytest.raises(BackendUnavailable, match="torch CUDA not available"):
+        load_planner(folder, backend="torch", device="cuda")
+
+
+def test_missing_onnxruntime_cuda_provider_is_named():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(BackendUnavailable, match="onnxruntime CUDA provider not available.*onnxruntime-gpu"):
+        check_provider("cuda")
+
+
+def test_missing_tensorrt_is_named(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("TensorRT is installed here")
+    folder = tiny_net().save(tmp_path / "ckpt")
+    with pytest.raises(BackendUnavailable, match=r"tensorrt: Python package 'tensorrt' not importable.*TensorRT ≥ 10"):
+        load_planner(folder, backend="tensorrt", device="cuda")
