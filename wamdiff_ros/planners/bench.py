@@ -1,5 +1,12 @@
-"""``wamdiff bench model``: planning latency (p50/p99) of a WAM-Diff planner per mode (fast, slow,
-adaptive) on synthetic observations of its rig.
+"""``wamdiff bench model``: planning latency (p50/p99) of a WAM-Diff planner per backend and mode
+(fast, slow, adaptive) on synthetic observations of its rig.
+
+``--backend torch,onnxruntime,tensorrt`` times the same network on each backend
+(:mod:`wamdiff_ros.runtime`): ``torch`` on the CPU is the eager planner the node runs by default, on
+``--device cuda`` the torch graph modules (plus a CUDA-graph row with ``--cuda-graph``). Rows of other
+backends carry ``x_torch``, torch's p50 over theirs for the same mode. ``--no-moe-stats`` leaves out
+the MoE routing statistics of the eager planner (backends never compute them), for a like-for-like
+comparison.
 
 With ``--model DIR`` the checkpoint is loaded; without it a freshly initialised model of
 ``--config`` (default ``config/models/wamdiff_small.yaml``) is timed and labelled ``untrained``: its
@@ -35,6 +42,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     p.add_argument("--budget-ms", type=float, default=None, help="budget passed to plan() (adaptive gate)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", default="torch", help="comma-separated: torch, onnxruntime, tensorrt")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
+    p.add_argument("--cuda-graph", action="store_true", help="torch on cuda: also time CUDA-graph replay")
+    p.add_argument("--no-moe-stats", action="store_true", help="eager torch without MoE routing statistics")
+    p.add_argument("--export-dir", metavar="DIR", help="ONNX/engine folder (default: <model>/onnx or the cache)")
+    p.add_argument("--no-io-binding", action="store_true", help="onnxruntime: session.run with numpy instead")
 
 
 def synthetic_observations(rig, count: int = 8, seed: int = 0) -> list:
@@ -79,46 +93,61 @@ def other_load(before, after, own_cpu_s: float) -> float | None:
     return max(0.0, min(1.0, (after[0] - before[0] - own_cpu_s) / (after[1] - before[1])))
 
 
+def _variants(args, planner) -> list[tuple[str, object]]:
+    """``(label, planner)`` per timed configuration; the eager CPU planner is ``planner`` itself."""
+    from wamdiff_ros.runtime.export import default_export_dir, model_hash
+    from wamdiff_ros.runtime.planner import backend_planner
+
+    out = []
+    for b in [b.strip() for b in args.backend.split(",") if b.strip()]:
+        if b == "torch" and args.device == "cpu" and args.precision == "fp32":
+            out.append(("torch", planner))
+        elif b == "torch":
+            out.append((f"torch/{args.device}/{args.precision}", backend_planner(planner, b, **_kw(args, False))))
+            if args.cuda_graph:
+                label = f"torch/{args.device}/{args.precision}/graph"
+                out.append((label, backend_planner(planner, b, **_kw(args, True))))
+        else:
+            export_dir = args.export_dir or default_export_dir(args.model, model_hash(planner.net))
+            p = backend_planner(planner, b, export_dir=export_dir, **_kw(args, None))
+            label = b if args.device == "cpu" and args.precision == "fp32" else f"{b}/{args.device}/{args.precision}"
+            out.append((label, p))
+    return out
+
+
+def _kw(args, cuda_graph) -> dict:
+    return {
+        "device": args.device,
+        "precision": args.precision,
+        "threads": args.threads,
+        "cuda_graph": cuda_graph,
+        "io_binding": not args.no_io_binding,
+    }
+
+
 def main(args: argparse.Namespace) -> int:
     import torch
 
     from wamdiff_ros.planners.wamdiff import WamDiffPlanner, fresh_planner
 
     torch.set_num_threads(args.threads)
+    stats = not args.no_moe_stats
     if args.model:
-        planner = WamDiffPlanner.from_checkpoint(args.model)
+        planner = WamDiffPlanner.from_checkpoint(args.model, collect_stats=stats)
         label = str(args.model)
     else:
-        planner = fresh_planner(args.config, seed=args.seed)
+        planner = fresh_planner(args.config, seed=args.seed, collect_stats=stats)
         label = f"untrained (fresh {args.config})"
     print(f"model: {label}")
     obs = synthetic_observations(planner.rig, seed=args.seed)
+    variants = _variants(args, planner)
     rows = []
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-        planner.mode = mode
-        for i in range(args.warmup):
-            planner.plan(obs[i % len(obs)], args.budget_ms)
-        samples, modes, stages = [], [], {}
-        j0, c0 = _cpu_jiffies(), time.process_time()
-        for i in range(args.iters):
-            t0 = time.perf_counter()
-            res = planner.plan(obs[i % len(obs)], args.budget_ms)
-            samples.append((time.perf_counter() - t0) * 1e3)
-            modes.append(res.mode)
-            for k, v in res.timings_ms.items():
-                stages.setdefault(k, []).append(v)
-        others = other_load(j0, _cpu_jiffies(), time.process_time() - c0)
-        s = summarize_ms(samples)
-        row = {
-            "mode": mode,
-            "p50_ms": s["p50_ms"],
-            "p99_ms": s["p99_ms"],
-            "max_ms": s["max_ms"],
-            "slow": modes.count("slow") / len(modes),
-            "others_cpu": float("nan") if others is None else others,
-        }
-        row.update({STAGES[k]: float(np.percentile(v, 50)) for k, v in stages.items() if k in STAGES})
-        rows.append(row)
+        rows += _time_mode(variants, mode, obs, args)
+    base = {r["mode"]: r["p50_ms"] for r in rows if r["backend"] == "torch"}
+    for r in rows:
+        if r["backend"] != "torch" and r["mode"] in base:
+            r["x_torch"] = base[r["mode"]] / r["p50_ms"]
     meta = {
         "model": label,
         "untrained": not args.model,
@@ -132,10 +161,50 @@ def main(args: argparse.Namespace) -> int:
             "threshold": planner.cfg.decoding.threshold,
         },
         "moe": planner.cfg.moe.routing,
+        "moe_stats": stats,
         "iters": args.iters,
         "threads": args.threads,
         "budget_ms": args.budget_ms,
+        "backends": {
+            b: getattr(p, "runtime", {"backend": "torch", "device": "cpu", "eager": True}) for b, p in variants
+        },
     }
     print(f"  {label}: {meta['parameters'] / 1e6:.2f} M parameters, {meta['size_mb']:.1f} MB fp32")
     report("model", rows, args.json, meta=meta, targets=TARGETS)
     return 0
+
+
+def _time_mode(variants: list, mode: str, obs: list, args) -> list[dict]:
+    """One row per variant for ``mode``; the variants take turns plan by plan, so a change in the
+    machine's load during the run affects them alike."""
+    for _, planner in variants:
+        planner.mode = mode
+        for i in range(args.warmup):
+            planner.plan(obs[i % len(obs)], args.budget_ms)
+    n = len(variants)
+    samples, modes, stages = [[] for _ in range(n)], [[] for _ in range(n)], [{} for _ in range(n)]
+    j0, c0 = _cpu_jiffies(), time.process_time()
+    for i in range(args.iters):
+        for k, (_, planner) in enumerate(variants):
+            t0 = time.perf_counter()
+            res = planner.plan(obs[i % len(obs)], args.budget_ms)
+            samples[k].append((time.perf_counter() - t0) * 1e3)
+            modes[k].append(res.mode)
+            for name, v in res.timings_ms.items():
+                stages[k].setdefault(name, []).append(v)
+    others = other_load(j0, _cpu_jiffies(), time.process_time() - c0)
+    rows = []
+    for k, (label, _) in enumerate(variants):
+        s = summarize_ms(samples[k])
+        row = {
+            "backend": label,
+            "mode": mode,
+            "p50_ms": s["p50_ms"],
+            "p99_ms": s["p99_ms"],
+            "max_ms": s["max_ms"],
+            "slow": modes[k].count("slow") / len(modes[k]),
+            "others_cpu": float("nan") if others is None else others,
+        }
+        row.update({STAGES[name]: float(np.percentile(v, 50)) for name, v in stages[k].items() if name in STAGES})
+        rows.append(row)
+    return rows
