@@ -146,3 +146,25 @@ def test_missing_tensorrt_is_named(tmp_path):
     folder = tiny_net().save(tmp_path / "ckpt")
     with pytest.raises(BackendUnavailable, match=r"tensorrt: Python package 'tensorrt' not importable.*TensorRT ≥ 10"):
         load_planner(folder, backend="tensorrt", device="cuda")
+
+
+def test_planner_node_contract(tmp_path):
+    """The node's loader calls wamdiff_ros.runtime.load_planner for non-default backends, then plans
+    once on a blank frame: that works on onnxruntime and fails with the reason on tensorrt."""
+    node = pytest.importorskip("wamdiff_ros.ros.planner_node", reason="rclpy is not installed")
+    net = tiny_net()
+    folder = net.save(tmp_path / "ckpt")
+    params = {
+        "model_path": str(folder),
+        "rig_path": "rigs/tiny.yaml",
+        "backend": "onnxruntime",
+        "device": "cpu",
+        "precision": "fp32",
+        "engine_path": "",
+        "build_only": True,
+        "reasoning_mode": "fast",
+    }
+    planner, _ = node.load_checked_planner(params, net.cfg.rig_obj)
+    assert isinstance(planner.net, BackendNet) and planner.runtime["build_only"] is True
+    with pytest.raises(ValueError, match="set device cuda"):
+        node.load_checked_planner({**params, "backend": "tensorrt"}, net.cfg.rig_obj)
