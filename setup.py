@@ -23,6 +23,7 @@ NODES = {
     # executable name -> module:function; nodes register here as they land.
     "planner_node": "wamdiff_ros.ros.planner_node:main",
     "sim_bridge_node": "wamdiff_ros.ros.sim_bridge_node:main",
+    "carla_bridge_node": "wamdiff_ros.ros.carla_bridge_node:main",
     "bag_player": "wamdiff_ros.ros.bag_player:node_main",
 }
 

@@ -224,8 +224,11 @@ class FakeSensor(FakeActor):
 class FakeCarlaWorld:
     """The world: settings, weather, map, blueprint library, actors and a synchronous tick."""
 
-    def __init__(self, fmap: FakeMap | None = None, settings: carla.WorldSettings | None = None):
+    def __init__(
+        self, fmap: FakeMap | None = None, settings: carla.WorldSettings | None = None, ego_speed: float = 0.0
+    ):
         self.map = fmap or FakeMap()
+        self.ego_speed = ego_speed
         base = settings or carla.WorldSettings(synchronous_mode=False, fixed_delta_seconds=0.0)
         self._settings = _copy_settings(base)
         self.weather = carla.WeatherParameters.Default
@@ -273,6 +276,7 @@ class FakeCarlaWorld:
             raise RuntimeError(f"fake world: spawning {blueprint.id} failed")
         if blueprint.id.startswith("vehicle."):
             actor = FakeVehicle(self, blueprint, transform)
+            actor.speed = self.ego_speed
         else:
             if attach_to is None:
                 raise RuntimeError("fake world: sensors must be attached")

@@ -17,7 +17,7 @@ GRAPHS = sorted(p.stem for p in (ROOT / "config" / "graphs").glob("*.yaml"))
 
 
 def test_shipped_graphs_load_and_have_launch_files():
-    assert {"planner", "sim_closed_loop"} <= set(GRAPHS)
+    assert {"planner", "sim_closed_loop", "carla_closed_loop"} <= set(GRAPHS)
     for name in GRAPHS:
         graph = load_graph(name)
         assert graph.nodes and graph.description
@@ -36,6 +36,17 @@ def test_commands_substitute_arguments_and_carry_params_and_remaps():
     bridge = cmds["sim_bridge_node"]
     assert "episodes:=1" in bridge and "metrics_path:=''" in bridge  # empty string stays a string
     assert "scenarios:=[highway_sparse, merge, intersection_left]" in bridge
+    assert [n.required for n in graph.nodes] == [False, True]
+
+
+def test_carla_graph_commands():
+    graph = load_graph("carla_closed_loop")
+    cmds = dict((n.name, argv) for n, argv in node_commands(graph, {"port": "2002", "routes_path": "/r.xml"}))
+    bridge = cmds["carla_bridge_node"]
+    assert str(ROOT / "config" / "carla_bridge.param.yaml") in bridge
+    assert "port:=2002" in bridge and "routes_path:=/r.xml" in bridge and "town:=''" in bridge
+    assert "trajectory_topic:=/planner/trajectory" in bridge and "use_sim_time:=true" in bridge
+    assert "/planner_node/trajectory:=/planner/trajectory" in cmds["planner_node"]
     assert [n.required for n in graph.nodes] == [False, True]
 
 
