@@ -4,8 +4,13 @@ cache's key, reuse and rebuild decisions are checked one reason at a time."""
 import json
 
 import pytest
+from _runtime_helpers import tiny_net
 
+import wamdiff_ros.runtime.tensorrt_backend as trt_mod
+from wamdiff_ros import cli
+from wamdiff_ros.models.export import GRAPHS
 from wamdiff_ros.runtime.engine_cache import EngineKey, engine_key, engine_paths, ensure_engine
+from wamdiff_ros.runtime.export import graph_spec_of
 
 IO = {"prefix_kv": [2, 2, 1, 2, 9, 32], "ids": [1, 16], "logits": [1, 16, 90], "block_kv": [2, 2, 1, 2, 16, 32]}
 
@@ -177,3 +182,36 @@ def test_make_backends_builds_engines_through_the_injected_builder(tmp_path, mon
         net, "tensorrt", "cuda", "fp16", export_dir=tmp_path / "onnx", engine_dir=tmp_path / "eng", builder=b
     )
     assert all(e["action"] == "reused" for e in info2["engines"].values()) and len(b.builds) == len(GRAPHS)
+
+
+class OnnxShapesBuilder(FakeBuilder):
+    """Builds 'engines' whose I/O shapes are those of the ONNX file (as TensorRT's would be)."""
+
+    def build(self, onnx_path, precision):
+        self.builds.append((onnx_path.name, precision))
+        return json.dumps({"io": graph_spec_of(onnx_path, onnx_path.stem).io_shapes()}).encode()
+
+
+def test_cli_build_only_builds_and_caches_engines_without_running_them(tmp_path, monkeypatch, capsys):
+    """`wamdiff export --format tensorrt --build-only` (Autoware's build_only): export, build every
+    engine into the cache, stop before loading one; the next call reuses them."""
+    builder = OnnxShapesBuilder()
+    monkeypatch.setattr(trt_mod, "TensorRTBuilder", lambda workspace_bytes: builder)
+
+    def no_run(*a, **k):
+        raise AssertionError("build-only must not load engines")
+
+    monkeypatch.setattr(trt_mod, "TensorRTBackend", no_run)
+    folder = tiny_net().save(tmp_path / "ckpt")
+    argv = ["export", "--model", str(folder), "--format", "tensorrt", "--precision", "fp16", "--build-only"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "tensorrt 10.3.0 on NVIDIA Orin" in out and out.count(": built (no engine at") == len(GRAPHS)
+    assert sorted(p.name for p in (folder / "onnx").glob("*.fp16.engine")) == sorted(f"{n}.fp16.engine" for n in GRAPHS)
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.count(": reused") == len(GRAPHS) and len(builder.builds) == len(GRAPHS)
+    builder.version = "10.5.0"  # a TensorRT upgrade
+    assert cli.main([*argv, "--engine-dir", str(tmp_path / "eng")]) == 0
+    assert len(list((tmp_path / "eng").glob("*.engine"))) == len(GRAPHS)
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.count("tensorrt '10.3.0' -> '10.5.0'") == len(GRAPHS)

@@ -156,3 +156,18 @@ def ensure_engine(
         },
     )
     return EngineStatus(engine, key, "rebuilt" if existed else "built", reason, build_s)
+
+
+def ensure_engines(
+    export_dir: str | os.PathLike,
+    specs: dict,
+    precision: str,
+    builder: EngineBuilder,
+    engine_dir: str | os.PathLike | None = None,
+    force: bool = False,
+) -> dict[str, EngineStatus]:
+    """:func:`ensure_engine` for every graph of an export folder (``specs``: graph name -> GraphSpec)."""
+    return {
+        name: ensure_engine(Path(export_dir) / spec.file, precision, builder, spec.io_shapes(), engine_dir, force)
+        for name, spec in specs.items()
+    }

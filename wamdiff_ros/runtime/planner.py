@@ -143,14 +143,15 @@ def make_backends(
             n: OnnxRuntimeBackend(out / specs[n].file, specs[n], device, precision, threads, io_binding) for n in GRAPHS
         }
         return backends, info
-    from wamdiff_ros.runtime.engine_cache import ensure_engine
+    from wamdiff_ros.runtime.engine_cache import ensure_engines
     from wamdiff_ros.runtime.tensorrt_backend import TensorRTBackend
 
-    backends, engines = {}, {}
-    for n in GRAPHS:
-        st = ensure_engine(out / specs[n].file, precision, builder, specs[n].io_shapes(), engine_dir)
-        engines[n] = {"path": str(st.path), "action": st.action, "reason": st.reason, "build_s": st.build_s}
-        backends[n] = TensorRTBackend(st.path, specs[n], precision)
+    statuses = ensure_engines(out, specs, precision, builder, engine_dir)
+    engines = {
+        n: {"path": str(st.path), "action": st.action, "reason": st.reason, "build_s": st.build_s}
+        for n, st in statuses.items()
+    }
+    backends = {n: TensorRTBackend(statuses[n].path, specs[n], precision) for n in GRAPHS}
     info["engines"] = engines
     return backends, info
 

@@ -2,7 +2,8 @@
 bound to torch CUDA tensors, executed on a torch CUDA stream.
 
 Build (:class:`TensorRTBuilder`): ``trt.Builder`` → explicit-batch network → ``trt.OnnxParser`` →
-builder config with the workspace memory-pool limit and, for fp16, ``BuilderFlag.FP16`` →
+builder config with the workspace memory-pool limit, ``BuilderFlag.FP16`` for fp16 (TF32 cleared for
+fp32) →
 ``build_serialized_network``. Run (:class:`TensorRTBackend`): ``trt.Runtime.deserialize_cuda_engine``
 → execution context → ``set_tensor_address`` of preallocated torch tensors → ``execute_async_v3`` on
 a torch stream. ``tensorrt`` is imported only when one of these is used, so this module imports
@@ -89,7 +90,9 @@ class TensorRTBuilder:
             raise RuntimeError(f"TensorRT ONNX parser rejected {onnx_path}: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
-        if precision == "fp16":
+        if precision == "fp32":
+            config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32: no TF32 matmuls on Ampere and newer
+        elif precision == "fp16":
             if not builder.platform_has_fast_fp16:
                 raise BackendUnavailable(f"tensorrt: this GPU has no fast fp16 ({onnx_path.name}); use fp32")
             config.set_flag(trt.BuilderFlag.FP16)
