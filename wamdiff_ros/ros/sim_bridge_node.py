@@ -41,6 +41,7 @@ from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
+from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
 from wamdiff_ros.types import LogFrame, PlanResult, Trajectory, TrajectorySpec
 
 NODE_NAME = "sim_bridge_node"
@@ -53,10 +54,6 @@ RELIABLE = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
-
-
-class Shutdown(Exception):
-    """The ROS context went down (Ctrl-C) while an episode was running."""
 
 
 def path_to_trajectory(msg: PathMsg, ego_pose: np.ndarray, odom_frame: str = MAP_FRAME) -> Trajectory:
@@ -177,10 +174,14 @@ class SimBridgeNode(Node):
         self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
         self._instruction = self.create_publisher(String, INSTRUCTION_TOPIC, RELIABLE)
         self._metrics_pub = self.create_publisher(String, "~/episode_metrics", RELIABLE)
-        self._paths: dict[int, PathMsg] = {}
-        self._cond = threading.Condition()
-        self.create_subscription(PathMsg, self.params["trajectory_topic"], self._on_path, RELIABLE)
+        self._inbox = PathInbox(self.context)
+        self.create_subscription(PathMsg, self.params["trajectory_topic"], self._inbox.put, RELIABLE)
         self.episodes: list[dict] = []
+        from wamdiff_ros.data.collect import plan_jobs
+        from wamdiff_ros.sim.scenarios import load_scenarios
+
+        p = self.params
+        self._jobs = plan_jobs(load_scenarios(list(p["scenarios"])), p["split"], p["episodes"], p["seed_offset"])
 
     def _on_set_parameters(self, params):
         return validate_change(self, self._schema, params, self.get_fully_qualified_name())
@@ -204,28 +205,9 @@ class SimBridgeNode(Node):
         self._instruction.publish(String(data=frame.instruction))
         self._odom.publish(conv.odometry(frame.ego, t, MAP_FRAME, BASE_FRAME))
 
-    def _on_path(self, msg: PathMsg) -> None:
-        key = round(conv.to_sec(msg.header.stamp) * 1e6)
-        with self._cond:
-            self._paths[key] = msg
-            if len(self._paths) > 50:
-                for k in sorted(self._paths)[:-50]:
-                    del self._paths[k]
-            self._cond.notify_all()
-
     def wait_for_path(self, t: float, timeout: float) -> PathMsg | None:
         """The Path stamped ``t`` (µs precision), waiting up to ``timeout`` s of wall time."""
-        key = round(t * 1e6)
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while key not in self._paths:
-                if not self.context.ok():
-                    raise Shutdown()
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(min(left, 0.1))
-            return self._paths.pop(key)
+        return self._inbox.wait(t, timeout)
 
     # ---- episodes ------------------------------------------------------------------------------
 
@@ -242,14 +224,12 @@ class SimBridgeNode(Node):
 
     def run(self) -> list[dict]:
         """Run every episode; returns their metrics (dicts), also published and written."""
-        from wamdiff_ros.data.collect import plan_jobs
         from wamdiff_ros.sim.episode import run_episode, summarize
         from wamdiff_ros.sim.renderer import Renderer
-        from wamdiff_ros.sim.scenarios import load_scenarios
         from wamdiff_ros.sim.world import World
 
         p = self.params
-        jobs = plan_jobs(load_scenarios(list(p["scenarios"])), p["split"], p["episodes"], p["seed_offset"])
+        jobs = self._jobs
         renderer = None
         offset = START_TIME
         all_metrics = []
@@ -298,6 +278,7 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     node = None
     executor = None
+    spinner = None
     code = 0
     try:
         node = SimBridgeNode()
@@ -318,6 +299,8 @@ def main(args: list[str] | None = None) -> int:
     finally:
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
+            if spinner is not None:
+                spinner.join(timeout=2.0)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
