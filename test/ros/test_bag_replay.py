@@ -175,6 +175,8 @@ def test_bench_node_smoke(bag, tmp_path):
         params_file=None,
         rig="rigs/default.yaml",
         budget_ms=80.0,
+        mode="adaptive",
+        threads=1,
         startup_timeout=60.0,
         json=None,
     )

@@ -13,7 +13,8 @@ warm-up pass. Per frame (one camera stamp):
 - missed: a frame published complete that never got a trajectory.
 
 Per rate: latency mean / p50 / p99 / max, jitter (std of trajectory inter-arrival times), missed
-frames, the node's CPU (utime + stime from ``/proc/<pid>/stat`` over wall time; 100 % = one core), the
+frames, the node's CPU (utime + stime from ``/proc/<pid>/stat`` over wall time; 100 % = one core; also
+measured idle, with no input, before playing), the
 node's plan / fallback / deadline-miss counts from /diagnostics, and the ratio of the node's mean
 end-to-end latency to the bare planner time: ``planner.plan`` on the same frames in this process, timed
 before and after the node runs (target ≤ 1.15 for a network; for a planner that takes microseconds the
@@ -35,6 +36,8 @@ from pathlib import Path
 import numpy as np
 
 RATIO_TARGET = 1.15
+IDLE_S = 2.0
+"""The node's CPU is also measured this long with no input (its baseline: executor, timers)."""
 SYNC_TOPIC_KINDS = ("image", "odom")
 
 
@@ -50,6 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-file", default=None, help="node parameters (default config/planner.param.yaml)")
     parser.add_argument("--rig", default="rigs/default.yaml", help="rig_path given to the node (the model's rig)")
     parser.add_argument("--budget-ms", type=float, default=80.0, help="planner budget, node and bare alike")
+    parser.add_argument(
+        "--mode", choices=("adaptive", "fast", "slow"), default="adaptive", help="reasoning_mode, node and bare alike"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads, node (OMP_NUM_THREADS) and bare alike (0: default)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds for the node to come up")
 
 
@@ -252,10 +264,17 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
 
     if args.iterations < 1 or args.frames < 2 or args.warmup_frames < 0 or any(r <= 0 for r in args.rates):
         raise ValueError("--iterations >= 1, --frames >= 2, --warmup-frames >= 0 and --rates > 0 expected")
+    if args.threads < 0:
+        raise ValueError(f"--threads: expected >= 0, got {args.threads}")
     model = resolve(args.model, "models")
     planner = load_planner(model)
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(args.threads)
     if hasattr(planner, "mode"):
-        planner.mode = "adaptive"
+        planner.mode = args.mode
     spec = planner_spec(planner)
     with RawBagReader(args.bag) as reader:
         cams = image_topics(reader.topics, planner.rig)
@@ -281,16 +300,17 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         ("use_sim_time", "true"),
         ("image_format", "compressed" if compressed else "raw"),
         ("budget_ms", repr(float(args.budget_ms))),
+        ("reasoning_mode", args.mode),
         ("diagnostics_period_s", "0.1"),
     ):
         cmd += ["-p", f"{key}:={value}"]
     fd, log_name = tempfile.mkstemp(prefix="wamdiff_bench_node_", suffix=".log")
     node_log = os.fdopen(fd, "w+")
-    proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     context = rclpy.Context()
     rclpy.init(context=context)
     probe = None
-    rows, iterations = [], []
+    rows, iterations, idle_cpu = [], [], float("nan")
     try:
         probe = _Probe(context, args.bag, topics, sync)
         deadline = time.monotonic() + args.startup_timeout
@@ -304,6 +324,9 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                 raise RuntimeError(f"planner_node did not come up (exit {proc.poll()}):\n{tail}")
             time.sleep(0.1)
         log(f"planner_node up (pid {proc.pid}); bag frames at {bag_hz:.1f} Hz")
+        c0, w0 = process_cpu_s(proc.pid), time.monotonic()
+        time.sleep(IDLE_S)
+        idle_cpu = 100.0 * (process_cpu_s(proc.pid) - c0) / (time.monotonic() - w0)
         period = 1.0 / bag_hz
         if args.warmup_frames:
             probe.player.play(rate=args.rates[0] / bag_hz, duration=args.warmup_frames * period, clock_tail_s=0.3)
@@ -388,6 +411,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "bag": str(args.bag),
         "model": str(model),
         "family": str(getattr(planner, "family", type(planner).__name__)),
+        "reasoning_mode": args.mode,
+        "torch_threads": args.threads or "default",
         "bag_frame_hz": bag_hz,
         "frames_per_pass": len(observations),
         "iterations": args.iterations,
@@ -402,6 +427,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "node_command": cmd,
         "node_exit_code": code,
         "node_log": log_name,
+        "node_idle_cpu_pct": idle_cpu,
         "load_average": os.getloadavg(),
         "per_iteration": iterations,
     }
