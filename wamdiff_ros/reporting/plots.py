@@ -17,7 +17,7 @@ from wamdiff_ros.geometry import box_corners, relative, to_local_points
 from wamdiff_ros.types import SceneTruth
 
 BEV_RANGE = (-15.0, 60.0, -25.0, 25.0)
-"""Shown area in base_link: x from, x to, y from, y to [m]."""
+"""Shown area in base_link: x from, x to, y from, y to [m]; x grows to show the whole plan, log and candidates."""
 
 
 def _figure(width: float, height: float):
@@ -80,6 +80,10 @@ def plot_bev(
     ours = np.vstack([[0.0, 0.0, 0.0], plan])
     draw(ours[:, :2], color="tab:red", lw=2.0, marker="o", ms=3, zorder=6, label="plan")
     x0, x1, y0, y1 = BEV_RANGE
+    reach = [plan[:, 0], scene.human_trajectory[:, 0]]
+    if candidates is not None and len(candidates):
+        reach.append(np.asarray(candidates)[..., 0].ravel())
+    x1 = max(x1, float(np.max(np.concatenate(reach))) + 10.0)
     ax.set_xlim(-y1, -y0)
     ax.set_ylim(x0, x1)
     ax.set_aspect("equal")
