@@ -31,7 +31,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -401,6 +400,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         rclpy.try_shutdown(context=context)
         code = stop_process(proc)
         node_log.close()
+        if code == 0:
+            os.unlink(log_name)
     bare_after = bare_times(planner, observations, args.budget_ms)
     bare = np.concatenate([bare_before, bare_after])
     for row in rows:
@@ -426,7 +427,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "latency_definition": "last camera/odometry publish of a frame -> its ~/trajectory received (same process)",
         "node_command": cmd,
         "node_exit_code": code,
-        "node_log": log_name,
+        "node_log": None if code == 0 else log_name,
         "node_idle_cpu_pct": idle_cpu,
         "load_average": os.getloadavg(),
         "per_iteration": iterations,
@@ -449,6 +450,6 @@ def main(args: argparse.Namespace) -> int:
         meta=meta,
         targets={"ratio": f"node end-to-end mean / bare planner mean <= {RATIO_TARGET}"},
     )
-    if Path(meta["node_log"]).is_file() and meta["node_exit_code"] == 0:
-        os.unlink(meta["node_log"])
+    if meta["node_log"]:
+        print(f"wamdiff bench node: planner_node exited with {meta['node_exit_code']}; log: {meta['node_log']}")
     return 0
