@@ -102,6 +102,8 @@ def _variants(args, planner) -> list[tuple[str, object]]:
     for b in [b.strip() for b in args.backend.split(",") if b.strip()]:
         if b == "torch" and args.device == "cpu" and args.precision == "fp32":
             out.append(("torch", planner))
+            if args.cuda_graph:
+                print("  torch CUDA graph: skipped (device cpu; CUDA graphs need --device cuda and a CUDA GPU)")
         elif b == "torch":
             out.append((f"torch/{args.device}/{args.precision}", backend_planner(planner, b, **_kw(args, False))))
             if args.cuda_graph:

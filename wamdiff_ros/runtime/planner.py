@@ -40,6 +40,8 @@ class BackendNet:
         }
 
     def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
         return getattr(self._net, name)
 
     def eval(self) -> BackendNet:
