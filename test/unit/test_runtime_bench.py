@@ -33,3 +33,13 @@ def test_bench_model_per_backend(tmp_path):
     ort = doc["meta"]["backends"]["onnxruntime"]
     assert ort["backend"] == "onnxruntime" and ort["export_dir"] == str(path / "onnx")
     assert (path / "onnx" / "export.json").is_file() and doc["meta"]["moe_stats"] is False
+
+
+def test_bench_model_names_an_unavailable_backend(tmp_path, capsys):
+    path = tiny_net().save(tmp_path / "tiny")
+    n = torch.get_num_threads()
+    try:
+        rc = cli_main(["bench", "model", "--model", str(path), "--backend", "torch,tensorrt", "--iters", "1"])
+    finally:
+        torch.set_num_threads(n)
+    assert rc == 1 and "backend tensorrt runs on CUDA: set device cuda" in capsys.readouterr().out

@@ -142,7 +142,13 @@ def main(args: argparse.Namespace) -> int:
         label = f"untrained (fresh {args.config})"
     print(f"model: {label}")
     obs = synthetic_observations(planner.rig, seed=args.seed)
-    variants = _variants(args, planner)
+    from wamdiff_ros.runtime import BackendUnavailable
+
+    try:
+        variants = _variants(args, planner)
+    except (BackendUnavailable, ValueError) as e:
+        print(f"wamdiff bench model: {e}")
+        return 1
     rows = []
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         rows += _time_mode(variants, mode, obs, args)
