@@ -122,8 +122,8 @@ def evaluate_open_loop(
 
 def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> dict:
     """Means of every per-frame metric, latency p50/p99/mean/max [ms], fast/slow rates, collision rates
-    (at fault: NC = 0; open-loop box overlap within 3 s), per-scenario PDMS/EPDMS, and mean MoE load per
-    layer and expert with its CV² (0 = perfectly balanced)."""
+    (at fault: NC = 0; open-loop box overlap within 3 s), per-scenario PDMS/EPDMS and slow-mode rate, and
+    mean MoE load per layer and expert with its CV² (0 = perfectly balanced)."""
     if not rows:
         raise ValueError("aggregate: no frames")
     keys = [*TOTALS, *SUB_METRICS, *[k for k in OPEN_LOOP_KEYS if k in rows[0]]]
@@ -146,7 +146,11 @@ def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> di
     by_scenario: dict[str, dict] = {}
     for name in sorted({r["scenario"] for r in rows}):
         sel = [r for r in rows if r["scenario"] == name]
-        by_scenario[name] = {"frames": len(sel), **{t: float(np.mean([r[t] for r in sel])) for t in TOTALS}}
+        by_scenario[name] = {
+            "frames": len(sel),
+            "slow_rate": float(np.mean([r["mode"] == "slow" for r in sel])),
+            **{t: float(np.mean([r[t] for r in sel])) for t in TOTALS},
+        }
     out["by_scenario"] = by_scenario
     if moe_loads:
         load = np.mean(np.stack(moe_loads), axis=0)

@@ -1,0 +1,107 @@
+"""Multi-task collation: batch shapes, answer masks and presence flags per task, the complexity label,
+the task-mix fallbacks, reproducible draws, and the training settings file."""
+
+import numpy as np
+import pytest
+import torch
+from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
+
+from wamdiff_ros.config import ConfigError
+from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.training.batching import Collator, choose_task, epoch_order, step_generator, step_rng
+from wamdiff_ros.training.settings import TaskMix, TrainSettings, learning_rate
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return tiny_dataset(write_tiny_bag(tmp_path_factory.mktemp("bag") / "tiny.mcap"))
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return WamDiffNet(tiny_cfg())
+
+
+def test_collate_shapes_masks_and_labels(dataset, net):
+    plain, busy = dataset[0], dataset[len(dataset) - 1]
+    assert not plain.language["reasoning"] and busy.language["reasoning"]
+    collate = Collator.for_net(net)
+    lay = net.layout
+    batch, tasks = collate([plain, busy, busy, plain], np.random.default_rng(0), ["motion", "reasoning", "vqa", "vqa"])
+    assert tasks == ["motion", "reasoning", "vqa", "vqa"]
+    cams = net.cfg.rig_obj.cameras
+    assert batch.images.shape == (4, len(cams), cams[0].height, cams[0].width, 3) and batch.images.dtype == torch.uint8
+    assert batch.ego.shape == (4, 6 + 4 * net.cfg.encoder.history) and batch.ego.dtype == torch.float32
+    assert batch.tokens.shape == batch.answer.shape == (4, lay.tokens_len)
+    p, r = lay.prompt_len, lay.text_len
+    ans = batch.answer.numpy()
+    assert not ans[:, :p].any()  # prompts are never masked
+    assert (ans[0, p : p + r] == 0).all() and ans[0, p + r :].all()  # motion: trajectory only
+    assert ans[1, p:].all()  # reasoning: text and trajectory
+    assert ans[2, p : p + r].all() and not ans[2, p + r :].any()  # vqa: text only
+    assert batch.present.tolist() == [[False, True], [True, True], [True, False], [True, False]]
+    assert batch.complex.tolist() == [0.0, 1.0, 1.0, 0.0]  # label = the tick has reasoning text, any task
+    text = net.space.text
+    assert batch.tokens[2, 1] == text.vqa_id and batch.tokens[1, 1] == text.plan_id
+    traj = batch.tokens[0, p + r :].numpy()
+    err = np.abs(net.space.decode_trajectory(traj)[:, :2] - plain.future[:, :2])
+    assert err.max() <= net.space.traj.max_error() + 1e-9  # within the bins' quantisation
+    reasoning_words = text.decode(batch.tokens[1, p : p + r].tolist())
+    assert reasoning_words and busy.language["reasoning"].lower().startswith(reasoning_words.split()[0])
+
+
+def test_task_mix_falls_back_to_motion(dataset):
+    plain, busy = dataset[0], dataset[len(dataset) - 1]
+    rng = np.random.default_rng(1)
+    only_reasoning = TaskMix(motion=0.0, reasoning=1.0, vqa=0.0)
+    assert {choose_task(plain, only_reasoning, rng) for _ in range(20)} == {"motion"}
+    assert {choose_task(busy, only_reasoning, rng) for _ in range(20)} == {"reasoning"}
+    busy.language = {"reasoning": "", "vqa": []}
+    assert choose_task(busy, TaskMix(0.0, 0.0, 1.0), rng) == "motion"
+    draws = [choose_task(dataset[len(dataset) - 1], TaskMix(1.0, 1.0, 2.0), rng) for _ in range(400)]
+    assert 0.4 < draws.count("vqa") / 400 < 0.6
+
+
+def test_draws_are_reproducible(dataset, net):
+    collate = Collator.for_net(net)
+    samples = [dataset[i] for i in range(8)] + [dataset[len(dataset) - 1 - i] for i in range(8)]
+    a, ta = collate(samples, step_rng(3, 17))
+    b, tb = collate(samples, step_rng(3, 17))
+    assert ta == tb and torch.equal(a.tokens, b.tokens)
+    assert len(set(ta)) > 1
+    assert torch.equal(torch.rand(4, generator=step_generator(3, 5)), torch.rand(4, generator=step_generator(3, 5)))
+    assert not torch.equal(torch.rand(4, generator=step_generator(3, 5)), torch.rand(4, generator=step_generator(3, 6)))
+    np.testing.assert_array_equal(epoch_order(50, 1, 2), epoch_order(50, 1, 2))
+    assert sorted(epoch_order(50, 1, 2)) == list(range(50)) and not np.array_equal(
+        epoch_order(50, 1, 2), epoch_order(50, 1, 3)
+    )
+
+
+def test_collate_rejects_bad_input(dataset, net):
+    collate = Collator.for_net(net)
+    with pytest.raises(ValueError, match="at least one sample"):
+        collate([], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="needs sample.language"):
+        collate([dataset[0]], np.random.default_rng(0), ["reasoning"])
+    s = dataset[0]
+    s.images.pop("front")
+    with pytest.raises(ValueError, match="lacks camera images"):
+        collate([s], np.random.default_rng(0))
+
+
+def test_settings_file_schedule_and_validation():
+    s = TrainSettings.from_yaml("training/wamdiff_small.yaml")
+    assert s.threads == 2 and isinstance(s.mix, TaskMix) and sum(s.mix.probabilities()) == pytest.approx(1.0)
+    assert s.replace(epochs=3, lr=None).epochs == 3 and s.replace(lr=None).lr == s.lr
+    s = TrainSettings(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert learning_rate(s, 0, 0.0) == pytest.approx(1e-4)
+    assert learning_rate(s, 10, 0.0) == pytest.approx(1e-3)
+    assert learning_rate(s, 50, 0.5) == pytest.approx(1e-4 + 0.9e-3 * 0.5)
+    assert learning_rate(s, 99, 1.0) == pytest.approx(1e-4)
+    with pytest.raises(ConfigError, match="batch_size"):
+        TrainSettings(batch_size=1)
+    with pytest.raises(ConfigError, match="non-negative"):
+        TaskMix(motion=-1.0)
+    with pytest.raises(ConfigError, match="unknown key"):
+        TrainSettings.from_dict({"epochz": 3})
