@@ -8,9 +8,11 @@ import torch
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.cli import main
+from wamdiff_ros.models.checkpoint import load_checkpoint
 from wamdiff_ros.models.net import WamDiffNet
 from wamdiff_ros.scoring.metrics import SUB_METRICS, TOTALS
 from wamdiff_ros.training.evaluate import LoggedPlanner
+from wamdiff_ros.training.gate_calibration import apply_gate, calibrate_gate
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +77,49 @@ def test_logged_planner_refuses_foreign_frames(setup):
     obs.stamp += 1000.0
     with pytest.raises(ValueError, match="not a frame"):
         planner.plan(obs)
+
+
+def _rows(pdms, p_complex=None, conf=None):
+    rows = []
+    for i, v in enumerate(pdms):
+        row = {"index": i, "PDMS": v}
+        if p_complex is not None:
+            row.update(p_complex=p_complex[i], fast_confidence=conf[i])
+        rows.append(row)
+    return rows
+
+
+def test_gate_calibration_picks_the_frames_where_slow_helps():
+    # frames 0-3: complex (high p_complex), slow helps; frames 4-9: simple, slow hurts; frame 9 unsure
+    p_complex = [0.9, 0.8, 0.85, 0.7, 0.1, 0.2, 0.1, 0.3, 0.2, 0.1]
+    conf = [0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.1]
+    fast = _rows([0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2], p_complex, conf)
+    slow = _rows([1.0, 1.0, 1.0, 1.0, 0.8, 0.8, 0.8, 0.8, 0.8, 0.9])
+    cal = calibrate_gate(fast, slow, max_slow_rate=0.5)
+    assert cal["found"] and cal["slow_rate"] == pytest.approx(0.5)
+    assert cal["adaptive"] == pytest.approx(cal["oracle"]) == pytest.approx(0.99)
+    assert 0.3 <= cal["theta"] < 0.7 and 0.1 < cal["c_min"] <= 0.6
+    assert cal["fast_only"] == pytest.approx(0.72) and cal["slow_only"] == pytest.approx(0.89)
+    capped = calibrate_gate(fast, slow, max_slow_rate=0.2)
+    assert capped["slow_rate"] <= 0.2 and capped["adaptive"] < cal["adaptive"]
+    assert not calibrate_gate(fast, slow, max_slow_rate=0.05, min_slow_rate=0.05)["found"]
+    with pytest.raises(ValueError, match="p_complex"):
+        calibrate_gate(_rows([1.0]), _rows([1.0]))
+    with pytest.raises(ValueError, match="share no frames"):
+        calibrate_gate(fast, [{"index": 99, "PDMS": 1.0}])
+
+
+def test_eval_calibrates_and_applies_the_gate(setup):
+    tmp, bag = setup
+    out = tmp / "cal.json"
+    argv = ["eval", "--model", str(tmp / "model"), "--data", str(bag), "--json", str(out), "--every", "6"]
+    assert main([*argv, "--mode", "fast,slow", "--calibrate-gate", "0.5", "--no-cache", "--threads", "1"]) == 0
+    report = json.loads(out.read_text())
+    cal = report["gate_calibration"]
+    assert cal["frames"] == 4 and cal["fast_only"] == report["results"]["wamdiff/fast"]["aggregate"]["PDMS"]
+    assert main([*argv, "--mode", "fast", "--calibrate-gate", "0.5"]) == 2
+    if cal["found"]:
+        apply_gate(tmp / "model", tmp / "gated", cal["theta"], cal["c_min"], "test")
+        net = WamDiffNet.load(tmp / "gated")
+        assert (net.cfg.gate.theta, net.cfg.gate.c_min) == (cal["theta"], cal["c_min"])
+        assert load_checkpoint(tmp / "gated")[0]["meta"]["gate_calibration"]["note"] == "test"

@@ -81,23 +81,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-ms", type=float, default=None, help="latency budget given to the planner")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--frames", action="store_true", help="keep per-frame rows in the JSON")
+    parser.add_argument(
+        "--calibrate-gate",
+        type=float,
+        metavar="MAX_SLOW_RATE",
+        help="with --mode fast,slow: fit the gate's theta / c_min for the best adaptive PDMS at a slow rate "
+        "<= MAX_SLOW_RATE (fit on validation data, report on test data)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
 
 
 def run_all(planners: dict, dataset, every: int = 1, max_frames=None, budget_ms=None, keep_frames=False) -> dict:
-    """Evaluate each ``label -> planner`` on ``dataset``; ``label -> {aggregate[, frames]}`` (the aggregate
-    holds per-scenario PDMS / EPDMS and slow-mode rates under ``by_scenario``)."""
+    """Evaluate each ``label -> planner`` on ``dataset``: ``(results, frames)`` with ``results[label] =
+    {aggregate[, frames]}`` (the aggregate holds per-scenario PDMS / EPDMS and slow-mode rates under
+    ``by_scenario``; per-frame rows only with ``keep_frames``) and ``frames[label]`` the per-frame rows
+    (with the gate's inputs ``p_complex`` / ``fast_confidence`` where the planner reports them)."""
     from wamdiff_ros.evaluation import evaluate_open_loop
 
     results = {}
     for label, planner in planners.items():
         print(f"wamdiff eval: {label}", file=sys.stderr)
-        res = evaluate_open_loop(planner, dataset, every, budget_ms=budget_ms, max_frames=max_frames, progress=True)
-        entry = {"aggregate": res["aggregate"]}
-        if keep_frames:
-            entry["frames"] = res["frames"]
-        results[label] = entry
-    return results
+        res = evaluate_open_loop(
+            planner, dataset, every, budget_ms=budget_ms, max_frames=max_frames, on_frame=_gate_inputs, progress=True
+        )
+        results[label] = {"aggregate": res["aggregate"], "frames": res["frames"]}
+    if not keep_frames:
+        frames = {label: r.pop("frames") for label, r in results.items()}
+        return results, frames
+    return results, {label: r["frames"] for label, r in results.items()}
+
+
+def _gate_inputs(rec) -> None:
+    """Keep the gate's inputs (complexity probability, fast-pass confidence) in each frame's row."""
+    for key in ("p_complex", "fast_confidence"):
+        if key in rec.result.info:
+            rec.row[key] = float(rec.result.info[key])
 
 
 def print_report(results: dict, file=None) -> None:
@@ -159,6 +177,7 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
     from wamdiff_ros.planning.loop import planner_history, planner_spec
+    from wamdiff_ros.training.gate_calibration import calibrate_gate
     from wamdiff_ros.training.supervised import data_summary
 
     torch.set_num_threads(max(1, args.threads))
@@ -195,7 +214,13 @@ def main(args: argparse.Namespace) -> int:
             planners["constant_velocity"] = ConstantVelocityPlanner(dataset.rig, dataset.spec)
         if "expert" in args.baseline:
             planners["expert_log"] = LoggedPlanner(dataset)
-        results = run_all(planners, dataset, args.every, args.max_frames, args.budget_ms, args.frames)
+        if args.calibrate_gate is not None and not {"fast", "slow"} <= set(modes):
+            raise ValueError("--calibrate-gate needs --mode with both fast and slow")
+        results, frames = run_all(planners, dataset, args.every, args.max_frames, args.budget_ms, args.frames)
+        calibration = None
+        if args.calibrate_gate is not None:
+            family = str(getattr(planner, "family", ""))
+            calibration = calibrate_gate(frames[f"{family}/fast"], frames[f"{family}/slow"], args.calibrate_gate)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"wamdiff eval: {e}", file=sys.stderr)
         return 2
@@ -208,10 +233,15 @@ def main(args: argparse.Namespace) -> int:
         "spec": dataset.spec.to_dict(),
         "results": results,
     }
-    if planner is not None and hasattr(planner, "cfg"):
-        report["quantisation"] = planner.net.space.traj.report() if hasattr(planner, "net") else None
+    if planner is not None and hasattr(planner, "net"):
+        report["quantisation"] = planner.net.space.traj.report()
+        report["gate"] = {"theta": planner.cfg.gate.theta, "c_min": planner.cfg.gate.c_min}
+    if calibration is not None:
+        report["gate_calibration"] = calibration
     atomic_write_json(Path(args.json), report)
     print_report(results)
+    if calibration is not None:
+        print(f"gate calibration: {calibration}")
     print(f"wamdiff eval: wrote {args.json}", file=sys.stderr)
     return 0
 

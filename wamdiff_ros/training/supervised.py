@@ -453,7 +453,7 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"wamdiff train: {summary['steps']} steps ({summary['epochs']:.2f} epochs) in "
         f"{summary['train_seconds'] / 60:.1f} min, stopped by {summary['stop_reason']}; best: {shown}; "
-        f"wrote {args.out}/best, {args.out}/last",
+        f"wrote {args.out}/last" + (f", {args.out}/best" if summary["best"] else ""),
         file=sys.stderr,
     )
     return 130 if summary["stop_reason"] == "interrupted" else 0
