@@ -240,7 +240,7 @@ def _print_table(summary: dict[str, dict[str, float]]) -> None:
         table.add_column(name.replace("_", " "), justify="right")
     for scen, row in summary.items():
         table.add_row(scen, *[fmt.format(int(row[k]) if fmt == "{:d}" else row[k]) for k, fmt in cols])
-    Console().print(table)
+    Console(width=max(160, Console().width)).print(table)
 
 
 def main(args) -> int:
