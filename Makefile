@@ -8,11 +8,12 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.wamdiff-setup-stamp
 REQS   := $(wildcard requirements/*.txt)
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 export SDL_VIDEODRIVER ?= dummy
 export SDL_AUDIODRIVER ?= dummy
 
-.PHONY: setup test lint format clean-venv
+.PHONY: setup demo test lint format clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +24,9 @@ $(STAMP): $(REQS) setup.py package.xml
 	$(PIP) install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 	@echo "environment ready in $(VENV) ($$(du -sh $(VENV) | cut -f1))"
+
+demo: setup
+	$(VENV)/bin/wamdiff demo $(DEMO_ARGS)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -93,7 +93,8 @@ def report(
     return result
 
 
-def print_table(title: str, rows: list[dict]) -> None:
+def print_table(title: str, rows: list[dict], width: int | None = None) -> None:
+    """``rows`` as a rich table; ``width`` [characters] overrides the console's (a pipe gets 80)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -103,7 +104,7 @@ def print_table(title: str, rows: list[dict]) -> None:
         table.add_column(c, justify="right")
     for r in rows:
         table.add_row(*(_fmt(r.get(c, "")) for c in cols))
-    Console().print(table)
+    Console(width=width).print(table)
 
 
 def _fmt(v) -> str:

@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("wamdiff_ros.doctor", "report what this machine has (ROS 2, torch, GPU, backends, simulators)"),
     "launch": ("wamdiff_ros.launcher", "start a node graph from config/graphs/ as processes (Ctrl-C stops it)"),
+    "demo": ("wamdiff_ros.demo", "closed-loop demo: sim bridge + planner over ROS topics, summary table, metrics, GIF"),
     "collect": ("wamdiff_ros.data.collect", "record expert episodes of the embedded world as an MCAP bag"),
     "expert-eval": ("wamdiff_ros.sim.episode", "closed-loop expert driver over a scenario seed split"),
     "export": ("wamdiff_ros.runtime.export", "ONNX graphs (static shapes, metadata) and cached TensorRT engines"),

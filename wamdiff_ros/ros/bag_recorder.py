@@ -93,16 +93,28 @@ class BagRecorder:
                 self.unsupported[topic] = f"{msgtype} has no ROS Python package here"
                 log.warning(f"{topic}: {self.unsupported[topic]}; not recorded")
                 continue
-            self.writer.add_topic(topic, msgtype)
-            qos = adapted_qos([i.qos_profile for i in self.node.get_publishers_info_by_topic(topic)])
-            self._subs.append(
-                self.node.create_subscription(
-                    cls, topic, lambda data, t=topic: self._on_message(t, data), qos, raw=True
-                )
+            self.subscribe(
+                topic, msgtype, adapted_qos([i.qos_profile for i in self.node.get_publishers_info_by_topic(topic)])
             )
-            self.types[topic] = msgtype
             new.append(topic)
         return new
+
+    def subscribe(self, topic: str, msgtype: str, qos):
+        """Record ``topic`` as ``msgtype`` (``pkg/msg/Name``) with ``qos`` from now on, whether or not it has
+        publishers yet (for callers that know the type, so the first messages are not lost to discovery).
+        Returns the subscription."""
+        from wamdiff_ros.ros.bag_player import message_class
+
+        if topic not in self.wanted:
+            raise ValueError(f"{topic}: not one of the topics to record {self.wanted}")
+        cls = message_class(msgtype)
+        if cls is None or not RawBagWriter.known_type(msgtype):
+            raise ValueError(f"{topic}: cannot record {msgtype} here (not in the typestore or no ROS Python package)")
+        self.writer.add_topic(topic, msgtype)
+        sub = self.node.create_subscription(cls, topic, lambda data, t=topic: self._on_message(t, data), qos, raw=True)
+        self._subs.append(sub)
+        self.types[topic] = msgtype
+        return sub
 
     def _on_message(self, topic: str, data: bytes) -> None:
         if not self.writer.closed:

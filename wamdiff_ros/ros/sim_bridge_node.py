@@ -12,6 +12,10 @@ them). Sim time is continuous across episodes (each starts :data:`~wamdiff_ros.d
 after the previous ends), so subscribers never see time jump backwards. After each episode its metrics
 (collision, at-fault, route completion, closed-loop PDMS-style score, comfort, plan latency, timeouts)
 are published as JSON on ``~/episode_metrics`` and, with ``metrics_path``, written with a summary.
+
+With ``publish_markers`` the ground truth is also shown as visualization_msgs/MarkerArray in the map
+frame (:mod:`wamdiff_ros.ros.scene_markers`): ``~/map_markers`` (lanes, latched, once per episode) and
+``~/scene_markers`` (agents and ego, every tick), for RViz and the demo's video.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
+from visualization_msgs.msg import MarkerArray
 
 from wamdiff_ros.atomic import atomic_write_json
 from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME
@@ -53,6 +58,12 @@ RELIABLE = QoSProfile(
     depth=10,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
+)
+LATCHED = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
 
@@ -174,6 +185,10 @@ class SimBridgeNode(Node):
         self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
         self._instruction = self.create_publisher(String, INSTRUCTION_TOPIC, RELIABLE)
         self._metrics_pub = self.create_publisher(String, "~/episode_metrics", RELIABLE)
+        self._map_markers = self._scene_markers = None
+        if self.params["publish_markers"]:
+            self._map_markers = self.create_publisher(MarkerArray, "~/map_markers", LATCHED)
+            self._scene_markers = self.create_publisher(MarkerArray, "~/scene_markers", RELIABLE)
         self._inbox = PathInbox(self.context)
         self.create_subscription(PathMsg, self.params["trajectory_topic"], self._inbox.put, RELIABLE)
         self.episodes: list[dict] = []
@@ -204,6 +219,11 @@ class SimBridgeNode(Node):
         self._command.publish(String(data=frame.command))
         self._instruction.publish(String(data=frame.instruction))
         self._odom.publish(conv.odometry(frame.ego, t, MAP_FRAME, BASE_FRAME))
+        if self._scene_markers is not None:
+            from wamdiff_ros.ros.scene_markers import scene_markers
+            from wamdiff_ros.sim.world import EGO_SIZE, REAR_AXLE_TO_CENTER
+
+            self._scene_markers.publish(scene_markers(frame, t, EGO_SIZE, REAR_AXLE_TO_CENTER, MAP_FRAME))
 
     def wait_for_path(self, t: float, timeout: float) -> PathMsg | None:
         """The Path stamped ``t`` (µs precision), waiting up to ``timeout`` s of wall time."""
@@ -212,12 +232,16 @@ class SimBridgeNode(Node):
     # ---- episodes ------------------------------------------------------------------------------
 
     def wait_for_planner(self, timeout: float) -> bool:
-        """Wait until something subscribes to the odometry and a trajectory publisher is matched."""
+        """Wait until a trajectory publisher is seen and the odometry and every camera have at least
+        ``wait_for_subscribers`` matched subscribers (the planner, plus recorders that must not miss the start)."""
         deadline = time.monotonic() + timeout
+        need = self.params["wait_for_subscribers"]
+        sensors = [self._odom, *self._images.values()]
         while time.monotonic() < deadline:
             if not self.context.ok():
                 raise Shutdown()
-            if self._odom.get_subscription_count() > 0 and self.count_publishers(self.params["trajectory_topic"]) > 0:
+            matched = all(pub.get_subscription_count() >= need for pub in sensors)
+            if matched and self.count_publishers(self.params["trajectory_topic"]) > 0:
                 return True
             time.sleep(0.05)
         return False
@@ -244,6 +268,10 @@ class SimBridgeNode(Node):
                 else:
                     renderer.set_lanes(world.lanes)
                 driver = _RosDriver(self, offset)
+                if self._map_markers is not None:
+                    from wamdiff_ros.ros.scene_markers import lane_markers
+
+                    self._map_markers.publish(lane_markers(world.lanes, offset, MAP_FRAME))
                 self.get_logger().info(f"episode {world.episode} ({scenario.kind}) starts at sim time {offset:.1f} s")
                 result = run_episode(world, driver, renderer=renderer, score_every=p["score_every"])
             finally:
