@@ -34,7 +34,7 @@ DEFAULT_MAX_DURATION_S = 20.0
 GRAPH = "sim_closed_loop"
 PLANNER, BRIDGE = "planner_node", "sim_bridge_node"
 RIG = "rigs/default.yaml"
-TABLE_WIDTH = 140
+TABLE_WIDTH = 120
 PLANNER_START_TIMEOUT_S = 120.0
 """Wall time the planner may take to load its model and start publishing trajectories."""
 TRAIN_HINT = (
@@ -128,7 +128,7 @@ def summarize(episodes: list[dict], processing_ms: list[float], diagnostics: dic
 
 
 def table_rows(episodes: list[dict], summary: dict) -> tuple[list[dict], list[dict]]:
-    """``(per-episode rows, [summary row])`` for :func:`wamdiff_ros.benchmarking.print_table`."""
+    """``(per-episode rows, summary rows (metric, value))`` for :func:`wamdiff_ros.benchmarking.print_table`."""
     rows = [
         {
             "episode": e["episode"],
@@ -142,18 +142,18 @@ def table_rows(episodes: list[dict], summary: dict) -> tuple[list[dict], list[di
         for e in episodes
     ]
     s = summary
-    total = {
-        "episodes": s["episodes"],
-        "at-fault collisions": s["at_fault_collisions"],
-        "route completion": s["route_completion"],
-        "mean score (PDMS)": s["mean_pdms"],
-        "latency p50 ms": s["latency_ms_p50"],
-        "latency p99 ms": s["latency_ms_p99"],
-        "fast rate": s["fast_rate"],
-        "slow rate": s["slow_rate"],
-        "fallback rate": s["fallback_rate"],
-    }
-    return rows, [total]
+    total = [
+        ("episodes", s["episodes"]),
+        ("at-fault collisions", f"{s['at_fault_collisions']} (all collisions {s['collisions']})"),
+        ("route completion", s["route_completion"]),
+        ("mean score (closed-loop PDMS)", s["mean_pdms"]),
+        ("planner latency p50 [ms]", s["latency_ms_p50"]),
+        ("planner latency p99 [ms]", s["latency_ms_p99"]),
+        ("fast / slow rate", f"{s['fast_rate']:.3f} / {s['slow_rate']:.3f} of {s['plans']} plans"),
+        ("fallback rate", s["fallback_rate"]),
+        ("trajectory timeouts (bridge)", s["trajectory_timeouts"]),
+    ]
+    return rows, [{"metric": k, "value": v} for k, v in total]
 
 
 def _episode_line(record: dict, total: int) -> str:
@@ -279,7 +279,7 @@ def main(args: argparse.Namespace) -> int:
         load_scenarios(args.scenarios)
         model = check_model(args.model)
         cameras = [c.name for c in sorted(load_rig(RIG).cameras, key=lambda c: -c.rpy[2])]  # left to right
-    except (ValueError, ConfigError) as e:
+    except (ValueError, ConfigError, FileNotFoundError) as e:
         print(f"wamdiff demo: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
