@@ -86,9 +86,9 @@ def test_table_rows_name_every_required_column():
     assert [r["at-fault"] for r in rows] == ["no", "not at fault"]
     values = {r["metric"]: r["value"] for r in total}
     assert values["episodes"] == 2 and values["at-fault collisions"] == "0 (all collisions 1)"
-    assert values["planner latency p99 [ms]"] == pytest.approx(2.98)
+    assert values["planner latency p99 (ms)"] == pytest.approx(2.98)
     assert values["fast / slow rate"] == "1.000 / 0.000 of 2 plans"
-    assert {"route completion", "mean score (closed-loop PDMS)", "planner latency p50 [ms]"} <= set(values)
+    assert {"route completion", "mean score (closed-loop PDMS)", "planner latency p50 (ms)"} <= set(values)
 
 
 def _args(**kw):
