@@ -284,6 +284,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in ("metrics.json", "episodes.json", "episode.gif"):
+        (out / stale).unlink(missing_ok=True)
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # the demo talks to its own processes
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -311,8 +313,9 @@ def main(args: argparse.Namespace) -> int:
         start, end = e["start_time"], e["start_time"] + e["duration"] + 0.05
         caption = f"{e['scenario']} seed {e['seed']}"
         try:
-            frames = episode_gif(bag, gif_path, list(cameras), start, end, topics, caption, args.fps)
-            gif = {"path": str(gif_path), "episode": e["episode"], "frames": frames, "bytes": gif_path.stat().st_size}
+            frames, fps = episode_gif(bag, gif_path, list(cameras), start, end, topics, caption, args.fps)
+            gif = {"path": str(gif_path), "episode": e["episode"], "frames": frames, "fps": fps}
+            gif["bytes"] = gif_path.stat().st_size
         except ValueError as err:
             print(f"wamdiff demo: no GIF: {err}", file=sys.stderr)
     wall_s = time.monotonic() - wall0

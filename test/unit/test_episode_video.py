@@ -142,3 +142,19 @@ def test_gif_holds_every_frame(tmp_path):
     with pytest.raises(ValueError, match="frames"):
         write_gif(tmp_path / "b.gif", [])
     assert not (tmp_path / "b.gif").exists()
+
+
+def test_gif_over_the_size_limit_keeps_every_other_frame(tmp_path, monkeypatch):
+    from wamdiff_ros.reporting import episode_video as ev
+
+    rng = np.random.default_rng(0)
+    ticks = [TickView(0.1 * k, {}, BevScene(ego_pose=np.zeros(3))) for k in range(8)]
+    noise = [rng.integers(0, 255, (40, 60, 3), dtype=np.uint8) for _ in ticks]  # incompressible frames
+    monkeypatch.setattr(ev, "load_ticks", lambda *a, **k: ticks)
+    monkeypatch.setattr(ev, "render_tick", lambda tick, cameras, view: noise[round(tick.stamp * 10)])
+    full, fps = ev.episode_gif("bag", tmp_path / "full.gif", ["c"], 0.0, 1.0, max_bytes=None)
+    assert (full, fps) == (8, 10.0)
+    limit = (tmp_path / "full.gif").stat().st_size * 0.6
+    frames, fps = ev.episode_gif("bag", tmp_path / "small.gif", ["c"], 0.0, 1.0, max_bytes=limit)
+    assert (frames, fps) == (4, 5.0)
+    assert (tmp_path / "small.gif").stat().st_size <= limit

@@ -43,6 +43,7 @@ COLORS = {
     "text": (235, 235, 235),
 }
 """RGB colours of the drawing."""
+MAX_GIF_BYTES = 10_000_000
 LEGEND = (
     ("plan", "plan"),
     ("best candidate", "best"),
@@ -375,11 +376,18 @@ def episode_gif(
     caption: str = "",
     fps: float = 10.0,
     view: BevView = BevView(),
-) -> int:
-    """The GIF of the ticks stamped in ``[start, end)`` of ``bag`` written to ``out``; returns its frame count.
-    ValueError if no complete tick is in that window."""
+    max_bytes: int | None = MAX_GIF_BYTES,
+) -> tuple[int, float]:
+    """The GIF of the ticks stamped in ``[start, end)`` of ``bag``, written to ``out``; returns (frames, fps).
+
+    Over ``max_bytes`` it is written again with every other frame at half the rate (the same real-time
+    playback), until it fits. ValueError if no complete tick is in the window."""
     ticks = load_ticks(bag, cameras, start, end, topics, caption)
     if not ticks:
         raise ValueError(f"{bag}: no tick with every camera and odometry stamped in [{start:.2f}, {end:.2f}) s")
-    write_gif(out, [render_tick(t, cameras, view) for t in ticks], fps)
-    return len(ticks)
+    frames = [render_tick(t, cameras, view) for t in ticks]
+    while True:
+        write_gif(out, frames, fps)
+        if max_bytes is None or len(frames) == 1 or Path(out).stat().st_size <= max_bytes:
+            return len(frames), fps
+        frames, fps = frames[::2], fps / 2
