@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import signal
@@ -252,8 +253,6 @@ def run_graph(args, model: Path, out: Path, cameras: list[str], topics) -> tuple
 
 def _read_episodes(path: Path, live: list[dict]) -> list[dict]:
     """The bridge's metrics file (complete and written atomically), else the records seen on the topic."""
-    import json
-
     with contextlib.suppress(OSError, ValueError, KeyError):
         return json.loads(path.read_text())["episodes"]
     return list(live)
