@@ -160,6 +160,9 @@ class DecodingConfig:
         threshold: confidence threshold τ for parallel unmasking (every masked token with confidence ≥ τ
             is revealed, at least the scheduled count per step); None = fixed schedule.
         temperature: 0 = greedy; > 0 samples with Gumbel noise on logits / temperature.
+        smooth_degree: 0 = waypoints as decoded; k > 0 = least-squares polynomial of degree k in time
+            through the ego origin fitted to the decoded waypoints (tokens are predicted independently,
+            so the raw path jitters by up to a bin and fails NAVSIM's comfort bounds).
     """
 
     fast_steps: int = 4
@@ -170,6 +173,7 @@ class DecodingConfig:
     order_map: dict[str, str] = field(default_factory=dict)
     threshold: float | None = None
     temperature: float = 0.0
+    smooth_degree: int = 0
 
     def __post_init__(self):
         for name in ("fast_steps", "slow_steps", "reasoning_steps"):
@@ -182,6 +186,8 @@ class DecodingConfig:
             raise ConfigError(f"decoding.threshold: expected in (0, 1] or null, got {self.threshold}")
         if self.temperature < 0:
             raise ConfigError(f"decoding.temperature: expected >= 0, got {self.temperature}")
+        if not 0 <= self.smooth_degree <= 6:
+            raise ConfigError(f"decoding.smooth_degree: expected 0 (off) to 6, got {self.smooth_degree}")
 
     def order_for(self, command: str | None = None, scenario: str | None = None) -> str:
         """The trajectory order for a frame: ``order_map[scenario]``, else ``order_map[command]``, else ``order``."""

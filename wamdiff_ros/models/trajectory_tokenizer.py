@@ -145,3 +145,22 @@ def yaw_from_path(xy: np.ndarray, min_step: float = 0.05) -> np.ndarray:
             prev = float(np.arctan2(d[1], d[0]))
         yaw[i - 1] = prev
     return yaw
+
+
+def smooth_path(xy: np.ndarray, times: np.ndarray, degree: int) -> np.ndarray:
+    """(T, 3) poses from (T, 2) waypoints at ``times`` [s]: each coordinate replaced by its least-squares
+    polynomial ``Σ_{k=1..degree} c_k t^k`` (through the ego origin at t = 0), yaw from :func:`yaw_from_path`.
+
+    Degree 2 is constant acceleration per axis: it removes the waypoint-to-waypoint jitter of decoded
+    bins while keeping curves and speed changes over a 4 s horizon.
+    """
+    xy = np.asarray(xy, np.float64)[:, :2]
+    t = np.asarray(times, np.float64).reshape(-1)
+    if len(t) != len(xy) or degree < 1:
+        raise ValueError(
+            f"smooth_path: expected one time per waypoint and degree >= 1, got {len(t)}, {len(xy)}, {degree}"
+        )
+    basis = np.stack([t**k for k in range(1, min(degree, len(t)) + 1)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, xy, rcond=None)
+    fit = basis @ coef
+    return np.concatenate([fit, yaw_from_path(fit)[:, None]], axis=1)

@@ -22,6 +22,7 @@ from wamdiff_ros.models.encoder import ego_features
 from wamdiff_ros.models.masked_diffusion import DecodeResult, decode_block
 from wamdiff_ros.models.moe import routing_stats
 from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.models.trajectory_tokenizer import smooth_path
 from wamdiff_ros.planners.base import check_rig, register
 from wamdiff_ros.planners.reasoning import ReasoningGate
 from wamdiff_ros.rig import Rig
@@ -121,6 +122,8 @@ class WamDiffPlanner:
 
     def _trajectory(self, res: DecodeResult, stamp: float) -> tuple[Trajectory, np.ndarray, np.ndarray]:
         poses = self.net.space.decode_trajectory(res.ids[0].numpy())
+        if self.cfg.decoding.smooth_degree:
+            poses = smooth_path(poses, self.cfg.spec.times, self.cfg.decoding.smooth_degree)
         tok = res.confidences[0].double().numpy()
         per_wp = np.sqrt(tok[0::2] * tok[1::2])
         return Trajectory(poses, spec=self.cfg.spec, frame="base_link", stamp=stamp), per_wp, tok

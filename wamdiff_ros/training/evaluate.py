@@ -207,7 +207,7 @@ def main(args: argparse.Namespace) -> int:
             family = str(getattr(planner, "family", type(planner).__name__))
             if hasattr(planner, "mode"):
                 for mode in modes:
-                    planners[f"{family}/{mode}"] = _with_mode(planner, mode)
+                    planners[f"{family}/{mode}"] = _ModeView(planner, mode)
             else:
                 planners[family] = planner
         if "constant_velocity" in args.baseline:
@@ -259,10 +259,6 @@ class _ModeView:
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
         self._planner.mode = self.mode
         return self._planner.plan(obs, budget_ms)
-
-
-def _with_mode(planner, mode: str) -> _ModeView:
-    return _ModeView(planner, mode)
 
 
 __all__ = ["BASELINES", "LoggedPlanner", "print_report", "run_all"]

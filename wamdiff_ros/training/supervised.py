@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wamdiff_ros.atomic import atomic_write_json
 from wamdiff_ros.training.settings import passive_omp
 
 BEST, LAST, HISTORY = "best", "last", "history.json"
@@ -269,8 +270,6 @@ class Trainer:
             self._save_best(rec)
         rec["best"] = improved
         s["history"].append(rec)
-        from wamdiff_ros.atomic import atomic_write_json
-
         atomic_write_json(self.out / HISTORY, s["history"])
         shown = ", ".join(
             f"{k} {rec[k]:.4g}"
