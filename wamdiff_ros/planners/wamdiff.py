@@ -89,7 +89,9 @@ class WamDiffPlanner:
         check_rig(net.cfg.rig_obj, rig, f"checkpoint {path}")
         return cls(net, source=str(path), **options)
 
-    def _inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Network inputs of one observation: images uint8 (1, C, H, W, 3), ego features (1, F), prompt
+        ids (1, P); ValueError naming the camera when the images do not match the model's rig."""
         names = self.rig.names
         if set(obs.images) != set(names):
             raise ValueError(
@@ -120,10 +122,15 @@ class WamDiffPlanner:
             step, ids, self._mask_id, steps, order, allowed, None, dec.threshold, dec.temperature, self.generator
         )
 
-    def _trajectory(self, res: DecodeResult, stamp: float) -> tuple[Trajectory, np.ndarray, np.ndarray]:
-        poses = self.net.space.decode_trajectory(res.ids[0].numpy())
+    def poses(self, ids: torch.Tensor | np.ndarray) -> np.ndarray:
+        """(2T,) trajectory token ids -> (T, 3) poses in base_link, smoothed as ``decoding.smooth_degree`` says."""
+        poses = self.net.space.decode_trajectory(np.asarray(ids))
         if self.cfg.decoding.smooth_degree:
             poses = smooth_path(poses, self.cfg.spec.times, self.cfg.decoding.smooth_degree)
+        return poses
+
+    def _trajectory(self, res: DecodeResult, stamp: float) -> tuple[Trajectory, np.ndarray, np.ndarray]:
+        poses = self.poses(res.ids[0].numpy())
         tok = res.confidences[0].double().numpy()
         per_wp = np.sqrt(tok[0::2] * tok[1::2])
         return Trajectory(poses, spec=self.cfg.spec, frame="base_link", stamp=stamp), per_wp, tok
@@ -138,7 +145,7 @@ class WamDiffPlanner:
             timings[name] = (now - since) * 1e3
             return now
 
-        images, ego, prompt = self._inputs(obs)
+        images, ego, prompt = self.inputs(obs)
         t = lap("preprocess", t0)
         calls: list[list[dict]] = []
         prefix_kv, complexity, aux = self.net.encode(images, ego, prompt, self.collect_stats)
