@@ -4,6 +4,7 @@
   lanes with their edges, agent boxes now, the ego box, the logged future, the planner's candidates
   and its plan.
 - :func:`plot_metric_curves`: per-frame metrics over bag time.
+- :func:`plot_rl_curves`: an RL run's rollout reward and validation PDMS over optimiser steps.
 """
 
 from __future__ import annotations
@@ -119,4 +120,39 @@ def plot_metric_curves(
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
     axes[-1, 0].set_xlabel("bag time [s]")
+    _save(plt, fig, path)
+
+
+def plot_rl_curves(path: str | os.PathLike, steps: list[dict], validations: list[dict]) -> None:
+    """Two panels over optimiser steps: the rollouts' mean and best-in-group reward (with a moving
+    average), and validation PDMS / EPDMS with the starting model's PDMS as a dashed line."""
+    if not steps and not validations:
+        raise ValueError("plot_rl_curves: no steps and no validations")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8.0, 5.5), sharex=True, dpi=100)
+    if steps:
+        x = np.array([r["step"] + 1 for r in steps])
+        for key, label in (("reward_mean", "mean reward"), ("reward_best_in_group", "best in group")):
+            y = np.array([r[key] for r in steps], np.float64)
+            top.plot(x, y, lw=0.6, alpha=0.4)
+            w = max(1, min(len(y), len(y) // 20 or 1))
+            smooth = np.convolve(y, np.ones(w) / w, mode="valid")
+            top.plot(x[w - 1 :], smooth, lw=1.6, label=f"{label} (moving mean of {w})")
+        top.legend(fontsize=8)
+    top.set_ylabel("rollout reward")
+    top.grid(alpha=0.3)
+    val = [v for v in validations if "PDMS" in v]
+    if val:
+        x = [v["step"] for v in val]
+        bottom.plot(x, [v["PDMS"] for v in val], marker="o", ms=3, label="PDMS")
+        bottom.plot(x, [v["EPDMS"] for v in val], marker="s", ms=3, label="EPDMS")
+        bottom.axhline(val[0]["PDMS"], ls="--", color="grey", lw=1.0, label="PDMS at start")
+        bottom.legend(fontsize=8)
+    bottom.set_ylabel("validation (fast path)")
+    bottom.set_xlabel("optimiser step")
+    bottom.grid(alpha=0.3)
     _save(plt, fig, path)

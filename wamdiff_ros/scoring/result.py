@@ -54,6 +54,10 @@ class ScoreResult:
         """Candidate ``i`` as ``{"NC": …, …, "PDMS": …, "EPDMS": …}``."""
         return {k.upper(): float(getattr(self, k)[i]) for k in _KEYS}
 
+    def columns(self) -> dict[str, np.ndarray]:
+        """Every candidate at once: ``{"NC": (G,), …, "PDMS": (G,), "EPDMS": (G,)}``."""
+        return {k.upper(): np.asarray(getattr(self, k), np.float64) for k in _KEYS}
+
     def mean(self) -> dict[str, float]:
         """Batch means with the same keys as :meth:`row`."""
         return {k.upper(): float(np.mean(getattr(self, k))) for k in _KEYS}

@@ -1,0 +1,124 @@
+"""RL fine-tuning settings (``config/training/rl_*.yaml``); command-line options and node parameters
+override them."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from wamdiff_ros.config import ConfigError, load_yaml
+from wamdiff_ros.models.config import ORDERS
+from wamdiff_ros.training.rl.objectives import OBJECTIVES
+from wamdiff_ros.training.rl.rewards import RewardConfig
+
+TRAINABLE = ("all", "transformer")
+
+
+@dataclass
+class RLSettings:
+    """See ``config/training/rl_wamdiff_small.yaml`` for what each field does.
+
+    Attributes:
+        algorithm: ``gspo`` (sequence-level ratio) or ``grpo`` (token-level ratio).
+        group_size: G, answers sampled per logged scene.
+        scenes_per_step: groups per optimiser step.
+        inner_epochs: optimiser steps on each batch of rollouts (the first is on-policy, later ones
+            use the importance ratio against the sampling weights).
+        temperature / order / steps: the sampling policy (order None: the model's order map; steps None:
+            the model's fast steps).
+        kl_beta: weight of the k3 KL to the frozen starting model.
+        trainable: ``transformer`` (token embeddings + transformer; scene encoder and complexity head
+            frozen) or ``all``.
+        every: use every N-th training sample as a scene (neighbouring ticks are nearly identical).
+        max_minutes: budget [min] over all resumes (None: until ``epochs`` or ``max_steps``).
+        val_every_steps: validate (open-loop PDMS of the fast path) this often; also at the start and end.
+    """
+
+    algorithm: str = "gspo"
+    group_size: int = 8
+    scenes_per_step: int = 8
+    inner_epochs: int = 2
+    temperature: float = 1.0
+    order: str | None = None
+    steps: int | None = None
+    clip_low: float = 3e-4
+    clip_high: float = 4e-4
+    grpo_clip: float = 0.2
+    kl_beta: float = 0.01
+    lr: float = 2e-5
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    trainable: str = "transformer"
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    every: int = 2
+    epochs: int = 1
+    max_minutes: float | None = None
+    max_steps: int | None = None
+    seed: int = 0
+    threads: int = 2
+    val_every_steps: int = 25
+    val_frames: int = 120
+    save_every_steps: int = 5
+
+    def __post_init__(self):
+        if isinstance(self.reward, dict):
+            try:
+                self.reward = RewardConfig(**self.reward)
+            except TypeError as e:
+                keys = [f.name for f in dataclasses.fields(RewardConfig)]
+                raise ConfigError(f"rl reward: expected keys {keys}: {e}") from e
+        checks = {
+            "algorithm": self.algorithm in OBJECTIVES,
+            "group_size": self.group_size >= 2,
+            "scenes_per_step": self.scenes_per_step >= 1,
+            "inner_epochs": self.inner_epochs >= 1,
+            "temperature": self.temperature > 0,
+            "order": self.order is None or self.order in ORDERS,
+            "steps": self.steps is None or self.steps >= 1,
+            "clip_low": 0 <= self.clip_low < 1,
+            "clip_high": self.clip_high >= 0,
+            "grpo_clip": 0 <= self.grpo_clip < 1,
+            "kl_beta": self.kl_beta >= 0,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "grad_clip": self.grad_clip >= 0,
+            "trainable": self.trainable in TRAINABLE,
+            "every": self.every >= 1,
+            "epochs": self.epochs >= 1,
+            "max_minutes": self.max_minutes is None or self.max_minutes > 0,
+            "max_steps": self.max_steps is None or self.max_steps >= 1,
+            "threads": self.threads >= 1,
+            "val_every_steps": self.val_every_steps >= 1,
+            "val_frames": self.val_frames >= 0,
+            "save_every_steps": self.save_every_steps >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(
+                f"rl settings: invalid {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)} (algorithm in "
+                f"{OBJECTIVES}, order in {ORDERS} or null, trainable in {TRAINABLE}, group_size >= 2, "
+                "temperature/lr > 0, clip ranges in [0, 1), counts >= 1, others >= 0)"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes) -> RLSettings:
+        """A copy with the non-None ``changes`` applied (command-line overrides)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "rl settings") -> RLSettings:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {unknown} (known: {sorted(names)})")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike = "training/rl_wamdiff_small.yaml") -> RLSettings:
+        return cls.from_dict(load_yaml(path), str(path))
+
+
+__all__ = ["TRAINABLE", "RLSettings"]

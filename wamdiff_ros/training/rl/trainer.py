@@ -1,0 +1,405 @@
+"""The RL fine-tuning loop shared by ``wamdiff rl`` and ``rl_finetune_node``.
+
+Each optimiser step: sample G answers for each of ``scenes_per_step`` logged scenes from the current
+weights, reward them with the scorer against the logged future, normalise advantages within each
+group, then take ``inner_epochs`` optimiser steps on the GSPO or GRPO loss (KL to the frozen starting
+model). Groups whose rewards are all equal carry no advantage and are left out of the gradient.
+
+Every random draw is fixed by ``(seed, epoch)`` (scene order) or ``(seed, step)`` (sampling), so a run
+stopped after step k and resumed from ``last/`` continues exactly where it stopped.
+
+Output folder::
+
+    <out>/last/          resumable state (model checkpoint + optimiser + trainer_state.json)
+    <out>/best/          checkpoint with the best validation PDMS (then ADE), written only when it beats the start
+    <out>/history.json   per-step training records and validations
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from wamdiff_ros.atomic import atomic_write_json
+
+BEST, LAST, HISTORY = "best", "last", "history.json"
+
+
+def freeze_for(net, trainable: str) -> list:
+    """Set ``requires_grad`` per ``trainable`` (``all`` | ``transformer``); returns the trained parameters."""
+    frozen_prefixes = () if trainable == "all" else ("encoder.", "complexity.")
+    params = []
+    for name, p in net.named_parameters():
+        p.requires_grad_(not name.startswith(frozen_prefixes))
+        if p.requires_grad:
+            params.append(p)
+    return params
+
+
+def better(rec: dict, than: dict) -> bool:
+    """Higher validation PDMS; at equal PDMS, lower ADE (an untrained model scores PDMS 0 everywhere)."""
+    if "PDMS" not in rec or "PDMS" not in than:
+        return False
+    if rec["PDMS"] != than["PDMS"]:
+        return rec["PDMS"] > than["PDMS"]
+    return rec["ade"] < than["ade"]
+
+
+def sampling_generator(seed: int, step: int, scene: int):
+    """Sampling draws for scene ``scene`` of optimiser step ``step``."""
+    import torch
+
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step) * 1_009 + int(scene)) % (2**63))
+
+
+class RLTrainer:
+    """Runs (or resumes) one RL fine-tuning run into ``out``; see the module docstring.
+
+    Args:
+        policy: a :class:`~wamdiff_ros.training.rl.policy.Policy` around the weights being trained.
+        ref_net: the frozen starting network (KL reference; never modified).
+        train_set / val_set: :class:`~wamdiff_ros.data.dataset.DrivingDataset` with scenes.
+        settings: :class:`~wamdiff_ros.training.rl.settings.RLSettings`.
+        start_model: the checkpoint the run started from (recorded; the reference on resume).
+        on_step: called with each step's record (progress publishing).
+        on_best: called with the ``best/`` path after it was rewritten.
+    """
+
+    def __init__(
+        self,
+        policy,
+        ref_net,
+        train_set,
+        out,
+        settings,
+        val_set=None,
+        *,
+        start_model: str = "",
+        data_info: dict | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+        on_step: Callable[[dict], None] | None = None,
+        on_best: Callable[[Path, dict], None] | None = None,
+    ):
+        import torch
+
+        from wamdiff_ros.training.rl.objectives import grpo_loss, gspo_loss
+
+        self.scenes = np.arange(0, len(train_set), settings.every)
+        if not len(self.scenes):
+            raise ValueError("rl training data: no samples (every frame lacks a full future horizon or its images)")
+        self.policy = policy
+        self.net = policy.net
+        self.ref_net = ref_net.eval()
+        for p in self.ref_net.parameters():
+            p.requires_grad_(False)
+        self.train_set = train_set
+        self.val_set = val_set
+        self.out = Path(out)
+        self.settings = settings
+        self.start_model = str(start_model)
+        self.data_info = data_info or {}
+        self.progress = progress
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.on_step = on_step
+        self.on_best = on_best
+        params = freeze_for(self.net, settings.trainable)
+        self.optimizer = torch.optim.AdamW(
+            params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
+        )
+        self.steps_per_epoch = max(1, len(self.scenes) // settings.scenes_per_step)
+        self.total_steps = settings.epochs * self.steps_per_epoch
+        if settings.algorithm == "gspo":
+            self.objective = lambda *a, **kw: gspo_loss(
+                *a, clip_low=settings.clip_low, clip_high=settings.clip_high, **kw
+            )
+        else:
+            self.objective = lambda *a, **kw: grpo_loss(*a, clip=settings.grpo_clip, **kw)
+        self.state = {
+            "step": 0,
+            "epoch": 0,
+            "step_in_epoch": 0,
+            "train_seconds": 0.0,
+            "start_model": self.start_model,
+            "initial": None,
+            "best": None,
+            "history": [],
+            "validations": [],
+            "stop_reason": "",
+        }
+        self._stop = threading.Event()
+
+    # -- state -------------------------------------------------------------------------------------
+    def resume(self) -> None:
+        """Load ``out/last/`` (weights, optimiser, counters, RNG)."""
+        from wamdiff_ros.models.checkpoint import CheckpointError, load_checkpoint, load_state
+        from wamdiff_ros.training.checkpointing import load_training_state, recover_dir
+
+        folder = recover_dir(self.out / LAST)
+        if folder is None:
+            raise CheckpointError(f"--resume: {self.out / LAST} does not exist (nothing to resume)")
+        _, tensors = load_checkpoint(folder)
+        load_state(self.net, tensors, str(folder))
+        state = load_training_state(folder, self.optimizer)
+        if state.get("start_model") and self.start_model and Path(state["start_model"]) != Path(self.start_model):
+            raise CheckpointError(
+                f"--resume: {folder} started from {state['start_model']}, not from {self.start_model}"
+            )
+        self.state.update({k: state[k] for k in self.state if k in state})
+        self.state["stop_reason"] = ""
+
+    def _meta(self, record: dict | None = None) -> dict:
+        s = self.state
+        return {
+            "rl": {
+                "start_model": self.start_model,
+                "data": self.data_info,
+                "step": s["step"],
+                "train_seconds": round(s["train_seconds"], 1),
+                "settings": self.settings.to_dict(),
+                "validation": record or {},
+                "initial_validation": s["initial"] or {},
+            }
+        }
+
+    def save_last(self) -> None:
+        from wamdiff_ros.training.checkpointing import save_training_state
+
+        save_training_state(self.out / LAST, self.net, self.optimizer, self.state, self._meta())
+
+    def request_stop(self) -> None:
+        """Finish the current step, save ``last/`` and return (thread-safe)."""
+        self._stop.set()
+
+    def _write_history(self) -> None:
+        atomic_write_json(
+            self.out / HISTORY, {"steps": self.state["history"], "validations": self.state["validations"]}
+        )
+
+    # -- validation --------------------------------------------------------------------------------
+    def _validate(self) -> dict:
+        from wamdiff_ros.evaluation import evaluate_open_loop
+        from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+        from wamdiff_ros.training.checkpointing import staged_dir
+
+        s, st = self.state, self.settings
+        rec: dict = {"step": s["step"], "train_seconds": round(s["train_seconds"], 1)}
+        if self.val_set is not None and len(self.val_set) and st.val_frames:
+            t0 = time.perf_counter()
+            every = max(1, len(self.val_set) // st.val_frames)
+            planner = WamDiffPlanner(self.net, mode="fast", collect_stats=False, seed=st.seed)
+            try:
+                agg = evaluate_open_loop(planner, self.val_set, every, max_frames=st.val_frames)["aggregate"]
+            finally:
+                self.net.eval()
+            rec.update({k: agg[k] for k in ("PDMS", "EPDMS", "NC", "DAC", "EP", "TTC", "C", "ade")})
+            rec["frames"] = agg["frames"]
+            rec["val_seconds"] = time.perf_counter() - t0
+        s["validations"].append(rec)
+        if s["initial"] is None:
+            s["initial"] = rec
+        improved = rec["step"] > 0 and better(rec, s["best"] or s["initial"])
+        rec["best"] = bool(improved)
+        if improved:
+            s["best"] = rec
+            with staged_dir(self.out / BEST) as tmp:
+                self.net.save(tmp, self._meta(rec))
+        self._write_history()
+        if "PDMS" in rec:
+            ref = s["initial"]["PDMS"]
+            self.log(
+                f"validation at step {rec['step']}: PDMS {rec['PDMS']:.4f} (start {ref:.4f}), EPDMS "
+                f"{rec['EPDMS']:.4f}, ADE {rec['ade']:.2f} m{' *best*' if improved else ''}"
+            )
+        if improved and self.on_best is not None:
+            self.on_best(self.out / BEST, rec)
+        return rec
+
+    # -- one step ----------------------------------------------------------------------------------
+    def _rollouts(self, indices) -> tuple[list, dict]:
+        """Sample and reward one group per scene; returns ``[(rollout, advantages)]`` and statistics."""
+        import torch
+
+        from wamdiff_ros.training.rl.objectives import group_advantages
+        from wamdiff_ros.training.rl.rewards import group_rewards
+
+        st, s = self.settings, self.state
+        groups, rewards, metrics = [], [], []
+        for j, i in enumerate(indices):
+            obs = self.train_set.observation(int(i))
+            scene = self.train_set.scene(int(i))
+            ro = self.policy.sample(obs, st.group_size, sampling_generator(st.seed, s["step"], j))
+            r, m = group_rewards(ro.poses, scene, st.reward)
+            groups.append(ro)
+            rewards.append(r)
+            metrics.append(m)
+        adv = group_advantages(torch.as_tensor(np.stack(rewards)))
+        r = np.stack(rewards)
+        stats = {
+            "reward_mean": float(r.mean()),
+            "reward_std_in_group": float(r.std(axis=1).mean()),
+            "reward_best_in_group": float(r.max(axis=1).mean()),
+            "pdms_mean": float(np.mean([m["PDMS"] for m in metrics])),
+            "epdms_mean": float(np.mean([m["EPDMS"] for m in metrics])),
+            "nc_zero_rate": float(np.mean([m["NC"] == 0 for m in metrics])),
+            "ade_mean": float(np.mean([m["ade"] for m in metrics])),
+            "informative_groups": int((r.std(axis=1) > 1e-9).sum()),
+        }
+        return [(ro, adv[g]) for g, ro in enumerate(groups)], stats
+
+    def _update(self, groups) -> dict:
+        import torch
+
+        st = self.settings
+        live = [(ro, a) for ro, a in groups if bool(a.abs().max() > 0)]
+        if not live:
+            return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 1.0, "grad_norm": 0.0}
+        ref = []
+        if st.kl_beta:
+            with torch.no_grad():
+                ref = [self.policy.logprobs(ro, self.ref_net) for ro, _ in live]
+        agg: dict[str, float] = {}
+        for _ in range(st.inner_epochs):
+            self.optimizer.zero_grad(set_to_none=True)
+            for g, (ro, a) in enumerate(live):
+                logp = self.policy.logprobs(ro)
+                if ro.old_logp is None:
+                    ro.old_logp = logp.detach()
+                loss, stats = self.objective(
+                    logp, ro.old_logp, a, ro.mask, ref_logp=ref[g] if ref else None, beta=st.kl_beta
+                )
+                (loss / len(live)).backward()
+                for k, v in {"loss": float(loss.detach()), **stats}.items():
+                    agg[k] = agg.get(k, 0.0) + v / (len(live) * st.inner_epochs)
+            params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
+            norm = torch.nn.utils.clip_grad_norm_(params, st.grad_clip if st.grad_clip > 0 else float("inf"))
+            agg["grad_norm"] = float(norm)
+            if not math.isfinite(agg["grad_norm"]):
+                raise FloatingPointError(f"rl step {self.state['step']}: non-finite gradient")
+            self.optimizer.step()
+        return agg
+
+    # -- loop --------------------------------------------------------------------------------------
+    def _out_of_time(self) -> bool:
+        budget = self.settings.max_minutes
+        return bool(budget) and self.state["train_seconds"] >= 60.0 * budget
+
+    def _request_stop(self, signum, frame) -> None:
+        if self._stop.is_set():
+            raise KeyboardInterrupt
+        self._stop.set()
+        self.log("stop requested: finishing the current step and saving last/ (again to abort)")
+
+    def run(self, resume: bool = False) -> dict:
+        """Fine-tune until ``epochs``, ``max_steps`` or ``max_minutes``; returns a summary."""
+        import torch
+
+        from wamdiff_ros.training.batching import epoch_order
+
+        st, s = self.settings, self.state
+        torch.set_num_threads(st.threads)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.resume()
+            self.log(f"resumed at step {s['step']} from {self.out / LAST}")
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, self._request_stop)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=s["step"], desc="rl", unit="step", dynamic_ncols=True)
+        t_mark = time.perf_counter()
+
+        def tick() -> None:
+            nonlocal t_mark
+            now = time.perf_counter()
+            s["train_seconds"] += now - t_mark
+            t_mark = now
+
+        try:
+            if s["initial"] is None:
+                self._validate()
+                t_mark = time.perf_counter()
+            while s["epoch"] < st.epochs:
+                order = self.scenes[epoch_order(len(self.scenes), st.seed, s["epoch"])]
+                n = st.scenes_per_step
+                while s["step_in_epoch"] < self.steps_per_epoch:
+                    tick()
+                    if st.max_steps is not None and s["step"] >= st.max_steps:
+                        s["stop_reason"] = f"max_steps {st.max_steps}"
+                    elif self._out_of_time():
+                        s["stop_reason"] = f"time budget {st.max_minutes:g} min"
+                    elif self._stop.is_set():
+                        s["stop_reason"] = "interrupted"
+                    if s["stop_reason"]:
+                        break
+                    j = s["step_in_epoch"]
+                    t0 = time.perf_counter()
+                    groups, rec = self._rollouts(order[j * n : (j + 1) * n])
+                    t1 = time.perf_counter()
+                    rec.update(self._update(groups))
+                    rec.update(step=s["step"], epoch=s["epoch"], rollout_s=t1 - t0, update_s=time.perf_counter() - t1)
+                    s["step"] += 1
+                    s["step_in_epoch"] += 1
+                    tick()
+                    rec["train_seconds"] = round(s["train_seconds"], 1)
+                    s["history"].append(rec)
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(
+                            reward=f"{rec['reward_mean']:.3f}",
+                            kl=f"{rec['kl']:.1e}",
+                            clip=f"{rec['clip_fraction']:.2f}",
+                        )
+                    if self.on_step is not None:
+                        self.on_step(rec)
+                    if s["step"] % st.val_every_steps == 0:
+                        self._validate()
+                        t_mark = time.perf_counter()
+                    if s["step"] % st.save_every_steps == 0:
+                        self._write_history()
+                        self.save_last()
+                if s["stop_reason"]:
+                    break
+                s["epoch"] += 1
+                s["step_in_epoch"] = 0
+            if s["stop_reason"] != "interrupted" and s["step"] > s["validations"][-1]["step"]:
+                self._validate()
+            tick()
+            self._write_history()
+            self.save_last()
+        finally:
+            if bar is not None:
+                bar.close()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
+        return {
+            "out": str(self.out),
+            "steps": s["step"],
+            "train_seconds": s["train_seconds"],
+            "stop_reason": s["stop_reason"] or "completed",
+            "initial": s["initial"],
+            "best": s["best"],
+        }
+
+
+def reference_copy(net):
+    """A frozen deep copy of ``net`` (the KL reference when no separate checkpoint is loaded)."""
+    ref = copy.deepcopy(net).eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+__all__ = ["BEST", "HISTORY", "LAST", "RLTrainer", "better", "freeze_for", "reference_copy", "sampling_generator"]
