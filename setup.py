@@ -25,6 +25,7 @@ NODES = {
     "sim_bridge_node": "wamdiff_ros.ros.sim_bridge_node:main",
     "carla_bridge_node": "wamdiff_ros.ros.carla_bridge_node:main",
     "bag_player": "wamdiff_ros.ros.bag_player:node_main",
+    "rl_finetune_node": "wamdiff_ros.ros.rl_finetune_node:main",
 }
 
 setup(
