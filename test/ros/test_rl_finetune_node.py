@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
@@ -43,27 +42,8 @@ def inputs(tmp_path_factory):
         "val_frames": 3, "val_every_steps": 2, "save_every_steps": 1, "reward": {"ade_weight": 1.0},
     }  # fmt: skip
     (root / "rl.yaml").write_text(yaml.safe_dump(settings))
-    return {"model": str(model), "bag": str(bag), "settings": str(root / "rl.yaml")}
-
-
-class FakePlanner(Node):
-    """A planner node's parameter surface: ``model_path``, accepted only if the folder loads."""
-
-    def __init__(self, context):
-        super().__init__("planner_node", context=context)
-        self.declare_parameter("model_path", "start")
-        self.accepted: list[str] = []
-        self.add_on_set_parameters_callback(self._check)
-
-    def _check(self, params):
-        for p in params:
-            if p.name == "model_path":
-                try:
-                    WamDiffNet.load(p.value)
-                except Exception as e:
-                    return SetParametersResult(successful=False, reason=str(e))
-                self.accepted.append(p.value)
-        return SetParametersResult(successful=True)
+    (root / "rig.yaml").write_text(yaml.safe_dump(tiny_cfg().rig_obj.to_dict()))
+    return {"model": str(model), "bag": str(bag), "settings": str(root / "rl.yaml"), "rig": str(root / "rig.yaml")}
 
 
 def _params(inputs, out, **kw):
@@ -80,8 +60,21 @@ def _params(inputs, out, **kw):
     return {**base, **kw}
 
 
+def _planner_node(graph, inputs):
+    """A real planner_node driving the start model (no camera input needed: hot reload is parameter-driven)."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    from wamdiff_ros.ros.planner_node import PlannerNode
+
+    params = {"model_path": inputs["model"], "rig_path": inputs["rig"], "diagnostics_period_s": 0.2}
+    node = PlannerNode(context=graph.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    return graph.add(node)
+
+
 def test_fine_tunes_publishes_and_hot_reloads_the_planner(graph, tmp_path, inputs):
-    planner = graph.add(FakePlanner(graph.context))
+    planner = _planner_node(graph, inputs)
     listener = graph.add(Node("listener", context=graph.context))
     progress, diags = [], []
     listener.create_subscription(
@@ -103,17 +96,19 @@ def test_fine_tunes_publishes_and_hot_reloads_the_planner(graph, tmp_path, input
     assert [p["step"] for p in steps] == list(range(6))
     published = sorted((tmp_path / "run" / "published").iterdir())
     assert published, "validation ADE fell: at least one checkpoint must be published"
-    wait_until(lambda: planner.accepted, 10.0, what="the planner's model_path to be set")
-    assert planner.accepted[-1] == str(published[-1].resolve())
-    assert planner.get_parameter("model_path").value == str(published[-1].resolve())
-    WamDiffNet.load(published[-1])
-    ours = wait_until(
-        lambda: [s for d in list(diags) for s in d.status if s.name == "rl_finetune_node: fine-tuning"],
-        5.0,
-        what="diagnostics of rl_finetune_node",
-    )
-    kv = {v.key: v.value for v in ours[-1].values}
-    assert kv["published"] == str(published[-1]) and "val_pdms" in kv
+    newest = str(published[-1].resolve())
+    wait_until(lambda: planner.get_parameter("model_path").value == newest, 10.0, what="the planner's model_path")
+
+    def status(name):
+        return [{v.key: v.value for v in s.values} for d in list(diags) for s in d.status if s.name == name]
+
+    reloaded = wait_until(
+        lambda: [kv for kv in status("planner_node: planning") if kv.get("model_path") == newest], 20.0,
+        what="the planner to hot-reload the published checkpoint",
+    )  # fmt: skip
+    assert reloaded[-1]["reloads_rejected"] == "0" and int(reloaded[-1]["reloads_ok"]) >= 1
+    ours = wait_until(lambda: status("rl_finetune_node: fine-tuning"), 5.0, what="diagnostics of rl_finetune_node")
+    assert ours[-1]["published"] == str(published[-1]) and "val_pdms" in ours[-1]
     assert (tmp_path / "run" / "last" / "trainer_state.json").is_file()
 
 
