@@ -56,6 +56,13 @@ def test_group_advantages_by_hand():
     assert torch.equal(a[1], torch.zeros(4))
 
 
+def test_std_floor_shrinks_near_tied_groups():
+    """Rewards 0.98, 1.00 (std 0.01) with a floor of 0.05: advantages ±0.01/0.05 = ±0.2 instead of ±1;
+    a group spread wider than the floor is unchanged."""
+    a = group_advantages(torch.tensor([[0.98, 1.00], [0.0, 1.0]], dtype=torch.float64), eps=0.0, std_floor=0.05)
+    np.testing.assert_allclose(a.numpy(), [[-0.2, 0.2], [-1.0, 1.0]], atol=1e-12)
+
+
 def test_kl_k3_by_hand():
     """π_θ = 0.5, π_ref = 0.25: d = ln 0.5, k3 = 0.5 − ln 0.5 − 1 = 0.19315; 0 when equal."""
     k = kl_k3(torch.tensor([math.log(0.5), -1.0]), torch.tensor([math.log(0.25), -1.0]))

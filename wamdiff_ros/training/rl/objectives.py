@@ -12,12 +12,16 @@ from __future__ import annotations
 import torch
 
 
-def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """(groups, G) rewards -> (groups, G) advantages ``(r − mean) / (std + eps)`` within each group
-    (population standard deviation); a group whose rewards are all equal gets zero advantages."""
+def group_advantages(rewards: torch.Tensor, eps: float = 1e-4, std_floor: float = 0.0) -> torch.Tensor:
+    """(groups, G) rewards -> (groups, G) advantages ``(r − mean) / (max(std, std_floor) + eps)`` within
+    each group (population standard deviation); a group whose rewards are all equal gets zero advantages.
+
+    ``std_floor`` > 0 keeps near-tied groups (e.g. eight highway plans scoring 0.98–1.00) from having
+    their tiny reward differences blown up to unit-size advantages, which otherwise push the policy
+    around without improving it; 0 is plain GRPO normalisation."""
     r = rewards.double()
     mean = r.mean(-1, keepdim=True)
-    std = r.std(-1, unbiased=False, keepdim=True)
+    std = r.std(-1, unbiased=False, keepdim=True).clamp_min(std_floor)
     return ((r - mean) / (std + eps)).to(rewards.dtype)
 
 

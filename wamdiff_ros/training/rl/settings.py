@@ -28,6 +28,8 @@ class RLSettings:
         temperature / order / steps: the sampling policy (order None: the model's order map; steps None:
             the model's fast steps).
         kl_beta: weight of the k3 KL to the frozen starting model.
+        adv_std_floor: lower bound of the group reward std in the advantage normalisation (see
+            :func:`~wamdiff_ros.training.rl.objectives.group_advantages`).
         trainable: ``transformer`` (token embeddings + transformer; scene encoder and complexity head
             frozen) or ``all``.
         every: use every N-th training sample as a scene (neighbouring ticks are nearly identical).
@@ -46,6 +48,7 @@ class RLSettings:
     clip_high: float = 4e-4
     grpo_clip: float = 0.2
     kl_beta: float = 0.01
+    adv_std_floor: float = 0.0
     lr: float = 2e-5
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -80,6 +83,7 @@ class RLSettings:
             "clip_high": self.clip_high >= 0,
             "grpo_clip": 0 <= self.grpo_clip < 1,
             "kl_beta": self.kl_beta >= 0,
+            "adv_std_floor": self.adv_std_floor >= 0,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "grad_clip": self.grad_clip >= 0,

@@ -241,7 +241,7 @@ class RLTrainer:
             groups.append(ro)
             rewards.append(r)
             metrics.append(m)
-        adv = group_advantages(torch.as_tensor(np.stack(rewards)))
+        adv = group_advantages(torch.as_tensor(np.stack(rewards)), std_floor=st.adv_std_floor)
         r = np.stack(rewards)
         stats = {
             "reward_mean": float(r.mean()),
