@@ -10,10 +10,10 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from _training_helpers import tiny_cfg, write_tiny_bag  # noqa: E402
+from _training_helpers import tiny_cfg, write_tiny_bag
 
-from wamdiff_ros.cli import main  # noqa: E402
-from wamdiff_ros.models.net import WamDiffNet  # noqa: E402
+from wamdiff_ros.cli import main
+from wamdiff_ros.models.net import WamDiffNet
 
 pytestmark = pytest.mark.slow
 
