@@ -12,6 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once at import (os.umask can only read by setting)
+FILE_MODE = 0o666 & ~_UMASK
+"""Mode of every file written here: what ``open()`` would give, whatever the writer library used
+(safetensors, for one, creates 0600 files, which a planner running as another user could not load)."""
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -33,6 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
         if os.path.isfile(tmp):
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
+            os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
