@@ -128,9 +128,6 @@ def _kw(args, cuda_graph) -> dict:
 
 
 def main(args: argparse.Namespace) -> int:
-    from wamdiff_ros.training.settings import passive_omp
-
-    passive_omp()
     import torch
 
     from wamdiff_ros.planners.wamdiff import WamDiffPlanner, fresh_planner

@@ -437,9 +437,6 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
 
 def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.benchmarking import report
-    from wamdiff_ros.training.settings import passive_omp
-
-    passive_omp()  # as planner_node does, so the bare planner and the node wait alike
 
     try:
         rows, meta = run(args, log=lambda s: print(s, file=sys.stderr))

@@ -394,14 +394,7 @@ class PlannerNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """``planner_node [--ros-args ...]``: create the node, configure + activate it if ``autostart``.
-
-    Idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the environment says otherwise: on
-    a computer shared with a simulator or recorders, spinning threads slowed plans by up to 50×; on
-    cores reserved for the planner, ``OMP_WAIT_POLICY=ACTIVE`` may shave latency."""
-    from wamdiff_ros.training.settings import passive_omp
-
-    passive_omp()
+    """``planner_node [--ros-args ...]``: create the node, configure + activate it if ``autostart``."""
     rclpy.init(args=args)
     node = None
     code = 0
