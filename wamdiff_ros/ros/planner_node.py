@@ -35,7 +35,7 @@ from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -407,14 +407,17 @@ def main(args: list[str] | None = None) -> int:
                 return 0 if ok else 1
             if ok:
                 node.trigger_activate()
-        executor = MultiThreadedExecutor(num_threads=4)
+        # One thread for the input callbacks (they only queue messages); planning has its own thread. A
+        # MultiThreadedExecutor's dispatch loop here kept the GIL so busy that plans took 2-7 s, not 20-40 ms.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as e:
-        print(f"planner_node: {type(e).__name__}: {e}", file=sys.stderr)
-        code = 1
+        if node is None or node.context.ok():  # else: the executor's wait failing as Ctrl-C shuts the context
+            print(f"planner_node: {type(e).__name__}: {e}", file=sys.stderr)
+            code = 1
     finally:
         if node is not None:
             node._release_io()
