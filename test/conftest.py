@@ -9,3 +9,18 @@ os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # Jazzy and newer
 os.environ.pop("ROS_LOCALHOST_ONLY", None)  # Humble's switch; deprecated (and warned about) since Jazzy
+
+
+TIMING_SENSITIVE = ("test/ros/", "test/integration/test_demo.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Real rclpy graphs are timing-sensitive: on a fully loaded 2-core machine a single plan now and
+    then misses a 1 s wait or an input goes stale. Those tests get two reruns; a real defect fails all
+    three tries (and every rerun is reported in the summary)."""
+    import pytest
+
+    for item in items:
+        path = item.nodeid.replace("\\", "/")
+        if item.get_closest_marker("ros") is not None or any(path.startswith(p) for p in TIMING_SENSITIVE):
+            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
