@@ -34,8 +34,36 @@ class TaskMix:
         return [v / sum(w) for v in w]
 
 
+class SettingsFile:
+    """Shared behaviour of the settings dataclasses read from ``config/training/*.yaml``: unknown keys
+    are rejected by name, command-line overrides replace only what was given. Subclasses set
+    ``DEFAULT_FILE``."""
+
+    DEFAULT_FILE = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        """A copy with the non-None ``changes`` applied (command-line overrides)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "settings"):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {unknown} (known: {sorted(names)})")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike | None = None):
+        path = path or cls.DEFAULT_FILE
+        return cls.from_dict(load_yaml(path), str(path))
+
+
 @dataclass
-class TrainSettings:
+class TrainSettings(SettingsFile):
     """See ``config/training/wamdiff_small.yaml`` for what each field does.
 
     Attributes:
@@ -45,6 +73,8 @@ class TrainSettings:
         val_loss_samples: validation samples for the loss (the same samples and masks every time).
         save_every_steps: refresh the resumable ``last/`` checkpoint this often (and at every epoch end).
     """
+
+    DEFAULT_FILE = "training/wamdiff_small.yaml"
 
     epochs: int = 20
     batch_size: int = 16
@@ -91,25 +121,6 @@ class TrainSettings:
                 "max_minutes/max_steps positive or null, others >= 0)"
             )
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes) -> TrainSettings:
-        """A copy with the non-None ``changes`` applied (command-line overrides)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "training settings") -> TrainSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {unknown} (known: {sorted(names)})")
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike = "training/wamdiff_small.yaml") -> TrainSettings:
-        return cls.from_dict(load_yaml(path), str(path))
-
 
 def passive_omp() -> None:
     """Make idle OpenMP threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``) unless the user
@@ -129,4 +140,4 @@ def learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
     return floor + (settings.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-__all__ = ["TaskMix", "TrainSettings", "learning_rate", "passive_omp"]
+__all__ = ["SettingsFile", "TaskMix", "TrainSettings", "learning_rate", "passive_omp"]

@@ -120,9 +120,7 @@ class WamDiffPolicy:
         net.eval()
         try:
             prefix_kv, _, _ = net.encode(images, ego, prompt)
-            before = torch.arange(k)[:, None, None]
-            step_of = rollout.step_of[None]
-            known = (step_of >= 0) & (step_of < before) | (step_of < 0)
+            known = rollout.step_of[None] < torch.arange(k)[:, None, None]  # given tokens (-1) always known
             states = torch.where(known, rollout.ids[None], torch.full_like(rollout.ids[None], self._mask_id))
             kv = prefix_kv.expand(-1, -1, k * g, -1, -1, -1)
             logits, _, _ = net.step(kv, states.reshape(k * g, a), lay.traj_offset)

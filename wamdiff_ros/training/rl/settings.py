@@ -4,19 +4,19 @@ override them."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 
-from wamdiff_ros.config import ConfigError, load_yaml
+from wamdiff_ros.config import ConfigError
 from wamdiff_ros.models.config import ORDERS
 from wamdiff_ros.training.rl.objectives import OBJECTIVES
 from wamdiff_ros.training.rl.rewards import RewardConfig
+from wamdiff_ros.training.settings import SettingsFile
 
 TRAINABLE = ("all", "transformer")
 
 
 @dataclass
-class RLSettings:
+class RLSettings(SettingsFile):
     """See ``config/training/rl_wamdiff_small.yaml`` for what each field does.
 
     Attributes:
@@ -36,6 +36,8 @@ class RLSettings:
         max_minutes: budget [min] over all resumes (None: until ``epochs`` or ``max_steps``).
         val_every_steps: validate (open-loop PDMS of the fast path) this often; also at the start and end.
     """
+
+    DEFAULT_FILE = "training/rl_wamdiff_small.yaml"
 
     algorithm: str = "gspo"
     group_size: int = 8
@@ -104,25 +106,6 @@ class RLSettings:
                 f"{OBJECTIVES}, order in {ORDERS} or null, trainable in {TRAINABLE}, group_size >= 2, "
                 "temperature/lr > 0, clip ranges in [0, 1), counts >= 1, others >= 0)"
             )
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes) -> RLSettings:
-        """A copy with the non-None ``changes`` applied (command-line overrides)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "rl settings") -> RLSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {unknown} (known: {sorted(names)})")
-        return cls(**d)
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike = "training/rl_wamdiff_small.yaml") -> RLSettings:
-        return cls.from_dict(load_yaml(path), str(path))
 
 
 __all__ = ["TRAINABLE", "RLSettings"]
