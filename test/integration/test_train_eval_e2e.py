@@ -1,12 +1,15 @@
 """End to end on the real world: `wamdiff collect` one short episode → `wamdiff train` 2 epochs of a
-tiny model (with validation PDMS) → `wamdiff train --resume` → `wamdiff eval` against the baselines."""
+tiny model (with validation PDMS) → `wamdiff train --resume` → `wamdiff eval` against the baselines →
+`wamdiff train --init` fine-tuning from the trained checkpoint."""
 
 import json
 
 import pytest
+import torch
 import yaml
 
 from wamdiff_ros.cli import main
+from wamdiff_ros.models.checkpoint import load_checkpoint
 from wamdiff_ros.models.config import tiny_config
 from wamdiff_ros.paths import config_path
 
@@ -47,3 +50,14 @@ def test_collect_train_resume_eval(tmp_path):
     assert list(results) == ["wamdiff/fast", "wamdiff/adaptive", "constant_velocity", "expert_log"]
     assert results["expert_log"]["aggregate"]["ade"] == pytest.approx(0.0, abs=1e-9)
     assert all(r["aggregate"]["frames"] == 5 for r in results.values())
+
+    tuned = tmp_path / "tuned"
+    argv = ["train", "--data", str(tmp_path / "drive"), "--out", str(tuned), "--init", str(run / "best")]
+    argv += ["--train-config", str(tmp_path / "train.yaml"), "--no-progress", "--no-cache"]
+    assert main([*argv, "--max-steps", "1", "--lr", "1e-9"]) == 0
+    doc, weights = load_checkpoint(tuned / "last")
+    init_doc, init = load_checkpoint(run / "best")
+    assert doc["config"] == init_doc["config"]
+    assert doc["meta"]["training"]["data"]["init"] == str(run / "best")
+    assert weights.keys() == init.keys()
+    assert all(torch.allclose(weights[k], init[k], atol=1e-6) for k in init)

@@ -176,6 +176,7 @@ def test_bench_node_smoke(bag, tmp_path):
         rig="rigs/default.yaml",
         budget_ms=80.0,
         mode="adaptive",
+        backend="torch",
         threads=1,
         startup_timeout=60.0,
         json=None,
@@ -189,5 +190,6 @@ def test_bench_node_smoke(bag, tmp_path):
         assert 0 < r["e2e_mean_ms"] <= r["e2e_max_ms"] < 1000 and r["node_cpu_pct"] > 0
         assert r["plans"] >= 7 and r["fallbacks"] <= 1  # one stale-input fallback seen under a loaded 2-core run
         assert r["ratio"] == pytest.approx(r["e2e_mean_ms"] / r["bare_mean_ms"])
+        assert 0 < r["node_processing_p50_ms"] < r["e2e_max_ms"]  # the node's own cycle time, one part of e2e
     assert meta["node_exit_code"] == 0 and meta["node_log"] is None and meta["family"] == "constant_velocity"
     assert meta["bag_frame_hz"] == pytest.approx(10.0) and len(meta["per_iteration"]) == 2

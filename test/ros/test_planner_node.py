@@ -359,3 +359,35 @@ def test_wamdiff_checkpoint_plans_in_slow_mode_with_moe_statistics(graph, tmp_pa
     assert np.isfinite(conv.path_poses(path)).all()
     status = collector.diagnostic(lambda d: values(d).get("slow", "0") != "0", timeout=30.0, what="slow plans")
     assert values(status)["fast"] == "0" and values(status)["moe_load"].startswith("[")
+
+
+def test_incompatible_input_qos_is_reported_on_diagnostics(graph, tmp_path):
+    from rclpy.node import Node
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    _, _, collector = start(graph, tmp_path)  # input_qos "default": reliable
+    talker = graph.add(Node("best_effort_camera", context=graph.context))
+    talker.create_publisher(CompressedImage, "/cameras/front/image/compressed", qos_profile_sensor_data)
+    status = collector.diagnostic(
+        lambda d: "incompatible QoS" in d.message, timeout=15.0, what="an incompatible-QoS diagnostic"
+    )
+    assert status.level == b"\x01" and "/cameras/front/image/compressed" in status.message
+    assert "RELIABILITY" in status.message.upper()
+
+
+def test_threads_parameter_sets_the_inference_threads(tmp_path):
+    import torch
+
+    from wamdiff_ros.ros.params import load_schema, schema_path
+    from wamdiff_ros.ros.planner_node import load_checked_planner
+
+    schema = load_schema(schema_path("planner"))
+    params = {k: v["default"] for k, v in schema["properties"].items()}
+    params.update(model_path=str(cv_checkpoint(tmp_path / "cv")), threads=1)
+    before = torch.get_num_threads()
+    try:
+        load_checked_planner(params, RIG)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -87,8 +87,13 @@ def test_cache_decodes_once_across_epochs_and_instances(bag, tmp_path, decodes):
     (entry,) = list(cache.iterdir())
     assert entry.name.endswith(f"-v{ds.CACHE_VERSION}")
     names = sorted(p.name for p in entry.iterdir())
-    assert names[:3] == ["images_front.npy", "images_left.npy", "log.pkl"] and len(names) == 4
-    assert names[3].startswith("targets_8x0.5s_")
+    assert names[:3] == ["has_images.npy", "images_front.npy", "images_left.npy"] and len(names) == 4
+    assert names[3].startswith("targets_8x0.5s_") and names[3].endswith(".json")  # no pickle anywhere
+    fresh = ds.DrivingDataset([bag], cache_dir=None)
+    for i in (0, len(d) - 1):
+        cached, direct = again[i], fresh[i]
+        np.testing.assert_array_equal(cached.future, direct.future)
+        assert cached.language == direct.language
     assert np.load(entry / "images_front.npy", mmap_mode="r").shape == (2 * TICKS, 32, 48, 3)
 
 

@@ -8,19 +8,21 @@ around the ego exactly as the live world hands it to drivers (``crop_lanes`` wit
 route lanes kept).
 
 Cache: decoding JPEG and deriving the targets dominate reading a bag, so the first time a bag is
-used its images are decoded once into uint8 ``.npy`` files (memory-mapped afterwards), its ground
-truth is pickled, and per trajectory spec the futures (N, T, 3) and language texts are stored, in
-``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>/`` (target files are also keyed by
-the spec and a hash of the code deriving them). Every file is built under a
-temporary name and renamed when complete, so an interrupted build is never used. Later epochs, and
-later runs on the same bag content, read the memory maps and never decode again.
+used its images are decoded once into uint8 ``.npy`` files (memory-mapped afterwards) with a
+``has_images.npy`` mask, and per trajectory spec the futures (N, T, 3) and language texts are stored
+as JSON, in ``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>/`` (target files are also
+keyed by the spec and a hash of the code deriving them). Nothing is pickled: the ground truth is
+re-read from the bag (a fraction of a second), and every cache file loads without executing code.
+Every file is built under a temporary name and renamed when complete, so an interrupted build is
+never used. Later epochs, and later runs on the same bag content, read the memory maps and never
+decode again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -37,8 +39,11 @@ from wamdiff_ros.rig import Rig
 from wamdiff_ros.scenes import future_available, scene_at
 from wamdiff_ros.types import EgoState, Lane, LogFrame, Observation, SceneTruth, TrajectorySpec
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 """Bumped whenever the cache layout or the meaning of its contents changes."""
+
+HAS_IMAGES = "has_images.npy"
+"""(N,) bool: frame k has every rig camera's image."""
 
 
 def default_cache_dir() -> Path:
@@ -110,8 +115,10 @@ class _BagData:
             self.cache = Path(cache_dir) / f"{_content_hash(reader.mcap_files)}-v{CACHE_VERSION}"
             if not self.cache.is_dir():
                 _build_cache(reader, cameras, sizes, self.cache)
-            with open(self.cache / "log.pkl", "rb") as f:
-                self.log, self.has_images = pickle.load(f)
+            self.log = reader.read_log()
+            self.has_images = np.load(self.cache / HAS_IMAGES, allow_pickle=False)
+            if self.has_images.shape != (len(self.log.frames),):
+                raise ValueError(f"dataset cache {self.cache}: {HAS_IMAGES} does not match {self.path}; delete it")
         self.episode_start = _episode_starts(self.log.frames)
         self._targets: dict[int, tuple[np.ndarray, dict]] = {}
 
@@ -138,16 +145,15 @@ class _BagData:
         """Fill the targets of ``frames`` from (or, first, into) the cache's file for ``spec``."""
         if self.cache is None:
             return
-        path = self.cache / f"targets_{spec.num_poses}x{spec.dt:g}s_{_targets_code_hash()}.pkl"
+        path = self.cache / f"targets_{spec.num_poses}x{spec.dt:g}s_{_targets_code_hash()}.json"
         if path.is_file():
-            with open(path, "rb") as f:
-                self._targets.update(pickle.load(f))
+            self._targets.update(_targets_from_json(json.loads(path.read_text())))
         missing = [k for k in frames if k not in self._targets]
         if missing:
             for k in missing:
                 self.target(k, spec)
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                pickle.dump(self._targets, f, protocol=pickle.HIGHEST_PROTOCOL)
+            with atomic_path(path) as tmp:
+                Path(tmp).write_text(json.dumps(_targets_to_json(self._targets)))
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -298,6 +304,20 @@ def _targets_code_hash() -> str:
     return h.hexdigest()[:12]
 
 
+def _targets_to_json(targets: dict[int, tuple[np.ndarray, dict]]) -> dict:
+    """Frame -> (future, language) as JSON (floats round-trip exactly; VQA pairs become lists)."""
+    return {str(k): {"future": future.tolist(), "language": lang} for k, (future, lang) in targets.items()}
+
+
+def _targets_from_json(doc: dict) -> dict[int, tuple[np.ndarray, dict]]:
+    out = {}
+    for k, entry in doc.items():
+        lang = dict(entry["language"])
+        lang["vqa"] = [tuple(pair) for pair in lang.get("vqa", [])]
+        out[int(k)] = (np.asarray(entry["future"], np.float64).reshape(-1, 3), lang)
+    return out
+
+
 def _episode_starts(frames: list[LogFrame]) -> np.ndarray:
     starts = np.zeros(len(frames), np.int64)
     for k in range(1, len(frames)):
@@ -343,9 +363,7 @@ def _build_cache(reader: BagReader, cameras: list[str], sizes: dict[str, tuple[i
         for m in maps.values():
             m.flush()
         del maps
-        has = np.logical_and.reduce([seen[c] for c in cameras])
-        with open(tmp / "log.pkl", "wb") as f:
-            pickle.dump((log, has), f, protocol=pickle.HIGHEST_PROTOCOL)
+        np.save(tmp / HAS_IMAGES, np.logical_and.reduce([seen[c] for c in cameras]))
         for p in tmp.iterdir():
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())

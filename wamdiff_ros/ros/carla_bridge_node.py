@@ -27,7 +27,7 @@ import numpy as np
 import rclpy
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -304,7 +304,9 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = CarlaBridgeNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One callback thread (only the trajectory inbox and parameter services run there): a
+        # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()

@@ -56,10 +56,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode", choices=("adaptive", "fast", "slow"), default="adaptive", help="reasoning_mode, node and bare alike"
     )
     parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime", "tensorrt"),
+        default="torch",
+        help="inference backend, node and bare alike (default torch)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=0,
-        help="torch intra-op threads, node (OMP_NUM_THREADS) and bare alike (0: default)",
+        help="inference CPU threads, node (its threads parameter) and bare alike (0: the backend's default)",
     )
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds for the node to come up")
 
@@ -175,9 +181,10 @@ class _Probe:
     def __init__(self, context, bag: str, topics: list[str], sync_topics: set[str]):
         from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import Path as PathMsg
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import QoSProfile
+        from std_msgs.msg import Float64
 
         from wamdiff_ros.data.playback import PlaybackOptions, header_stamp_ns
         from wamdiff_ros.ros.bag_player import BagPlayer
@@ -186,6 +193,7 @@ class _Probe:
         self.sync_topics = sync_topics
         self.sent: dict[int, float] = {}
         self.received: dict[int, float] = {}
+        self.processing: list[float] = []
         self.diag: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stamp = header_stamp_ns
@@ -202,7 +210,12 @@ class _Probe:
         )
         self.node.create_subscription(PathMsg, "/planner_node/trajectory", self._on_path, QoSProfile(depth=100))
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, QoSProfile(depth=10))
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.node.create_subscription(
+            Float64, "/planner_node/debug/processing_time_ms", self._on_processing, QoSProfile(depth=100)
+        )
+        # One thread: a MultiThreadedExecutor's dispatch loop costs a core's worth of GIL and CPU on a
+        # 2-core machine, which the node under test would then lose.
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
@@ -221,6 +234,10 @@ class _Probe:
         with self._lock:
             self.received.setdefault(stamp, t)
 
+    def _on_processing(self, msg) -> None:
+        with self._lock:
+            self.processing.append(float(msg.data))
+
     def _on_diag(self, msg) -> None:
         for status in msg.status:
             if status.name.startswith("planner_node"):
@@ -229,11 +246,16 @@ class _Probe:
 
     def reset(self) -> None:
         with self._lock:
-            self.sent, self.received = {}, {}
+            self.sent, self.received, self.processing = {}, {}, []
 
     def snapshot(self) -> tuple[dict, dict, dict]:
         with self._lock:
             return dict(self.sent), dict(self.received), dict(self.diag)
+
+    def processing_ms(self) -> list[float]:
+        """The node's own cycle times (``~/debug/processing_time_ms``: decode + plan) since :meth:`reset`."""
+        with self._lock:
+            return list(self.processing)
 
     def close(self) -> None:
         """Shut the context down (ends the spin thread), then release the executor, player and node."""
@@ -258,20 +280,20 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     from wamdiff_ros.data.raw_bag import RawBagReader
     from wamdiff_ros.graphs import executable_command
     from wamdiff_ros.paths import config_path, resolve
-    from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.planning.loop import planner_history, planner_spec
+    from wamdiff_ros.runtime import load_planner
 
     if args.iterations < 1 or args.frames < 2 or args.warmup_frames < 0 or any(r <= 0 for r in args.rates):
         raise ValueError("--iterations >= 1, --frames >= 2, --warmup-frames >= 0 and --rates > 0 expected")
     if args.threads < 0:
         raise ValueError(f"--threads: expected >= 0, got {args.threads}")
     model = resolve(args.model, "models")
-    planner = load_planner(model)
-    env = dict(os.environ)
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(args.threads)
+    if args.threads and args.backend == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    kwargs = {"threads": args.threads} if args.threads else {}
+    planner = load_planner(model, backend=args.backend, spinning=False, **kwargs)  # as planner_node loads it
     if hasattr(planner, "mode"):
         planner.mode = args.mode
     spec = planner_spec(planner)
@@ -301,11 +323,13 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         ("budget_ms", repr(float(args.budget_ms))),
         ("reasoning_mode", args.mode),
         ("diagnostics_period_s", "0.1"),
+        ("backend", args.backend),
+        ("threads", str(args.threads)),
     ):
         cmd += ["-p", f"{key}:={value}"]
     fd, log_name = tempfile.mkstemp(prefix="wamdiff_bench_node_", suffix=".log")
     node_log = os.fdopen(fd, "w+")
-    proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True)
     context = rclpy.Context()
     rclpy.init(context=context)
     probe = None
@@ -332,7 +356,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
             time.sleep(0.5)
         for hz in args.rates:
             rate = hz / bag_hz
-            lat_all, missed_all, jit, cpu, frames_all = [], 0, [], [], 0
+            lat_all, missed_all, jit, cpu, frames_all, proc_all = [], 0, [], [], 0, []
             counts0 = _counts(probe.snapshot()[2])
             counts1 = counts0
             for it in range(args.iterations):
@@ -348,6 +372,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     time.sleep(0.05)
                 c1, w1 = process_cpu_s(proc.pid), time.monotonic()
                 sent, received, diag = probe.snapshot()
+                proc_all += probe.processing_ms()
                 lat, missed = frame_latencies(sent, received)
                 answered = sorted(s for s in received if s in sent)
                 j = jitter_ms([received[s] for s in answered])
@@ -377,6 +402,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     f"{lat.mean() if len(lat) else float('nan'):.2f} ms, node CPU {cpu_pct:.0f}%"
                 )
             lat = np.concatenate(lat_all) if lat_all else np.zeros(0)
+            proc_ms = np.asarray(proc_all) if proc_all else np.full(1, np.nan)
             delta = {k: counts1[k] - counts0[k] for k in counts0}
             rows.append(
                 {
@@ -389,6 +415,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     "e2e_max_ms": float(lat.max()) if len(lat) else float("nan"),
                     "jitter_ms": float(np.mean(jit)),
                     "node_cpu_pct": float(np.mean(cpu)),
+                    "node_processing_mean_ms": float(proc_ms.mean()),
+                    "node_processing_p50_ms": float(np.percentile(proc_ms, 50)),
                     "plans": delta["plans"],
                     "fallbacks": delta["fallbacks_hold"] + delta["fallbacks_stop"],
                     "deadline_misses": delta["deadline_misses"],
@@ -413,7 +441,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "model": str(model),
         "family": str(getattr(planner, "family", type(planner).__name__)),
         "reasoning_mode": args.mode,
-        "torch_threads": args.threads or "default",
+        "backend": args.backend,
+        "threads": args.threads or "default",
         "bag_frame_hz": bag_hz,
         "frames_per_pass": len(observations),
         "iterations": args.iterations,

@@ -49,11 +49,11 @@ from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
-from wamdiff_ros.ros.qos import qos_profile
+from wamdiff_ros.ros.qos import publisher_events, qos_profile, subscription_events
 from wamdiff_ros.types import EgoState, Observation
 
 NODE_NAME = "planner_node"
-RELOAD_KEYS = ("model_path", "backend", "device", "precision", "engine_path")
+RELOAD_KEYS = ("model_path", "backend", "device", "precision", "engine_path", "threads")
 """Parameters whose change reloads the model in the background."""
 CONFIGURE_KEYS = ("rig_path", "image_format", "camera_topic_prefix", "odom_topic", "command_topic")
 CONFIGURE_KEYS += ("instruction_topic", "input_qos", "build_only")
@@ -80,6 +80,11 @@ def load_checked_planner(params: dict, rig: Rig):
     from wamdiff_ros.planners.base import load_planner
 
     folder = resolve_model(params["model_path"])
+    threads = int(params.get("threads", 0))
+    if threads and params["backend"] == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
     if params["backend"] != "torch" or params["device"] != "cpu" or params["precision"] != "fp32":
         try:
             from wamdiff_ros.runtime import load_planner as load_runtime  # issue 8's backends
@@ -96,6 +101,8 @@ def load_checked_planner(params: dict, rig: Rig):
             precision=params["precision"],
             engine_path=params["engine_path"] or None,
             build_only=params["build_only"],
+            spinning=False,  # idle ONNX Runtime workers must not busy-wait on cores other nodes share
+            **({"threads": threads} if threads else {}),
         )
     else:
         planner = load_planner(folder, rig=rig)
@@ -145,7 +152,8 @@ class PlannerNode(LifecycleNode):
         self._wake = threading.Event()
         self._input_group = ReentrantCallbackGroup()
         self._timer_group = MutuallyExclusiveCallbackGroup()
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._qos_problems: dict[str, str] = {}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=publisher_events())
         self._diag_timer = self.create_timer(
             self.params["diagnostics_period_s"], self._publish_diagnostics, callback_group=self._timer_group
         )
@@ -175,54 +183,43 @@ class PlannerNode(LifecycleNode):
         prefix = p["camera_topic_prefix"].rstrip("/")
         for cam in rig.cameras:
             topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
-            msg_type = Image if raw else CompressedImage
             on_image = lambda m, c=cam.name: self._on_image(c, m)  # noqa: E731
-            self._subs.append(
-                self.create_subscription(msg_type, topic, on_image, qos_in, callback_group=self._input_group)
-            )
-            self._subs.append(
-                self.create_subscription(
-                    CameraInfo,
-                    f"{prefix}/{cam.name}/camera_info",
-                    lambda m, c=cam.name: self._loop.on_camera_info(c, m.width, m.height, m.k),
-                    qos_in,
-                    callback_group=self._input_group,
-                )
-            )
-        self._subs.append(
-            self.create_subscription(Odometry, p["odom_topic"], self._on_odom, qos_in, callback_group=self._input_group)
-        )
+            self._subscribe(Image if raw else CompressedImage, topic, on_image, qos_in)
+            on_info = lambda m, c=cam.name: self._loop.on_camera_info(c, m.width, m.height, m.k)  # noqa: E731
+            self._subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in)
+        self._subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in)
         qos_cmd = qos_profile("default")
-        self._subs.append(
-            self.create_subscription(
-                String,
-                p["command_topic"],
-                lambda m: self._loop.on_command(m.data),
-                qos_cmd,
-                callback_group=self._input_group,
-            )
-        )
-        self._subs.append(
-            self.create_subscription(
-                String,
-                p["instruction_topic"],
-                lambda m: self._loop.on_instruction(m.data),
-                qos_cmd,
-                callback_group=self._input_group,
-            )
-        )
+        self._subscribe(String, p["command_topic"], lambda m: self._loop.on_command(m.data), qos_cmd)
+        self._subscribe(String, p["instruction_topic"], lambda m: self._loop.on_instruction(m.data), qos_cmd)
         self._pubs = {
-            "trajectory": self.create_publisher(PathMsg, "~/trajectory", 10),
-            "candidates": self.create_publisher(MarkerArray, "~/candidates", 10),
-            "reasoning": self.create_publisher(String, "~/reasoning", 10),
-            "processing": self.create_publisher(Float64, "~/debug/processing_time_ms", 10),
-            "latency": self.create_publisher(Float64, "~/debug/pipeline_latency_ms", 10),
+            key: self.create_publisher(msg_type, topic, 10, event_callbacks=publisher_events())
+            for key, msg_type, topic in (
+                ("trajectory", PathMsg, "~/trajectory"),
+                ("candidates", MarkerArray, "~/candidates"),
+                ("reasoning", String, "~/reasoning"),
+                ("processing", Float64, "~/debug/processing_time_ms"),
+                ("latency", Float64, "~/debug/pipeline_latency_ms"),
+            )
         }
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="planner_node.planning", daemon=True)
         self._thread.start()
         self._status = "active"
         return TransitionCallbackReturn.SUCCESS
+
+    def _subscribe(self, msg_type, topic: str, callback, qos) -> None:
+        """An input subscription whose only QoS event, an incompatible publisher, is reported on /diagnostics."""
+        events = subscription_events(lambda policy: self._on_incompatible_qos(topic, policy))
+        self._subs.append(
+            self.create_subscription(
+                msg_type, topic, callback, qos, callback_group=self._input_group, event_callbacks=events
+            )
+        )
+
+    def _on_incompatible_qos(self, topic: str, policy: str) -> None:
+        problem = f"{topic}: a publisher offers incompatible QoS ({policy}); its messages are not received"
+        self._qos_problems[topic] = problem
+        self.get_logger().warning(problem)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release_io()
@@ -255,6 +252,7 @@ class PlannerNode(LifecycleNode):
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
         self._subs, self._pubs = [], {}
+        self._qos_problems.clear()
 
     # ---- inputs --------------------------------------------------------------------------------
 
@@ -383,6 +381,10 @@ class PlannerNode(LifecycleNode):
             values["reload"] = self._reload_status
             if self._reload_status.startswith("rejected") and level == LEVEL_OK:
                 level, message = LEVEL_WARN, f"hot reload {self._reload_status}"
+        for topic, problem in self._qos_problems.items():
+            values[f"qos_{topic}"] = problem
+            if level == LEVEL_OK:
+                level, message = LEVEL_WARN, problem
         if self._status == "inactive" and level == LEVEL_OK:
             message = "inactive"
         stamp = max(now, 0.0)

@@ -30,7 +30,7 @@ import numpy as np
 import rclpy
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
@@ -310,7 +310,9 @@ def main(args: list[str] | None = None) -> int:
     code = 0
     try:
         node = SimBridgeNode()
-        executor = MultiThreadedExecutor(num_threads=2)
+        # One callback thread (only the trajectory inbox and parameter services run there): a
+        # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()

@@ -93,6 +93,7 @@ def make_backends(
     cuda_graph: bool | None = None,
     builder=None,
     io_binding: bool = True,
+    spinning: bool = True,
 ) -> tuple[dict[str, StepBackend], dict]:
     """``({graph: StepBackend}, info)`` for ``net`` on ``backend``.
 
@@ -142,7 +143,8 @@ def make_backends(
         from wamdiff_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
         backends = {
-            n: OnnxRuntimeBackend(out / specs[n].file, specs[n], device, precision, threads, io_binding) for n in GRAPHS
+            n: OnnxRuntimeBackend(out / specs[n].file, specs[n], device, precision, threads, io_binding, spinning)
+            for n in GRAPHS
         }
         return backends, info
     from wamdiff_ros.runtime.engine_cache import ensure_engines
@@ -186,6 +188,7 @@ def load_planner(
     build_only: bool = False,
     threads: int = 2,
     cuda_graph: bool | None = None,
+    spinning: bool = True,
     **options,
 ):
     """Load a checkpoint folder as a planner on an inference backend (the planner node's entry point).
@@ -200,6 +203,8 @@ def load_planner(
         build_only: bring every artefact up to date (ONNX export, TensorRT engines) for a caller that
             stops after one verification plan; the planner is returned all the same.
         threads: ONNX Runtime intra-op threads.
+        spinning: ONNX Runtime's idle intra-op workers busy-wait (faster when the cores are free; False for
+            a process that shares its cores, such as a node on a vehicle computer).
         cuda_graph: torch on CUDA: None captures when possible, True requires it, False never.
         options: passed to the family's planner (``mode``, ``scenario`` …).
 
@@ -227,6 +232,7 @@ def load_planner(
         engine_dir=engine_path,
         threads=threads,
         cuda_graph=cuda_graph,
+        spinning=spinning,
     )
     out.runtime["build_only"] = build_only
     return out

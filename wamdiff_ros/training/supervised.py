@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default from the config: 2)")
     parser.add_argument("--val-frames", type=int, help="open-loop PDMS frames per validation (0: loss only)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last/")
+    parser.add_argument(
+        "--init",
+        metavar="MODEL_DIR",
+        help="start from this checkpoint's weights and config (fine-tuning; --config is ignored)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -417,11 +422,19 @@ def main(args: argparse.Namespace) -> int:
             if last is None:
                 raise CheckpointError(f"--resume: {Path(args.out) / LAST} does not exist (nothing to resume)")
             cfg = ModelConfig.from_dict(read_config(last)["config"], f"{last}/config.json")
+        elif args.init:
+            from wamdiff_ros.models.checkpoint import read_config
+
+            cfg = ModelConfig.from_dict(read_config(args.init)["config"], f"{args.init}/config.json")
         else:
             cfg = ModelConfig.from_yaml(args.config)
         with torch.random.fork_rng():
             torch.manual_seed(settings.seed)
             net = WamDiffNet(cfg)
+        if args.init and not args.resume:
+            from wamdiff_ros.models.checkpoint import load_checkpoint, load_state
+
+            load_state(net, load_checkpoint(args.init)[1], str(args.init))
         cache = None if args.no_cache else default_cache_dir()
 
         def dataset(bags):
@@ -432,6 +445,8 @@ def main(args: argparse.Namespace) -> int:
         train_set = dataset(args.data)
         val_set = dataset(args.val) if args.val else None
         info = {"train": data_summary(train_set)}
+        if args.init:
+            info["init"] = str(args.init)
         if val_set is not None:
             info["val"] = data_summary(val_set)
         print(
