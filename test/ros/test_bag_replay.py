@@ -178,6 +178,7 @@ def test_bench_node_smoke(bag, tmp_path):
         mode="adaptive",
         backend="torch",
         threads=1,
+        clock_hz=40.0,
         startup_timeout=60.0,
         json=None,
     )

@@ -4,7 +4,7 @@ manner of ros2_benchmark.
 The node runs as its own process, started as a graph would start it (``planner_node --ros-args
 --params-file config/planner.param.yaml -p model_path:=… -p use_sim_time:=true``). This process plays
 the bag's camera, camera_info, odometry, command and instruction topics into it with
-:class:`~wamdiff_ros.ros.bag_player.BagPlayer` (serialized bytes, /clock from the playback), at each
+:class:`~wamdiff_ros.ros.bag_player.BagPlayer` (serialized bytes, /clock from the playback at ``--clock-hz``), at each
 ``--rates`` frame rate (the bag's own frame spacing rescaled), ``--iterations`` times per rate, after a
 warm-up pass. Per frame (one camera stamp):
 
@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="inference CPU threads, node (its threads parameter) and bare alike (0: the backend's default)",
+    )
+    parser.add_argument(
+        "--clock-hz",
+        type=float,
+        default=40.0,
+        help="/clock rate of the playback [Hz] (default 40, as `ros2 bag play --clock`)",
     )
     parser.add_argument("--startup-timeout", type=float, default=120.0, help="seconds for the node to come up")
 
@@ -178,7 +184,7 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
 class _Probe:
     """The benchmark's rclpy side: a node holding the player, the trajectory and /diagnostics subscribers."""
 
-    def __init__(self, context, bag: str, topics: list[str], sync_topics: set[str]):
+    def __init__(self, context, bag: str, topics: list[str], sync_topics: set[str], clock_hz: float):
         from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import Path as PathMsg
         from rclpy.executors import SingleThreadedExecutor
@@ -206,7 +212,7 @@ class _Probe:
                         self.sent[stamp] = max(self.sent.get(stamp, t), t)
 
         self.player = BagPlayer(
-            self.node, bag, PlaybackOptions(topics=tuple(topics), clock=True, clock_hz=100.0), on_publish
+            self.node, bag, PlaybackOptions(topics=tuple(topics), clock=True, clock_hz=clock_hz), on_publish
         )
         self.node.create_subscription(PathMsg, "/planner_node/trajectory", self._on_path, QoSProfile(depth=100))
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, QoSProfile(depth=10))
@@ -285,6 +291,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
 
     if args.iterations < 1 or args.frames < 2 or args.warmup_frames < 0 or any(r <= 0 for r in args.rates):
         raise ValueError("--iterations >= 1, --frames >= 2, --warmup-frames >= 0 and --rates > 0 expected")
+    if not args.clock_hz > 0:
+        raise ValueError(f"--clock-hz: expected > 0, got {args.clock_hz}")
     if args.threads < 0:
         raise ValueError(f"--threads: expected >= 0, got {args.threads}")
     model = resolve(args.model, "models")
@@ -335,7 +343,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     probe = None
     rows, iterations, idle_cpu = [], [], float("nan")
     try:
-        probe = _Probe(context, args.bag, topics, sync)
+        probe = _Probe(context, args.bag, topics, sync, args.clock_hz)
         deadline = time.monotonic() + args.startup_timeout
         pubs = [probe.player.publisher(t) for t in sync]
         while not all(p.get_subscription_count() > 0 for p in pubs) or not probe.node.count_publishers(
@@ -444,6 +452,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "backend": args.backend,
         "threads": args.threads or "default",
         "bag_frame_hz": bag_hz,
+        "clock_hz": args.clock_hz,
         "frames_per_pass": len(observations),
         "iterations": args.iterations,
         "warmup_frames": args.warmup_frames,
