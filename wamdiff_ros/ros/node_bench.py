@@ -13,12 +13,14 @@ warm-up pass. Per frame (one camera stamp):
 - missed: a frame published complete that never got a trajectory.
 
 Per rate: latency mean / p50 / p99 / max, jitter (std of trajectory inter-arrival times), missed
-frames, the node's CPU (utime + stime from ``/proc/<pid>/stat`` over wall time; 100 % = one core; also
-measured idle, with no input, before playing), the
-node's plan / fallback / deadline-miss counts from /diagnostics, and the ratio of the node's mean
-end-to-end latency to the bare planner time: ``planner.plan`` on the same frames in this process, timed
-before and after the node runs (target ≤ 1.15 for a network; for a planner that takes microseconds the
-ratio only measures transport).
+frames, the node's own cycle time (``~/debug/processing_time_ms``: decoding + planning, so that
+e2e − cycle is transport, executor dispatch and sync), the node's CPU (utime + stime from
+``/proc/<pid>/stat`` over wall time; 100 % = one core; also measured idle, with no input, before
+playing) and this process's (player and probe, which share the machine with the node), the node's
+plan / fallback / deadline-miss counts from /diagnostics, and the ratio of the node's mean end-to-end
+latency to the bare planner time: ``planner.plan`` on the same frames in this process, on the same
+backend with the same threads, timed before and after the node runs (target ≤ 1.15 for a network;
+for a planner that takes microseconds the ratio only measures transport).
 """
 
 from __future__ import annotations
@@ -364,12 +366,12 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
             time.sleep(0.5)
         for hz in args.rates:
             rate = hz / bag_hz
-            lat_all, missed_all, jit, cpu, frames_all, proc_all = [], 0, [], [], 0, []
+            lat_all, missed_all, jit, cpu, frames_all, proc_all, bench_cpu = [], 0, [], [], 0, [], []
             counts0 = _counts(probe.snapshot()[2])
             counts1 = counts0
             for it in range(args.iterations):
                 probe.reset()
-                c0, w0 = process_cpu_s(proc.pid), time.monotonic()
+                c0, w0, b0 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
                 stats = probe.player.play(rate=rate, duration=(args.frames - 0.5) * period, clock_tail_s=0.3 / rate)
                 quiet = time.monotonic()
                 n_recv = -1
@@ -378,13 +380,14 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     if n != n_recv:
                         n_recv, quiet = n, time.monotonic()
                     time.sleep(0.05)
-                c1, w1 = process_cpu_s(proc.pid), time.monotonic()
+                c1, w1, b1 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
                 sent, received, diag = probe.snapshot()
                 proc_all += probe.processing_ms()
                 lat, missed = frame_latencies(sent, received)
                 answered = sorted(s for s in received if s in sent)
                 j = jitter_ms([received[s] for s in answered])
                 cpu_pct = 100.0 * (c1 - c0) / (w1 - w0)
+                bench_cpu.append(100.0 * (b1 - b0) / (w1 - w0))
                 counts1 = _counts(diag)
                 iterations.append(
                     {
@@ -423,6 +426,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     "e2e_max_ms": float(lat.max()) if len(lat) else float("nan"),
                     "jitter_ms": float(np.mean(jit)),
                     "node_cpu_pct": float(np.mean(cpu)),
+                    "player_cpu_pct": float(np.mean(bench_cpu)),
                     "node_processing_mean_ms": float(proc_ms.mean()),
                     "node_processing_p50_ms": float(np.percentile(proc_ms, 50)),
                     "plans": delta["plans"],
