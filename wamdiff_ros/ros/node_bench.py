@@ -298,12 +298,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     if args.threads < 0:
         raise ValueError(f"--threads: expected >= 0, got {args.threads}")
     model = resolve(args.model, "models")
-    if args.threads and args.backend == "torch":
-        import torch
-
-        torch.set_num_threads(args.threads)
-    kwargs = {"threads": args.threads} if args.threads else {}
-    planner = load_planner(model, backend=args.backend, spinning=False, **kwargs)  # as planner_node loads it
+    planner = load_planner(model, backend=args.backend, threads=args.threads, spinning=False)  # as planner_node does
     if hasattr(planner, "mode"):
         planner.mode = args.mode
     spec = planner_spec(planner)

@@ -77,35 +77,20 @@ def load_checked_planner(params: dict, rig: Rig):
     Raises (ValueError and friends) if the folder, the family, the rig, the backend or a warm-up
     plan fails, so a bad checkpoint never replaces a working one.
     """
-    from wamdiff_ros.planners.base import load_planner
+    from wamdiff_ros.runtime import load_planner
 
     folder = resolve_model(params["model_path"])
-    threads = int(params.get("threads", 0))
-    if threads and params["backend"] == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
-    if params["backend"] != "torch" or params["device"] != "cpu" or params["precision"] != "fp32":
-        try:
-            from wamdiff_ros.runtime import load_planner as load_runtime  # issue 8's backends
-        except ImportError as e:
-            raise ValueError(
-                f"backend {params['backend']!r} on {params['device']} ({params['precision']}) needs "
-                f"wamdiff_ros.runtime, which is not available here: {e}"
-            ) from e
-        planner = load_runtime(
-            folder,
-            rig=rig,
-            backend=params["backend"],
-            device=params["device"],
-            precision=params["precision"],
-            engine_path=params["engine_path"] or None,
-            build_only=params["build_only"],
-            spinning=False,  # idle ONNX Runtime workers must not busy-wait on cores other nodes share
-            **({"threads": threads} if threads else {}),
-        )
-    else:
-        planner = load_planner(folder, rig=rig)
+    planner = load_planner(
+        folder,
+        rig=rig,
+        backend=params["backend"],
+        device=params["device"],
+        precision=params["precision"],
+        engine_path=params["engine_path"] or None,
+        build_only=params["build_only"],
+        threads=int(params.get("threads", 0)),
+        spinning=False,  # idle ONNX Runtime workers must not busy-wait on cores other nodes share
+    )
     mismatch = rig.mismatch(planner.rig)
     if mismatch:
         raise ValueError(f"checkpoint {folder}: rig differs from {params['rig_path']}: {mismatch}")
@@ -381,7 +366,7 @@ class PlannerNode(LifecycleNode):
             values["reload"] = self._reload_status
             if self._reload_status.startswith("rejected") and level == LEVEL_OK:
                 level, message = LEVEL_WARN, f"hot reload {self._reload_status}"
-        for topic, problem in self._qos_problems.items():
+        for topic, problem in list(self._qos_problems.items()):
             values[f"qos_{topic}"] = problem
             if level == LEVEL_OK:
                 level, message = LEVEL_WARN, problem

@@ -186,7 +186,7 @@ def load_planner(
     precision: str = "fp32",
     engine_path: str | os.PathLike | None = None,
     build_only: bool = False,
-    threads: int = 2,
+    threads: int = 0,
     cuda_graph: bool | None = None,
     spinning: bool = True,
     **options,
@@ -202,7 +202,8 @@ def load_planner(
         engine_path: folder for the TensorRT engines (default: beside the ONNX files).
         build_only: bring every artefact up to date (ONNX export, TensorRT engines) for a caller that
             stops after one verification plan; the planner is returned all the same.
-        threads: ONNX Runtime intra-op threads.
+        threads: inference CPU threads: ONNX Runtime's intra-op threads, or torch's (set process-wide);
+            0: the backend's default (ONNX Runtime 2, torch as the process has it).
         spinning: ONNX Runtime's idle intra-op workers busy-wait (faster when the cores are free; False for
             a process that shares its cores, such as a node on a vehicle computer).
         cuda_graph: torch on CUDA: None captures when possible, True requires it, False never.
@@ -217,6 +218,10 @@ def load_planner(
     from wamdiff_ros.runtime.export import default_export_dir, model_hash
 
     check_combination(backend, device, precision)
+    if threads and backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
     planner = load_family(folder, rig=rig, **options)
     if not hasattr(planner, "net"):
         return planner
@@ -230,9 +235,9 @@ def load_planner(
         precision=precision,
         export_dir=export_dir,
         engine_dir=engine_path,
-        threads=threads,
         cuda_graph=cuda_graph,
         spinning=spinning,
+        **({"threads": threads} if threads else {}),
     )
     out.runtime["build_only"] = build_only
     return out

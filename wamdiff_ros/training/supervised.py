@@ -422,19 +422,15 @@ def main(args: argparse.Namespace) -> int:
             if last is None:
                 raise CheckpointError(f"--resume: {Path(args.out) / LAST} does not exist (nothing to resume)")
             cfg = ModelConfig.from_dict(read_config(last)["config"], f"{last}/config.json")
-        elif args.init:
-            from wamdiff_ros.models.checkpoint import read_config
-
-            cfg = ModelConfig.from_dict(read_config(args.init)["config"], f"{args.init}/config.json")
-        else:
+        elif not args.init:
             cfg = ModelConfig.from_yaml(args.config)
-        with torch.random.fork_rng():
-            torch.manual_seed(settings.seed)
-            net = WamDiffNet(cfg)
         if args.init and not args.resume:
-            from wamdiff_ros.models.checkpoint import load_checkpoint, load_state
-
-            load_state(net, load_checkpoint(args.init)[1], str(args.init))
+            net = WamDiffNet.load(args.init)  # its weights and config; the trainer switches to train mode
+            cfg = net.cfg
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(settings.seed)
+                net = WamDiffNet(cfg)
         cache = None if args.no_cache else default_cache_dir()
 
         def dataset(bags):
