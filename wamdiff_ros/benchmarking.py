@@ -73,8 +73,10 @@ def report(
     json_path: str | os.PathLike | None = None,
     meta: dict | None = None,
     targets: dict | None = None,
+    columns: list[str] | None = None,
 ) -> dict:
-    """Print ``rows`` as a table and (optionally) write them with machine info to ``json_path``."""
+    """Print ``rows`` as a table (only ``columns`` if given) and (optionally) write them, every key, with
+    machine info to ``json_path``."""
     result = {
         "benchmark": name,
         "machine": machine_info(),
@@ -83,7 +85,7 @@ def report(
         "rows": rows,
         "unix_time": time.time(),
     }
-    print_table(f"wamdiff bench {name}", rows)
+    print_table(f"wamdiff bench {name}", rows, columns=columns)
     if targets:
         for k, v in targets.items():
             print(f"  target {k}: {v}")
@@ -93,13 +95,14 @@ def report(
     return result
 
 
-def print_table(title: str, rows: list[dict], width: int | None = None) -> None:
-    """``rows`` as a rich table; ``width`` [characters] overrides the console's (a pipe gets 80)."""
+def print_table(title: str, rows: list[dict], width: int | None = None, columns: list[str] | None = None) -> None:
+    """``rows`` as a rich table (``columns``: these keys only); ``width`` [characters] overrides the
+    console's (a pipe gets 80)."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cols = list(columns) if columns else list(dict.fromkeys(k for r in rows for k in r))
     for c in cols:
         table.add_column(c, justify="right")
     for r in rows:

@@ -38,6 +38,8 @@ RIG = "rigs/default.yaml"
 TABLE_WIDTH = 120
 PLANNER_START_TIMEOUT_S = 120.0
 """Wall time the planner may take to load its model and start publishing trajectories."""
+DIAGNOSTICS_WAIT_S = 3.0
+"""After the last episode: wait this long for the planner's final /diagnostics (1 s period by default)."""
 TRAIN_HINT = (
     "train it with `wamdiff collect --split train --episodes 60 --out data/train.mcap` and "
     "`wamdiff train --data data/train.mcap --out runs/wamdiff_small`, then copy runs/wamdiff_small/best/ "
@@ -239,6 +241,7 @@ def run_graph(args, model: Path, out: Path, cameras: list[str], topics) -> tuple
                 check(procs)
                 time.sleep(0.1)
             check(procs)
+            monitor.wait_diagnostics(time.monotonic(), DIAGNOSTICS_WAIT_S)  # plan counts up to the last tick
     finally:
         for group in reversed(groups):
             group.stop()

@@ -61,7 +61,7 @@ def test_one_short_episode(tmp_path, model):
         assert s["episodes"] == 1 and s["at_fault_collisions"] in (0, 1)
         assert 0.0 < s["route_completion"] < 1.0
         assert 0.0 < s["latency_ms_p50"] <= s["latency_ms_p99"]
-        assert s["planner_cycles"] >= 25 and s["plans"] >= 20
+        assert s["planner_cycles"] >= 25 and s["plans"] >= 25  # counts from a /diagnostics sent after the episode
         assert (s["fast_rate"], s["slow_rate"]) == (1.0, 0.0)  # constant velocity only plans fast
         # Bridge timeouts (1 s without a plan) were seen 0-4 times in 31 ticks while the node's executor
         # starved its planning thread; since that fix none in 24 demo episodes. A broken loop fails above.

@@ -361,19 +361,30 @@ def test_wamdiff_checkpoint_plans_in_slow_mode_with_moe_statistics(graph, tmp_pa
     assert values(status)["fast"] == "0" and values(status)["moe_load"].startswith("[")
 
 
-def test_incompatible_input_qos_is_reported_on_diagnostics(graph, tmp_path):
+def test_incompatible_input_qos_is_reported_on_diagnostics_until_the_publisher_leaves(graph, tmp_path):
     from rclpy.node import Node
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage
 
     _, _, collector = start(graph, tmp_path)  # input_qos "default": reliable
     talker = graph.add(Node("best_effort_camera", context=graph.context))
-    talker.create_publisher(CompressedImage, "/cameras/front/image/compressed", qos_profile_sensor_data)
+    publisher = talker.create_publisher(CompressedImage, "/cameras/front/image/compressed", qos_profile_sensor_data)
     status = collector.diagnostic(
         lambda d: "incompatible QoS" in d.message, timeout=15.0, what="an incompatible-QoS diagnostic"
     )
     assert status.level == b"\x01" and "/cameras/front/image/compressed" in status.message
-    assert "RELIABILITY" in status.message.upper()
+    assert "best effort publisher" in status.message.lower() and "/best_effort_camera" in status.message
+    talker.destroy_publisher(publisher)
+    collector.diagnostic(
+        lambda d: not any(k.startswith("qos_") for k in values(d)), timeout=15.0, what="the QoS problem cleared"
+    )
+
+
+def test_diagnostics_continue_under_sim_time_without_a_clock(graph, tmp_path):
+    _, _, collector = start(graph, tmp_path, use_sim_time=True)  # nothing publishes /clock
+    first = collector.diagnostic(lambda d: True, timeout=10.0, what="a first diagnostic")
+    later = collector.diagnostic(lambda d: d is not first, timeout=10.0, what="a second diagnostic")
+    assert values(later)["state"] == "active"
 
 
 def test_threads_parameter_sets_the_inference_threads(tmp_path):

@@ -58,6 +58,19 @@ def feed(loop, t, image=JPEG, odom=None, cameras=("front", "left"), now=None):
     loop.on_odometry(t, odom if odom is not None else ego(t, x=10.0 * t), now)
 
 
+def test_inputs_say_when_a_new_complete_set_is_ready():
+    loop, _ = make()
+    assert loop.on_image("front", 1.0, JPEG, 1.0) is False
+    assert loop.on_image("left", 1.0, JPEG, 1.0) is False
+    assert loop.on_odometry(1.0, ego(1.0), 1.0) is True
+    assert loop.step(1.01).kind == "plan"
+    assert loop.on_image("front", 1.0, JPEG, 1.02) is False  # the same set again: already planned
+    assert loop.on_image("front", 1.1, JPEG, 1.1) is False
+    assert loop.on_image("left", 1.1, JPEG, 1.1) is False
+    assert loop.on_odometry(1.1, ego(1.1, x=1.0), 1.1) is True
+    assert loop.on_image("front", 0.5, JPEG, 1.2) is True  # time went backwards: the loop must reset
+
+
 def test_good_inputs_reach_the_planner_and_give_a_plan():
     loop, planner = make()
     loop.on_camera_info("front", 32, 16, RIG.camera("front").K.reshape(-1))

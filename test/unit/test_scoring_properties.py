@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from wamdiff_ros.geometry import compose, interpolate_polyline, relative
 from wamdiff_ros.scoring import open_loop_metrics, score
+from wamdiff_ros.scoring.reference import PDM_LATERAL_OFFSETS
 from wamdiff_ros.types import Agents, EgoState, Lane, SceneTruth
 
 SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,12 +52,13 @@ def _curved_road_scene(speed: float, curvature: float, x0: float, y0: float, yaw
 )
 def test_logged_trajectory_on_empty_road_is_perfect(speed, curvature, x0, y0, yaw0):
     """The logged (human) trajectory along the lane centre at the speed limit, with no traffic: EP = NC =
-    DAC = 1, and DDC = TLC = TTC = 1 (no oncoming lanes, lights or agents). EP is 1 up to 1e-3: the
-    PDM-Closed reference drives the same speed along the same line, and the two tracked paths differ by
-    well under a millimetre (chords between the human's 0.5 s poses vs. the centre line)."""
+    DAC = 1, and DDC = TLC = TTC = 1 (no oncoming lanes, lights or agents). EP is 1 up to the reference's
+    lateral offsets: a PDM-Closed proposal 1 m inside the curve drives the same speed on a radius 1 m
+    shorter, so its progress along the centre line can exceed the human's by up to a factor R / (R - 1 m)
+    (hypothesis found EP 0.9988 at 3.5 m/s on a 102 m radius); plus 1e-3 for the tracked paths."""
     sc = _curved_road_scene(speed, curvature, x0, y0, yaw0)
     r = score(sc.human_trajectory, sc)
-    assert r.ep[0] >= 1.0 - 1e-3
+    assert r.ep[0] >= 1.0 - abs(curvature) * max(PDM_LATERAL_OFFSETS) - 1e-3
     assert (r.nc[0], r.dac[0], r.ddc[0], r.tlc[0], r.ttc[0]) == (1.0, 1.0, 1.0, 1.0, 1.0)
     assert r.lk[0] == 1.0
 

@@ -1,8 +1,9 @@
 """One planning cycle at a time: pick the newest synchronised inputs, validate them, plan or fall back.
 
 Inputs arrive through ``on_*`` methods (subscription callbacks; thread-safe, cheap: images are only
-decoded for the set that gets planned). A planning thread calls :meth:`PlanningLoop.step` whenever
-inputs arrive and at least every ``1 / plan_rate_hz`` s; it returns what to publish, or None.
+decoded for the set that gets planned; ``on_image`` / ``on_odometry`` say whether a new complete set is
+ready). A planning thread calls :meth:`PlanningLoop.step` when one is and at least every
+``1 / plan_rate_hz`` s; it returns what to publish, or None.
 
 Rules:
 
@@ -230,11 +231,17 @@ class PlanningLoop:
 
     # ---- inputs (subscription callbacks) -------------------------------------------------------
 
-    def on_image(self, camera: str, stamp: float, payload: Any, now: float) -> None:
+    def on_image(self, camera: str, stamp: float, payload: Any, now: float) -> bool:
+        """Queue a camera image (decoded only if its set gets planned); True if a new complete set is ready."""
         if camera not in self.rig.names:
             raise KeyError(f"PlanningLoop.on_image: camera {camera!r} is not in rig {self.rig.names}")
-        if self.sync.push(camera, stamp, payload, now):
+        return self._push(camera, stamp, payload, now)
+
+    def _push(self, stream: str, stamp: float, payload: Any, now: float) -> bool:
+        if self.sync.push(stream, stamp, payload, now):
             self._on_time_jump()
+            return True
+        return self.sync.newest(only_new=True) is not None
 
     def on_camera_info(self, camera: str, width: int, height: int, k: Any) -> None:
         """Check a camera_info against the rig: size, and focal length within :data:`FOCAL_TOLERANCE`."""
@@ -249,7 +256,8 @@ class PlanningLoop:
         with self._lock:
             self._camera_info[camera] = problem
 
-    def on_odometry(self, stamp: float, payload: Any, now: float) -> None:
+    def on_odometry(self, stamp: float, payload: Any, now: float) -> bool:
+        """Queue an odometry message (its acceleration estimated from the previous ones); True as :meth:`on_image`."""
         try:
             ego = self._decode_odom(payload)
             item: Any = ego if ego.is_finite() else _Invalid("odometry: non-finite pose, twist or stamp")
@@ -265,8 +273,7 @@ class PlanningLoop:
                 horizon = self._history_len() * self._spec_dt() + 2 * ACCEL_WINDOW_S + 1.0
                 while len(self._odom) > 2 and item.stamp - self._odom[0].stamp > horizon:
                     self._odom.popleft()
-            if self.sync.push(ODOM, stamp, item, now):
-                self._on_time_jump()
+            return self._push(ODOM, stamp, item, now)
 
     def on_command(self, text: str) -> None:
         with self._lock:

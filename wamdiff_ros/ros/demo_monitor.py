@@ -48,6 +48,7 @@ class DemoMonitor:
     ):
         self.processing_ms: list[float] = []
         self.diagnostics: dict[str, str] = {}
+        self._diagnostics_at = 0.0
         self.episodes: list[dict] = []
         self._planner = planner
         self._on_episode = on_episode
@@ -83,6 +84,15 @@ class DemoMonitor:
         for status in msg.status:
             if status.name.startswith(f"{self._planner}:"):
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
+                self._diagnostics_at = time.monotonic()
+
+    def wait_diagnostics(self, after: float, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for planner diagnostics received after monotonic time ``after`` (the
+        planner publishes them on the steady clock, also once the simulator has stopped /clock)."""
+        deadline = time.monotonic() + timeout
+        while self._diagnostics_at <= after and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self._diagnostics_at > after
 
     def _on_metrics(self, msg: String) -> None:
         record = json.loads(msg.data)

@@ -9,7 +9,11 @@ the bag's camera, camera_info, odometry, command and instruction topics into it 
 warm-up pass. Per frame (one camera stamp):
 
 - end-to-end latency: from the moment the frame's last camera / odometry message was published to the
-  moment its ``~/trajectory`` (nav_msgs/Path, stamped with the frame's camera stamp) is received here;
+  moment its ``~/trajectory`` (nav_msgs/Path, stamped with the frame's camera stamp) reached this
+  process: the middleware's reception timestamp where rclpy hands it over (MessageInfo, Iron and
+  later), as a C++ monitor node would see it, so that the Python executor dispatching it here is not
+  counted against the node; the probe's callback time is reported beside it (``e2e_callback_*``) and
+  is the only one on Humble;
 - missed: a frame published complete that never got a trajectory.
 
 Per rate: latency mean / p50 / p99 / max, jitter (std of trajectory inter-arrival times), missed
@@ -37,6 +41,23 @@ import time
 import numpy as np
 
 RATIO_TARGET = 1.15
+TABLE_COLUMNS = [
+    "rate_hz",
+    "frames",
+    "missed",
+    "e2e_mean_ms",
+    "e2e_p99_ms",
+    "e2e_callback_mean_ms",
+    "jitter_ms",
+    "node_processing_mean_ms",
+    "bare_mean_ms",
+    "ratio",
+    "node_cpu_pct",
+    "fallbacks",
+]
+"""Printed; the JSON has every figure."""
+DIAG_WAIT_S = 5.0
+"""Plan / fallback counts are read from a /diagnostics message sent after a pass (the node's own period)."""
 IDLE_S = 2.0
 """The node's CPU is also measured this long with no input (its baseline: executor, timers)."""
 SYNC_TOPIC_KINDS = ("image", "odom")
@@ -143,6 +164,15 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
     return out, rate
 
 
+def reception_timestamps() -> bool:
+    """Whether rclpy hands two-argument subscription callbacks a MessageInfo with the middleware's
+    reception timestamp (Iron and later; not Humble)."""
+    from rclpy.subscription import Subscription
+
+    kinds = getattr(Subscription, "CallbackType", None)
+    return kinds is not None and hasattr(kinds, "WithMessageInfo")
+
+
 def image_topics(topics: dict[str, str], rig) -> dict[str, str]:
     """Camera -> image topic of the bag (compressed preferred); ValueError naming a missing camera."""
     out = {}
@@ -201,6 +231,8 @@ class _Probe:
         self.sync_topics = sync_topics
         self.sent: dict[int, float] = {}
         self.received: dict[int, float] = {}
+        self.received_callback: dict[int, float] = {}
+        self.diag_time = 0.0
         self.processing: list[float] = []
         self.diag: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -216,7 +248,8 @@ class _Probe:
         self.player = BagPlayer(
             self.node, bag, PlaybackOptions(topics=tuple(topics), clock=True, clock_hz=clock_hz), on_publish
         )
-        self.node.create_subscription(PathMsg, "/planner_node/trajectory", self._on_path, QoSProfile(depth=100))
+        on_path = self._on_path_with_info if reception_timestamps() else self._on_path
+        self.node.create_subscription(PathMsg, "/planner_node/trajectory", on_path, QoSProfile(depth=100))
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, QoSProfile(depth=10))
         self.node.create_subscription(
             Float64, "/planner_node/debug/processing_time_ms", self._on_processing, QoSProfile(depth=100)
@@ -236,11 +269,17 @@ class _Probe:
                 if self.node.context.ok():
                     raise
 
-    def _on_path(self, msg) -> None:
+    def _on_path(self, msg, received: float | None = None) -> None:
         t = time.monotonic()
         stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
         with self._lock:
-            self.received.setdefault(stamp, t)
+            self.received.setdefault(stamp, t if received is None else received)
+            self.received_callback.setdefault(stamp, t)
+
+    def _on_path_with_info(self, msg, info) -> None:
+        """As :meth:`_on_path`, timed at the middleware's reception (system clock ns, moved to monotonic)."""
+        ns = info.get("received_timestamp", 0)
+        self._on_path(msg, time.monotonic() - (time.time_ns() - ns) * 1e-9 if ns > 0 else None)
 
     def _on_processing(self, msg) -> None:
         with self._lock:
@@ -251,14 +290,32 @@ class _Probe:
             if status.name.startswith("planner_node"):
                 with self._lock:
                     self.diag = {kv.key: kv.value for kv in status.values}
+                    self.diag_time = time.monotonic()
+
+    def fresh_diagnostics(self, after: float, timeout: float) -> dict:
+        """The node's diagnostic values from a message received after monotonic time ``after`` (waits up
+        to ``timeout`` s for one; the last seen otherwise)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.diag_time > after:
+                    return dict(self.diag)
+            time.sleep(0.05)
+        with self._lock:
+            return dict(self.diag)
 
     def reset(self) -> None:
         with self._lock:
-            self.sent, self.received, self.processing = {}, {}, []
+            self.sent, self.received, self.received_callback, self.processing = {}, {}, {}, []
 
     def snapshot(self) -> tuple[dict, dict, dict]:
         with self._lock:
             return dict(self.sent), dict(self.received), dict(self.diag)
+
+    def callback_times(self) -> dict[int, float]:
+        """Frame stamp -> monotonic time the probe's trajectory callback ran."""
+        with self._lock:
+            return dict(self.received_callback)
 
     def processing_ms(self) -> list[float]:
         """The node's own cycle times (``~/debug/processing_time_ms``: decode + plan) since :meth:`reset`."""
@@ -327,7 +384,6 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         ("image_format", "compressed" if compressed else "raw"),
         ("budget_ms", repr(float(args.budget_ms))),
         ("reasoning_mode", args.mode),
-        ("diagnostics_period_s", "0.1"),
         ("backend", args.backend),
         ("threads", str(args.threads)),
     ):
@@ -362,7 +418,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         for hz in args.rates:
             rate = hz / bag_hz
             lat_all, missed_all, jit, cpu, frames_all, proc_all, bench_cpu = [], 0, [], [], 0, [], []
-            counts0 = _counts(probe.snapshot()[2])
+            lat_cb_all = []
+            counts0 = _counts(probe.fresh_diagnostics(time.monotonic(), DIAG_WAIT_S))
             counts1 = counts0
             for it in range(args.iterations):
                 probe.reset()
@@ -376,14 +433,15 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                         n_recv, quiet = n, time.monotonic()
                     time.sleep(0.05)
                 c1, w1, b1 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
-                sent, received, diag = probe.snapshot()
+                sent, received, _ = probe.snapshot()
                 proc_all += probe.processing_ms()
                 lat, missed = frame_latencies(sent, received)
+                lat_cb_all.append(frame_latencies(sent, probe.callback_times())[0])
                 answered = sorted(s for s in received if s in sent)
                 j = jitter_ms([received[s] for s in answered])
                 cpu_pct = 100.0 * (c1 - c0) / (w1 - w0)
                 bench_cpu.append(100.0 * (b1 - b0) / (w1 - w0))
-                counts1 = _counts(diag)
+                counts1 = _counts(probe.fresh_diagnostics(w1, DIAG_WAIT_S))
                 iterations.append(
                     {
                         "rate_hz": hz,
@@ -408,6 +466,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     f"{lat.mean() if len(lat) else float('nan'):.2f} ms, node CPU {cpu_pct:.0f}%"
                 )
             lat = np.concatenate(lat_all) if lat_all else np.zeros(0)
+            lat_cb = np.concatenate(lat_cb_all) if lat_cb_all else np.zeros(0)
             proc_ms = np.asarray(proc_all) if proc_all else np.full(1, np.nan)
             delta = {k: counts1[k] - counts0[k] for k in counts0}
             rows.append(
@@ -419,6 +478,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     "e2e_p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
                     "e2e_p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
                     "e2e_max_ms": float(lat.max()) if len(lat) else float("nan"),
+                    "e2e_callback_mean_ms": float(lat_cb.mean()) if len(lat_cb) else float("nan"),
+                    "e2e_callback_p99_ms": float(np.percentile(lat_cb, 99)) if len(lat_cb) else float("nan"),
                     "jitter_ms": float(np.mean(jit)),
                     "node_cpu_pct": float(np.mean(cpu)),
                     "player_cpu_pct": float(np.mean(bench_cpu)),
@@ -462,6 +523,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
             "p99": float(np.percentile(bare, 99)),
         },
         "latency_definition": "last camera/odometry publish of a frame -> its ~/trajectory received (same process)",
+        "receive_time": "middleware reception timestamp" if reception_timestamps() else "probe callback",
         "node_command": cmd,
         "node_exit_code": code,
         "node_log": None if code == 0 else log_name,
@@ -486,6 +548,7 @@ def main(args: argparse.Namespace) -> int:
         args.json,
         meta=meta,
         targets={"ratio": f"node end-to-end mean / bare planner mean <= {RATIO_TARGET}"},
+        columns=TABLE_COLUMNS,
     )
     if meta["node_log"]:
         print(f"wamdiff bench node: planner_node exited with {meta['node_exit_code']}; log: {meta['node_log']}")

@@ -7,10 +7,12 @@ Everything that decides what reaches the model and what gets published is in
 - activate: create publishers and subscriptions, start the planning thread;
 - deactivate / cleanup: stop the thread and release them / drop the model.
 
-Planning runs in its own thread, woken by new inputs and at least once per cycle period, so input
-callbacks never wait for inference. Changing ``model_path`` (or the backend) at run time loads the new
-checkpoint in a background thread and swaps it in atomically; a checkpoint that fails to load or to
-run is rejected, the old model keeps driving and /diagnostics says why.
+Planning runs in its own thread, woken when a new complete input set is ready and at least once per
+cycle period, so input callbacks never wait for inference and the planning thread does not compete
+with the executor for the GIL while a frame's messages are still arriving. Changing ``model_path`` (or
+the backend) at run time loads the new checkpoint in a background thread and swaps it in atomically; a
+checkpoint that fails to load or to run is rejected, the old model keeps driving and /diagnostics says
+why.
 
 Topics (``<prefix>`` = ``camera_topic_prefix``):
 
@@ -35,6 +37,7 @@ from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -49,7 +52,7 @@ from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
-from wamdiff_ros.ros.qos import publisher_events, qos_profile, subscription_events
+from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
 from wamdiff_ros.types import EgoState, Observation
 
 NODE_NAME = "planner_node"
@@ -139,9 +142,7 @@ class PlannerNode(LifecycleNode):
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._qos_problems: dict[str, str] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=publisher_events())
-        self._diag_timer = self.create_timer(
-            self.params["diagnostics_period_s"], self._publish_diagnostics, callback_group=self._timer_group
-        )
+        self._diag_timer = self._diagnostics_timer(self.params["diagnostics_period_s"])
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -193,18 +194,29 @@ class PlannerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _subscribe(self, msg_type, topic: str, callback, qos) -> None:
-        """An input subscription whose only QoS event, an incompatible publisher, is reported on /diagnostics."""
-        events = subscription_events(lambda policy: self._on_incompatible_qos(topic, policy))
+        """An input subscription without QoS event handlers (see :func:`subscription_events`); publishers
+        with incompatible QoS are looked up with each diagnostics update instead."""
         self._subs.append(
             self.create_subscription(
-                msg_type, topic, callback, qos, callback_group=self._input_group, event_callbacks=events
+                msg_type, topic, callback, qos, callback_group=self._input_group, event_callbacks=subscription_events()
             )
         )
 
-    def _on_incompatible_qos(self, topic: str, policy: str) -> None:
-        problem = f"{topic}: a publisher offers incompatible QoS ({policy}); its messages are not received"
-        self._qos_problems[topic] = problem
-        self.get_logger().warning(problem)
+    def _check_input_qos(self) -> None:
+        """Record (and log once) each input topic that has a publisher whose QoS it cannot match."""
+        for sub in list(self._subs):
+            try:
+                topic = sub.topic_name  # resolved: namespace and remappings applied
+                found = incompatible_publishers(self, topic, sub.qos_profile)
+            except Exception:  # the subscription went away under us (deactivate)
+                continue
+            if not found:
+                self._qos_problems.pop(topic, None)
+                continue
+            problem = f"{topic}: incompatible QoS, messages not received from {'; '.join(found)}"
+            if self._qos_problems.get(topic) != problem:
+                self.get_logger().warning(problem)
+            self._qos_problems[topic] = problem
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._release_io()
@@ -245,13 +257,13 @@ class PlannerNode(LifecycleNode):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_image(self, camera: str, msg) -> None:
-        self._loop.on_image(camera, conv.to_sec(msg.header.stamp), msg, self._now())
-        self._wake.set()
+        if self._loop.on_image(camera, conv.to_sec(msg.header.stamp), msg, self._now()):
+            self._wake.set()
 
     def _on_odom(self, msg: Odometry) -> None:
         self._frames = (msg.header.frame_id or "map", msg.child_frame_id or "base_link")
-        self._loop.on_odometry(conv.to_sec(msg.header.stamp), msg, self._now())
-        self._wake.set()
+        if self._loop.on_odometry(conv.to_sec(msg.header.stamp), msg, self._now()):
+            self._wake.set()
 
     # ---- planning thread -----------------------------------------------------------------------
 
@@ -319,9 +331,7 @@ class PlannerNode(LifecycleNode):
                 threading.Thread(target=self._reload, args=(dict(merged),), daemon=True).start()
         if "diagnostics_period_s" in new:
             self.destroy_timer(self._diag_timer)
-            self._diag_timer = self.create_timer(
-                merged["diagnostics_period_s"], self._publish_diagnostics, callback_group=self._timer_group
-            )
+            self._diag_timer = self._diagnostics_timer(merged["diagnostics_period_s"])
         later = [k for k in CONFIGURE_KEYS if k in new and self._loop is not None]
         if later:
             self.get_logger().info(f"{', '.join(later)} will apply at the next configure/activate")
@@ -348,7 +358,14 @@ class PlannerNode(LifecycleNode):
 
     # ---- diagnostics ---------------------------------------------------------------------------
 
+    def _diagnostics_timer(self, period: float):
+        """/diagnostics on the steady clock: health keeps being reported when a simulator or a bag stops
+        /clock (with ``use_sim_time`` a node-clock timer would fall silent just then)."""
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        return self.create_timer(period, self._publish_diagnostics, callback_group=self._timer_group, clock=steady)
+
     def _publish_diagnostics(self) -> None:
+        self._check_input_qos()
         now = self._now()
         loop = self._loop
         if loop is None:

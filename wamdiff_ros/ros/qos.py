@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -54,24 +52,33 @@ def _event_types():
     return PublisherEventCallbacks, SubscriptionEventCallbacks
 
 
-def subscription_events(on_incompatible_qos: Callable[[str], None]):
-    """Event callbacks for a subscription: only incompatible QoS, reported to ``on_incompatible_qos``
-    with the policy's name.
+def subscription_events():
+    """Event callbacks for a subscription: none.
 
     rclpy otherwise adds default handlers (incompatible QoS and type) to every publisher and
     subscription, and its executor re-walks each one on every wake-up: on a node with a dozen inputs
-    that was a quarter of the executor's time, taken from the planning thread under the GIL.
+    that was a quarter of the executor's time, taken from the planning thread under the GIL. Incompatible
+    publishers are found from the ROS graph instead (:func:`incompatible_publishers`).
     """
-    from rclpy.qos import qos_policy_name_from_kind
-
     _, callbacks = _event_types()
-    return callbacks(
-        incompatible_qos=lambda event: on_incompatible_qos(qos_policy_name_from_kind(event.last_policy_kind)),
-        use_default_callbacks=False,
-    )
+    return callbacks(use_default_callbacks=False)
 
 
 def publisher_events():
     """Event callbacks for a publisher: none (see :func:`subscription_events` for why)."""
     callbacks, _ = _event_types()
     return callbacks(use_default_callbacks=False)
+
+
+def incompatible_publishers(node, topic: str, qos: QoSProfile) -> list[str]:
+    """``"<publisher node>: <reason>"`` for each publisher of ``topic`` (a resolved name) whose offered QoS
+    a subscription with ``qos`` cannot match (rmw's compatibility check, as ``ros2 doctor`` uses)."""
+    from rclpy.qos import QoSCompatibility, qos_check_compatible
+
+    out = []
+    for info in node.get_publishers_info_by_topic(topic):
+        compatibility, reason = qos_check_compatible(info.qos_profile, qos)
+        if compatibility == QoSCompatibility.ERROR:
+            name = f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+            out.append(f"{name}: {reason.strip()}")
+    return out
