@@ -10,6 +10,10 @@ os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 101))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # Jazzy and newer
 os.environ.pop("ROS_LOCALHOST_ONLY", None)  # Humble's switch; deprecated (and warned about) since Jazzy
 
+import torch
+
+_TORCH_THREADS = torch.get_num_threads()
+
 
 TIMING_SENSITIVE = ("test/ros/", "test/integration/test_demo.py")
 
@@ -24,3 +28,10 @@ def pytest_collection_modifyitems(config, items):
         path = item.nodeid.replace("\\", "/")
         if item.get_closest_marker("ros") is not None or any(path.startswith(p) for p in TIMING_SENSITIVE):
             item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))
+
+
+def pytest_runtest_teardown(item):
+    """Restore torch's intra-op threads: a planner loaded in this process with ``threads`` set (the node
+    default is one) changes them for the whole process."""
+    if torch.get_num_threads() != _TORCH_THREADS:
+        torch.set_num_threads(_TORCH_THREADS)
