@@ -87,14 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
         choices=("torch", "onnxruntime", "tensorrt"),
-        default="torch",
-        help="inference backend, node and bare alike (default torch)",
+        default=None,
+        help="inference backend, node and bare alike (default: the params file's)",
     )
     parser.add_argument(
         "--threads",
         type=int,
-        default=0,
-        help="inference CPU threads, node (its threads parameter) and bare alike (0: the backend's default)",
+        default=None,
+        help="inference CPU threads, node (its threads parameter) and bare alike (0: the backend's default; "
+        "default: the params file's)",
     )
     parser.add_argument(
         "--clock-hz",
@@ -351,6 +352,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     """Run the benchmark; returns ``(rows per rate, meta)``."""
     import rclpy
 
+    from wamdiff_ros.config import load_yaml, ros_parameters
     from wamdiff_ros.data.raw_bag import RawBagReader
     from wamdiff_ros.graphs import executable_command
     from wamdiff_ros.paths import config_path, resolve
@@ -361,10 +363,14 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         raise ValueError("--iterations >= 1, --frames >= 2, --warmup-frames >= 0 and --rates > 0 expected")
     if not args.clock_hz > 0:
         raise ValueError(f"--clock-hz: expected > 0, got {args.clock_hz}")
-    if args.threads < 0:
-        raise ValueError(f"--threads: expected >= 0, got {args.threads}")
+    params = args.params_file or str(config_path("planner.param.yaml"))
+    node_params = ros_parameters(load_yaml(params), params)
+    backend = args.backend or node_params.get("backend", "torch")
+    threads = int(node_params.get("threads", 0) if args.threads is None else args.threads)
+    if threads < 0:
+        raise ValueError(f"--threads: expected >= 0, got {threads}")
     model = resolve(args.model, "models")
-    planner = load_planner(model, backend=args.backend, threads=args.threads, spinning=False)  # as planner_node does
+    planner = load_planner(model, backend=backend, threads=threads, spinning=False)  # as planner_node does
     if hasattr(planner, "mode"):
         planner.mode = args.mode
     spec = planner_spec(planner)
@@ -384,7 +390,6 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     log(f"bare planner: {len(observations)} frames ({getattr(planner, 'family', '?')})")
     bare_before = bare_times(planner, observations, args.budget_ms)
 
-    params = args.params_file or str(config_path("planner.param.yaml"))
     cmd = [*executable_command("planner_node"), "--ros-args", "-r", "__node:=planner_node", "--params-file", params]
     for key, value in (
         ("model_path", str(model)),
@@ -393,8 +398,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         ("image_format", "compressed" if compressed else "raw"),
         ("budget_ms", repr(float(args.budget_ms))),
         ("reasoning_mode", args.mode),
-        ("backend", args.backend),
-        ("threads", str(args.threads)),
+        ("backend", backend),
+        ("threads", str(threads)),
     ):
         cmd += ["-p", f"{key}:={value}"]
     fd, log_name = tempfile.mkstemp(prefix="wamdiff_bench_node_", suffix=".log")
@@ -520,8 +525,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "model": str(model),
         "family": str(getattr(planner, "family", type(planner).__name__)),
         "reasoning_mode": args.mode,
-        "backend": args.backend,
-        "threads": args.threads or "default",
+        "backend": backend,
+        "threads": threads or "default",
         "bag_frame_hz": bag_hz,
         "clock_hz": args.clock_hz,
         "frames_per_pass": len(observations),
