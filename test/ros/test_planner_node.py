@@ -395,7 +395,7 @@ def test_threads_parameter_sets_the_inference_threads(tmp_path):
 
     schema = load_schema(schema_path("planner"))
     params = {k: v["default"] for k, v in schema["properties"].items()}
-    params.update(model_path=str(cv_checkpoint(tmp_path / "cv")), threads=1)
+    params.update(model_path=str(cv_checkpoint(tmp_path / "cv")), backend="torch", threads=1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # so the assertion below cannot pass by the process already having one thread
     try:

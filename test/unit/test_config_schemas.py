@@ -47,7 +47,7 @@ def test_out_of_range_value_names_the_key():
 
 
 def test_load_params_fills_defaults_and_requires_ros_parameters(tmp_path):
-    assert load_params("planner.param.yaml")["backend"] == "torch"
+    assert load_params("planner.param.yaml")["backend"] == "onnxruntime"
     bad = tmp_path / "planner.param.yaml"
     bad.write_text("planner:\n  backend: torch\n")
     with pytest.raises(ConfigError, match="ros__parameters"):

@@ -55,9 +55,13 @@ def test_metadata_records_opset_shapes_hash_and_files(export):
     assert enc["images"]["shape"] == [1, 2, 32, 64, 3] and enc["images"]["dtype"] == "uint8"
     assert enc["prompt"]["dtype"] == "int64" and enc["prefix_kv"]["shape"] == [*kv, lay.prefix_len, hd]
     slow = graph_specs(meta)["step_traj_slow"]
-    assert slow.input_names == ["prefix_kv", "ids"] and slow.output_names == ["logits", "block_kv"]
+    assert slow.input_names == ["prefix_kv", "ids"]
+    assert slow.output_names == ["logits", "block_kv", "router_probs", "router_gates"]  # tiny_net has a MoE
     assert slow.inputs[0].shape == (*kv, lay.prefix_len + lay.text_len, hd)
     assert slow.outputs[0].shape == (1, lay.traj_len, len(net.space))
+    experts = net.cfg.moe.num_experts
+    assert slow.outputs[2].shape == slow.outputs[3].shape == (tc.layers, 1, lay.traj_len, experts)
+    assert enc["router_gates"]["shape"] == [tc.layers, 1, lay.prefix_len, experts]
     for name, g in meta["graphs"].items():
         assert g["sha256"] == sha256_file(out / g["file"])
         model = onnx.load(str(out / g["file"]))
@@ -94,7 +98,7 @@ def test_damaged_export_is_refused_then_redone(tmp_path):
     assert "does not match" in reason
     read_export(tmp_path)
     (tmp_path / EXPORT_FILE).write_text('{"format": "other"}')
-    with pytest.raises(ExportError, match="not a wamdiff_ros.onnx v1 record"):
+    with pytest.raises(ExportError, match="not a wamdiff_ros.onnx v2 record"):
         read_export(tmp_path)
 
 

@@ -1,5 +1,5 @@
 """torch vs ONNX Runtime on the same inputs: every graph's outputs within 1e-4 (fp32), identical
-decoded trajectories through the planner (deterministic decoding, fast and slow), the runtime's
+decoded trajectories and MoE statistics through the planner (deterministic decoding, fast and slow), the runtime's
 load_planner on a checkpoint, and clear errors for what this machine cannot run."""
 
 import numpy as np
@@ -71,7 +71,19 @@ def test_planner_on_onnxruntime_decodes_identical_trajectories(exported, mode):
         np.testing.assert_array_equal(a.trajectory.poses, c.trajectory.poses)
         np.testing.assert_allclose(a.confidences, b.confidences, rtol=1e-4, atol=1e-5)
         assert a.reasoning == b.reasoning
-        assert b.moe == {}
+        assert b.moe == {}  # not asked for (collect_stats=False)
+
+
+def test_planner_on_onnxruntime_reports_the_same_moe_statistics(exported):
+    net, out, _ = exported
+    eager = WamDiffPlanner(net, mode="slow", collect_stats=True)
+    ort = backend_planner(eager, "onnxruntime", export_dir=out, threads=1)
+    obs = observation(eager.rig, 0)
+    a, b = eager.plan(obs).moe, ort.plan(obs).moe
+    assert a and set(a) == set(b) and a["tokens"] == b["tokens"] > 0
+    for key in ("load", "importance", "entropy", "unrouted"):
+        np.testing.assert_allclose(np.asarray(b[key]), np.asarray(a[key]), atol=1e-4, err_msg=key)
+    assert abs(a["mean_entropy"] - b["mean_entropy"]) < 1e-4
 
 
 def test_load_planner_exports_beside_the_checkpoint_and_reuses_it(tmp_path):

@@ -10,6 +10,10 @@ Graphs (batch 1 by default; names as files ``<name>.onnx``):
   ``block_kv`` of the final text extends the prefix for the slow trajectory.
 - ``step_traj_slow``: trajectory step on the (S+P+R) prefix (after reasoning).
 
+Networks with a mixture of experts add ``router_probs`` and ``router_gates`` (layers, B, N, E) to every
+graph: the routers' probabilities and gates of the graph's N tokens, from which
+:func:`~wamdiff_ros.models.moe.routing_stats` reports expert load and entropy on every backend.
+
 The decoding loop (remasking orders, thresholds, the gate) stays in Python around these graphs.
 """
 
@@ -27,16 +31,27 @@ from wamdiff_ros.models.encoder import ego_feature_dim
 from wamdiff_ros.models.net import WamDiffNet
 
 GRAPHS: tuple[str, ...] = ("encode", "step_traj_fast", "step_text", "step_traj_slow")
+ROUTER_OUTPUTS: tuple[str, ...] = ("router_probs", "router_gates")
+
+
+def has_router_outputs(net: WamDiffNet) -> bool:
+    """Whether the graphs of ``net`` output its routers' probabilities and gates (it has a MoE)."""
+    return net.cfg.moe.routing != "none"
+
+
+def _router_outputs(aux: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([a["probs"] for a in aux]), torch.stack([a["gates"] for a in aux])
 
 
 class EncodeGraph(nn.Module):
     def __init__(self, net: WamDiffNet):
         super().__init__()
         self.net = net
+        self.stats = has_router_outputs(net)
 
     def forward(self, images, ego, prompt):
-        kv, complexity, _ = self.net.encode(images, ego, prompt)
-        return kv, complexity
+        kv, complexity, aux = self.net.encode(images, ego, prompt, collect_stats=self.stats)
+        return (kv, complexity, *_router_outputs(aux)) if self.stats else (kv, complexity)
 
 
 class StepGraph(nn.Module):
@@ -44,10 +59,11 @@ class StepGraph(nn.Module):
         super().__init__()
         self.net = net
         self.offset = offset
+        self.stats = has_router_outputs(net)
 
     def forward(self, prefix_kv, ids):
-        logits, kv, _ = self.net.step(prefix_kv, ids, self.offset)
-        return logits, kv
+        logits, kv, aux = self.net.step(prefix_kv, ids, self.offset, collect_stats=self.stats)
+        return (logits, kv, *_router_outputs(aux)) if self.stats else (logits, kv)
 
 
 def example_inputs(net: WamDiffNet, name: str, batch: int = 1) -> tuple[torch.Tensor, ...]:
@@ -78,12 +94,13 @@ def example_inputs(net: WamDiffNet, name: str, batch: int = 1) -> tuple[torch.Te
 def graph_module(net: WamDiffNet, name: str) -> tuple[nn.Module, list[str], list[str]]:
     """The module of graph ``name`` (in eval mode) with its input and output names."""
     lay = net.layout
+    stats = list(ROUTER_OUTPUTS) if has_router_outputs(net) else []
     if name == "encode":
-        return EncodeGraph(net).eval(), ["images", "ego", "prompt"], ["prefix_kv", "complexity"]
+        return EncodeGraph(net).eval(), ["images", "ego", "prompt"], ["prefix_kv", "complexity", *stats]
     offset = {"step_traj_fast": lay.traj_offset, "step_text": lay.text_offset, "step_traj_slow": lay.traj_offset}
     if name not in offset:
         raise ValueError(f"graph: expected one of {GRAPHS}, got {name!r}")
-    return StepGraph(net, offset[name]).eval(), ["prefix_kv", "ids"], ["logits", "block_kv"]
+    return StepGraph(net, offset[name]).eval(), ["prefix_kv", "ids"], ["logits", "block_kv", *stats]
 
 
 def export_onnx(

@@ -5,8 +5,7 @@
 (:mod:`wamdiff_ros.runtime`): ``torch`` on the CPU is the eager planner the node runs by default, on
 ``--device cuda`` the torch graph modules (plus a CUDA-graph row with ``--cuda-graph``). Rows of other
 backends carry ``x_torch``, torch's p50 over theirs for the same mode. ``--no-moe-stats`` leaves out
-the MoE routing statistics of the eager planner (backends never compute them), for a like-for-like
-comparison.
+the MoE routing statistics (computed on every backend, from the graphs' router outputs).
 
 With ``--model DIR`` the checkpoint is loaded; without it a freshly initialised model of
 ``--config`` (default ``config/models/wamdiff_small.yaml``) is timed and labelled ``untrained``: its
@@ -46,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32")
     p.add_argument("--cuda-graph", action="store_true", help="torch on cuda: also time CUDA-graph replay")
-    p.add_argument("--no-moe-stats", action="store_true", help="eager torch without MoE routing statistics")
+    p.add_argument("--no-moe-stats", action="store_true", help="plan without MoE routing statistics (every backend)")
     p.add_argument("--export-dir", metavar="DIR", help="ONNX/engine folder (default: <model>/onnx or the cache)")
     p.add_argument("--no-io-binding", action="store_true", help="onnxruntime: session.run with numpy instead")
 

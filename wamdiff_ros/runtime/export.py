@@ -31,7 +31,8 @@ from wamdiff_ros.runtime.base import BackendUnavailable, GraphSpec, TensorSpec
 
 EXPORT_FILE = "export.json"
 FORMAT = "wamdiff_ros.onnx"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: graphs of MoE networks output their routers' probabilities and gates (older exports are re-made)."""
 DEFAULT_OPSET = 17
 PARITY_TOL = {"onnxruntime": 1e-4, "tensorrt fp32": 1e-3, "tensorrt fp16": 5e-2}
 """Max abs difference against torch (fp32, CPU) accepted by the export check, per backend (TensorRT

@@ -7,8 +7,8 @@ answers ``encode`` and ``step`` with the backends and delegates everything else 
 token space, parameters) to the torch network it was built from. Logits come back to the CPU for the
 decoding loop; key/value caches stay on the backend's device between steps.
 
-MoE routing statistics need the torch modules' internals, so planners on a backend report none
-(``PlanResult.moe`` is empty); the torch CPU fp32 eager path keeps them.
+MoE routing statistics come from the graphs' ``router_probs`` / ``router_gates`` outputs, so
+``PlanResult.moe`` is the same on every backend (exports made before those outputs existed give none).
 """
 
 from __future__ import annotations
@@ -52,17 +52,28 @@ class BackendNet:
 
     def encode(self, images, ego, prompt, collect_stats: bool = False):
         """As :meth:`WamDiffNet.encode`: prefix key/values (on the backend's device), complexity logit
-        (CPU), no MoE aux."""
+        (CPU), MoE aux (per layer ``probs``/``gates``) with ``collect_stats``."""
         out = self.backends["encode"].run({"images": images, "ego": ego, "prompt": prompt})
-        return out["prefix_kv"], out["complexity"].float().cpu(), []
+        return out["prefix_kv"], out["complexity"].float().cpu(), router_aux(out) if collect_stats else []
 
     def step(self, prefix_kv, ids, offset: int, collect_stats: bool = False):
-        """As :meth:`WamDiffNet.step`: logits (CPU, a fresh tensor), the block's key/values (device)."""
+        """As :meth:`WamDiffNet.step`: logits (CPU, a fresh tensor), the block's key/values (device), MoE
+        aux with ``collect_stats``."""
         key = (offset, int(prefix_kv.shape[4]))
         if key not in self._steps:
             raise ValueError(f"BackendNet.step: no exported graph for offset {offset} on a {key[1]}-token prefix")
         out = self.backends[self._steps[key]].run({"prefix_kv": prefix_kv, "ids": ids})
-        return out["logits"].float().cpu().clone(), out["block_kv"], []
+        aux = router_aux(out) if collect_stats else []
+        return out["logits"].float().cpu().clone(), out["block_kv"], aux
+
+
+def router_aux(out: dict) -> list[dict]:
+    """Per-layer ``{"probs", "gates"}`` (B, N, E) CPU copies of a graph's router outputs (backends may
+    reuse their output buffers on the next run), as the torch modules' aux; [] without them."""
+    if "router_probs" not in out:
+        return []
+    probs, gates = (out[k].float().cpu().clone() for k in ("router_probs", "router_gates"))
+    return [{"probs": p, "gates": g} for p, g in zip(probs, gates)]
 
 
 def check_combination(backend: str, device: str, precision: str) -> None:
@@ -170,7 +181,7 @@ def backend_planner(planner, backend: str, **kwargs):
         BackendNet(planner.net, backends),
         mode=planner.mode,
         scenario=planner.scenario,
-        collect_stats=False,
+        collect_stats=planner.collect_stats,
         source=planner.source,
     )
     out.generator = planner.generator
@@ -209,8 +220,8 @@ def load_planner(
         cuda_graph: torch on CUDA: None captures when possible, True requires it, False never.
         options: passed to the family's planner (``mode``, ``scenario`` …).
 
-    The torch backend on CPU in fp32 is the family's own eager planner (with MoE statistics). A
-    checkpoint without a network (constant_velocity) is returned as loaded, whatever the backend.
+    The torch backend on CPU in fp32 is the family's own eager planner. A checkpoint without a network
+    (constant_velocity) is returned as loaded, whatever the backend.
     Raises ValueError for a bad combination, BackendUnavailable (naming what is missing and how to get
     it) when this machine cannot run it.
     """
