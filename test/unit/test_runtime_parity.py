@@ -12,7 +12,7 @@ from wamdiff_ros.planners.wamdiff import WamDiffPlanner
 from wamdiff_ros.runtime import BackendUnavailable, load_planner
 from wamdiff_ros.runtime.export import compare_backends, ensure_export, graph_specs, random_inputs
 from wamdiff_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend, check_provider
-from wamdiff_ros.runtime.planner import BackendNet, backend_planner, check_combination
+from wamdiff_ros.runtime.planner import BackendNet, backend_planner, check_combination, export_in_subprocess
 from wamdiff_ros.runtime.torch_backend import TorchBackend
 
 
@@ -96,6 +96,21 @@ def test_load_planner_exports_beside_the_checkpoint_and_reuses_it(tmp_path):
     assert again.runtime["exported"] is None
     obs = observation(p.rig, 4)
     np.testing.assert_array_equal(p.plan(obs).trajectory.poses, _eager_fast_plan(folder, obs))
+
+
+def test_export_in_a_child_process_is_found_current_by_load_planner(tmp_path):
+    from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
+
+    folder = tiny_net().save(tmp_path / "ckpt")
+    assert export_in_subprocess(folder, "torch") is False and not (folder / "onnx").exists()
+    assert export_in_subprocess(folder, "onnxruntime") is True
+    assert (folder / "onnx" / "export.json").is_file()
+    assert load_planner(folder, backend="onnxruntime", threads=1).runtime["exported"] is None
+    cv = ConstantVelocityPlanner(tiny_net().cfg.rig_obj).save(tmp_path / "cv")
+    assert export_in_subprocess(cv, "onnxruntime") is False  # no network, nothing to export
+    (folder / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(RuntimeError, match="ONNX export of .*ckpt failed"):
+        export_in_subprocess(folder, "onnxruntime")
 
 
 def _eager_fast_plan(folder, obs):

@@ -10,9 +10,9 @@ Everything that decides what reaches the model and what gets published is in
 Planning runs in its own thread, woken when a new complete input set is ready and at least once per
 cycle period, so input callbacks never wait for inference and the planning thread does not compete
 with the executor for the GIL while a frame's messages are still arriving. Changing ``model_path`` (or
-the backend) at run time loads the new checkpoint in a background thread and swaps it in atomically; a
-checkpoint that fails to load or to run is rejected, the old model keeps driving and /diagnostics says
-why.
+the backend) at run time loads the new checkpoint in a background thread (its ONNX graphs exported by
+a child process, off the GIL) and swaps it in atomically; a checkpoint that fails to load or to run is
+rejected, the old model keeps driving and /diagnostics says why.
 
 Topics (``<prefix>`` = ``camera_topic_prefix``):
 
@@ -53,6 +53,7 @@ from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
+from wamdiff_ros.runtime.planner import export_in_subprocess
 from wamdiff_ros.types import EgoState, Observation
 
 NODE_NAME = "planner_node"
@@ -344,6 +345,7 @@ class PlannerNode(LifecycleNode):
                 return
             self._reload_status = f"loading {params['model_path']}"
             try:
+                export_in_subprocess(resolve_model(params["model_path"]), params["backend"])
                 planner, folder = load_checked_planner(params, rig)
             except Exception as e:
                 self._reloads["rejected"] += 1
