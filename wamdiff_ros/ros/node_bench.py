@@ -318,9 +318,10 @@ class _Probe:
         with self._lock:
             self.sent, self.received, self.received_callback, self.processing = {}, {}, {}, []
 
-    def snapshot(self) -> tuple[dict, dict, dict]:
+    def snapshot(self) -> tuple[dict, dict]:
+        """Frame stamp -> publish time and -> reception time, as recorded so far."""
         with self._lock:
-            return dict(self.sent), dict(self.received), dict(self.diag)
+            return dict(self.sent), dict(self.received)
 
     def callback_times(self) -> dict[int, float]:
         """Frame stamp -> monotonic time the probe's trajectory callback ran."""
@@ -447,7 +448,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                         n_recv, quiet = n, time.monotonic()
                     time.sleep(0.05)
                 c1, w1, b1 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
-                sent, received, _ = probe.snapshot()
+                sent, received = probe.snapshot()
                 proc_all += probe.processing_ms()
                 lat, missed = frame_latencies(sent, received)
                 lat_cb_all.append(frame_latencies(sent, probe.callback_times())[0])
