@@ -108,6 +108,24 @@ def test_dac_lane_edge(y0, resolution, expected):
     assert r.dac[0] == expected
 
 
+@pytest.mark.parametrize(
+    ("in_intersection", "widening", "y0", "expected"),
+    [(True, 2.0, 1.85, 1.0), (True, 2.0, 2.15, 0.0), (True, 0.0, 1.15, 0.0), (False, 2.0, 1.15, 0.0)],
+)
+def test_dac_junction_interior(in_intersection, widening, y0, expected):
+    """A junction lane counts ``junction_widening`` wider (1 m more each side at 2 m): left corners at
+    y0 + 1 stay inside the widened edge at y = 3 for y0 < 2. Ordinary lanes and a zero widening keep
+    the painted 4 m (the edge at y = 2)."""
+    sc = scene([straight_lane(0, 0.0, in_intersection=in_intersection)], pose=(0.0, y0, 0.0))
+    config = ScorerConfig(use_reference=False, human_filter=False, junction_widening=widening)
+    assert score(straight(10.0), sc, config).dac[0] == expected
+
+
+def test_junction_widening_rejects_negative():
+    with pytest.raises(ValueError, match="junction_widening"):
+        ScorerConfig(junction_widening=-1.0)
+
+
 @pytest.mark.parametrize(("speed", "expected"), [(1.8, 1.0), (1.85, 0.5), (5.4, 0.5), (5.5, 0.0)])
 def test_ddc_thresholds(speed, expected):
     """Ego driving east inside a west-bound lane (lane direction differs by 180° > 90°). NAVSIM sums the

@@ -17,6 +17,9 @@ class ScorerConfig:
         bicycle: ego motion model (NAVSIM's Pacifica bicycle by default).
         lqr: tracker weights (NAVSIM's by default).
         raster_resolution: map raster cell size [m] (drivable area, lanes).
+        junction_widening: junction (``in_intersection``) lanes count this much wider [m], so that a
+            junction's interior is drivable as a whole, as NAVSIM's roadblock connectors make it; the
+            world's expert plans with the same drivable area.
         raster_margin: the raster covers ``margin + horizon·max(ego speed, fastest speed limit)`` metres
             around the ego [m]; points beyond are off-road.
         ep_normalization: ``"reference"``: each candidate's progress is normalised by the better of itself
@@ -32,6 +35,7 @@ class ScorerConfig:
     bicycle: BicycleParams = field(default_factory=BicycleParams)
     lqr: LQRParams = field(default_factory=LQRParams)
     raster_resolution: float = 0.1
+    junction_widening: float = 2.0
     raster_margin: float = 30.0
     ep_normalization: Literal["reference", "batch"] = "reference"
     use_reference: bool = True
@@ -46,5 +50,7 @@ class ScorerConfig:
             )
         if not self.raster_resolution > 0:
             raise ValueError(f"ScorerConfig.raster_resolution: expected > 0 m, got {self.raster_resolution}")
+        if not self.junction_widening >= 0:
+            raise ValueError(f"ScorerConfig.junction_widening: expected >= 0 m, got {self.junction_widening}")
         if self.raster_margin < 0:
             raise ValueError(f"ScorerConfig.raster_margin: expected >= 0 m, got {self.raster_margin}")

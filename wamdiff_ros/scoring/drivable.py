@@ -7,11 +7,14 @@ metres with OpenCV, and each query is an O(1) array lookup, which is what makes 
 candidates cheap. OpenCV fills a cell when the polygon reaches to within about half a cell of its
 centre, so a boundary is placed to within one cell, erring on the generous side (0.1 m by default);
 points outside the raster window are off-road.
+
+NAVSIM's drivable area covers a junction's whole interior (its roadblock connectors), while the world
+only has the junction's connector lanes; ``junction_widening`` widens those lanes to stand in for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -90,16 +93,29 @@ def _to_pixels(points: np.ndarray, origin: np.ndarray, res: float) -> np.ndarray
 
 
 def build_raster(
-    lanes: list[Lane], center: np.ndarray, radius: float, resolution: float = 0.1, max_cells: int = 16_000_000
+    lanes: list[Lane],
+    center: np.ndarray,
+    radius: float,
+    resolution: float = 0.1,
+    junction_widening: float = 0.0,
+    max_cells: int = 16_000_000,
 ) -> MapRaster:
-    """Rasterise ``lanes`` inside the square of half-size ``radius`` [m] around ``center`` (2,).
+    """Rasterise ``lanes`` inside the square of half-size ``radius`` [m] around ``center`` (2,), lanes
+    flagged ``in_intersection`` ``junction_widening`` metres wider than their width.
 
     The resolution is coarsened if the window would exceed ``max_cells`` cells.
     """
     if not resolution > 0:
         raise ValueError(f"build_raster: resolution must be > 0 m, got {resolution}")
+    if not junction_widening >= 0:
+        raise ValueError(f"build_raster: junction_widening must be >= 0 m, got {junction_widening}")
     center = np.asarray(center, np.float64)[:2]
-    bounds = [lane.boundaries for lane in lanes]
+    bounds = [
+        replace(lane, width=lane.width + junction_widening).boundaries
+        if lane.in_intersection and junction_widening
+        else lane.boundaries
+        for lane in lanes
+    ]
     if bounds:
         allp = np.concatenate([np.concatenate(b) for b in bounds])
         lo = np.maximum(allp.min(0) - 1.0, center - radius)

@@ -73,7 +73,7 @@ def prepare(scene: SceneTruth, config: ScorerConfig | None = None) -> ScenePrep:
     steps = round(spec.horizon / M.SIM_DT) + 1
     fastest = max([scene.ego.speed, *(lane.speed_limit for lane in scene.lanes)])
     radius = config.raster_margin + spec.horizon * fastest + scene.ego_size[0]
-    raster = build_raster(scene.lanes, scene.ego.pose[:2], radius, config.raster_resolution)
+    raster = build_raster(scene.lanes, scene.ego.pose[:2], radius, config.raster_resolution, config.junction_widening)
 
     ag = scene.agents
     j = np.round(np.arange(steps) * M.SIM_DT / ag.dt).astype(int)

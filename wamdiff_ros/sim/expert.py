@@ -64,8 +64,6 @@ class ExpertParams:
     yield_fractions: speed fractions of the proposals that stop at a junction's entry (a virtual yield line).
     junction_min_speed: proposals ending inside a junction the ego has not entered must still be moving
         at least this fast [m/s] (no stopping in the box).
-    junction_widening: junction lanes are this much wider in the scoring scene [m]: a junction's interior
-        is drivable as a whole, not only its connector lanes.
     """
 
     speed_fractions: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
@@ -85,7 +83,6 @@ class ExpertParams:
     min_progress_gain: float = 8.0
     yield_fractions: tuple[float, ...] = (0.5, 1.0)
     junction_min_speed: float = 3.0
-    junction_widening: float = 2.0
 
 
 @dataclass
@@ -281,7 +278,7 @@ class Expert:
             Lane(
                 lane.lane_id,
                 resample_line(lane.centerline, p.lane_spacing),
-                float(np.median(lane.width)) + (p.junction_widening if lane.in_intersection else 0.0),
+                float(np.median(lane.width)),
                 lane.successors,
                 lane.in_intersection,
                 lane.speed_limit,
