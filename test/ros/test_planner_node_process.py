@@ -1,5 +1,5 @@
 """planner_node as a process, the way ros2 run / launch start it: console script, --params-file, sim time
-from /clock, and a clean exit on Ctrl-C."""
+from /clock, lifecycle services, and a clean exit on Ctrl-C, on each executor it can spin."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from lifecycle_msgs.srv import GetState
 from rosgraph_msgs.msg import Clock
 
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.executors import EXECUTORS, events_executor_class
 
 from .conftest import Collector, Feeder, cv_checkpoint, values, wait_until
 
@@ -21,7 +23,10 @@ pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_console_script_with_params_file_and_sim_time(graph, tmp_path):
+@pytest.mark.parametrize("executor", EXECUTORS)
+def test_console_script_with_params_file_and_sim_time(graph, tmp_path, executor):
+    if executor == "events" and events_executor_class() is None:
+        pytest.skip("this rclpy has no EventsExecutor (Jazzy or later)")
     exe = Path(sys.executable).parent / "planner_node"
     assert exe.exists(), "run: pip install --no-deps --no-build-isolation -e ."
     model = cv_checkpoint(tmp_path / "cv")
@@ -36,6 +41,8 @@ def test_console_script_with_params_file_and_sim_time(graph, tmp_path):
         "use_sim_time:=true",
         "-p",
         "diagnostics_period_s:=0.2",
+        "-p",
+        f"executor:={executor}",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
     try:
@@ -59,9 +66,15 @@ def test_console_script_with_params_file_and_sim_time(graph, tmp_path):
         assert status is not None, "no diagnostics (on the sim clock) from the planner_node process"
         assert values(status)["family"] == "constant_velocity"
         assert values(status)["fallbacks_stop"] == "0"  # sim-stamped inputs were fresh on the sim clock
+        get_state = feeder.create_client(GetState, "/planner_node/get_state")
+        assert get_state.wait_for_service(timeout_sec=10.0), "no lifecycle get_state service"
+        future = get_state.call_async(GetState.Request())
+        wait_until(future.done, 10.0, what="get_state response")
+        assert future.result().current_state.label == "active"
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=15)
         assert proc.returncode == 0, out
+        assert f"spinning the {executor} executor" in out
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "default: the params file's)",
     )
     parser.add_argument(
+        "--executor",
+        choices=("single_threaded", "events"),
+        default=None,
+        help="the node's executor parameter (default: the params file's)",
+    )
+    parser.add_argument(
         "--clock-hz",
         type=float,
         default=40.0,
@@ -370,6 +376,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     threads = int(node_params.get("threads", 0) if args.threads is None else args.threads)
     if threads < 0:
         raise ValueError(f"--threads: expected >= 0, got {threads}")
+    executor = args.executor or node_params.get("executor", "single_threaded")
     model = resolve(args.model, "models")
     planner = load_planner(model, backend=backend, threads=threads, spinning=False)  # as planner_node does
     if hasattr(planner, "mode"):
@@ -401,6 +408,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         ("reasoning_mode", args.mode),
         ("backend", backend),
         ("threads", str(threads)),
+        ("executor", executor),
     ):
         cmd += ["-p", f"{key}:={value}"]
     fd, log_name = tempfile.mkstemp(prefix="wamdiff_bench_node_", suffix=".log")
@@ -528,6 +536,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         "reasoning_mode": args.mode,
         "backend": backend,
         "threads": threads or "default",
+        "executor": executor,
         "bag_frame_hz": bag_hz,
         "clock_hz": args.clock_hz,
         "frames_per_pass": len(observations),

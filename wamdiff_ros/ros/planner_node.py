@@ -38,7 +38,7 @@ from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -51,6 +51,7 @@ from wamdiff_ros.planning import CycleOutput, LoopConfig, PlanningLoop
 from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner_spec
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.executors import make_executor, spin
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
 from wamdiff_ros.runtime.planner import export_in_subprocess
@@ -415,9 +416,12 @@ def main(args: list[str] | None = None) -> int:
                 node.trigger_activate()
         # One thread for the input callbacks (they only queue messages); planning has its own thread. A
         # MultiThreadedExecutor's dispatch loop here kept the GIL so busy that plans took 2-7 s, not 20-40 ms.
-        executor = SingleThreadedExecutor()
+        executor, kind, why = make_executor(node.params["executor"], node.context)
+        if why:
+            node.get_logger().warning(why)
+        node.get_logger().info(f"spinning the {kind} executor")
         executor.add_node(node)
-        executor.spin()
+        spin(executor, node.context)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as e:
