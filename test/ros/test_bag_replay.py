@@ -178,6 +178,7 @@ def test_bench_node_smoke(bag, tmp_path):
         mode="adaptive",
         backend=None,  # the params file's: ONNX Runtime (a checkpoint without a network ignores it), one thread
         threads=None,
+        executor="events",  # the C++ executor end to end (where rclpy lacks it the node falls back, still planning)
         clock_hz=40.0,
         startup_timeout=60.0,
         json=None,
@@ -195,5 +196,5 @@ def test_bench_node_smoke(bag, tmp_path):
         assert r["player_cpu_pct"] > 0
         assert 0 < r["bare_paced_mean_ms"] < 1000 and r["e2e_callback_mean_ms"] >= r["e2e_mean_ms"] - 1.0
     assert meta["node_exit_code"] == 0 and meta["node_log"] is None and meta["family"] == "constant_velocity"
-    assert (meta["backend"], meta["threads"]) == ("onnxruntime", 1)
+    assert (meta["backend"], meta["threads"], meta["executor"]) == ("onnxruntime", 1, "events")
     assert meta["bag_frame_hz"] == pytest.approx(10.0) and len(meta["per_iteration"]) == 2
