@@ -41,6 +41,15 @@ def test_measured_slow_cost_replaces_prior_then_averages():
     assert not g.decide(0.9, 0.9, budget_ms=70.0, elapsed_ms=20.0).slow
 
 
+def test_forgotten_slow_cost_is_the_prior_until_the_next_measurement_replaces_it():
+    g = ReasoningGate(GateConfig(slow_cost_ms=30.0), ema=0.5)
+    g.record_slow_cost(80.0)
+    g.forget_slow_cost()
+    assert (g.slow_cost_ms, g.measured) == (30.0, 0)
+    g.record_slow_cost(50.0)
+    assert g.slow_cost_ms == pytest.approx(50.0)
+
+
 def test_forced_modes():
     assert _gate(mode="slow").decide(0.0, 1.0, budget_ms=1.0, elapsed_ms=5.0).slow
     assert not _gate(mode="fast").decide(1.0, 0.0).slow

@@ -149,3 +149,15 @@ def test_default_config_planner_on_the_default_rig():
     assert res.mode == "fast" and res.trajectory.poses.shape == (8, 3)
     assert res.info["model"].startswith("untrained") and res.moe["num_experts"] == 8
     assert len(res.moe["load"]) == 4
+
+
+def test_warm_up_seeds_the_gate_with_the_last_slow_pass_and_keeps_the_mode(monkeypatch):
+    p = _planner(mode="adaptive", slow_cost_ms=500.0)
+    measured = []
+    record = p.gate.record_slow_cost
+    monkeypatch.setattr(p.gate, "record_slow_cost", lambda ms: (measured.append(ms), record(ms)))
+    estimate = p.warm_up(_obs(p.rig), passes=3)
+    assert len(measured) == 3 and p.mode == "adaptive"
+    assert estimate == p.gate.slow_cost_ms == pytest.approx(measured[-1])  # not an average with the cold pass
+    with pytest.raises(ValueError, match="passes must be >= 1"):
+        p.warm_up(_obs(p.rig), passes=0)

@@ -37,6 +37,11 @@ class ReasoningGate:
         self.slow_cost_ms = float(self.cfg.slow_cost_ms)
         self.measured = 0
 
+    def forget_slow_cost(self) -> None:
+        """Back to the prior, so that the next measurement replaces it (see :meth:`WamDiffPlanner.warm_up`)."""
+        self.slow_cost_ms = float(self.cfg.slow_cost_ms)
+        self.measured = 0
+
     def record_slow_cost(self, ms: float) -> None:
         """Fold a measured slow-path time [ms] into the estimate (the first measurement replaces the prior)."""
         ms = float(ms)

@@ -77,7 +77,7 @@ def resolve_model(path: str) -> Path:
 
 
 def load_checked_planner(params: dict, rig: Rig):
-    """Load the checkpoint of ``params['model_path']`` for ``rig`` and run it once on a blank frame.
+    """Load the checkpoint of ``params['model_path']`` for ``rig``, warm it up and plan a blank frame.
 
     Raises (ValueError and friends) if the folder, the family, the rig, the backend or a warm-up
     plan fails, so a bad checkpoint never replaces a working one.
@@ -106,6 +106,8 @@ def load_checked_planner(params: dict, rig: Rig):
         ego=EgoState(pose=np.zeros(3)),
         stamp=0.0,
     )
+    if hasattr(planner, "warm_up"):
+        planner.warm_up(blank)  # every graph run once, and the gate's slow-path cost measured warm
     result = planner.plan(blank, None)
     if result.trajectory.poses.shape != (spec.num_poses, 3) or not np.isfinite(result.trajectory.poses).all():
         raise ValueError(f"checkpoint {folder}: warm-up plan is not a finite ({spec.num_poses}, 3) trajectory")
