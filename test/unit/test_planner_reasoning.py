@@ -50,6 +50,28 @@ def test_forgotten_slow_cost_is_the_prior_until_the_next_measurement_replaces_it
     assert g.slow_cost_ms == pytest.approx(50.0)
 
 
+def test_refusals_relax_an_outlier_estimate_until_slow_is_measured_again():
+    g = ReasoningGate(GateConfig(slow_cost_ms=30.0), ema=0.3)
+    g.record_slow_cost(55.0)
+    g.record_slow_cost(120.0)  # one outlier: 0.7·55 + 0.3·120 = 74.5 ms > the 60 ms left below
+    refusals = 0
+    while not g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0).slow:
+        refusals += 1
+        assert refusals < 10, f"still refused after {refusals} frames (estimate {g.slow_cost_ms:.1f} ms)"
+    assert refusals >= 2 and 55.0 <= g.slow_cost_ms <= 60.0
+
+
+def test_refusals_do_not_relax_below_what_was_measured_or_without_a_measurement():
+    g = ReasoningGate(GateConfig(slow_cost_ms=90.0))
+    for _ in range(20):
+        assert not g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0).slow
+    assert g.slow_cost_ms == 90.0  # only the prior: nothing to relax toward
+    g.record_slow_cost(70.0)  # even the cheapest measured pass does not fit in 60 ms
+    for _ in range(50):
+        assert not g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0).slow
+    assert g.slow_cost_ms == pytest.approx(70.0)
+
+
 def test_forced_modes():
     assert _gate(mode="slow").decide(0.0, 1.0, budget_ms=1.0, elapsed_ms=5.0).slow
     assert not _gate(mode="fast").decide(1.0, 0.0).slow
