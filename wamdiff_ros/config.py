@@ -53,9 +53,12 @@ def validate(params: dict, schema_path: str | os.PathLike, source: str = "<param
     if errors:
         lines = [f"{source}: {'/'.join(map(str, e.path)) or '<root>'}: {e.message}" for e in errors]
         raise ConfigError("invalid parameters:\n  " + "\n  ".join(lines))
-    out = {k: v.get("default") for k, v in schema.get("properties", {}).items() if "default" in v}
-    out.update(params)
-    return out
+    return {**schema_defaults(schema), **params}
+
+
+def schema_defaults(schema: dict) -> dict:
+    """Each property's ``default`` in a JSON Schema (properties without one are left out)."""
+    return {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
 
 
 def load_params(param_file: str | os.PathLike, node: str = "/**") -> dict:

@@ -8,9 +8,11 @@ Humble has none, so asking for it there falls back to ``single_threaded`` with a
 
 from __future__ import annotations
 
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import Executor, SingleThreadedExecutor
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # rclpy is imported where it is used: the CLI reads EXECUTORS without it
+    from rclpy.context import Context
+    from rclpy.executors import Executor
 
 EXECUTORS = ("single_threaded", "events")
 SPIN_TIMEOUT_S = 0.5
@@ -27,6 +29,8 @@ def events_executor_class():
 
 def make_executor(kind: str, context: Context | None = None) -> tuple[Executor, str, str | None]:
     """``(executor, kind used, why it differs from kind or None)`` for ``kind`` in :data:`EXECUTORS`."""
+    from rclpy.executors import SingleThreadedExecutor
+
     if kind not in EXECUTORS:
         raise ValueError(f"executor: expected one of {EXECUTORS}, got {kind!r}")
     if kind == "events":
@@ -47,6 +51,8 @@ def spin(executor: Executor, context: Context | None = None) -> None:
     The EventsExecutor's own ``spin()`` busy-waits in the rclpy measured here (kilted: a whole core with
     no work), while its ``spin_once`` blocks until work or the timeout, so both kinds are spun that way.
     """
+    import rclpy
+
     context = context or rclpy.get_default_context()
     while context.ok():
         executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)

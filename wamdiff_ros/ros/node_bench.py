@@ -42,6 +42,8 @@ import time
 
 import numpy as np
 
+from wamdiff_ros.ros.executors import EXECUTORS
+
 RATIO_TARGET = 1.15
 TABLE_COLUMNS = [
     "rate_hz",
@@ -99,7 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--executor",
-        choices=("single_threaded", "events"),
+        choices=EXECUTORS,
         default=None,
         help="the node's executor parameter (default: the params file's)",
     )
@@ -359,11 +361,12 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     """Run the benchmark; returns ``(rows per rate, meta)``."""
     import rclpy
 
-    from wamdiff_ros.config import load_yaml, ros_parameters
+    from wamdiff_ros.config import load_yaml, ros_parameters, schema_defaults
     from wamdiff_ros.data.raw_bag import RawBagReader
     from wamdiff_ros.graphs import executable_command
     from wamdiff_ros.paths import config_path, resolve
     from wamdiff_ros.planning.loop import planner_history, planner_spec
+    from wamdiff_ros.ros.params import load_schema, schema_path
     from wamdiff_ros.runtime import load_planner
 
     if args.iterations < 1 or args.frames < 2 or args.warmup_frames < 0 or any(r <= 0 for r in args.rates):
@@ -371,12 +374,13 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     if not args.clock_hz > 0:
         raise ValueError(f"--clock-hz: expected > 0, got {args.clock_hz}")
     params = args.params_file or str(config_path("planner.param.yaml"))
-    node_params = ros_parameters(load_yaml(params), params)
-    backend = args.backend or node_params.get("backend", "torch")
-    threads = int(node_params.get("threads", 0) if args.threads is None else args.threads)
+    # What the node will run with: the params file over the schema's defaults.
+    node_params = {**schema_defaults(load_schema(schema_path("planner"))), **ros_parameters(load_yaml(params), params)}
+    backend = args.backend or node_params["backend"]
+    threads = int(node_params["threads"] if args.threads is None else args.threads)
     if threads < 0:
         raise ValueError(f"--threads: expected >= 0, got {threads}")
-    executor = args.executor or node_params.get("executor", "single_threaded")
+    executor = args.executor or node_params["executor"]
     model = resolve(args.model, "models")
     planner = load_planner(model, backend=backend, threads=threads, spinning=False)  # as planner_node does
     if hasattr(planner, "mode"):
