@@ -35,10 +35,11 @@ def test_constant_yaw_rate_gives_an_exact_circle():
     np.testing.assert_allclose(radius * res.trajectory.poses[:, 2], v * np.arange(1, 9) * 0.5)
 
 
-def test_navsim_variant_ignores_yaw_rate_and_lateral_velocity_is_kept():
+def test_navsim_variant_goes_straight_along_the_heading_at_the_current_speed():
     p = ConstantVelocityPlanner(load_rig(), use_yaw_rate=False)
-    res = p.plan(obs(v=4.0, vy=1.0, w=0.5))
-    np.testing.assert_allclose(res.trajectory.poses[-1], [16.0, 4.0, 0.0])
+    res = p.plan(obs(v=3.0, vy=4.0, w=0.5))  # speed 5 m/s, as NAVSIM's ConstantVelocityAgent takes it
+    np.testing.assert_allclose(res.trajectory.poses[:, 0], 5.0 * np.arange(1, 9) * 0.5)
+    np.testing.assert_allclose(res.trajectory.poses[:, 1:], 0.0)
 
 
 def test_checkpoint_round_trip_registry_and_errors(tmp_path):

@@ -3,6 +3,7 @@ per-scenario slow rates, MoE statistics, the logged plan scoring zero displaceme
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
@@ -58,8 +59,14 @@ def test_eval_json_fields(setup):
 def test_eval_baseline_only_and_bad_input(setup, capsys):
     tmp, bag = setup
     out = tmp / "cv.json"
-    assert main(["eval", "--data", str(bag), "--json", str(out), "--baseline", "constant_velocity", "--no-cache"]) == 0
-    assert list(json.loads(out.read_text())["results"]) == ["constant_velocity"]
+    argv = ["eval", "--data", str(bag), "--json", str(out), "--no-cache", "--frames"]
+    assert main([*argv, "--baseline", "constant_velocity", "navsim_constant_velocity"]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert list(results) == ["constant_velocity", "navsim_constant_velocity"]
+    for row in results["navsim_constant_velocity"]["frames"]:  # straight ahead, NAVSIM's ConstantVelocityAgent
+        plan = np.asarray(row["plan"])
+        np.testing.assert_allclose(plan[:, 1:], 0.0)
+        assert (np.diff(plan[:, 0]) >= -1e-9).all()
     assert main(["eval", "--data", str(bag), "--json", str(out)]) == 2
     assert "--model" in capsys.readouterr().err
     assert (

@@ -2,7 +2,8 @@
 
 The ego keeps its twist ``(vx, vy, ω)`` over the horizon, so the path is a circular arc (a straight
 line when ``ω`` is 0), integrated exactly with the SE(2) exponential. With ``use_yaw_rate=False`` it
-is NAVSIM's ConstantVelocityAgent (straight along the current heading at the current speed).
+is NAVSIM's ConstantVelocityAgent: straight along the current heading at the current speed
+``|(vx, vy)|``, yaw 0 (``navsim/agents/constant_velocity_agent.py``).
 
 A checkpoint is a folder holding only ``config.json`` (the layout of :mod:`wamdiff_ros.models.checkpoint`,
 without weights)::
@@ -51,8 +52,10 @@ class ConstantVelocityPlanner:
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
         t0 = time.perf_counter()
         ego = obs.ego
-        omega = ego.yaw_rate if self.use_yaw_rate else 0.0
-        twist = np.array([ego.velocity[0], ego.velocity[1], omega])
+        if self.use_yaw_rate:
+            twist = np.array([ego.velocity[0], ego.velocity[1], ego.yaw_rate])
+        else:
+            twist = np.array([float(np.hypot(*ego.velocity[:2])), 0.0, 0.0])
         poses = se2_exp(self.spec.times[:, None] * twist)
         traj = Trajectory(poses, self.spec, "base_link", obs.stamp)
         return PlanResult(

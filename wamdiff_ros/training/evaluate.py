@@ -5,7 +5,10 @@ Runs, all through :func:`wamdiff_ros.evaluation.evaluate_open_loop` on the same 
 
 - ``--model DIR --mode fast,slow,adaptive``: the model once per mode (WAM-Diff's reasoning gate forced
   or adaptive); the label is ``<family>/<mode>``;
-- ``--baseline constant_velocity``: :class:`~wamdiff_ros.planners.constant_velocity.ConstantVelocityPlanner`;
+- ``--baseline constant_velocity``: :class:`~wamdiff_ros.planners.constant_velocity.ConstantVelocityPlanner`,
+  the ego's current twist (speed and yaw rate: an arc) held over the horizon;
+- ``--baseline navsim_constant_velocity``: the same planner as NAVSIM's ConstantVelocityAgent (straight
+  along the heading at the current speed), the constant-velocity row of NAVSIM's tables;
 - ``--baseline expert``: the expert's logged future itself (:class:`LoggedPlanner`), the "human" row of
   NAVSIM tables (its EP is < 1 where the PDM-Closed reference progresses further).
 
@@ -24,7 +27,7 @@ import numpy as np
 from wamdiff_ros.training.settings import passive_omp
 from wamdiff_ros.types import Observation, PlanResult, Trajectory
 
-BASELINES = ("constant_velocity", "expert")
+BASELINES = ("constant_velocity", "navsim_constant_velocity", "expert")
 METRIC_COLUMNS = ("PDMS", "EPDMS", "NC", "DAC", "DDC", "TLC", "EP", "TTC", "LK", "HC", "EC")
 OPEN_LOOP_COLUMNS = ("l2_1s", "l2_2s", "l2_3s", "ade", "fde", "collision_rate_3s", "at_fault_collision_rate")
 
@@ -212,6 +215,9 @@ def main(args: argparse.Namespace) -> int:
                 planners[family] = planner
         if "constant_velocity" in args.baseline:
             planners["constant_velocity"] = ConstantVelocityPlanner(dataset.rig, dataset.spec)
+        if "navsim_constant_velocity" in args.baseline:
+            straight = ConstantVelocityPlanner(dataset.rig, dataset.spec, use_yaw_rate=False)
+            planners["navsim_constant_velocity"] = straight
         if "expert" in args.baseline:
             planners["expert_log"] = LoggedPlanner(dataset)
         if args.calibrate_gate is not None and not {"fast", "slow"} <= set(modes):
