@@ -193,6 +193,8 @@ def test_bench_node_smoke(bag, tmp_path):
         assert r["plans"] >= 7 and r["fallbacks"] <= 1  # one stale-input fallback seen under a loaded 2-core run
         assert r["ratio"] == pytest.approx(r["e2e_mean_ms"] / r["bare_mean_ms"])
         assert 0 < r["node_processing_p50_ms"] < r["e2e_max_ms"]  # the node's own cycle time, one part of e2e
+        assert 0 < r["node_planner_mean_ms"] <= r["node_processing_mean_ms"]  # the plan call, one part of the cycle
+        assert r["ratio_node_planner"] == pytest.approx(r["e2e_mean_ms"] / r["node_planner_mean_ms"])
         assert r["player_cpu_pct"] > 0
         assert 0 < r["bare_paced_mean_ms"] < 1000 and r["e2e_callback_mean_ms"] >= r["e2e_mean_ms"] - 1.0
     assert meta["node_exit_code"] == 0 and meta["node_log"] is None and meta["family"] == "constant_velocity"

@@ -272,7 +272,9 @@ def test_deadline_miss_is_published_and_counted():
     loop = PlanningLoop(Recording(), RIG, LoopConfig(deadline_ms=100.0), decode_image, decode_odom, lambda: next(clock))
     feed(loop, 1.0)
     out = loop.step(1.0)
-    assert out.kind == "plan" and out.deadline_missed and out.processing_ms == pytest.approx(250.0)
+    # wall readings: cycle start, plan start, plan end, cycle end
+    assert out.kind == "plan" and out.deadline_missed and out.processing_ms == pytest.approx(750.0)
+    assert out.planner_ms == pytest.approx(250.0)
     health = loop.health(1.0)
     assert health.level == LEVEL_WARN and "deadline" in health.message
     assert health.values["deadline_misses"] == "1"
@@ -340,3 +342,15 @@ def test_trajectory_type_is_what_the_planner_promised():
     feed(loop, 1.0)
     out = loop.step(1.0)
     assert isinstance(out.result.trajectory, Trajectory) and out.result.trajectory.spec == SPEC
+
+
+def test_the_planner_time_is_reported_apart_from_the_cycle():
+    loop, _ = make()
+    feed(loop, 1.0)
+    out = loop.step(1.0)
+    assert out.kind == "plan" and out.planner_ms is not None and 0 <= out.planner_ms <= out.processing_ms
+    loop.on_image("front", 1.1, JPEG[:20] + b"\x00" * 50, 1.1)
+    loop.on_image("left", 1.1, JPEG, 1.1)
+    loop.on_odometry(1.1, ego(1.1), 1.1)
+    out = loop.step(1.1)
+    assert out.kind != "plan" and out.planner_ms is None  # a fallback never called the planner

@@ -121,6 +121,7 @@ class CycleOutput:
         reasons: why this is a fallback (empty for a plan).
         input_stamp: sensor stamp the output answers [s] (None for a fallback on missing inputs).
         processing_ms: wall time of the cycle [ms].
+        planner_ms: wall time of the planner's ``plan`` call alone [ms] (None when it was not called).
         deadline_missed: ``processing_ms`` exceeded ``deadline_ms``.
     """
 
@@ -131,6 +132,7 @@ class CycleOutput:
     reasons: tuple[str, ...] = ()
     input_stamp: float | None = None
     processing_ms: float = 0.0
+    planner_ms: float | None = None
     deadline_missed: bool = False
 
 
@@ -370,7 +372,9 @@ class PlanningLoop:
                 ego_history=self._history(ego, spec.dt, self._history_len()),
             )
             with self._unlocked():
+                t_plan = self._wall()
                 result = planner.plan(obs, cfg.budget_ms)
+                planner_ms = (self._wall() - t_plan) * 1e3
             problem = _result_problem(result, spec)
         except Exception as e:
             problem = f"planner: {type(e).__name__}: {e}"
@@ -385,9 +389,9 @@ class PlanningLoop:
         self.counts[result.mode] += 1
         if result.moe.get("load") is not None:
             self._moe_load = [float(v) for v in np.asarray(result.moe["load"], np.float64).reshape(-1)]
-        return self._finish(
-            CycleOutput(result=result, stamp=s.key_stamp, origin=ego.pose, kind="plan", input_stamp=s.key_stamp), t0
-        )
+        out = CycleOutput(result=result, stamp=s.key_stamp, origin=ego.pose, kind="plan", input_stamp=s.key_stamp)
+        out.planner_ms = planner_ms
+        return self._finish(out, t0)
 
     def _fallback(
         self,

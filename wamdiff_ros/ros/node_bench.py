@@ -17,16 +17,20 @@ warm-up pass. Per frame (one camera stamp):
 - missed: a frame published complete that never got a trajectory.
 
 Per rate: latency mean / p50 / p99 / max, jitter (std of trajectory inter-arrival times), missed
-frames, the node's own cycle time (``~/debug/processing_time_ms``: decoding + planning, so that
-e2e − cycle is transport, executor dispatch and sync), the node's CPU (utime + stime from
-``/proc/<pid>/stat`` over wall time; 100 % = one core; also measured idle, with no input, before
-playing) and this process's (player and probe, which share the machine with the node), the node's
-plan / fallback / deadline-miss counts from /diagnostics, and the ratio of the node's mean end-to-end
-latency to the bare planner time: ``planner.plan`` on the same frames in this process, on the same
-backend with the same threads, timed before and after the node runs (target ≤ 1.15 for a network;
-for a planner that takes microseconds the ratio only measures transport). The bare planner is also timed
-once per frame period at each rate (``bare_paced_mean_ms``): on a VM whose cores idle between frames
-a plan can take half as long again as in a tight loop, which the back-to-back figure hides.
+frames, the node's own cycle time (``~/debug/processing_time_ms``: decoding + planning, so that e2e
+− cycle is transport, executor dispatch and sync) and the planner's share of it
+(``~/debug/planner_time_ms``: the ``plan`` call alone, timed inside the node on the same frames),
+the node's CPU (utime + stime from ``/proc/<pid>/stat`` over wall time; 100 % = one core; also
+measured idle, with no input, before playing) and this process's (player and probe, which share the
+machine with the node), the node's plan / fallback / deadline-miss counts from /diagnostics, and the
+ratio of the node's mean end-to-end latency to the bare planner time: ``planner.plan`` on the same
+frames in this process, on the same backend with the same threads, timed before and after the node
+runs (target ≤ 1.15 for a network; for a planner that takes microseconds the ratio only measures
+transport). The bare planner is also timed once per frame period at each rate
+(``bare_paced_mean_ms``): on a VM whose cores idle between frames a plan can take half as long again
+as in a tight loop, which the back-to-back figure hides. Beside it, ``ratio_node_planner`` divides
+the same end-to-end mean by the planner time measured inside the node in the same passes: what the
+node adds over its own planner (decoding, sync, executor, transport), free of the duty-cycle effect.
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ TABLE_COLUMNS = [
     "node_processing_mean_ms",
     "bare_mean_ms",
     "bare_paced_mean_ms",
+    "node_planner_mean_ms",
     "ratio",
+    "ratio_node_planner",
     "node_cpu_pct",
     "fallbacks",
 ]
@@ -69,6 +75,8 @@ DIAG_WAIT_S = 5.0
 IDLE_S = 2.0
 """The node's CPU is also measured this long with no input (its baseline: executor, timers)."""
 SYNC_TOPIC_KINDS = ("image", "odom")
+DEBUG_TOPICS = ("processing_time_ms", "planner_time_ms")
+"""The node's ``~/debug/*`` Float64 topics the probe records: its cycle, and the planner's call within it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -251,7 +259,7 @@ class _Probe:
         self.received: dict[int, float] = {}
         self.received_callback: dict[int, float] = {}
         self.diag_time = 0.0
-        self.processing: list[float] = []
+        self.debug: dict[str, list[float]] = {name: [] for name in DEBUG_TOPICS}
         self.diag: dict[str, str] = {}
         self._lock = threading.Lock()
         self._stamp = header_stamp_ns
@@ -269,9 +277,10 @@ class _Probe:
         on_path = self._on_path_with_info if reception_timestamps() else self._on_path
         self.node.create_subscription(PathMsg, "/planner_node/trajectory", on_path, QoSProfile(depth=100))
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, QoSProfile(depth=10))
-        self.node.create_subscription(
-            Float64, "/planner_node/debug/processing_time_ms", self._on_processing, QoSProfile(depth=100)
-        )
+        for name in DEBUG_TOPICS:
+            self.node.create_subscription(
+                Float64, f"/planner_node/debug/{name}", lambda m, n=name: self._on_debug(n, m), QoSProfile(depth=100)
+            )
         # One thread: a MultiThreadedExecutor's dispatch loop costs a core's worth of GIL and CPU on a
         # 2-core machine, which the node under test would then lose.
         self.executor = SingleThreadedExecutor(context=context)
@@ -299,9 +308,9 @@ class _Probe:
         ns = info.get("received_timestamp", 0)
         self._on_path(msg, time.monotonic() - (time.time_ns() - ns) * 1e-9 if ns > 0 else None)
 
-    def _on_processing(self, msg) -> None:
+    def _on_debug(self, name: str, msg) -> None:
         with self._lock:
-            self.processing.append(float(msg.data))
+            self.debug[name].append(float(msg.data))
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
@@ -324,7 +333,8 @@ class _Probe:
 
     def reset(self) -> None:
         with self._lock:
-            self.sent, self.received, self.received_callback, self.processing = {}, {}, {}, []
+            self.sent, self.received, self.received_callback = {}, {}, {}
+            self.debug = {name: [] for name in DEBUG_TOPICS}
 
     def snapshot(self) -> tuple[dict, dict]:
         """Frame stamp -> publish time and -> reception time, as recorded so far."""
@@ -336,10 +346,10 @@ class _Probe:
         with self._lock:
             return dict(self.received_callback)
 
-    def processing_ms(self) -> list[float]:
-        """The node's own cycle times (``~/debug/processing_time_ms``: decode + plan) since :meth:`reset`."""
+    def debug_ms(self, name: str) -> list[float]:
+        """Values of the node's ``~/debug/<name>`` topic (see :data:`DEBUG_TOPICS`) since :meth:`reset`."""
         with self._lock:
-            return list(self.processing)
+            return list(self.debug[name])
 
     def close(self) -> None:
         """Shut the context down (ends the spin thread), then release the executor, player and node."""
@@ -445,6 +455,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         for hz in args.rates:
             rate = hz / bag_hz
             lat_all, missed_all, jit, cpu, frames_all, proc_all, bench_cpu = [], 0, [], [], 0, [], []
+            planner_all: list[float] = []
             lat_cb_all = []
             counts0 = _counts(probe.fresh_diagnostics(time.monotonic(), DIAG_WAIT_S))
             counts1 = counts0
@@ -461,7 +472,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     time.sleep(0.05)
                 c1, w1, b1 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
                 sent, received = probe.snapshot()
-                proc_all += probe.processing_ms()
+                proc_all += probe.debug_ms("processing_time_ms")
+                planner_all += probe.debug_ms("planner_time_ms")
                 lat, missed = frame_latencies(sent, received)
                 lat_cb_all.append(frame_latencies(sent, probe.callback_times())[0])
                 answered = sorted(s for s in received if s in sent)
@@ -495,6 +507,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
             lat = np.concatenate(lat_all) if lat_all else np.zeros(0)
             lat_cb = np.concatenate(lat_cb_all) if lat_cb_all else np.zeros(0)
             proc_ms = np.asarray(proc_all) if proc_all else np.full(1, np.nan)
+            planner_ms = float(np.mean(planner_all)) if planner_all else float("nan")
             delta = {k: counts1[k] - counts0[k] for k in counts0}
             rows.append(
                 {
@@ -512,6 +525,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
                     "player_cpu_pct": float(np.mean(bench_cpu)),
                     "node_processing_mean_ms": float(proc_ms.mean()),
                     "node_processing_p50_ms": float(np.percentile(proc_ms, 50)),
+                    "node_planner_mean_ms": planner_ms,
+                    "ratio_node_planner": float(lat.mean()) / planner_ms if len(lat) else float("nan"),
                     "plans": delta["plans"],
                     "fallbacks": delta["fallbacks_hold"] + delta["fallbacks_stop"],
                     "deadline_misses": delta["deadline_misses"],

@@ -20,8 +20,10 @@ Topics (``<prefix>`` = ``camera_topic_prefix``):
   (sensor_msgs/Image) per rig camera, ``<prefix>/<camera>/camera_info``, ``odom_topic``
   (nav_msgs/Odometry), ``command_topic`` and ``instruction_topic`` (std_msgs/String);
 - out: ``~/trajectory`` (nav_msgs/Path), ``~/candidates`` (visualization_msgs/MarkerArray),
-  ``~/reasoning`` (std_msgs/String), ``~/debug/processing_time_ms`` and ``~/debug/pipeline_latency_ms``
-  (std_msgs/Float64), ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, also while inactive).
+  ``~/reasoning`` (std_msgs/String), ``~/debug/processing_time_ms`` (the cycle),
+  ``~/debug/planner_time_ms`` (the planner's ``plan`` call alone, plans only) and
+  ``~/debug/pipeline_latency_ms`` (std_msgs/Float64), ``/diagnostics`` (diagnostic_msgs/DiagnosticArray,
+  also while inactive).
 """
 
 from __future__ import annotations
@@ -188,6 +190,7 @@ class PlannerNode(LifecycleNode):
                 ("candidates", MarkerArray, "~/candidates"),
                 ("reasoning", String, "~/reasoning"),
                 ("processing", Float64, "~/debug/processing_time_ms"),
+                ("planner_time", Float64, "~/debug/planner_time_ms"),
                 ("latency", Float64, "~/debug/pipeline_latency_ms"),
             )
         }
@@ -302,6 +305,8 @@ class PlannerNode(LifecycleNode):
         if out.result.reasoning:
             pubs["reasoning"].publish(String(data=out.result.reasoning))
         pubs["processing"].publish(Float64(data=out.processing_ms))
+        if out.planner_ms is not None:
+            pubs["planner_time"].publish(Float64(data=out.planner_ms))
         if out.input_stamp is not None:
             pubs["latency"].publish(Float64(data=(self._now() - out.input_stamp) * 1e3))
         if out.deadline_missed:
