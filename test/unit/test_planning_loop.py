@@ -131,6 +131,37 @@ def test_ego_history_is_relative_and_clamped_like_the_dataset():
 
 
 @pytest.mark.parametrize(
+    "case",
+    ["gap", "teleport"],  # the next simulator episode 1 s later elsewhere; a relocalisation mid-stream
+)
+def test_a_break_in_the_odometry_drops_the_ego_history_and_the_held_plan(case):
+    planner = Recording()
+    planner.history = 3
+    loop, _ = make(planner, sync_slop_s=0.01)
+    for k in range(29):  # 30 m/s: 3 m between messages is motion, not a break
+        t = 0.1 * k
+        loop.on_odometry(t, ego(t, x=30.0 * t, v=30.0), t)
+    feed(loop, 2.9, odom=ego(2.9, x=87.0, v=30.0))
+    assert loop.step(2.9).kind == "plan"
+    np.testing.assert_allclose(planner.seen[-1].ego_history[:, 0], [-45.0, -30.0, -15.0], atol=1e-9)
+    t0 = 3.9 if case == "gap" else 3.0
+    for k in range(2):
+        t = t0 + 0.1 * k
+        loop.on_odometry(t, ego(t, x=500.0 + 10.0 * (t - t0), y=-200.0, yaw=1.0), t)
+    t = t0 + 0.2
+    feed(loop, t, odom=ego(t, x=502.0, y=-200.0, yaw=1.0))
+    assert loop.step(t).kind == "plan"
+    history = planner.seen[-1].ego_history
+    assert np.abs(history[:, :2]).max() < 3.0, history  # only poses since the break (clamped): none from before
+    assert loop.health(t).values["odometry_breaks"] == "1"
+    loop.on_image("front", t + 0.1, JPEG[:20], t + 0.1)  # a bad frame now falls back to a stop, not the old plan
+    loop.on_image("left", t + 0.1, JPEG, t + 0.1)
+    loop.on_odometry(t + 0.1, ego(t + 0.1, x=503.0, y=-200.0, yaw=1.0), t + 0.1)
+    assert loop.step(t + 0.1).kind == "hold"  # the plan made after the break is held
+    assert loop.counts["odometry_breaks"] == 1
+
+
+@pytest.mark.parametrize(
     "case, expect",
     [
         ("corrupt_jpeg", "camera front"),

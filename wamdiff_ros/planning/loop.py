@@ -18,6 +18,10 @@ Rules:
 - A cycle slower than ``deadline_ms`` is still published and counted as a deadline miss.
 - Time going backwards (inputs or node clock: a bag loop, a simulator reset) resets the sync, the
   ego history and the held plan.
+- A break in the odometry (a gap longer than ``input_timeout_s``, or a pose farther from the previous
+  one than their speeds explain by :data:`ODOM_JUMP_M`: the next episode of a simulator or a bag, a
+  relocalisation) drops the ego history and the held plan, so poses from before the break never
+  reach the planner as the ego's past.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ LEVEL_OK, LEVEL_WARN, LEVEL_ERROR = 0, 1, 2
 
 ACCEL_WINDOW_S = 0.2
 """Odometry is differentiated over about this long to estimate acceleration (Odometry carries none)."""
+
+ODOM_JUMP_M = 2.0
+"""Consecutive odometry poses farther apart than their speeds can explain by more than this [m] break
+the ego history (see the module docstring)."""
 
 FOCAL_TOLERANCE = 0.02
 """camera_info focal lengths may differ from the rig's by this fraction."""
@@ -269,6 +277,10 @@ class PlanningLoop:
             if isinstance(item, EgoState):
                 if self._odom and item.stamp < self._odom[-1].stamp:
                     self._odom.clear()
+                elif self._odom and self._odometry_break(self._odom[-1], item):
+                    self._odom.clear()
+                    self._held = None
+                    self.counts["odometry_breaks"] += 1
                 item = self._with_acceleration(item)
                 self._odom.append(item)
                 self._last_valid_ego = item
@@ -468,6 +480,14 @@ class PlanningLoop:
         ego.acceleration = _rot(ego.pose[2]).T @ acc_world
         return ego
 
+    def _odometry_break(self, prev: EgoState, ego: EgoState) -> bool:
+        """``ego`` does not continue ``prev``: a gap over ``input_timeout_s`` or a jump (see :data:`ODOM_JUMP_M`)."""
+        dt = ego.stamp - prev.stamp
+        if dt > self._config.input_timeout_s:
+            return True
+        reach = max(float(np.hypot(*prev.velocity[:2])), float(np.hypot(*ego.velocity[:2]))) * dt + ODOM_JUMP_M
+        return float(np.hypot(*(ego.pose[:2] - prev.pose[:2]))) > reach
+
     def _history(self, ego: EgoState, dt: float, length: int) -> np.ndarray:
         """(length, 3) past poses relative to ``ego`` every ``dt`` s, oldest first; clamped at the oldest
         odometry kept (as the dataset clamps at an episode's start); zeros without any past odometry."""
@@ -524,6 +544,7 @@ class PlanningLoop:
                 "slow_rate": f"{c['slow'] / c['plans']:.3f}" if c["plans"] else "0.000",
                 "sync_resets": str(self.sync.resets),
                 "time_jumps": str(c["time_jumps"]),
+                "odometry_breaks": str(c["odometry_breaks"]),
                 "command": self._command,
             }
             if self._processing:
