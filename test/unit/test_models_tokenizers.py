@@ -30,10 +30,24 @@ def test_trajectory_round_trip_error_within_half_bin(xs, ys):
 
 def test_default_quantisation_figures():
     rep = TOK.report()
-    assert rep["x"]["max_error_m"] == pytest.approx(0.10, abs=1e-9)
+    assert rep["x"]["max_error_m"] == pytest.approx(0.20, abs=1e-9)  # within 0.2 m of 0; 0.10 elsewhere
+    assert TOK.x.max_error(np.array([5.0]))[0] == pytest.approx(0.10, abs=1e-9)
     y = rep["y"]["max_error_at_m"]
-    assert y["0"] < 0.035 < y["3.5"] < 0.07 < y["10"] < 0.18 < y["30"] <= 0.51
+    assert y["0"] == pytest.approx(0.068, abs=1e-3) and 0.06 < y["3.5"] < 0.07 < y["10"] < 0.18 < y["30"] <= 0.51
     assert TOK.num_tokens == 16
+
+
+def test_zero_is_exact_straight_ahead_and_standing_still_decode_without_offset():
+    wp = np.zeros((8, 2))
+    wp[:, 0] = [0.0, 0.05, -0.05, 0.19, 3.0, 6.0, 9.0, 12.0]
+    wp[:, 1] = [0.0, 0.01, -0.01, 0.06, -0.06, 1e-6, -1e-6, 0.0]
+    back = TOK.decode(TOK.encode(wp))
+    np.testing.assert_array_equal(back[:4, 0], 0.0)  # x bins [-0.2, 0) and [0, 0.2) decode to 0
+    np.testing.assert_array_equal(back[:, 1], 0.0)  # both y bins meeting at 0 decode to 0
+    np.testing.assert_allclose(back[4:, 0], wp[4:, 0], atol=0.1)  # other bins: their centres
+    ax = AxisBinning(AxisBinsConfig(-1.0, 1.0, 5))  # odd count: 0 is a centre already, nothing moves
+    np.testing.assert_allclose(ax.decode(ax.encode([0.0, 0.3, -0.3])), [0.0, 0.4, -0.4], atol=1e-12)
+    assert ax.max_error() == pytest.approx(0.2)
 
 
 def test_uniform_bins_and_clamping():

@@ -5,11 +5,16 @@ token, a bin index of its axis, so a plan is 16 tokens ``x0 y0 x1 y1 …``.
 
 Quantisation error: a value inside ``[lo, hi]`` is replaced by its bin's centre, so its error is at
 most half that bin's width; values outside are clamped to the edge bins (their error is the distance
-to the range plus half a bin). With the default config (see :class:`TrajectoryTokensConfig`):
+to the range plus half a bin). Zero is exact: where 0 is an edge between two bins (an even bin count
+on a symmetric range, both default axes), those two bins decode to 0, not to ±half a bin, so the
+commonest plans, straight ahead and standing still, carry no offset. With the centres, every
+straight plan decoded 3.4 cm to one side, and a tracking controller turned that into a steady drift
+across the lanes in closed loop. The price is an error of up to a whole bin (not half) for values in
+those two bins. With the default config (see :class:`TrajectoryTokensConfig`):
 
-- x: uniform 0.2 m bins over [-5, 130] m (675 tokens) → max error 0.10 m everywhere.
-- y: asinh-companded bins over [-30, 30] m (200 tokens, scale 2 m) → max error 0.034 m at 0,
-  0.07 m at ±3.5 m (one lane), 0.17 m at ±10 m, 0.51 m at ±30 m.
+- x: uniform 0.2 m bins over [-5, 130] m (675 tokens) → max error 0.10 m, 0.2 m within 0.2 m of 0.
+- y: asinh-companded bins over [-30, 30] m (200 tokens, scale 2 m) → 0 exact, max error 0.068 m
+  within 0.068 m of 0, 0.07 m at ±3.5 m (one lane), 0.17 m at ±10 m, 0.51 m at ±30 m.
 
 Why non-uniform in y: lateral offsets of lane following and lane changes stay within a few metres,
 where lane keeping (NAVSIM LK: 0.5 m) and collision margins are decided; large offsets only occur in
@@ -27,9 +32,13 @@ import numpy as np
 from wamdiff_ros.models.config import AxisBinsConfig, TrajectoryTokensConfig
 from wamdiff_ros.types import TrajectorySpec
 
+ZERO_EDGE_TOLERANCE = 1e-9
+"""An interior edge this close to 0 [m] is taken as 0 (see the module docstring: zero is exact)."""
+
 
 class AxisBinning:
-    """Bins of one axis: ``encode(values) -> indices``, ``decode(indices) -> bin centres``."""
+    """Bins of one axis: ``encode(values) -> indices``, ``decode(indices) -> values`` (bin centres, and
+    0 for the two bins that meet at 0)."""
 
     def __init__(self, cfg: AxisBinsConfig):
         self.cfg = cfg
@@ -38,6 +47,12 @@ class AxisBinning:
         self.edges[0], self.edges[-1] = cfg.lo, cfg.hi
         self.centers = 0.5 * (self.edges[:-1] + self.edges[1:])
         self.widths = np.diff(self.edges)
+        self.values = self.centers.copy()
+        zero = np.flatnonzero(np.abs(self.edges[1:-1]) <= ZERO_EDGE_TOLERANCE)
+        if len(zero):
+            self.edges[zero[0] + 1] = 0.0
+            self.values[zero[0] : zero[0] + 2] = 0.0
+        self._errors = np.maximum(np.abs(self.edges[:-1] - self.values), np.abs(self.edges[1:] - self.values))
 
     def _fwd(self, v: np.ndarray) -> np.ndarray:
         return np.arcsinh(v / self.cfg.scale) if self.cfg.scale > 0 else np.asarray(v, np.float64)
@@ -58,13 +73,14 @@ class AxisBinning:
         idx = np.asarray(indices, np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= self.cfg.bins):
             raise ValueError(f"bin indices: expected 0…{self.cfg.bins - 1}, got {idx.min()}…{idx.max()}")
-        return self.centers[idx]
+        return self.values[idx]
 
     def max_error(self, values: np.ndarray | float | None = None) -> np.ndarray | float:
-        """Worst-case quantisation error [m]: half the bin width at ``values`` (over the range if None)."""
+        """Worst-case quantisation error [m] in the bin of each of ``values`` (over the range if None):
+        half its width, the whole width for the two bins that decode to 0."""
         if values is None:
-            return float(self.widths.max() / 2)
-        return self.widths[self.encode(values)] / 2
+            return float(self._errors.max())
+        return self._errors[self.encode(values)]
 
 
 class TrajectoryTokenizer:
