@@ -72,6 +72,15 @@ def test_stopped_plan_holds_the_vehicle():
     assert t.track(stop, ego(0.3))[0] < 0.0
 
 
+def test_a_gentle_start_from_standstill_is_a_start_not_a_hold():
+    x = 0.5 * 0.6 * SPEC.times**2  # 0.6 m/s² from rest: 0.08 m at 0.5 s, 0.3 m at 1 s
+    start = Trajectory(np.stack([x, 0 * x, 0 * x], 1), SPEC)
+    accel, _ = Tracker().track(start, ego(0.0))
+    assert accel > 0.3
+    late = np.where(SPEC.times <= 1.0, 0.0, 2.0 * (SPEC.times - 1.0))  # stands for a second, then moves
+    assert Tracker().track(Trajectory(np.stack([late, 0 * late, 0 * late], 1), SPEC), ego(0.0))[0] == 0.0
+
+
 def test_speed_profile_and_bad_input():
     times, speeds = speed_profile(straight_plan(8.0), 5.0)
     assert times[0] == 0 and speeds[0] == 5.0 and np.allclose(speeds[1:], 8.0)

@@ -3,7 +3,10 @@
 ``Tracker.track(plan, ego)`` turns a plan in base_link into ``(accel [m/s²], steer [rad, + left])``
 clipped to the actuator ranges; the embedded world maps those onto highway-env's normalised action.
 The speed reference is the plan's speed a short preview ahead, with the plan's own acceleration as
-feed-forward; a plan that stops is held with a gentle brake.
+feed-forward; a plan that stands still over the next ``hold_window`` s is held with a gentle brake. A
+plan that starts from standstill gently (a few tenths of a metre in its first second) is a start, not
+a stop: with the preview speed alone it read as one, the vehicle stayed put, and the planner, seeing
+it still stopped, kept planning the same gentle start (a closed-loop deadlock at junctions).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ class TrackerParams:
     preview: time ahead at which the plan's speed is the reference [s].
     feedforward: weight of the plan's acceleration added to the command [-].
     hold_brake: braking while the plan stands still and the ego is (nearly) stopped [m/s²].
+    hold_window: the plan stands still when its speed stays below :data:`STANDSTILL_SPEED` for this
+        long [s].
     """
 
     pursuit: PurePursuitParams = field(default_factory=PurePursuitParams)
@@ -36,6 +41,11 @@ class TrackerParams:
     preview: float = 0.3
     feedforward: float = 1.0
     hold_brake: float = -2.0
+    hold_window: float = 1.0
+
+
+STANDSTILL_SPEED = 0.3
+"""Plan speeds below this are standing still [m/s] (and the ego below 0.5 m/s is nearly stopped)."""
 
 
 def speed_profile(plan: Trajectory, v0: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +83,8 @@ class Tracker:
         t_ref = min(p.preview, t[-1])
         v_ref = float(np.interp(t_ref, t[1:], speeds[1:]))
         a_plan = float(np.gradient(speeds[1:], t[1:])[0]) if len(t) > 2 else 0.0
-        if v_ref < 0.3 and v < 0.5:
+        near = t[1:] <= max(p.hold_window, t[1])
+        if v < 0.5 and float(speeds[1:][near].max()) < STANDSTILL_SPEED:
             self.pid.reset()
             return p.hold_brake if v > 0.05 else 0.0, steer
         accel = self.pid.step(v_ref - v, self.dt) + p.feedforward * a_plan
