@@ -401,8 +401,7 @@ class PlanningLoop:
         self.counts[result.mode] += 1
         if result.moe.get("load") is not None:
             self._moe_load = [float(v) for v in np.asarray(result.moe["load"], np.float64).reshape(-1)]
-        out = CycleOutput(result=result, stamp=s.key_stamp, origin=ego.pose, kind="plan", input_stamp=s.key_stamp)
-        out.planner_ms = planner_ms
+        out = CycleOutput(result, s.key_stamp, ego.pose, "plan", input_stamp=s.key_stamp, planner_ms=planner_ms)
         return self._finish(out, t0)
 
     def _fallback(
