@@ -1,6 +1,7 @@
 """End to end on the real world: `wamdiff collect` one short episode → `wamdiff train` 2 epochs of a
 tiny model (with validation PDMS) → `wamdiff train --resume` → `wamdiff eval` against the baselines →
-`wamdiff train --init` fine-tuning from the trained checkpoint."""
+`wamdiff train --init` fine-tuning from the trained checkpoint, and with `--config` into a config whose
+trajectory tokens have a prior."""
 
 import json
 
@@ -65,3 +66,13 @@ def test_collect_train_resume_eval(tmp_path):
     assert changed == [], changed
     counts = [k for k in init if k.endswith("num_batches_tracked")]
     assert counts and all(int(weights[k]) == int(init[k]) + 1 for k in counts)  # continued, not restarted
+
+    prior = dict(model, trajectory=dict(model["trajectory"], prior="constant_velocity"))
+    (tmp_path / "tiny_prior.yaml").write_text(yaml.safe_dump(prior))
+    rebased = tmp_path / "rebased"
+    argv = ["train", "--data", str(tmp_path / "drive"), "--out", str(rebased), "--init", str(run / "best")]
+    argv += ["--config", str(tmp_path / "tiny_prior.yaml"), "--train-config", str(tmp_path / "train.yaml")]
+    assert main([*argv, "--no-progress", "--no-cache", "--max-steps", "1", "--lr", "1e-9"]) == 0
+    doc, weights = load_checkpoint(rebased / "last")
+    assert doc["config"]["trajectory"]["prior"] == "constant_velocity"  # the weights, in the new config
+    assert all(torch.allclose(weights[k], init[k], atol=1e-6) for k in init if not k.endswith(stats))

@@ -5,11 +5,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wamdiff_ros.config import ConfigError
 from wamdiff_ros.models.config import AxisBinsConfig, TrajectoryTokensConfig, tiny_config
 from wamdiff_ros.models.layout import SequenceLayout, TokenSpace, make_sample
 from wamdiff_ros.models.net import build_layout, build_token_space
 from wamdiff_ros.models.text_tokenizer import SPECIALS, TextTokenizer, split_words
 from wamdiff_ros.models.trajectory_tokenizer import AxisBinning, TrajectoryTokenizer, yaw_from_path
+from wamdiff_ros.planning.motion import constant_twist_path
+from wamdiff_ros.types import EgoState
 
 TOK = TrajectoryTokenizer()
 
@@ -48,6 +51,28 @@ def test_zero_is_exact_straight_ahead_and_standing_still_decode_without_offset()
     ax = AxisBinning(AxisBinsConfig(-1.0, 1.0, 5))  # odd count: 0 is a centre already, nothing moves
     np.testing.assert_allclose(ax.decode(ax.encode([0.0, 0.3, -0.3])), [0.0, 0.4, -0.4], atol=1e-12)
     assert ax.max_error() == pytest.approx(0.2)
+
+
+def test_constant_velocity_prior_tokens_encode_the_offset_from_the_ego_arc():
+    cfg = TrajectoryTokensConfig(
+        AxisBinsConfig(-40.0, 40.0, 675), AxisBinsConfig(-30.0, 30.0, 200, 2.0), prior="constant_velocity"
+    )
+    tok = TrajectoryTokenizer(cfg)
+    ego = EgoState(pose=np.zeros(3), velocity=np.array([10.0, 0.0]), yaw_rate=0.2)
+    arc = constant_twist_path(ego, tok.spec.times)
+    ids = tok.encode(arc, ego)
+    np.testing.assert_array_equal(ids[0::2], tok.x.encode(np.zeros(8)))  # on the arc: zero offsets
+    np.testing.assert_allclose(tok.decode(ids, ego)[:, :2], arc[:, :2], atol=1e-12)  # ... decoded exactly
+    braking = arc[:, :2] * np.linspace(1.0, 0.6, 8)[:, None]  # 40 m ahead at 4 s: outside x's ±40 m without the prior
+    back = tok.decode(tok.encode(braking, ego), ego)
+    np.testing.assert_allclose(back[:, :2], braking, atol=tok.max_error())
+    with pytest.raises(ValueError, match="ego state is required"):
+        tok.encode(arc)
+    with pytest.raises(ValueError, match="finite"):
+        tok.decode(ids, EgoState(pose=np.zeros(3), velocity=np.array([np.nan, 0.0])))
+    with pytest.raises(ConfigError, match="trajectory.prior"):
+        TrajectoryTokensConfig(prior="spline")
+    np.testing.assert_array_equal(TOK.encode(arc, ego), TOK.encode(arc))  # no prior: the ego is not used
 
 
 def test_uniform_bins_and_clamping():

@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from wamdiff_ros.models.checkpoint import CheckpointError
-from wamdiff_ros.models.config import GateConfig, tiny_config
+from wamdiff_ros.models.config import GateConfig, TrajectoryTokensConfig, tiny_config
 from wamdiff_ros.models.net import WamDiffNet
 from wamdiff_ros.planners.base import Planner, RigMismatchError, checkpoint_family, load_planner
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner, fresh_planner
+from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.types import EgoState, Observation
 
@@ -67,6 +68,21 @@ def test_fast_plan_fills_plan_result(routing):
         assert 0 < res.moe["mean_entropy"] <= res.moe["max_entropy"]
     x_bins = p.net.space.traj.x.centers
     assert np.isin(res.trajectory.poses[:, 0], x_bins).all()
+
+
+def test_plan_with_a_trajectory_prior_decodes_offsets_from_the_observed_ego():
+    torch.manual_seed(0)
+    cfg = tiny_config()
+    cfg.trajectory = TrajectoryTokensConfig(cfg.trajectory.x, cfg.trajectory.y, prior="constant_velocity")
+    p = WamDiffPlanner(WamDiffNet(cfg), mode="fast")
+    obs = _obs(p.rig)
+    obs.ego = EgoState(pose=[10.0, 2.0, 0.3], velocity=[8.3, 0.2], yaw_rate=0.15)
+    poses = p.plan(obs).trajectory.poses
+    offsets = poses[:, :2] - constant_twist_path(obs.ego, cfg.spec.times)[:, :2]
+    traj = p.net.space.traj
+    assert np.isclose(offsets[:, :1], traj.x.values[None]).any(1).all()  # x: a bin value plus the arc
+    assert np.isclose(offsets[:, 1:], traj.y.values[None]).any(1).all()
+    assert not np.isclose(poses[:, :1], traj.x.values[None]).any(1).all()  # ... not a bin value alone
 
 
 def test_slow_plan_returns_reasoning_and_conditions_trajectory():

@@ -7,6 +7,7 @@ import torch
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.config import ConfigError
+from wamdiff_ros.models.config import TrajectoryTokensConfig
 from wamdiff_ros.models.net import WamDiffNet
 from wamdiff_ros.training.batching import Collator, choose_task, epoch_order, step_generator, step_rng
 from wamdiff_ros.training.settings import TaskMix, TrainSettings, learning_rate
@@ -49,6 +50,16 @@ def test_collate_shapes_masks_and_labels(dataset, net):
     assert err.max() <= net.space.traj.max_error() + 1e-9  # within the bins' quantisation
     reasoning_words = text.decode(batch.tokens[1, p : p + r].tolist())
     assert reasoning_words and busy.language["reasoning"].lower().startswith(reasoning_words.split()[0])
+
+
+def test_collate_with_a_trajectory_prior_encodes_each_sample_from_its_own_ego(dataset):
+    axes = tiny_cfg().trajectory
+    net = WamDiffNet(tiny_cfg(trajectory=TrajectoryTokensConfig(axes.x, axes.y, prior="constant_velocity")))
+    moving = next(s for s in dataset if s.ego.speed > 1.0 and s.language["reasoning"])
+    batch, _ = Collator.for_net(net)([moving, moving], np.random.default_rng(0), ["motion", "reasoning"])
+    for row in batch.tokens.numpy():
+        decoded = net.space.decode_trajectory(row[net.layout.traj_offset :], moving.ego)[:, :2]
+        assert np.abs(decoded - moving.future[:, :2]).max() <= net.space.traj.max_error() + 1e-9
 
 
 def test_task_mix_falls_back_to_motion(dataset):

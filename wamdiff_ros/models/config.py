@@ -23,6 +23,10 @@ ORDERS: tuple[str, ...] = ("low_confidence", "random", "causal", "reverse_causal
 GATE_MODES: tuple[str, ...] = ("adaptive", "fast", "slow")
 
 
+TRAJECTORY_PRIORS: tuple[str, ...] = ("none", "constant_velocity")
+"""What trajectory tokens encode: the waypoints, or their offset from the constant-twist path."""
+
+
 @dataclass
 class AxisBinsConfig:
     """Bins of one trajectory coordinate.
@@ -50,10 +54,23 @@ class AxisBinsConfig:
 
 @dataclass
 class TrajectoryTokensConfig:
-    """Discretisation of waypoints: x uniform 0.2 m; y asinh-companded (fine near the lane centre)."""
+    """Discretisation of waypoints: x uniform 0.2 m; y asinh-companded (fine near the lane centre).
+
+    Attributes:
+        x, y: bins of each axis.
+        prior: what the tokens encode. ``none``: the waypoints themselves. ``constant_velocity``: the
+            waypoints minus the path the ego would drive holding its current twist (the arc of
+            :func:`wamdiff_ros.planning.motion.constant_twist_path`), so the network predicts a
+            correction to that extrapolation (acceleration, a turn's change of curvature).
+    """
 
     x: AxisBinsConfig = field(default_factory=lambda: AxisBinsConfig(lo=-5.0, hi=130.0, bins=675))
     y: AxisBinsConfig = field(default_factory=lambda: AxisBinsConfig(lo=-30.0, hi=30.0, bins=200, scale=2.0))
+    prior: str = "none"
+
+    def __post_init__(self):
+        if self.prior not in TRAJECTORY_PRIORS:
+            raise ConfigError(f"trajectory.prior: expected one of {TRAJECTORY_PRIORS}, got {self.prior!r}")
 
 
 @dataclass
@@ -378,6 +395,7 @@ __all__ = [
     "GATE_MODES",
     "ORDERS",
     "ROUTINGS",
+    "TRAJECTORY_PRIORS",
     "AxisBinsConfig",
     "DecodingConfig",
     "EncoderConfig",

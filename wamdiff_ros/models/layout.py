@@ -25,7 +25,7 @@ import numpy as np
 
 from wamdiff_ros.models.text_tokenizer import TextTokenizer
 from wamdiff_ros.models.trajectory_tokenizer import TrajectoryTokenizer
-from wamdiff_ros.types import COMMANDS
+from wamdiff_ros.types import COMMANDS, EgoState
 
 TASKS: tuple[str, ...] = ("motion", "reasoning", "vqa")
 """motion: trajectory only; reasoning: reasoning text then trajectory; vqa: question -> text answer."""
@@ -44,21 +44,21 @@ class TokenSpace:
     def __len__(self) -> int:
         return self.size
 
-    def encode_trajectory(self, waypoints: np.ndarray) -> np.ndarray:
-        """(T, 2|3) waypoints -> (2T,) token ids in the joint space."""
-        local = self.traj.encode(waypoints)
+    def encode_trajectory(self, waypoints: np.ndarray, ego: EgoState | None = None) -> np.ndarray:
+        """(T, 2|3) waypoints from ``ego`` -> (2T,) token ids in the joint space."""
+        local = self.traj.encode(waypoints, ego)
         local[0::2] += self.x_offset
         local[1::2] += self.y_offset
         return local
 
-    def decode_trajectory(self, ids: np.ndarray) -> np.ndarray:
-        """(2T,) joint ids -> (T, 3) poses; raises ValueError if an id is not a bin of its axis."""
+    def decode_trajectory(self, ids: np.ndarray, ego: EgoState | None = None) -> np.ndarray:
+        """(2T,) joint ids -> (T, 3) poses from ``ego``; raises ValueError if an id is not a bin of its axis."""
         ids = np.asarray(ids, np.int64).reshape(-1).copy()
         x, y = ids[0::2] - self.x_offset, ids[1::2] - self.y_offset
         if (x < 0).any() or (x >= self.traj.x.size).any() or (y < 0).any() or (y >= self.traj.y.size).any():
             raise ValueError(f"trajectory ids: expected x bins at even and y bins at odd positions, got {ids}")
         ids[0::2], ids[1::2] = x, y
-        return self.traj.decode(ids)
+        return self.traj.decode(ids, ego)
 
     def trajectory_allowed(self) -> np.ndarray:
         """(2T, V) bool: x-bin tokens at even positions, y-bin tokens at odd positions."""
@@ -156,12 +156,14 @@ def make_sample(
     answer_text: str = "",
     waypoints: np.ndarray | None = None,
     complex_scene: bool | None = None,
+    ego: EgoState | None = None,
 ) -> Sample:
     """Build the target tokens of one sample.
 
     ``motion`` needs ``waypoints``; ``reasoning`` needs ``answer_text`` (the reasoning) and
     ``waypoints``; ``vqa`` needs ``answer_text`` (``prompt_text`` is the question). The complexity
-    label defaults to "this sample has reasoning text".
+    label defaults to "this sample has reasoning text". ``ego``: the state the waypoints start from
+    (needed when the trajectory tokens have a prior).
     """
     if task not in TASKS:
         raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
@@ -173,7 +175,7 @@ def make_sample(
     text = space.text
     prompt = layout.prompt_ids(text, command, prompt_text, "vqa" if task == "vqa" else "plan")
     body = layout.text_answer_ids(text, answer_text) if task != "motion" else np.full(layout.text_len, text.pad_id)
-    traj = space.encode_trajectory(waypoints) if need_traj else np.full(layout.traj_len, text.pad_id)
+    traj = space.encode_trajectory(waypoints, ego) if need_traj else np.full(layout.traj_len, text.pad_id)
     answer = np.zeros(layout.tokens_len, bool)
     if task != "motion":
         answer[layout.text_offset : layout.traj_offset] = True

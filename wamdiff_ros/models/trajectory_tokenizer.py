@@ -23,6 +23,10 @@ tokens would give 0.15 m everywhere. x stays uniform because comfort metrics dif
 waypoints, and a uniform absolute error keeps that difference noise bounded at every speed.
 
 Yaw is not tokenised: it is derived from the path (see :func:`yaw_from_path`).
+
+With ``prior: constant_velocity`` the binned numbers are the waypoints' offsets from the arc the ego
+would drive holding its current twist (speed and yaw rate), so the same bins spend their resolution on
+the correction, not the extrapolation: the ranges above then bound the offsets, not the waypoints.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 
 from wamdiff_ros.models.config import AxisBinsConfig, TrajectoryTokensConfig
-from wamdiff_ros.types import TrajectorySpec
+from wamdiff_ros.planning.motion import constant_twist_path
+from wamdiff_ros.types import EgoState, TrajectorySpec
 
 ZERO_EDGE_TOLERANCE = 1e-9
 """An interior edge this close to 0 [m] is taken as 0 (see the module docstring: zero is exact)."""
@@ -101,24 +106,37 @@ class TrajectoryTokenizer:
         """Tokens per trajectory: 2 per waypoint."""
         return 2 * self.spec.num_poses
 
-    def encode(self, waypoints: np.ndarray) -> np.ndarray:
-        """(T, 2 or 3) waypoints [m] -> (2T,) int64 interleaved ``x, y`` bin indices (yaw ignored)."""
+    def prior(self, ego: EgoState | None) -> np.ndarray:
+        """(T, 2) path the tokens are relative to: zeros for ``prior: none``, else the ego's
+        constant-twist arc (``ego`` required)."""
+        if self.cfg.prior == "none":
+            return np.zeros((self.spec.num_poses, 2))
+        if ego is None:
+            raise ValueError(f"trajectory.prior {self.cfg.prior!r}: the ego state is required to encode or decode")
+        if not ego.is_finite():
+            raise ValueError("ego: expected a finite state for the trajectory prior")
+        return constant_twist_path(ego, self.spec.times)[:, :2]
+
+    def encode(self, waypoints: np.ndarray, ego: EgoState | None = None) -> np.ndarray:
+        """(T, 2 or 3) waypoints [m] -> (2T,) int64 interleaved ``x, y`` bin indices (yaw ignored);
+        ``ego``: the state the waypoints start from (needed by a prior)."""
         w = np.asarray(waypoints, np.float64)
         if w.ndim != 2 or w.shape[0] != self.spec.num_poses or w.shape[1] < 2:
             raise ValueError(f"waypoints: expected shape ({self.spec.num_poses}, 2 or 3), got {w.shape}")
         if not np.isfinite(w[:, :2]).all():
             raise ValueError("waypoints: expected finite x, y")
+        r = w[:, :2] - self.prior(ego)
         out = np.empty(self.num_tokens, np.int64)
-        out[0::2] = self.x.encode(w[:, 0])
-        out[1::2] = self.y.encode(w[:, 1])
+        out[0::2] = self.x.encode(r[:, 0])
+        out[1::2] = self.y.encode(r[:, 1])
         return out
 
-    def decode(self, tokens: np.ndarray) -> np.ndarray:
+    def decode(self, tokens: np.ndarray, ego: EgoState | None = None) -> np.ndarray:
         """(2T,) bin indices -> (T, 3) poses ``(x, y, yaw)`` with yaw from :func:`yaw_from_path`."""
         t = np.asarray(tokens, np.int64).reshape(-1)
         if t.size != self.num_tokens:
             raise ValueError(f"trajectory tokens: expected {self.num_tokens}, got {t.size}")
-        xy = np.stack([self.x.decode(t[0::2]), self.y.decode(t[1::2])], axis=1)
+        xy = np.stack([self.x.decode(t[0::2]), self.y.decode(t[1::2])], axis=1) + self.prior(ego)
         return np.concatenate([xy, yaw_from_path(xy)[:, None]], axis=1)
 
     def max_error(self, waypoints: np.ndarray | None = None) -> np.ndarray | float:
@@ -133,6 +151,7 @@ class TrajectoryTokenizer:
         """Quantisation error summary (JSON-ready) for model cards and logs."""
         probe = np.array([0.0, 3.5, 10.0, 30.0])
         return {
+            "prior": self.cfg.prior,
             "x": {"range_m": [self.cfg.x.lo, self.cfg.x.hi], "bins": self.x.size, "max_error_m": self.x.max_error()},
             "y": {
                 "range_m": [self.cfg.y.lo, self.cfg.y.hi],

@@ -25,7 +25,7 @@ import numpy as np
 from wamdiff_ros.atomic import atomic_write_json
 from wamdiff_ros.models.checkpoint import CONFIG_FILE, FORMAT_VERSION, read_config
 from wamdiff_ros.planners.base import check_rig, register
-from wamdiff_ros.planning.motion import se2_exp
+from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import Observation, PlanResult, Trajectory, TrajectorySpec
 
@@ -51,12 +51,7 @@ class ConstantVelocityPlanner:
 
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
         t0 = time.perf_counter()
-        ego = obs.ego
-        if self.use_yaw_rate:
-            twist = np.array([ego.velocity[0], ego.velocity[1], ego.yaw_rate])
-        else:
-            twist = np.array([float(np.hypot(*ego.velocity[:2])), 0.0, 0.0])
-        poses = se2_exp(self.spec.times[:, None] * twist)
+        poses = constant_twist_path(obs.ego, self.spec.times, self.use_yaw_rate)
         traj = Trajectory(poses, self.spec, "base_link", obs.stamp)
         return PlanResult(
             trajectory=traj,

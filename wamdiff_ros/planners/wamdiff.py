@@ -26,7 +26,7 @@ from wamdiff_ros.models.trajectory_tokenizer import smooth_path
 from wamdiff_ros.planners.base import check_rig, register
 from wamdiff_ros.planners.reasoning import ReasoningGate
 from wamdiff_ros.rig import Rig
-from wamdiff_ros.types import Observation, PlanResult, Trajectory
+from wamdiff_ros.types import EgoState, Observation, PlanResult, Trajectory
 
 
 class WamDiffPlanner:
@@ -122,18 +122,19 @@ class WamDiffPlanner:
             step, ids, self._mask_id, steps, order, allowed, None, dec.threshold, dec.temperature, self.generator
         )
 
-    def poses(self, ids: torch.Tensor | np.ndarray) -> np.ndarray:
-        """(2T,) trajectory token ids -> (T, 3) poses in base_link, smoothed as ``decoding.smooth_degree`` says."""
-        poses = self.net.space.decode_trajectory(np.asarray(ids))
+    def poses(self, ids: torch.Tensor | np.ndarray, ego: EgoState) -> np.ndarray:
+        """(2T,) trajectory token ids planned from ``ego`` -> (T, 3) poses in base_link, smoothed as
+        ``decoding.smooth_degree`` says."""
+        poses = self.net.space.decode_trajectory(np.asarray(ids), ego)
         if self.cfg.decoding.smooth_degree:
             poses = smooth_path(poses, self.cfg.spec.times, self.cfg.decoding.smooth_degree)
         return poses
 
-    def _trajectory(self, res: DecodeResult, stamp: float) -> tuple[Trajectory, np.ndarray, np.ndarray]:
-        poses = self.poses(res.ids[0].numpy())
+    def _trajectory(self, res: DecodeResult, obs: Observation) -> tuple[Trajectory, np.ndarray, np.ndarray]:
+        poses = self.poses(res.ids[0].numpy(), obs.ego)
         tok = res.confidences[0].double().numpy()
         per_wp = np.sqrt(tok[0::2] * tok[1::2])
-        return Trajectory(poses, spec=self.cfg.spec, frame="base_link", stamp=stamp), per_wp, tok
+        return Trajectory(poses, spec=self.cfg.spec, frame="base_link", stamp=obs.stamp), per_wp, tok
 
     @torch.inference_mode()
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
@@ -161,7 +162,7 @@ class WamDiffPlanner:
             fast = self._decode(
                 prefix_kv, lay.traj_offset, lay.traj_len, dec.fast_steps, order, self._traj_allowed, calls
             )
-            fast_traj, fast_wp, fast_tok = self._trajectory(fast, obs.stamp)
+            fast_traj, fast_wp, fast_tok = self._trajectory(fast, obs)
             candidates.append(fast_traj.poses)
             scores.append(float(fast_tok.mean()))
             info["fast_steps"] = fast.steps
@@ -194,7 +195,7 @@ class WamDiffPlanner:
                 self._traj_allowed,
                 calls,
             )
-            traj, wp, tok = self._trajectory(slow, obs.stamp)
+            traj, wp, tok = self._trajectory(slow, obs)
             candidates.append(traj.poses)
             scores.append(float(tok.mean()))
             info.update(reasoning_steps=text.steps, slow_steps=slow.steps)

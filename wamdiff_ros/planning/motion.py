@@ -46,3 +46,13 @@ def propagate(ego: EgoState, stamp: float) -> EgoState:
         yaw_rate=ego.yaw_rate,
         stamp=stamp,
     )
+
+
+def constant_twist_path(ego: EgoState, times: np.ndarray, use_yaw_rate: bool = True) -> np.ndarray:
+    """(T, 3) base_link poses the ego reaches at ``times`` [s] holding its current twist: an arc at the
+    current yaw rate, or (``use_yaw_rate=False``) straight along the heading at the speed |(vx, vy)|."""
+    if use_yaw_rate:
+        twist = np.array([ego.velocity[0], ego.velocity[1], ego.yaw_rate])
+    else:
+        twist = np.array([float(np.hypot(*ego.velocity[:2])), 0.0, 0.0])
+    return se2_exp(np.asarray(times, np.float64)[:, None] * twist)

@@ -44,13 +44,21 @@ def encode_sample(space: TokenSpace, layout: SequenceLayout, sample, task: str, 
     if task == "motion":
         return make_sample(
             space, layout, "motion", sample.command, sample.instruction, waypoints=sample.future,
-            complex_scene=complex_scene,
+            complex_scene=complex_scene, ego=sample.ego,
         )  # fmt: skip
     if task == "reasoning":
         if not reasoning:
             raise ValueError("encode_sample: task 'reasoning' needs sample.language['reasoning'] text")
         return make_sample(
-            space, layout, "reasoning", sample.command, sample.instruction, reasoning, sample.future, complex_scene
+            space,
+            layout,
+            "reasoning",
+            sample.command,
+            sample.instruction,
+            reasoning,
+            sample.future,
+            complex_scene,
+            sample.ego,
         )
     if task == "vqa":
         pairs = language.get("vqa") or []

@@ -40,7 +40,11 @@ BEST, LAST, HISTORY = "best", "last", "history.json"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="BAG", help="training bags (rosbag2 dirs / .mcap)")
-    parser.add_argument("--config", default="models/wamdiff_small.yaml", help="model config (config/models/*.yaml)")
+    parser.add_argument(
+        "--config",
+        help="model config (config/models/*.yaml; default models/wamdiff_small.yaml); with --init: the config the "
+        "init weights are loaded into (same tensor shapes), e.g. to change what the trajectory tokens encode",
+    )
     parser.add_argument(
         "--train-config", default="training/wamdiff_small.yaml", help="training settings (config/training/*.yaml)"
     )
@@ -58,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
         metavar="MODEL_DIR",
-        help="start from this checkpoint's weights and config (fine-tuning; --config is ignored)",
+        help="start from this checkpoint's weights and (unless --config is given) its config (fine-tuning)",
     )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -422,10 +426,16 @@ def main(args: argparse.Namespace) -> int:
             if last is None:
                 raise CheckpointError(f"--resume: {Path(args.out) / LAST} does not exist (nothing to resume)")
             cfg = ModelConfig.from_dict(read_config(last)["config"], f"{last}/config.json")
-        elif not args.init:
-            cfg = ModelConfig.from_yaml(args.config)
+        elif not args.init or args.config:
+            cfg = ModelConfig.from_yaml(args.config or "models/wamdiff_small.yaml")
         if args.init and not args.resume:
             net = WamDiffNet.load(args.init)  # its weights and config; the trainer switches to train mode
+            if args.config:
+                from wamdiff_ros.models.checkpoint import load_state
+
+                fresh = WamDiffNet(cfg)
+                load_state(fresh, net.state_dict(), f"{args.init} (--init) into {args.config} (--config)")
+                net = fresh
             cfg = net.cfg
         else:
             with torch.random.fork_rng():

@@ -107,7 +107,7 @@ class WamDiffPolicy:
                 )
         finally:
             net.train(was_training)
-        poses = np.stack([self.planner.poses(row) for row in res.ids.numpy()])
+        poses = np.stack([self.planner.poses(row, obs.ego) for row in res.ids.numpy()])
         return Rollout(res.ids, res.step_of, res.step_of >= 0, poses, context=(images, ego, prompt))
 
     def logprobs(self, rollout: Rollout, net: torch.nn.Module | None = None) -> torch.Tensor:
