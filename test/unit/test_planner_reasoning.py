@@ -2,12 +2,16 @@
 
 import pytest
 
+from wamdiff_ros.config import ConfigError
 from wamdiff_ros.models.config import GateConfig
 from wamdiff_ros.planners.reasoning import ReasoningGate
 
 
 def _gate(**kw):
-    return ReasoningGate(GateConfig(**{"theta": 0.6, "c_min": 0.4, "slow_cost_ms": 30.0, **kw}))
+    """A gate whose shortest slow pass is the full one (8 + 8 steps), unless ``min_slow_steps`` says otherwise."""
+    return ReasoningGate(
+        GateConfig(**{"theta": 0.6, "c_min": 0.4, "slow_cost_ms": 30.0, "min_slow_steps": (8, 8), **kw})
+    )
 
 
 def test_simple_confident_scene_stays_fast():
@@ -28,32 +32,63 @@ def test_budget_blocks_slow_path_that_does_not_fit():
     g = _gate()
     assert g.decide(0.9, 0.9, budget_ms=100.0, elapsed_ms=20.0).slow
     d = g.decide(0.9, 0.9, budget_ms=45.0, elapsed_ms=20.0)
-    assert not d.slow and "needs ~30 ms, 25 ms left" in d.reason
+    assert not d.slow and "needs ~30 ms at the fewest steps, 25 ms left" in d.reason
     assert g.decide(0.9, 0.9, budget_ms=None, elapsed_ms=1e6).slow
 
 
+def test_a_slow_pass_that_does_not_fit_is_shortened_trajectory_steps_first():
+    g = ReasoningGate(GateConfig(slow_cost_ms=68.0, min_slow_steps=(2, 4)), steps=(8, 8))  # 4 ms per call (17)
+    full = g.decide(0.9, 0.9, budget_ms=100.0, elapsed_ms=20.0)
+    assert full.slow and full.steps == (8, 8) and "shortened" not in full.reason
+    d = g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0)  # 60 ms: 15 calls = 6 reasoning + 8 trajectory + 1
+    assert d.slow and d.steps == (6, 8) and "shortened to 6 + 8 steps for the 60 ms left" in d.reason
+    assert g.decide(0.9, 0.9, budget_ms=52.0, elapsed_ms=20.0).steps == (2, 5)  # 32 ms: 8 calls
+    assert g.decide(0.9, 0.9, budget_ms=48.0, elapsed_ms=20.0).steps == (2, 4)  # 28 ms: exactly the shortest
+    refused = g.decide(0.9, 0.9, budget_ms=47.0, elapsed_ms=20.0)
+    assert not refused.slow and refused.steps is None and "needs ~28 ms at the fewest steps" in refused.reason
+    assert g.decide(0.9, 0.9, budget_ms=None).steps == (8, 8)
+    assert _gate(mode="slow").decide(0.0, 1.0, budget_ms=1.0).steps == (8, 8)  # forced slow: the full pass
+    assert not g.decide(0.1, 0.9, budget_ms=100.0).steps
+
+
+def test_reasoning_and_trajectory_steps_are_costed_apart_and_short_passes_inform_the_full_estimate():
+    g = ReasoningGate(GateConfig(slow_cost_ms=30.0, min_slow_steps=(2, 4)), ema=0.5, steps=(8, 8))
+    g.record_slow_pass(15.0, 10.0, steps=(2, 4))  # 5 ms per reasoning call (3), 2.5 ms per trajectory step (4)
+    assert (g.reasoning_call_ms, g.trajectory_step_ms) == (5.0, 2.5)
+    assert g.slow_cost_ms == pytest.approx(9 * 5.0 + 8 * 2.5)
+    assert g.short_steps(39.0) == (2, 8) and g.short_steps(40.0) == (3, 8)  # reasoning cut first: 5 ms a step
+    assert g.short_steps(34.0) == (2, 7)  # then trajectory steps: 15 + 17.5 ms
+    assert g.short_steps(25.0) == (2, 4) and g.short_steps(24.9) is None
+    g.record_slow_pass(45.0, 20.0)  # the full pass at the same per-call costs: the estimate stays
+    assert g.slow_cost_ms == pytest.approx(65.0)
+    with pytest.raises(ConfigError, match="min_slow_steps"):
+        GateConfig(min_slow_steps=(0, 4))
+    with pytest.raises(ValueError, match="steps"):
+        ReasoningGate(GateConfig(), steps=(8, 0))
+
+
 def test_measured_slow_cost_replaces_prior_then_averages():
-    g = ReasoningGate(GateConfig(slow_cost_ms=30.0), ema=0.5)
-    g.record_slow_cost(80.0)
+    g = ReasoningGate(GateConfig(slow_cost_ms=30.0, min_slow_steps=(8, 8)), ema=0.5)
+    g.record_slow_pass(40.0, 40.0)
     assert g.slow_cost_ms == pytest.approx(80.0)
-    g.record_slow_cost(40.0)
+    g.record_slow_pass(20.0, 20.0)
     assert g.slow_cost_ms == pytest.approx(60.0)
     assert not g.decide(0.9, 0.9, budget_ms=70.0, elapsed_ms=20.0).slow
 
 
 def test_forgotten_slow_cost_is_the_prior_until_the_next_measurement_replaces_it():
     g = ReasoningGate(GateConfig(slow_cost_ms=30.0), ema=0.5)
-    g.record_slow_cost(80.0)
+    g.record_slow_pass(40.0, 40.0)
     g.forget_slow_cost()
     assert (g.slow_cost_ms, g.measured) == (30.0, 0)
-    g.record_slow_cost(50.0)
+    g.record_slow_pass(25.0, 25.0)
     assert g.slow_cost_ms == pytest.approx(50.0)
 
 
 def test_refusals_relax_an_outlier_estimate_until_slow_is_measured_again():
-    g = ReasoningGate(GateConfig(slow_cost_ms=30.0), ema=0.3)
-    g.record_slow_cost(55.0)
-    g.record_slow_cost(120.0)  # one outlier: 0.7·55 + 0.3·120 = 74.5 ms > the 60 ms left below
+    g = ReasoningGate(GateConfig(slow_cost_ms=30.0, min_slow_steps=(8, 8)), ema=0.3)
+    g.record_slow_pass(27.5, 27.5)
+    g.record_slow_pass(60.0, 60.0)  # one outlier: 0.7·55 + 0.3·120 = 74.5 ms > the 60 ms left below
     refusals = 0
     while not g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0).slow:
         refusals += 1
@@ -62,11 +97,11 @@ def test_refusals_relax_an_outlier_estimate_until_slow_is_measured_again():
 
 
 def test_refusals_do_not_relax_below_what_was_measured_or_without_a_measurement():
-    g = ReasoningGate(GateConfig(slow_cost_ms=90.0))
+    g = ReasoningGate(GateConfig(slow_cost_ms=90.0, min_slow_steps=(8, 8)))
     for _ in range(20):
         assert not g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0).slow
     assert g.slow_cost_ms == 90.0  # only the prior: nothing to relax toward
-    g.record_slow_cost(70.0)  # even the cheapest measured pass does not fit in 60 ms
+    g.record_slow_pass(35.0, 35.0)  # even the cheapest measured pass does not fit in 60 ms
     for _ in range(50):
         assert not g.decide(0.9, 0.9, budget_ms=80.0, elapsed_ms=20.0).slow
     assert g.slow_cost_ms == pytest.approx(70.0)

@@ -104,7 +104,7 @@ def test_adaptive_goes_slow_for_unsure_untrained_model_unless_budget_says_no():
     res = p.plan(_obs(p.rig))
     assert res.mode == "slow" and "confidence" in res.info["gate"]
     assert res.candidates.shape == (2, 8, 3)  # the fast plan stays as a candidate
-    p.gate.slow_cost_ms = 1e6
+    p.gate.reasoning_call_ms = p.gate.trajectory_step_ms = 1e6
     res = p.plan(_obs(p.rig), budget_ms=50.0)
     assert res.mode == "fast" and "left" in res.info["gate"]
     p2 = _planner(mode="adaptive", theta=1.0, c_min=0.0)
@@ -170,8 +170,8 @@ def test_default_config_planner_on_the_default_rig():
 def test_warm_up_seeds_the_gate_with_the_last_slow_pass_and_keeps_the_mode(monkeypatch):
     p = _planner(mode="adaptive", slow_cost_ms=500.0)
     measured = []
-    record = p.gate.record_slow_cost
-    monkeypatch.setattr(p.gate, "record_slow_cost", lambda ms: (measured.append(ms), record(ms)))
+    record = p.gate.record_slow_pass
+    monkeypatch.setattr(p.gate, "record_slow_pass", lambda r, t, steps: (measured.append(r + t), record(r, t, steps)))
     estimate = p.warm_up(_obs(p.rig), passes=3)
     assert len(measured) == 3 and p.mode == "adaptive"
     assert estimate == p.gate.slow_cost_ms == pytest.approx(measured[-1])  # not an average with the cold pass

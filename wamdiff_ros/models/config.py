@@ -223,18 +223,28 @@ class GateConfig:
         theta: go slow when the complexity head's probability exceeds this.
         c_min: go slow when the fast pass's mean trajectory confidence is below this.
         slow_cost_ms: prior estimate of the slow path's cost until it has been measured.
+        min_slow_steps: ``(reasoning, trajectory)`` decoding steps of the shortest slow pass: when the
+            full slow pass (``decoding.reasoning_steps``, ``decoding.slow_steps``) does not fit in what
+            is left of the budget, the gate runs one with fewer steps, not fewer than these.
     """
 
     mode: str = "adaptive"
     theta: float = 0.5
     c_min: float = 0.5
     slow_cost_ms: float = 40.0
+    min_slow_steps: tuple[int, int] = (2, 4)
 
     def __post_init__(self):
         if self.mode not in GATE_MODES:
             raise ConfigError(f"gate.mode: expected one of {GATE_MODES}, got {self.mode!r}")
         if not (0 <= self.theta <= 1 and 0 <= self.c_min <= 1 and self.slow_cost_ms >= 0):
             raise ConfigError(f"gate: expected theta, c_min in [0, 1] and slow_cost_ms >= 0, got {self}")
+        steps = tuple(self.min_slow_steps)
+        if len(steps) != 2 or not all(isinstance(n, int) and n >= 1 for n in steps):
+            raise ConfigError(
+                f"gate.min_slow_steps: expected [reasoning, trajectory] steps >= 1, got {self.min_slow_steps!r}"
+            )
+        self.min_slow_steps = steps
 
 
 @dataclass

@@ -4,9 +4,16 @@ Fast thinking plans the trajectory directly with few decoding steps; slow thinki
 reasoning text and then plans conditioned on it with more steps (AutoVLA's fast/slow modes on
 WAM-Diff's masked diffusion). Per frame the gate goes slow when the scene looks complex — the learned
 complexity head's ``p_complex > theta`` — or when the fast pass is unsure — its mean trajectory token
-confidence ``< c_min`` — and only if the slow path's measured cost fits in what is left of
-``budget_ms``. The slow-path cost is an exponential moving average of measured slow passes, starting
-from ``GateConfig.slow_cost_ms``. A refused slow pass is not measured, so one slow outlier could lift
+confidence ``< c_min`` — and only if a slow pass fits in what is left of ``budget_ms``: the full one
+(``decoding.reasoning_steps`` + ``decoding.slow_steps``) when it fits, else a shorter one with fewer
+steps, down to ``GateConfig.min_slow_steps``, trajectory steps kept before reasoning steps. On the
+validation split slow-only PDMS hardly depends on the steps (full 8 + 8: 0.806; 4 + 4: 0.808; 2 + 4:
+0.805; 2 + 8: 0.808) while the cost scales with them, so a short pass is worth running where a full
+one would be refused (on this VM the full pass takes 54–85 ms against the 60 ms an 80 ms budget
+leaves after the fast pass, and one demo run refused every slow pass). The cost model (see
+:class:`ReasoningGate`) has one per-call cost for reasoning and one for trajectory steps, each an
+exponential moving average of measured slow passes, starting from ``GateConfig.slow_cost_ms`` spread
+evenly over the full pass's calls. A refused slow pass is not measured, so one slow outlier could lift
 the average above what the budget leaves for good (on the test split's frames that want slow, that
 shut the slow path off for their second half); each refusal therefore relaxes the estimate toward the
 cheapest recent measurement, and the slow path is measured again after a few refusals unless even
@@ -31,33 +38,91 @@ class GateDecision:
     p_complex: float
     confidence: float
     slow_cost_ms: float
+    steps: tuple[int, int] | None = None
+    """``(reasoning, trajectory)`` decoding steps of the slow pass to run (None when fast)."""
 
 
 class ReasoningGate:
+    """The gate and its cost model of the slow pass: ``(r + 1)·reasoning_call_ms + s·trajectory_step_ms``
+    for ``r`` reasoning steps (plus the reasoning's key/value pass) and ``s`` trajectory steps. The two
+    per-call costs differ (72 reasoning tokens per call against 16 trajectory tokens: 5.4 against 2.3 ms
+    with the default model on this VM), so each is measured on its own.
+
+    Args:
+        cfg: thresholds, the prior cost, the shortest slow pass.
+        ema: weight of a new measurement in the moving averages.
+        steps: ``(reasoning, trajectory)`` decoding steps of the full slow pass.
+    """
+
     RECENT = 20
     """Measured slow passes whose cheapest a refused slow pass relaxes the estimate toward."""
 
-    def __init__(self, cfg: GateConfig | None = None, ema: float = 0.3):
+    def __init__(self, cfg: GateConfig | None = None, ema: float = 0.3, steps: tuple[int, int] = (8, 8)):
         self.cfg = cfg or GateConfig()
         if not 0 < ema <= 1:
             raise ValueError(f"ReasoningGate.ema: expected in (0, 1], got {ema}")
+        if len(steps) != 2 or min(steps) < 1:
+            raise ValueError(f"ReasoningGate.steps: expected (reasoning, trajectory) steps >= 1, got {steps}")
         self.ema = ema
-        self.slow_cost_ms = float(self.cfg.slow_cost_ms)
-        self.measured = 0
+        self.steps = (int(steps[0]), int(steps[1]))
         self._recent: deque[float] = deque(maxlen=self.RECENT)
+        self.forget_slow_cost()
 
     def forget_slow_cost(self) -> None:
         """Back to the prior, so that the next measurement replaces it (see :meth:`WamDiffPlanner.warm_up`)."""
-        self.slow_cost_ms = float(self.cfg.slow_cost_ms)
+        per_call = float(self.cfg.slow_cost_ms) / (self.steps[0] + self.steps[1] + 1)
+        self.reasoning_call_ms = self.trajectory_step_ms = per_call
         self.measured = 0
         self._recent.clear()
 
-    def record_slow_cost(self, ms: float) -> None:
-        """Fold a measured slow-path time [ms] into the estimate (the first measurement replaces the prior)."""
-        ms = float(ms)
-        self.slow_cost_ms = ms if self.measured == 0 else (1 - self.ema) * self.slow_cost_ms + self.ema * ms
+    def cost_ms(self, steps: tuple[int, int], reasoning_call_ms: float | None = None, trajectory_step_ms=None) -> float:
+        """Estimated time [ms] of a slow pass with ``steps`` (by the current per-call estimates unless given)."""
+        a = self.reasoning_call_ms if reasoning_call_ms is None else reasoning_call_ms
+        b = self.trajectory_step_ms if trajectory_step_ms is None else trajectory_step_ms
+        return (steps[0] + 1) * a + steps[1] * b
+
+    @property
+    def slow_cost_ms(self) -> float:
+        """Estimated time [ms] of the full slow pass."""
+        return self.cost_ms(self.steps)
+
+    @property
+    def min_steps(self) -> tuple[int, int]:
+        """``GateConfig.min_slow_steps``, capped by the full pass's steps."""
+        return min(self.cfg.min_slow_steps[0], self.steps[0]), min(self.cfg.min_slow_steps[1], self.steps[1])
+
+    def short_steps(self, left_ms: float) -> tuple[int, int] | None:
+        """The longest slow pass that fits in ``left_ms`` by the estimate: the full steps, else fewer
+        (trajectory steps kept first), None when not even ``min_slow_steps`` fit."""
+        r_min, s_min = self.min_steps
+        for s in range(self.steps[1], s_min - 1, -1):
+            for r in range(self.steps[0], r_min - 1, -1):
+                if self.cost_ms((r, s)) <= left_ms:
+                    return r, s
+        return None
+
+    def record_slow_pass(self, reasoning_ms: float, trajectory_ms: float, steps: tuple[int, int] | None = None) -> None:
+        """Fold a measured slow pass with ``steps`` (None: the full pass) — ``reasoning_ms`` for its
+        reasoning steps and key/value pass, ``trajectory_ms`` for its trajectory steps — into the
+        per-call estimates (the first measurement replaces the prior)."""
+        r, s = steps or self.steps
+        a, b = float(reasoning_ms) / (r + 1), float(trajectory_ms) / s
+        if self.measured == 0:
+            self.reasoning_call_ms, self.trajectory_step_ms = a, b
+        else:
+            self.reasoning_call_ms += self.ema * (a - self.reasoning_call_ms)
+            self.trajectory_step_ms += self.ema * (b - self.trajectory_step_ms)
         self.measured += 1
-        self._recent.append(ms)
+        self._recent.append(self.cost_ms(self.steps, a, b))
+
+    def _relax(self) -> None:
+        """After a refusal: move the estimate a step toward the cheapest recent measured pass."""
+        if not self._recent:
+            return
+        full = self.slow_cost_ms
+        factor = 1.0 + self.ema * (min(self._recent) - full) / full
+        self.reasoning_call_ms *= factor
+        self.trajectory_step_ms *= factor
 
     def decide(
         self, p_complex: float, confidence: float, budget_ms: float | None = None, elapsed_ms: float = 0.0
@@ -66,7 +131,8 @@ class ReasoningGate:
         1.0 when there was no fast pass); ``elapsed_ms`` is the time already spent on this frame."""
         mode = self.cfg.mode
         if mode != "adaptive":
-            return GateDecision(mode == "slow", f"mode={mode}", p_complex, confidence, self.slow_cost_ms)
+            steps = self.steps if mode == "slow" else None
+            return GateDecision(mode == "slow", f"mode={mode}", p_complex, confidence, self.slow_cost_ms, steps)
         reasons = []
         if p_complex > self.cfg.theta:
             reasons.append(f"p_complex {p_complex:.2f} > {self.cfg.theta:.2f}")
@@ -74,12 +140,17 @@ class ReasoningGate:
             reasons.append(f"confidence {confidence:.2f} < {self.cfg.c_min:.2f}")
         if not reasons:
             return GateDecision(False, "simple scene, confident fast plan", p_complex, confidence, self.slow_cost_ms)
-        if budget_ms is not None:
-            left = budget_ms - elapsed_ms
-            if self.slow_cost_ms > left:
-                why = f"slow wanted ({'; '.join(reasons)}) but needs ~{self.slow_cost_ms:.0f} ms, {left:.0f} ms left"
-                decision = GateDecision(False, why, p_complex, confidence, self.slow_cost_ms)
-                if self._recent:
-                    self.slow_cost_ms += self.ema * (min(self._recent) - self.slow_cost_ms)
-                return decision
-        return GateDecision(True, "; ".join(reasons), p_complex, confidence, self.slow_cost_ms)
+        why = "; ".join(reasons)
+        if budget_ms is None:
+            return GateDecision(True, why, p_complex, confidence, self.slow_cost_ms, self.steps)
+        left = budget_ms - elapsed_ms
+        steps = self.short_steps(left)
+        if steps is None:
+            shortest = self.cost_ms(self.min_steps)
+            why = f"slow wanted ({why}) but needs ~{shortest:.0f} ms at the fewest steps, {left:.0f} ms left"
+            decision = GateDecision(False, why, p_complex, confidence, self.slow_cost_ms)
+            self._relax()
+            return decision
+        if steps != self.steps:
+            why += f"; shortened to {steps[0]} + {steps[1]} steps for the {left:.0f} ms left"
+        return GateDecision(True, why, p_complex, confidence, self.slow_cost_ms, steps)

@@ -60,7 +60,8 @@ class WamDiffPlanner:
         self.rig: Rig = self.cfg.rig_obj
         self.spec = self.cfg.spec
         self.history = self.cfg.encoder.history
-        self.gate = ReasoningGate(dataclasses.replace(self.cfg.gate))
+        dec = self.cfg.decoding
+        self.gate = ReasoningGate(dataclasses.replace(self.cfg.gate), steps=(dec.reasoning_steps, dec.slow_steps))
         if mode is not None:
             self.mode = mode
         self.scenario = scenario
@@ -172,12 +173,12 @@ class WamDiffPlanner:
         info.update(gate=decision.reason, fast_confidence=confidence, slow_cost_estimate_ms=decision.slow_cost_ms)
         reasoning = ""
         if decision.slow:
-            ts = t
+            reasoning_steps, slow_steps = decision.steps
             text = self._decode(
                 prefix_kv,
                 lay.text_offset,
                 lay.text_len,
-                dec.reasoning_steps,
+                reasoning_steps,
                 dec.reasoning_order,
                 self._text_allowed,
                 calls,
@@ -190,7 +191,7 @@ class WamDiffPlanner:
                 torch.cat([prefix_kv, text_kv], dim=4),
                 lay.traj_offset,
                 lay.traj_len,
-                dec.slow_steps,
+                slow_steps,
                 order,
                 self._traj_allowed,
                 calls,
@@ -200,7 +201,7 @@ class WamDiffPlanner:
             scores.append(float(tok.mean()))
             info.update(reasoning_steps=text.steps, slow_steps=slow.steps)
             t = lap("slow_decode", t)
-            self.gate.record_slow_cost((t - ts) * 1e3)
+            self.gate.record_slow_pass(timings["reasoning"], timings["slow_decode"], decision.steps)
         else:
             traj, wp, tok = fast_traj, fast_wp, fast_tok
         info["token_confidences"] = tok.tolist()
