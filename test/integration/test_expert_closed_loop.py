@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from wamdiff_ros.sim.episode import EpisodeMetrics, run_episode, summarize
+from wamdiff_ros.sim.episode import EpisodeMetrics, run_episode, score_log, summarize
 from wamdiff_ros.sim.expert import Expert
 from wamdiff_ros.sim.scenarios import load_scenario
 from wamdiff_ros.sim.world import World
@@ -52,3 +52,13 @@ def test_expert_completes_a_short_highway_episode_without_collision(name, seed):
     m = res.metrics
     assert not m.collision and m.reason == "route_complete" and m.route_completion == pytest.approx(1.0)
     assert m.scored >= 3 and m.mean_pdms > 0.7
+
+
+def test_ticks_before_an_at_fault_collision_score_zero_instead_of_going_unscored():
+    res = run_episode(World(load_scenario("stopped_vehicle"), 20000), Cruise(), score_every=5)
+    m = res.metrics
+    assert m.reason == "collision" and m.at_fault_collision and m.duration < 2 * TrajectorySpec().horizon
+    full_horizon, _ = score_log(res.frames, res.plans, res.lanes, TrajectorySpec(), 5)  # as if it had timed out
+    assert m.scored == len(range(0, len(res.frames), 5)) > len(full_horizon) >= 1
+    assert m.mean_pdms == pytest.approx(sum(full_horizon) / m.scored)  # the rest count as 0
+    assert m.mean_pdms < min(full_horizon)

@@ -36,7 +36,8 @@ class EpisodeMetrics:
         reason: why it ended (``route_complete``, ``collision``, ``timeout``, ``off_road``).
         collision: the ego collided; at_fault_collision: and it was at fault; collision_kind: rear/side/front/stopped.
         route_completion: progress / route length in [0, 1]; progress, route_length [m].
-        mean_pdms, mean_epdms: means over the scored ticks (nan when none could be scored); scored: their number.
+        mean_pdms, mean_epdms: means over the scored ticks (nan when none could be scored; the ticks
+            before an at-fault collision ending score 0, see :func:`score_log`); scored: their number.
         comfort: fraction of ticks within NAVSIM's history-comfort bounds.
         mean_speed [m/s]; plan_ms: mean driver time per tick; step_ms: mean world step time [ms].
     """
@@ -92,15 +93,25 @@ def score_log(
     spec: TrajectorySpec,
     every: int = 5,
     config=None,
+    at_fault_collision: bool = False,
 ) -> tuple[list[float], list[float]]:
     """PDMS and EPDMS of ``plans[k]`` against the log's own future, for every ``every``-th frame that
-    has a full horizon of future (NAVSIM pseudo-simulation on the episode's log)."""
+    has a full horizon of future (NAVSIM pseudo-simulation on the episode's log).
+
+    When the episode ended in the ego's ``at_fault_collision``, the frames whose horizon reaches the
+    end score 0 (NAVSIM's no-collision multiplier: their driven future holds that collision) instead of
+    going unscored; otherwise an at-fault collision never lowered the score, and an episode that
+    collided within its first horizon had none. Other endings leave those frames unscored."""
     from wamdiff_ros.scoring import score
 
     pdms, epdms = [], []
     for k in range(0, len(frames), max(1, every)):
         if not future_available(frames, k, spec):
-            break
+            if not at_fault_collision:
+                break
+            pdms.append(0.0)
+            epdms.append(0.0)
+            continue
         near = crop_lanes(lanes, frames[k].ego.pose[:2], CROP_RADIUS, keep=frames[k].route_lane_ids)
         prev = plans[k - 1] if k > 0 else None
         scene = scene_at(frames, near, k, spec, previous_plan=prev, previous_plan_offset=DT if k > 0 else 0.0)
@@ -154,9 +165,14 @@ def run_episode(
         world.step(accel, steer)
         step_s += time.perf_counter() - t0
 
-    pdms, epdms = score_log(frames, plans, world.lanes, spec, score_every) if score_every > 0 else ([], [])
-    steps = len(frames) - 1
     c = world.collision
+    at_fault = bool(c is not None and c.at_fault)
+    pdms, epdms = (
+        score_log(frames, plans, world.lanes, spec, score_every, at_fault_collision=at_fault)
+        if score_every > 0
+        else ([], [])
+    )
+    steps = len(frames) - 1
     metrics = EpisodeMetrics(
         scenario=world.scenario.name,
         kind=world.scenario.kind,
@@ -165,7 +181,7 @@ def run_episode(
         duration=world.time,
         reason=world.reason,
         collision=c is not None,
-        at_fault_collision=bool(c is not None and c.at_fault),
+        at_fault_collision=at_fault,
         collision_kind=c.kind if c is not None else "",
         route_completion=world.completion,
         progress=world.route_progress,
