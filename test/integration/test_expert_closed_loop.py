@@ -62,3 +62,18 @@ def test_ticks_before_an_at_fault_collision_score_zero_instead_of_going_unscored
     assert m.scored == len(range(0, len(res.frames), 5)) > len(full_horizon) >= 1
     assert m.mean_pdms == pytest.approx(sum(full_horizon) / m.scored)  # the rest count as 0
     assert m.mean_pdms < min(full_horizon)
+
+
+class Swerve(Cruise):
+    """A driver that always plans a hard right turn (off the road within 3 s)."""
+
+    def plan(self, frame, lanes, images=None):
+        t = TrajectorySpec().times
+        return PlanResult(Trajectory(np.stack([15 * t, -2 * t * t, 0 * t], 1)))
+
+
+def test_an_episode_that_leaves_the_road_within_its_first_horizon_scores_zero_not_nan():
+    res = run_episode(World(short("highway_sparse", 20.0, 1000.0), 20000), Swerve(), score_every=5)
+    m = res.metrics
+    assert m.reason == "off_road" and not m.collision and m.duration < TrajectorySpec().horizon
+    assert m.scored == len(range(0, len(res.frames), 5)) and m.mean_pdms == 0.0

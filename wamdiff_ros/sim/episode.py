@@ -37,7 +37,7 @@ class EpisodeMetrics:
         collision: the ego collided; at_fault_collision: and it was at fault; collision_kind: rear/side/front/stopped.
         route_completion: progress / route length in [0, 1]; progress, route_length [m].
         mean_pdms, mean_epdms: means over the scored ticks (nan when none could be scored; the ticks
-            before an at-fault collision ending score 0, see :func:`score_log`); scored: their number.
+            before an at-fault collision or off-road ending score 0, see :func:`score_log`); scored: their number.
         comfort: fraction of ticks within NAVSIM's history-comfort bounds.
         mean_speed [m/s]; plan_ms: mean driver time per tick; step_ms: mean world step time [ms].
     """
@@ -93,21 +93,22 @@ def score_log(
     spec: TrajectorySpec,
     every: int = 5,
     config=None,
-    at_fault_collision: bool = False,
+    failed_ending: bool = False,
 ) -> tuple[list[float], list[float]]:
     """PDMS and EPDMS of ``plans[k]`` against the log's own future, for every ``every``-th frame that
     has a full horizon of future (NAVSIM pseudo-simulation on the episode's log).
 
-    When the episode ended in the ego's ``at_fault_collision``, the frames whose horizon reaches the
-    end score 0 (NAVSIM's no-collision multiplier: their driven future holds that collision) instead of
-    going unscored; otherwise an at-fault collision never lowered the score, and an episode that
-    collided within its first horizon had none. Other endings leave those frames unscored."""
+    When the episode ended in a failure that one of NAVSIM's multipliers zeroes (``failed_ending``:
+    an at-fault collision, NC; leaving the road, DAC), the frames whose horizon reaches the end score 0
+    (their driven future holds the failure) instead of going unscored; otherwise a failure never
+    lowered the score, and an episode that failed within its first horizon had none. Other endings
+    leave those frames unscored."""
     from wamdiff_ros.scoring import score
 
     pdms, epdms = [], []
     for k in range(0, len(frames), max(1, every)):
         if not future_available(frames, k, spec):
-            if not at_fault_collision:
+            if not failed_ending:
                 break
             pdms.append(0.0)
             epdms.append(0.0)
@@ -168,7 +169,7 @@ def run_episode(
     c = world.collision
     at_fault = bool(c is not None and c.at_fault)
     pdms, epdms = (
-        score_log(frames, plans, world.lanes, spec, score_every, at_fault_collision=at_fault)
+        score_log(frames, plans, world.lanes, spec, score_every, failed_ending=at_fault or world.reason == "off_road")
         if score_every > 0
         else ([], [])
     )
