@@ -46,13 +46,19 @@ def make_executor(kind: str, context: Context | None = None) -> tuple[Executor, 
 
 
 def spin(executor: Executor, context: Context | None = None) -> None:
-    """Run ``executor`` until its context shuts down.
+    """Run ``executor`` until its context shuts down, then return.
 
     The EventsExecutor's own ``spin()`` busy-waits in the rclpy measured here (kilted: a whole core with
     no work), while its ``spin_once`` blocks until work or the timeout, so both kinds are spun that way.
+    A shutdown while ``spin_once`` waits raises ``ExternalShutdownException`` there; that is this
+    function's normal end, not an error.
     """
     import rclpy
+    from rclpy.executors import ExternalShutdownException
 
     context = context or rclpy.get_default_context()
-    while context.ok():
-        executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+    try:
+        while context.ok():
+            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
+    except ExternalShutdownException:
+        return
