@@ -67,6 +67,20 @@ def test_reasoning_and_trajectory_steps_are_costed_apart_and_short_passes_inform
         ReasoningGate(GateConfig(), steps=(8, 0))
 
 
+def test_a_slow_pass_must_fit_with_two_deviations_of_the_measured_passes_to_spare():
+    g = ReasoningGate(GateConfig(slow_cost_ms=68.0, min_slow_steps=(2, 4)), ema=0.5, steps=(8, 8))
+    g.record_slow_pass(36.0, 32.0)  # 4 ms a call: exactly the estimate
+    assert g.margin == 1.0 and g.short_steps(68.0) == (8, 8)
+    g.record_slow_pass(54.0, 48.0)  # 102 ms against 68 expected: 50 % off -> deviation 0.25
+    assert g.deviation == pytest.approx(0.25) and g.margin == pytest.approx(1.5)
+    assert g.slow_cost_ms == pytest.approx(85.0)  # 5 ms a call
+    assert g.short_steps(127.5) == (8, 8) and g.short_steps(127.0) == (7, 8)
+    assert not g.decide(
+        0.9, 0.9, budget_ms=40.0, elapsed_ms=20.0
+    ).slow  # refused: 2 + 4 steps take 35 ms x 1.5 > the 20 ms left
+    assert g.deviation == pytest.approx(0.125)  # a refusal shrinks the margin too
+
+
 def test_measured_slow_cost_replaces_prior_then_averages():
     g = ReasoningGate(GateConfig(slow_cost_ms=30.0, min_slow_steps=(8, 8)), ema=0.5)
     g.record_slow_pass(40.0, 40.0)

@@ -13,7 +13,8 @@ one would be refused (on this VM the full pass takes 54–85 ms against the 60 m
 leaves after the fast pass, and one demo run refused every slow pass). The cost model (see
 :class:`ReasoningGate`) has one per-call cost for reasoning and one for trajectory steps, each an
 exponential moving average of measured slow passes, starting from ``GateConfig.slow_cost_ms`` spread
-evenly over the full pass's calls. A refused slow pass is not measured, so one slow outlier could lift
+evenly over the full pass's calls, and a pass must fit with two mean deviations of the measured
+passes from their estimates to spare. A refused slow pass is not measured, so one slow outlier could lift
 the average above what the budget leaves for good (on the test split's frames that want slow, that
 shut the slow path off for their second half); each refusal therefore relaxes the estimate toward the
 cheapest recent measurement, and the slow path is measured again after a few refusals unless even
@@ -56,6 +57,9 @@ class ReasoningGate:
 
     RECENT = 20
     """Measured slow passes whose cheapest a refused slow pass relaxes the estimate toward."""
+    MARGIN_DEVIATIONS = 2.0
+    """A slow pass must fit with this many mean relative deviations of measured passes from the
+    estimate to spare (as TCP's retransmission timeout: mean + 4 deviations; 2 here, a soft budget)."""
 
     def __init__(self, cfg: GateConfig | None = None, ema: float = 0.3, steps: tuple[int, int] = (8, 8)):
         self.cfg = cfg or GateConfig()
@@ -72,6 +76,7 @@ class ReasoningGate:
         """Back to the prior, so that the next measurement replaces it (see :meth:`WamDiffPlanner.warm_up`)."""
         per_call = float(self.cfg.slow_cost_ms) / (self.steps[0] + self.steps[1] + 1)
         self.reasoning_call_ms = self.trajectory_step_ms = per_call
+        self.deviation = 0.0
         self.measured = 0
         self._recent.clear()
 
@@ -91,13 +96,18 @@ class ReasoningGate:
         """``GateConfig.min_slow_steps``, capped by the full pass's steps."""
         return min(self.cfg.min_slow_steps[0], self.steps[0]), min(self.cfg.min_slow_steps[1], self.steps[1])
 
+    @property
+    def margin(self) -> float:
+        """Factor on the estimated cost a pass must fit with: ``1 + MARGIN_DEVIATIONS · deviation``."""
+        return 1.0 + self.MARGIN_DEVIATIONS * self.deviation
+
     def short_steps(self, left_ms: float) -> tuple[int, int] | None:
-        """The longest slow pass that fits in ``left_ms`` by the estimate: the full steps, else fewer
-        (trajectory steps kept first), None when not even ``min_slow_steps`` fit."""
+        """The longest slow pass that fits in ``left_ms`` by the estimate and its :attr:`margin`: the
+        full steps, else fewer (trajectory steps kept first), None when not even ``min_slow_steps`` fit."""
         r_min, s_min = self.min_steps
         for s in range(self.steps[1], s_min - 1, -1):
             for r in range(self.steps[0], r_min - 1, -1):
-                if self.cost_ms((r, s)) <= left_ms:
+                if self.cost_ms((r, s)) * self.margin <= left_ms:
                     return r, s
         return None
 
@@ -110,15 +120,20 @@ class ReasoningGate:
         if self.measured == 0:
             self.reasoning_call_ms, self.trajectory_step_ms = a, b
         else:
+            expected = self.cost_ms((r, s))
+            miss = abs(float(reasoning_ms) + float(trajectory_ms) - expected) / expected
+            self.deviation += self.ema * (miss - self.deviation)
             self.reasoning_call_ms += self.ema * (a - self.reasoning_call_ms)
             self.trajectory_step_ms += self.ema * (b - self.trajectory_step_ms)
         self.measured += 1
         self._recent.append(self.cost_ms(self.steps, a, b))
 
     def _relax(self) -> None:
-        """After a refusal: move the estimate a step toward the cheapest recent measured pass."""
+        """After a refusal: move the estimate a step toward the cheapest recent measured pass and shrink
+        the margin (a refused pass is not measured, so neither would come down otherwise)."""
         if not self._recent:
             return
+        self.deviation *= 1.0 - self.ema
         full = self.slow_cost_ms
         factor = 1.0 + self.ema * (min(self._recent) - full) / full
         self.reasoning_call_ms *= factor
