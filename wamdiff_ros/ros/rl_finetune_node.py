@@ -234,7 +234,9 @@ def main(args: list[str] | None = None) -> int:
         executor.add_node(node)
         while rclpy.ok() and not (node.done() and node.params["shutdown_when_done"]):
             executor.spin_once(timeout_sec=0.2)
-        code = 1 if node.error else 0
+        # Ctrl-C shuts the context down: inside spin_once that raises ExternalShutdownException, between
+        # two calls it only ends the loop; both are an interrupted run.
+        code = 130 if not rclpy.ok() else 1 if node.error else 0
     except (KeyboardInterrupt, ExternalShutdownException):
         code = 130
     except (ValueError, FileNotFoundError, ConfigError, CheckpointError) as e:
