@@ -118,6 +118,7 @@ def summarize(episodes: list[dict], processing_ms: list[float], diagnostics: dic
         "at_fault_collisions": sum(bool(e["at_fault_collision"]) for e in episodes),
         "route_completion": float(np.mean([e["route_completion"] for e in episodes])) if n else math.nan,
         "mean_pdms": float(np.nanmean(pdms)) if np.isfinite(pdms).any() else math.nan,
+        "driving_score": float(np.mean([e.get("driving_score", math.nan) for e in episodes])) if n else math.nan,
         "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else math.nan,
         "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else math.nan,
         "planner_cycles": int(lat.size),
@@ -139,6 +140,7 @@ def table_rows(episodes: list[dict], summary: dict) -> tuple[list[dict], list[di
             "at-fault": "yes" if e["at_fault_collision"] else ("not at fault" if e["collision"] else "no"),
             "completion": e["route_completion"],
             "PDMS": e.get("mean_pdms", math.nan),
+            "DS": e.get("driving_score", math.nan),
             "ticks": e.get("ticks", ""),
             "timeouts": e.get("trajectory_timeouts", 0),
         }
@@ -150,6 +152,7 @@ def table_rows(episodes: list[dict], summary: dict) -> tuple[list[dict], list[di
         ("at-fault collisions", f"{s['at_fault_collisions']} (all collisions {s['collisions']})"),
         ("route completion", s["route_completion"]),
         ("mean score (closed-loop PDMS)", s["mean_pdms"]),
+        ("driving score (CARLA leaderboard, %)", s["driving_score"]),
         ("planner latency p50 (ms)", s["latency_ms_p50"]),
         ("planner latency p99 (ms)", s["latency_ms_p99"]),
         ("fast / slow rate", f"{s['fast_rate']:.3f} / {s['slow_rate']:.3f} of {s['plans']} plans"),

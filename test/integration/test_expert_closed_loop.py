@@ -62,6 +62,7 @@ def test_ticks_before_an_at_fault_collision_score_zero_instead_of_going_unscored
     assert m.scored == len(range(0, len(res.frames), 5)) > len(full_horizon) >= 1
     assert m.mean_pdms == pytest.approx(sum(full_horizon) / m.scored)  # the rest count as 0
     assert m.mean_pdms < min(full_horizon)
+    assert m.driving_score == pytest.approx(100 * m.route_completion * 0.60)  # the leaderboard's vehicle collision
 
 
 class Swerve(Cruise):
@@ -77,3 +78,4 @@ def test_an_episode_that_leaves_the_road_within_its_first_horizon_scores_zero_no
     m = res.metrics
     assert m.reason == "off_road" and not m.collision and m.duration < TrajectorySpec().horizon
     assert m.scored == len(range(0, len(res.frames), 5)) and m.mean_pdms == 0.0
+    assert m.driving_score == pytest.approx(100 * m.route_completion)  # leaving the route: no penalty

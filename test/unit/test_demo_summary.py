@@ -24,6 +24,7 @@ def _episode(**kw):
         "at_fault_collision": False,
         "route_completion": 0.5,
         "mean_pdms": 0.8,
+        "driving_score": 50.0,
         "ticks": 101,
         "trajectory_timeouts": 0,
     }
@@ -65,14 +66,22 @@ def test_graph_arguments_become_typed_bridge_parameters(tmp_path):
 def test_summary_counts_collisions_rates_and_latency():
     episodes = [
         _episode(),
-        _episode(collision=True, at_fault_collision=True, route_completion=0.2, mean_pdms=0.0, trajectory_timeouts=2),
-        _episode(collision=True, route_completion=0.9, mean_pdms=math.nan),
+        _episode(
+            collision=True,
+            at_fault_collision=True,
+            route_completion=0.2,
+            mean_pdms=0.0,
+            driving_score=12.0,
+            trajectory_timeouts=2,
+        ),
+        _episode(collision=True, route_completion=0.9, mean_pdms=math.nan, driving_score=54.0),
     ]
     diagnostics = {"plans": "40", "fast": "30", "slow": "10", "fallbacks_hold": "6", "fallbacks_stop": "4"}
     s = demo.summarize(episodes, [float(k) for k in range(1, 101)], diagnostics)
     assert (s["episodes"], s["collisions"], s["at_fault_collisions"]) == (3, 2, 1)
     assert s["route_completion"] == pytest.approx((0.5 + 0.2 + 0.9) / 3)
     assert s["mean_pdms"] == pytest.approx(0.4)  # nan episodes (never scored) are left out
+    assert s["driving_score"] == pytest.approx((50.0 + 12.0 + 54.0) / 3)
     assert s["latency_ms_p50"] == pytest.approx(50.5) and s["latency_ms_p99"] == pytest.approx(99.01)
     assert (s["fast_rate"], s["slow_rate"], s["fallback_rate"]) == (0.75, 0.25, 0.2)
     assert s["trajectory_timeouts"] == 2
@@ -89,6 +98,7 @@ def test_table_rows_name_every_required_column():
     assert values["planner latency p99 (ms)"] == pytest.approx(2.98)
     assert values["fast / slow rate"] == "1.000 / 0.000 of 2 plans"
     assert {"route completion", "mean score (closed-loop PDMS)", "planner latency p50 (ms)"} <= set(values)
+    assert values["driving score (CARLA leaderboard, %)"] == pytest.approx(50.0)
 
 
 def _args(**kw):

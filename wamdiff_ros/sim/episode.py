@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from wamdiff_ros.carla.metrics import PENALTIES, driving_score
 from wamdiff_ros.control.tracker import Tracker
 from wamdiff_ros.scenes import future_available, scene_at
 from wamdiff_ros.sim.roadnet import crop_lanes
@@ -38,6 +39,10 @@ class EpisodeMetrics:
         route_completion: progress / route length in [0, 1]; progress, route_length [m].
         mean_pdms, mean_epdms: means over the scored ticks (nan when none could be scored; the ticks
             before an at-fault collision or off-road ending score 0, see :func:`score_log`); scored: their number.
+        driving_score: the CARLA leaderboard's driving score [%] (:func:`wamdiff_ros.carla.metrics.driving_score`):
+            route completion in percent times 0.60 for a collision (every collision here is with a
+            vehicle; at fault or not, as the leaderboard counts); leaving the road ends the route
+            without a penalty, as the leaderboard's route deviation does.
         comfort: fraction of ticks within NAVSIM's history-comfort bounds.
         mean_speed [m/s]; plan_ms: mean driver time per tick; step_ms: mean world step time [ms].
     """
@@ -57,6 +62,7 @@ class EpisodeMetrics:
     mean_pdms: float
     mean_epdms: float
     scored: int
+    driving_score: float
     comfort: float
     mean_speed: float
     plan_ms: float
@@ -190,6 +196,9 @@ def run_episode(
         mean_pdms=float(np.mean(pdms)) if pdms else float("nan"),
         mean_epdms=float(np.mean(epdms)) if epdms else float("nan"),
         scored=len(pdms),
+        driving_score=driving_score(
+            100.0 * world.completion, PENALTIES["collisions_vehicle"] if c is not None else 1.0
+        ),
         comfort=comfort_rate(frames),
         mean_speed=float(np.mean([f.ego.speed for f in frames])),
         plan_ms=1e3 * plan_s / max(len(frames), 1),
@@ -200,7 +209,7 @@ def run_episode(
 
 def summarize(metrics: list[EpisodeMetrics]) -> dict[str, dict[str, float]]:
     """Per-scenario and overall (``"all"``) figures: episodes, collision and at-fault collision rates,
-    mean route completion, share of completed routes, mean PDMS / EPDMS, comfort, mean plan time."""
+    mean route completion, share of completed routes, mean PDMS / EPDMS, driving score, comfort, mean plan time."""
     groups: dict[str, list[EpisodeMetrics]] = {}
     for m in metrics:
         groups.setdefault(m.scenario, []).append(m)
@@ -218,6 +227,7 @@ def summarize(metrics: list[EpisodeMetrics]) -> dict[str, dict[str, float]]:
             "completed": float(np.mean([m.route_completion >= 0.999 for m in ms])),
             "mean_pdms": float(np.nanmean([m.mean_pdms for m in ms])) if any(m.scored for m in ms) else float("nan"),
             "mean_epdms": float(np.nanmean([m.mean_epdms for m in ms])) if any(m.scored for m in ms) else float("nan"),
+            "driving_score": float(np.mean([m.driving_score for m in ms])),
             "comfort": float(np.mean([m.comfort for m in ms])),
             "plan_ms": float(np.mean([m.plan_ms for m in ms])),
             "step_ms": float(np.mean([m.step_ms for m in ms])),
@@ -249,6 +259,7 @@ def _print_table(summary: dict[str, dict[str, float]]) -> None:
         ("completed", "{:.1%}"),
         ("mean_pdms", "{:.3f}"),
         ("mean_epdms", "{:.3f}"),
+        ("driving_score", "{:.1f}"),
         ("comfort", "{:.1%}"),
         ("plan_ms", "{:.1f}"),
     ]
