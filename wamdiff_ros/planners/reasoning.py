@@ -43,6 +43,11 @@ class GateDecision:
     """``(reasoning, trajectory)`` decoding steps of the slow pass to run (None when fast)."""
 
 
+def _pass_ms(steps: tuple[int, int], reasoning_call_ms: float, trajectory_step_ms: float) -> float:
+    """Time [ms] of a slow pass with ``(reasoning, trajectory)`` steps at these per-call costs."""
+    return (steps[0] + 1) * reasoning_call_ms + steps[1] * trajectory_step_ms
+
+
 class ReasoningGate:
     """The gate and its cost model of the slow pass: ``(r + 1)·reasoning_call_ms + s·trajectory_step_ms``
     for ``r`` reasoning steps (plus the reasoning's key/value pass) and ``s`` trajectory steps. The two
@@ -80,11 +85,9 @@ class ReasoningGate:
         self.measured = 0
         self._recent.clear()
 
-    def cost_ms(self, steps: tuple[int, int], reasoning_call_ms: float | None = None, trajectory_step_ms=None) -> float:
-        """Estimated time [ms] of a slow pass with ``steps`` (by the current per-call estimates unless given)."""
-        a = self.reasoning_call_ms if reasoning_call_ms is None else reasoning_call_ms
-        b = self.trajectory_step_ms if trajectory_step_ms is None else trajectory_step_ms
-        return (steps[0] + 1) * a + steps[1] * b
+    def cost_ms(self, steps: tuple[int, int]) -> float:
+        """Estimated time [ms] of a slow pass with ``steps``."""
+        return _pass_ms(steps, self.reasoning_call_ms, self.trajectory_step_ms)
 
     @property
     def slow_cost_ms(self) -> float:
@@ -126,7 +129,7 @@ class ReasoningGate:
             self.reasoning_call_ms += self.ema * (a - self.reasoning_call_ms)
             self.trajectory_step_ms += self.ema * (b - self.trajectory_step_ms)
         self.measured += 1
-        self._recent.append(self.cost_ms(self.steps, a, b))
+        self._recent.append(_pass_ms(self.steps, a, b))
 
     def _relax(self) -> None:
         """After a refusal: move the estimate a step toward the cheapest recent measured pass and shrink
