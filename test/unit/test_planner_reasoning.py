@@ -75,9 +75,8 @@ def test_a_slow_pass_must_fit_with_two_deviations_of_the_measured_passes_to_spar
     assert g.deviation == pytest.approx(0.25) and g.margin == pytest.approx(1.5)
     assert g.slow_cost_ms == pytest.approx(85.0)  # 5 ms a call
     assert g.short_steps(127.5) == (8, 8) and g.short_steps(127.0) == (7, 8)
-    assert not g.decide(
-        0.9, 0.9, budget_ms=40.0, elapsed_ms=20.0
-    ).slow  # refused: 2 + 4 steps take 35 ms x 1.5 > the 20 ms left
+    refused = g.decide(0.9, 0.9, budget_ms=40.0, elapsed_ms=20.0)
+    assert not refused.slow  # 2 + 4 steps take 35 ms x 1.5 > the 20 ms left
     assert g.deviation == pytest.approx(0.125)  # a refusal shrinks the margin too
 
 

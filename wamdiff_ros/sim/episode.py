@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from wamdiff_ros.carla.metrics import PENALTIES, driving_score
+from wamdiff_ros.carla.metrics import driving_score, infraction_penalty
 from wamdiff_ros.control.tracker import Tracker
 from wamdiff_ros.scenes import future_available, scene_at
 from wamdiff_ros.sim.roadnet import crop_lanes
@@ -197,7 +197,7 @@ def run_episode(
         mean_epdms=float(np.mean(epdms)) if epdms else float("nan"),
         scored=len(pdms),
         driving_score=driving_score(
-            100.0 * world.completion, PENALTIES["collisions_vehicle"] if c is not None else 1.0
+            100.0 * world.completion, infraction_penalty({"collisions_vehicle": int(c is not None)})
         ),
         comfort=comfort_rate(frames),
         mean_speed=float(np.mean([f.ego.speed for f in frames])),

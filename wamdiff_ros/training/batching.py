@@ -50,16 +50,9 @@ def encode_sample(space: TokenSpace, layout: SequenceLayout, sample, task: str, 
         if not reasoning:
             raise ValueError("encode_sample: task 'reasoning' needs sample.language['reasoning'] text")
         return make_sample(
-            space,
-            layout,
-            "reasoning",
-            sample.command,
-            sample.instruction,
-            reasoning,
-            sample.future,
-            complex_scene,
-            sample.ego,
-        )
+            space, layout, "reasoning", sample.command, sample.instruction, reasoning, waypoints=sample.future,
+            complex_scene=complex_scene, ego=sample.ego,
+        )  # fmt: skip
     if task == "vqa":
         pairs = language.get("vqa") or []
         if not pairs:
