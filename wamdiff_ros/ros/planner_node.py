@@ -28,6 +28,7 @@ Topics (``<prefix>`` = ``camera_topic_prefix``):
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from pathlib import Path
@@ -38,7 +39,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
@@ -54,6 +55,7 @@ from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.executors import make_executor, spin
+from wamdiff_ros.ros.input_poller import InputPoller
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
 from wamdiff_ros.runtime.planner import export_in_subprocess
@@ -139,12 +141,10 @@ class PlannerNode(LifecycleNode):
         self._reload_lock = threading.Lock()
         self._reloads = {"ok": 0, "rejected": 0}
         self._frames = ("map", "base_link")
-        self._subs: list = []
         self._pubs: dict = {}
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._input_group = ReentrantCallbackGroup()
+        self._poller: InputPoller | None = None
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._qos_problems: dict[str, str] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=publisher_events())
@@ -173,16 +173,19 @@ class PlannerNode(LifecycleNode):
         raw = p["image_format"] == "raw"
         qos_in = qos_profile(p["input_qos"])
         prefix = p["camera_topic_prefix"].rstrip("/")
+        # Taken by the planning thread, in this order; without QoS event handlers (see subscription_events:
+        # publishers with incompatible QoS are looked up with each diagnostics update instead).
+        poller = self._poller = InputPoller(self)
+        subscribe = functools.partial(poller.subscribe, event_callbacks=subscription_events())
+        qos_cmd = qos_profile("default")
+        subscribe(String, p["command_topic"], lambda m: self._loop.on_command(m.data), qos_cmd)
+        subscribe(String, p["instruction_topic"], lambda m: self._loop.on_instruction(m.data), qos_cmd)
+        subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in)
         for cam in rig.cameras:
             topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
-            on_image = lambda m, c=cam.name: self._on_image(c, m)  # noqa: E731
-            self._subscribe(Image if raw else CompressedImage, topic, on_image, qos_in)
+            subscribe(Image if raw else CompressedImage, topic, lambda m, c=cam.name: self._on_image(c, m), qos_in)
             on_info = lambda m, c=cam.name: self._loop.on_camera_info(c, m.width, m.height, m.k)  # noqa: E731
-            self._subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in)
-        self._subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in)
-        qos_cmd = qos_profile("default")
-        self._subscribe(String, p["command_topic"], lambda m: self._loop.on_command(m.data), qos_cmd)
-        self._subscribe(String, p["instruction_topic"], lambda m: self._loop.on_instruction(m.data), qos_cmd)
+            subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in, deferrable=True)
         self._pubs = {
             key: self.create_publisher(msg_type, topic, 10, event_callbacks=publisher_events())
             for key, msg_type, topic in (
@@ -200,18 +203,9 @@ class PlannerNode(LifecycleNode):
         self._status = "active"
         return TransitionCallbackReturn.SUCCESS
 
-    def _subscribe(self, msg_type, topic: str, callback, qos) -> None:
-        """An input subscription without QoS event handlers (see :func:`subscription_events`); publishers
-        with incompatible QoS are looked up with each diagnostics update instead."""
-        self._subs.append(
-            self.create_subscription(
-                msg_type, topic, callback, qos, callback_group=self._input_group, event_callbacks=subscription_events()
-            )
-        )
-
     def _check_input_qos(self) -> None:
         """Record (and log once) each input topic that has a publisher whose QoS it cannot match."""
-        for sub in list(self._subs):
+        for sub in list(self._poller.subscriptions if self._poller is not None else ()):
             try:
                 topic = sub.topic_name  # resolved: namespace and remappings applied
                 found = incompatible_publishers(self, topic, sub.qos_profile)
@@ -247,15 +241,17 @@ class PlannerNode(LifecycleNode):
 
     def _release_io(self) -> None:
         self._stop.set()
-        self._wake.set()
+        if self._poller is not None:
+            self._poller.wake()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        for sub in self._subs:
-            self.destroy_subscription(sub)
+        if self._poller is not None:
+            self._poller.destroy()
+            self._poller = None
         for pub in self._pubs.values():
             self.destroy_publisher(pub)
-        self._subs, self._pubs = [], {}
+        self._pubs = {}
         self._qos_problems.clear()
 
     # ---- inputs --------------------------------------------------------------------------------
@@ -263,29 +259,28 @@ class PlannerNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_image(self, camera: str, msg) -> None:
-        if self._loop.on_image(camera, conv.to_sec(msg.header.stamp), msg, self._now()):
-            self._wake.set()
+    def _on_image(self, camera: str, msg) -> bool:
+        return self._loop.on_image(camera, conv.to_sec(msg.header.stamp), msg, self._now())
 
-    def _on_odom(self, msg: Odometry) -> None:
+    def _on_odom(self, msg: Odometry) -> bool:
         self._frames = (msg.header.frame_id or "map", msg.child_frame_id or "base_link")
-        if self._loop.on_odometry(conv.to_sec(msg.header.stamp), msg, self._now()):
-            self._wake.set()
+        return self._loop.on_odometry(conv.to_sec(msg.header.stamp), msg, self._now())
 
     # ---- planning thread -----------------------------------------------------------------------
 
     def _run(self) -> None:
-        loop = self._loop
-        while not self._stop.is_set():
-            self._wake.clear()
+        """Take inputs until a complete set is ready or a cycle period passed, then run a cycle."""
+        loop, poller, stopped = self._loop, self._poller, self._stop.is_set
+        while not stopped():
             try:
                 out = loop.step(self._now())
                 if out is not None:
                     self._publish(out)
                     continue
+                poller.take(loop.config.period, stopped)
             except Exception as e:  # a bug must not kill the planning thread silently
                 self.get_logger().error(f"planning cycle failed: {type(e).__name__}: {e}")
-            self._wake.wait(loop.config.period)
+                self._stop.wait(loop.config.period)
 
     def _publish(self, out: CycleOutput) -> None:
         p, pubs = self.params, self._pubs
