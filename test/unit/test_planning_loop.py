@@ -323,6 +323,31 @@ def test_time_going_backwards_resets_and_planning_resumes():
     assert loop.health(1.0).values["time_jumps"] != "0"
 
 
+def test_inputs_jumping_back_before_the_clock_wait_for_it_instead_of_falling_back():
+    wall = [0.0]
+    loop = PlanningLoop(Recording(), RIG, LoopConfig(), decode_image, decode_odom, lambda: wall[0])
+    feed(loop, 10.0)
+    assert loop.step(10.0).kind == "plan"
+    feed(loop, 1.0, now=10.02)  # a bag looped: its first frame arrives before /clock goes back
+    wall[0] = 0.1
+    assert loop.step(10.05) is None, "the new inputs were called stale while the clock lagged them"
+    out = loop.step(1.01)  # /clock went back
+    assert out.kind == "plan" and out.stamp == 1.0
+
+
+def test_inputs_jumping_back_fall_back_when_the_clock_never_follows():
+    wall = [0.0]
+    cfg = LoopConfig(input_timeout_s=0.5)
+    loop = PlanningLoop(Recording(), RIG, cfg, decode_image, decode_odom, lambda: wall[0])
+    feed(loop, 10.0)
+    assert loop.step(10.0).kind == "plan"
+    feed(loop, 1.0, now=10.02)
+    assert loop.step(10.05) is None
+    wall[0] = 0.6  # longer than input_timeout_s of wall time
+    out = loop.step(10.6)
+    assert out is not None and out.kind != "plan" and "stale" in out.reasons[0]
+
+
 def test_fast_slow_counters_and_moe_load():
     class Slow(Recording):
         def plan(self, obs, budget_ms=None):

@@ -17,7 +17,9 @@ Rules:
 - With no new set for ``input_timeout_s``, a fallback is returned once per cycle period.
 - A cycle slower than ``deadline_ms`` is still published and counted as a deadline miss.
 - Time going backwards (inputs or node clock: a bag loop, a simulator reset) resets the sync, the
-  ego history and the held plan.
+  ego history and the held plan. When the inputs jump back first, their sets are not called stale
+  while the node clock has yet to follow (it may lag them: /clock arrives on another thread), for
+  up to ``input_timeout_s`` of wall time.
 - A break in the odometry (a gap longer than ``input_timeout_s``, or a pose farther from the previous
   one than their speeds explain by :data:`ODOM_JUMP_M`: the next episode of a simulator or a bag, a
   relocalisation) drops the ego history and the held plan, so poses from before the break never
@@ -211,6 +213,7 @@ class PlanningLoop:
         self._last_fallback_time: float | None = None
         self._last_set_stamp: float | None = None
         self._last_output: CycleOutput | None = None
+        self._input_jump_wall: float | None = None
         self.counts: Counter = Counter()
         self.reason_counts: Counter = Counter()
         self._processing = deque(maxlen=200)
@@ -250,6 +253,7 @@ class PlanningLoop:
     def _push(self, stream: str, stamp: float, payload: Any, now: float) -> bool:
         if self.sync.push(stream, stamp, payload, now):
             self._on_time_jump()
+            self._input_jump_wall = self._wall()
             return True
         return self.sync.newest(only_new=True) is not None
 
@@ -324,9 +328,11 @@ class PlanningLoop:
         with self._lock:
             self._check_clock(now)
             cfg = self._config
+            candidate, last = self.sync.newest(only_new=True), self._last_set_stamp
+            if candidate is not None and self._awaiting_clock(candidate, now, cfg):
+                return None
             if self._started is None:
                 self._started = now
-            candidate, last = self.sync.newest(only_new=True), self._last_set_stamp
             if candidate is not None and (
                 last is None or candidate.key_stamp >= last + cfg.period * (1 - RATE_TOLERANCE)
             ):
@@ -342,6 +348,17 @@ class PlanningLoop:
                 reasons = self._missing_reasons(now, cfg)
                 return self._remember(self._fallback(now, reasons, None, None, t0, planner), now)
             return None
+
+    def _awaiting_clock(self, s: SyncSet, now: float, cfg: LoopConfig) -> bool:
+        """The inputs jumped back in time less than ``input_timeout_s`` of wall time ago and ``s`` would be
+        stale only because the node clock has not followed them yet (see the module docstring)."""
+        jumped = self._input_jump_wall
+        if jumped is None or now - s.oldest <= cfg.input_timeout_s:
+            return False
+        if self._wall() - jumped < cfg.input_timeout_s:
+            return True
+        self._input_jump_wall = None
+        return False
 
     def _cycle(self, s: SyncSet, now: float, planner: Any, cfg: LoopConfig) -> CycleOutput:
         t0 = self._wall()

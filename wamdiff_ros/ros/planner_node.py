@@ -7,9 +7,10 @@ Everything that decides what reaches the model and what gets published is in
 - activate: create publishers and subscriptions, start the planning thread;
 - deactivate / cleanup: stop the thread and release them / drop the model.
 
-Planning runs in its own thread, woken when a new complete input set is ready and at least once per
-cycle period, so input callbacks never wait for inference and the planning thread does not compete
-with the executor for the GIL while a frame's messages are still arriving. Changing ``model_path`` (or
+Planning runs in its own thread, which also takes the input messages itself
+(:class:`~wamdiff_ros.ros.input_poller.InputPoller`: no executor between the middleware and the
+planner) and plans as soon as they complete a set, or falls back at least once per cycle period; the
+executor thread serves only services, parameters, timers and /clock. Changing ``model_path`` (or
 the backend) at run time loads the new checkpoint in a background thread (its ONNX graphs exported by
 a child process, off the GIL) and swaps it in atomically; a checkpoint that fails to load or to run is
 rejected, the old model keeps driving and /diagnostics says why.
@@ -416,8 +417,8 @@ def main(args: list[str] | None = None) -> int:
                 return 0 if ok else 1
             if ok:
                 node.trigger_activate()
-        # One thread for the input callbacks (they only queue messages); planning has its own thread. A
-        # MultiThreadedExecutor's dispatch loop here kept the GIL so busy that plans took 2-7 s, not 20-40 ms.
+        # One executor thread for services, parameters, timers and /clock; the planning thread takes the inputs
+        # itself. A MultiThreadedExecutor's dispatch loop here kept the GIL so busy that plans took 2-7 s.
         executor, kind, why = make_executor(node.params["executor"], node.context)
         if why:
             node.get_logger().warning(why)
