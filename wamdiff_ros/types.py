@@ -11,6 +11,7 @@ Conventions (REP-103/105), used everywhere in the package:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -96,13 +97,8 @@ class EgoState:
         return float(self.velocity[0])
 
     def is_finite(self) -> bool:
-        return bool(
-            np.isfinite(self.pose).all()
-            and np.isfinite(self.velocity).all()
-            and np.isfinite(self.acceleration).all()
-            and np.isfinite(self.yaw_rate)
-            and np.isfinite(self.stamp)
-        )
+        values = (*self.pose, *self.velocity, *self.acceleration, self.yaw_rate, self.stamp)
+        return all(math.isfinite(v) for v in values)
 
     def as_vector(self) -> np.ndarray:
         """Frame-free features for a network: (6,) ``(vx, vy, ax, ay, yaw_rate, speed)``."""

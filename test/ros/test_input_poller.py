@@ -97,22 +97,20 @@ def test_take_ends_on_timeout_wake_and_stop(ros_context):
     node.destroy_node()
 
 
-def test_deferrable_messages_wait_until_after_a_complete_set(ros_context):
-    node = Node("poller_defer", context=ros_context)
+def test_a_take_handles_every_message_queued_with_the_one_that_completes_a_set(ros_context):
+    node = Node("poller_all", context=ros_context)
     poller = InputPoller(node)
-    info, image = Recorder(), Recorder(completes={"frame"})
-    poller.subscribe(String, "/poller_defer/info", info, 10, deferrable=True)  # made first, taken last
-    poller.subscribe(String, "/poller_defer/image", image, 10)
-    pubs = [node.create_publisher(String, f"/poller_defer/{t}", 10) for t in ("info", "image")]
+    image, info = Recorder(completes={"frame"}), Recorder()
+    poller.subscribe(String, "/poller_all/image", image, 10)  # made first, taken first
+    poller.subscribe(String, "/poller_all/info", info, 10)
+    pubs = [node.create_publisher(String, f"/poller_all/{t}", 10) for t in ("image", "info")]
     for pub in pubs:
         wait_for_match(pub)
-    pubs[0].publish(String(data="info"))
-    pubs[1].publish(String(data="frame"))
+    pubs[0].publish(String(data="frame"))
+    pubs[1].publish(String(data="info"))
     time.sleep(0.2)  # both queued before the take
     assert poller.take(2.0) is True
-    assert image.texts == ["frame"] and info.texts == [], "a deferrable message was taken before the plan"
-    assert poller.take(0.3) is False
-    assert info.texts == ["info"]
+    assert image.texts == ["frame"] and info.texts == ["info"], "a message queued with the frame was left for later"
     poller.destroy()
     node.destroy_node()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from wamdiff_ros.data.images import decode_compressed, encode_compressed
-from wamdiff_ros.geometry import compose
+from wamdiff_ros.geometry import compose, relative, resample, wrap_angle
 from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
 from wamdiff_ros.planning import LoopConfig, PlanningLoop, comfortable_stop
 from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN
@@ -128,6 +128,27 @@ def test_ego_history_is_relative_and_clamped_like_the_dataset():
         loop.on_image(c, 2.9, JPEG, 2.9)
     assert loop.step(2.9).kind == "plan"
     np.testing.assert_allclose(planner.seen[-1].ego_history[:, 0], [-15.0, -10.0, -5.0], atol=1e-9)
+
+
+def test_ego_history_interpolates_as_geometry_resample_across_the_yaw_wrap():
+    planner = Recording()
+    planner.history = 6
+    loop, _ = make(planner)
+    rng = np.random.default_rng(3)
+    stamps = np.cumsum(rng.uniform(0.03, 0.12, 40))
+    yaws = np.pi - 0.3 + 0.02 * np.arange(40)  # crosses +π → −π
+    poses = np.stack([np.cumsum(rng.uniform(0.2, 0.5, 40)), np.cumsum(rng.normal(0, 0.02, 40)), yaws], 1)
+    for t, p in zip(stamps, poses):
+        loop.on_odometry(t, EgoState(pose=p, velocity=[4.0, 0.0], stamp=t), t)
+    t_now = stamps[-1]
+    for c in ("front", "left"):
+        loop.on_image(c, t_now, JPEG, t_now)
+    assert loop.step(t_now).kind == "plan"
+    kept = stamps >= t_now - (6 * SPEC.dt + 1.4) - 1e-9  # the odometry horizon the loop keeps
+    expected = relative(poses[-1], resample(poses[kept], stamps[kept], t_now - SPEC.dt * np.arange(6, 0, -1)))
+    got = planner.seen[-1].ego_history
+    np.testing.assert_allclose(got[:, :2], expected[:, :2], atol=1e-9)
+    np.testing.assert_allclose(wrap_angle(got[:, 2] - expected[:, 2]), 0.0, atol=1e-9)
 
 
 @pytest.mark.parametrize(

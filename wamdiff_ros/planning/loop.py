@@ -28,6 +28,7 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import threading
@@ -485,15 +486,24 @@ class PlanningLoop:
         return reasons
 
     def _with_acceleration(self, ego: EgoState) -> EgoState:
-        """``ego`` with acceleration from differencing world-frame velocities over :data:`ACCEL_WINDOW_S`."""
-        older = [e for e in self._odom if 0.5 * ACCEL_WINDOW_S <= ego.stamp - e.stamp <= 2 * ACCEL_WINDOW_S]
-        if not older:
+        """``ego`` with acceleration from differencing world-frame velocities over :data:`ACCEL_WINDOW_S`
+        (scalar arithmetic: this runs for every odometry message)."""
+        prev, best = None, math.inf
+        for e in reversed(self._odom):
+            age = ego.stamp - e.stamp
+            if age > 2 * ACCEL_WINDOW_S:
+                break
+            if age >= 0.5 * ACCEL_WINDOW_S and abs(age - ACCEL_WINDOW_S) < best:
+                prev, best = e, abs(age - ACCEL_WINDOW_S)
+        if prev is None:
             return ego
-        prev = min(older, key=lambda e: abs(ego.stamp - e.stamp - ACCEL_WINDOW_S))
-        v_now = _rot(ego.pose[2]) @ ego.velocity
-        v_prev = _rot(prev.pose[2]) @ prev.velocity
-        acc_world = (v_now - v_prev) / (ego.stamp - prev.stamp)
-        ego.acceleration = _rot(ego.pose[2]).T @ acc_world
+        yaw, yaw_prev = float(ego.pose[2]), float(prev.pose[2])
+        (vx, vy), (px, py) = (float(v) for v in ego.velocity), (float(v) for v in prev.velocity)
+        c, s, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(yaw_prev), math.sin(yaw_prev)
+        dt = ego.stamp - prev.stamp
+        ax = ((c * vx - s * vy) - (cp * px - sp * py)) / dt
+        ay = ((s * vx + c * vy) - (sp * px + cp * py)) / dt
+        ego.acceleration = np.array([c * ax + s * ay, -s * ax + c * ay])
         return ego
 
     def _odometry_break(self, prev: EgoState, ego: EgoState) -> bool:
@@ -501,20 +511,31 @@ class PlanningLoop:
         dt = ego.stamp - prev.stamp
         if dt > self._config.input_timeout_s:
             return True
-        reach = max(float(np.hypot(*prev.velocity[:2])), float(np.hypot(*ego.velocity[:2]))) * dt + ODOM_JUMP_M
-        return float(np.hypot(*(ego.pose[:2] - prev.pose[:2]))) > reach
+        speed = max(math.hypot(*prev.velocity[:2]), math.hypot(*ego.velocity[:2]))
+        return math.hypot(ego.pose[0] - prev.pose[0], ego.pose[1] - prev.pose[1]) > speed * dt + ODOM_JUMP_M
 
     def _history(self, ego: EgoState, dt: float, length: int) -> np.ndarray:
         """(length, 3) past poses relative to ``ego`` every ``dt`` s, oldest first; clamped at the oldest
         odometry kept (as the dataset clamps at an episode's start); zeros without any past odometry."""
         if length == 0:
             return np.zeros((0, 3))
-        past = [e for e in self._odom if e.stamp < ego.stamp]
-        if not past:
+        states = [e for e in self._odom if e.stamp < ego.stamp]
+        if not states:
             return np.zeros((length, 3))
-        stamps = np.array([e.stamp for e in past] + [ego.stamp]) - ego.stamp
-        poses = np.stack([e.pose for e in past] + [ego.pose])
-        return relative(ego.pose, resample(poses, stamps, -dt * np.arange(length, 0, -1)))
+        states.append(ego)
+        stamps = [e.stamp for e in states]
+        out = np.empty((length, 3))
+        for j in range(length):  # geometry.resample's interpolation, on the two states around each time
+            t = ego.stamp - dt * (length - j)
+            i = bisect.bisect_right(stamps, t) - 1
+            if i < 0:
+                out[j] = states[0].pose
+                continue
+            a, b = states[i].pose, states[i + 1].pose
+            w = (t - stamps[i]) / (stamps[i + 1] - stamps[i])
+            yaw = a[2] + w * ((b[2] - a[2] + math.pi) % (2 * math.pi) - math.pi)
+            out[j] = (a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1]), (yaw + math.pi) % (2 * math.pi) - math.pi)
+        return relative(ego.pose, out)
 
     def _history_len(self) -> int:
         return planner_history(self._planner) if self._planner is not None else 0
@@ -606,8 +627,3 @@ def _result_problem(result: Any, spec) -> str | None:
     if not np.isfinite(poses).all():
         return "planner: returned non-finite poses"
     return None
-
-
-def _rot(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s], [s, c]])

@@ -47,7 +47,6 @@ class PolledGroup(CallbackGroup):
 @dataclass
 class _Polled:
     sub: Any
-    deferrable: bool
     detached: bool
 
 
@@ -55,9 +54,8 @@ class InputPoller:
     """Takes the messages of ``node``'s input subscriptions on the thread that calls :meth:`take`.
 
     Subscription callbacks return True when the input they queued completes a set worth planning.
-    :meth:`take` returns as soon as one did, so that one thread both takes inputs and plans; messages
-    of *deferrable* subscriptions (checks that may lag a frame, such as camera_info) are then left
-    queued until the next call, after the plan.
+    :meth:`take` returns once it has taken every message queued when one did, so that one thread both
+    takes inputs and plans, and checks that arrive with a frame (camera_info) apply to that frame.
     """
 
     def __init__(self, node: Any):
@@ -71,7 +69,7 @@ class InputPoller:
     def subscriptions(self) -> list[Any]:
         return [p.sub for p in self._polled]
 
-    def subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], Any], qos: Any, *, deferrable=False, **kw):
+    def subscribe(self, msg_type: Any, topic: str, callback: Callable[[Any], Any], qos: Any, **kw):
         """``node.create_subscription`` for this poller (``kw``: its other keyword arguments); call before
         the polling thread starts. Subscriptions are taken in the order they were made."""
         sub = self._node.create_subscription(msg_type, topic, callback, qos, callback_group=self.group, **kw)
@@ -79,8 +77,7 @@ class InputPoller:
         detached = isinstance(owned, list) and sub in owned
         if detached:
             owned.remove(sub)
-        self._polled.append(_Polled(sub, deferrable, detached))
-        self._polled.sort(key=lambda p: p.deferrable)
+        self._polled.append(_Polled(sub, detached))
         self._wait_set = None
         return sub
 
@@ -134,8 +131,6 @@ class InputPoller:
     def _dispatch(self, ready: list[_Polled]) -> bool:
         complete = False
         for p in ready:
-            if complete and p.deferrable:
-                break
             sub = p.sub
             for _ in range(MAX_TAKE_PER_WAKE):
                 with sub.handle:
