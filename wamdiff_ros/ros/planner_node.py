@@ -310,7 +310,7 @@ class PlannerNode(LifecycleNode):
         poses, candidates, dt = out.result.trajectory.poses, out.result.candidates, out.result.trajectory.spec.dt
         in_odom = p["trajectory_frame"] == "odom" and out.origin is not None
         frame, origin = (odom_frame, out.origin) if in_odom else (base_frame, np.zeros(3))
-        pubs["trajectory"].publish(conv.path(compose(origin, poses) if in_odom else poses, out.stamp, dt, frame))
+        pubs["trajectory"].publish(conv.path_cdr(compose(origin, poses) if in_odom else poses, out.stamp, dt, frame))
         if p["publish_candidates"]:  # after the trajectory, which is what a controller waits for
             shown = compose(origin, candidates) if in_odom else candidates
             scores = out.result.candidate_scores
