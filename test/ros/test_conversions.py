@@ -1,13 +1,17 @@
-"""Message conversions whose exact wire form matters: the trajectory the planner node publishes serialized."""
+"""Message conversions whose exact wire form matters: what the planner node publishes and takes serialized."""
 
 from __future__ import annotations
+
+import struct
 
 import numpy as np
 import pytest
 from nav_msgs.msg import Path
 from rclpy.serialization import deserialize_message, serialize_message
 
+from wamdiff_ros.data import ros_types as rt
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.types import EgoState
 
 pytestmark = pytest.mark.ros
 
@@ -27,3 +31,43 @@ def test_path_cdr_is_the_path_message_as_rclpy_serializes_it(frame_id, n):
 def test_path_cdr_rejects_a_negative_stamp():
     with pytest.raises(ValueError, match="stamp"):
         conv.path_cdr(np.zeros((2, 3)), -1.0, 0.5, "map")
+
+
+@pytest.mark.parametrize(("frame_id", "child"), [("map", "base_link"), ("odom", "b"), ("", "")])
+def test_read_odometry_gives_the_fields_rclpy_serialized(frame_id, child):
+    rng = np.random.default_rng(len(frame_id) + len(child))
+    ego = EgoState(pose=[*rng.normal(0.0, 100.0, 2), 2.9], velocity=rng.normal(0.0, 5.0, 2), yaw_rate=-0.3)
+    msg = conv.odometry(ego, 123.456, frame_id, child)
+    msg.pose.covariance, msg.twist.covariance = rng.normal(size=36), rng.normal(size=36)
+    odom = conv.read_odometry(serialize_message(msg))
+    assert (odom.frame_id, odom.child_frame_id) == (frame_id, child)
+    got, expected = conv.ego_from_odometry(odom), rt.ego_from_odometry(msg)
+    np.testing.assert_allclose(got.pose, expected.pose, atol=1e-12)
+    np.testing.assert_allclose(got.velocity, expected.velocity, atol=1e-12)
+    assert got.yaw_rate == expected.yaw_rate and got.stamp == pytest.approx(expected.stamp, abs=1e-9)
+
+
+def test_read_odometry_reads_big_endian_cdr():
+    body = struct.pack(">iII", 7, 500_000_000, 4) + b"map\0" + struct.pack(">I", 2) + b"b\0" + b"\0" * 2
+    body += struct.pack(">7d", 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0) + b"\0" * 288
+    body += struct.pack(">6d", 3.0, -0.5, 0.0, 0.0, 0.0, 0.25) + b"\0" * 288
+    odom = conv.read_odometry(b"\x00\x00\x00\x00" + body)
+    assert (odom.stamp, odom.frame_id, odom.child_frame_id) == (7.5, "map", "b")
+    assert (odom.x, odom.y, odom.q, odom.vx, odom.vy, odom.yaw_rate) == (
+        1.0,
+        2.0,
+        (0.0, 0.0, 0.0, 1.0),
+        3.0,
+        -0.5,
+        0.25,
+    )
+
+
+def test_read_odometry_rejects_a_truncated_message_and_a_bad_quaternion():
+    data = serialize_message(conv.odometry(EgoState(pose=[1.0, 2.0, 0.3]), 5.0))
+    with pytest.raises(ValueError, match="not a serialized nav_msgs/Odometry"):
+        conv.read_odometry(data[:60])
+    odom = conv.read_odometry(data)
+    bad = conv.PlanarOdometry(odom.stamp, "map", "base_link", 1.0, 2.0, (0.0, 0.0, 0.0, 0.5), 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="unit quaternion"):
+        conv.ego_from_odometry(bad)

@@ -186,7 +186,7 @@ class PlannerNode(LifecycleNode):
         qos_cmd = qos_profile("default")
         subscribe(String, p["command_topic"], lambda m: self._loop.on_command(m.data), qos_cmd)
         subscribe(String, p["instruction_topic"], lambda m: self._loop.on_instruction(m.data), qos_cmd)
-        subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in)
+        subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in, raw=True)
         for cam in rig.cameras:
             topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
             subscribe(Image if raw else CompressedImage, topic, lambda m, c=cam.name: self._on_image(c, m), qos_in)
@@ -284,9 +284,15 @@ class PlannerNode(LifecycleNode):
         self._loop.on_camera_info(camera, msg.width, msg.height, msg.k)
         self._camera_info_seen[camera] = content
 
-    def _on_odom(self, msg: Odometry) -> bool:
-        self._frames = (msg.header.frame_id or "map", msg.child_frame_id or "base_link")
-        return self._loop.on_odometry(conv.to_sec(msg.header.stamp), msg, self._now())
+    def _on_odom(self, data: bytes) -> bool:
+        """Odometry arrives serialized and is read for its planar fields only (see conv.read_odometry)."""
+        try:
+            odom = conv.read_odometry(data)
+        except ValueError as e:
+            self.get_logger().warning(str(e), throttle_duration_sec=5.0)
+            return False
+        self._frames = (odom.frame_id or "map", odom.child_frame_id or "base_link")
+        return self._loop.on_odometry(odom.stamp, odom, self._now())
 
     # ---- planning thread -----------------------------------------------------------------------
 
