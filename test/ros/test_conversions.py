@@ -71,3 +71,24 @@ def test_read_odometry_rejects_a_truncated_message_and_a_bad_quaternion():
     bad = conv.PlanarOdometry(odom.stamp, "map", "base_link", 1.0, 2.0, (0.0, 0.0, 0.0, 0.5), 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="unit quaternion"):
         conv.ego_from_odometry(bad)
+
+
+@pytest.mark.parametrize("encoding", ["rgb8", "mono8", "bgra8"])
+@pytest.mark.parametrize("frame_id", ["front_optical", "", "ab"])
+def test_read_image_gives_the_fields_and_pixels_rclpy_serialized(encoding, frame_id):
+    image = np.random.default_rng(5).integers(0, 255, (16, 32, 3), dtype=np.uint8)
+    raw = conv.raw_image(image, 77.125, frame_id, encoding)
+    fields = conv.read_image(serialize_message(raw), compressed=False)
+    assert (fields.width, fields.height, fields.encoding, fields.step) == (raw.width, raw.height, encoding, raw.step)
+    assert fields.frame_id == frame_id and fields.stamp == pytest.approx(77.125, abs=1e-9)
+    np.testing.assert_array_equal(conv.decode_image(fields, (32, 16)), conv.decode_image(raw, (32, 16)))
+    jpeg = conv.compressed_image(image, 77.125, frame_id)
+    fields = conv.read_image(serialize_message(jpeg), compressed=True)
+    assert fields.format == jpeg.format and bytes(fields.data) == bytes(jpeg.data) and fields.frame_id == frame_id
+    np.testing.assert_array_equal(conv.decode_image(fields, (32, 16)), conv.decode_image(jpeg, (32, 16)))
+
+
+def test_read_image_rejects_a_truncated_message():
+    data = serialize_message(conv.compressed_image(np.zeros((16, 32, 3), np.uint8), 1.0, "front_optical"))
+    with pytest.raises(ValueError, match="not a serialized sensor_msgs/CompressedImage"):
+        conv.read_image(data[: len(data) - 10], compressed=True)

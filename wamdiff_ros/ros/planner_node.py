@@ -189,7 +189,8 @@ class PlannerNode(LifecycleNode):
         subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in, raw=True)
         for cam in rig.cameras:
             topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
-            subscribe(Image if raw else CompressedImage, topic, lambda m, c=cam.name: self._on_image(c, m), qos_in)
+            on_image = functools.partial(self._on_image, cam.name, not raw)
+            subscribe(Image if raw else CompressedImage, topic, on_image, qos_in, raw=True)
             on_info = functools.partial(self._on_camera_info, cam.name)
             subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in, raw=True)
         self._pubs = {
@@ -265,8 +266,14 @@ class PlannerNode(LifecycleNode):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_image(self, camera: str, msg) -> bool:
-        return self._loop.on_image(camera, conv.to_sec(msg.header.stamp), msg, self._now())
+    def _on_image(self, camera: str, compressed: bool, data: bytes) -> bool:
+        """Images arrive serialized; only their header and format are read here (see conv.read_image)."""
+        try:
+            image = conv.read_image(data, compressed)
+        except ValueError as e:
+            self.get_logger().warning(f"camera {camera}: {e}", throttle_duration_sec=5.0)
+            return False
+        return self._loop.on_image(camera, image.stamp, image, self._now())
 
     def _on_camera_info(self, camera: str, data: bytes) -> None:
         """Check a serialized camera_info when it differs from the camera's previous one beyond its stamp:
