@@ -1,10 +1,12 @@
 """Approximate-time sync: newest complete set wins, slop respected, stamps going backwards reset."""
 
 import threading
+from collections import deque
 
+import numpy as np
 import pytest
 
-from wamdiff_ros.planning.sync import ApproxTimeSync
+from wamdiff_ros.planning.sync import ApproxTimeSync, Stamped, _closest
 
 
 def make(slop=0.05):
@@ -113,3 +115,16 @@ def test_concurrent_push_and_take():
     assert taken == sorted(taken) and len(set(taken)) == len(taken)
     assert taken[-1] == pytest.approx(29.9)
     assert s.resets == 0
+
+
+def test_closest_is_the_nearest_stamp_and_the_newer_on_a_tie():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        stamps = np.unique(np.round(rng.uniform(0.0, 2.0, rng.integers(1, 11)), 2))
+        buf = deque(Stamped(float(x), None, 0.0) for x in stamps)
+        t = float(np.round(rng.uniform(-0.5, 2.5), 2))
+        best = _closest(buf, t)
+        d = abs(best.stamp - t)
+        assert all(d < abs(m.stamp - t) or (d == abs(m.stamp - t) and m.stamp <= best.stamp) for m in buf), (stamps, t)
+    tie = deque(Stamped(x, None, 0.0) for x in (1.0, 1.5))
+    assert _closest(tie, 1.25).stamp == 1.5

@@ -148,5 +148,15 @@ class ApproxTimeSync:
 
 
 def _closest(buf: deque[Stamped], t: float) -> Stamped:
-    """The message stamped closest to ``t``; the newer one on a tie."""
-    return min(buf, key=lambda m: (abs(m.stamp - t), -m.stamp))
+    """The message stamped closest to ``t``; the newer one on a tie.
+
+    A buffer is in stamp order (a stamp going backwards resets it), so the scan runs from the newest
+    message and stops at the first one not after ``t``: the ones before it are farther away.
+    """
+    best = None
+    for m in reversed(buf):
+        if best is None or abs(m.stamp - t) < abs(best.stamp - t):
+            best = m
+        if m.stamp <= t:
+            break
+    return best
