@@ -11,9 +11,9 @@ The subscriptions are ordinary rclpy subscriptions made by ``Node.create_subscri
 resolution, remapping, QoS and graph introspection are unchanged. No executor may take them as well:
 they belong to a :class:`PolledGroup`, which the Python executors honour, and they are removed from the
 node's list of subscriptions, which is what rclpy's C++ EventsExecutor iterates (it ignores callback
-groups). rclpy has no public call for either, so the removal is skipped where the node keeps that list
-under another name (the group still keeps the Python executors off them). The wait set is rclpy's own
-``_rclpy.WaitSet``, used as ``rclpy.wait_for_message`` uses it.
+groups). rclpy has no public call for that removal, so it is skipped where the node keeps the list
+under another name (Humble, which has no EventsExecutor; the group still keeps its executors off
+them). The wait set is rclpy's own ``_rclpy.WaitSet``, used as ``rclpy.wait_for_message`` uses it.
 """
 
 from __future__ import annotations
