@@ -352,8 +352,21 @@ def test_inputs_jumping_back_before_the_clock_wait_for_it_instead_of_falling_bac
     feed(loop, 1.0, now=10.02)  # a bag looped: its first frame arrives before /clock goes back
     wall[0] = 0.1
     assert loop.step(10.05) is None, "the new inputs were called stale while the clock lagged them"
+    assert loop.waiting_for_clock, "the caller must retry soon: the clock moves without new inputs"
     out = loop.step(1.01)  # /clock went back
-    assert out.kind == "plan" and out.stamp == 1.0
+    assert out.kind == "plan" and out.stamp == 1.0 and not loop.waiting_for_clock
+
+
+def test_a_set_completed_before_the_clock_goes_back_survives_the_clock_jump():
+    loop, _ = make()
+    feed(loop, 10.0)
+    assert loop.step(10.0).kind == "plan"
+    assert loop.on_odometry(1.0, ego(1.0), 10.02) is True  # a looped bag: its odometry resets the sync
+    assert loop.step(10.03) is None  # the clock has not gone back yet; the frame's images are still to come
+    for c in ("front", "left"):
+        loop.on_image(c, 1.0, JPEG, 10.04)
+    out = loop.step(1.01)  # /clock went back: the frame's set must not be dropped with the old buffers
+    assert out is not None and out.kind == "plan" and out.stamp == 1.0
 
 
 def test_inputs_jumping_back_fall_back_when_the_clock_never_follows():

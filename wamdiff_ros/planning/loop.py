@@ -215,6 +215,9 @@ class PlanningLoop:
         self._last_set_stamp: float | None = None
         self._last_output: CycleOutput | None = None
         self._input_jump_wall: float | None = None
+        self.waiting_for_clock = False
+        """The last :meth:`step` held a set back until the node clock follows the inputs back in time:
+        call it again soon (the clock moves without new inputs), not only when the next set is ready."""
         self.counts: Counter = Counter()
         self.reason_counts: Counter = Counter()
         self._processing = deque(maxlen=200)
@@ -330,7 +333,8 @@ class PlanningLoop:
             self._check_clock(now)
             cfg = self._config
             candidate, last = self.sync.newest(only_new=True), self._last_set_stamp
-            if candidate is not None and self._awaiting_clock(candidate, now, cfg):
+            self.waiting_for_clock = candidate is not None and self._awaiting_clock(candidate, now, cfg)
+            if self.waiting_for_clock:
                 return None
             if self._started is None:
                 self._started = now
@@ -364,6 +368,7 @@ class PlanningLoop:
     def _cycle(self, s: SyncSet, now: float, planner: Any, cfg: LoopConfig) -> CycleOutput:
         t0 = self._wall()
         self._last_set_stamp = s.key_stamp
+        self._input_jump_wall = None
         reasons: list[str] = []
         age = now - s.oldest
         stale = age > cfg.input_timeout_s
@@ -553,10 +558,14 @@ class PlanningLoop:
             self.counts["time_jumps"] += 1
 
     def _check_clock(self, now: float) -> None:
+        """The node clock went back: drop what was buffered before the jump, unless the inputs jumped back
+        first (then the buffers hold only inputs from after it, such as a looped bag's first frame)."""
         marks = [self._last_fallback_time, self._started]
         if any(m is not None and now < m - 1e-6 for m in marks):
-            self.sync.clear()
+            if self._input_jump_wall is None:
+                self.sync.clear()
             self._on_time_jump()
+            self._input_jump_wall = None
 
     # ---- reporting -----------------------------------------------------------------------------
 

@@ -64,6 +64,8 @@ from wamdiff_ros.runtime.planner import export_in_subprocess
 from wamdiff_ros.types import EgoState, Observation
 
 NODE_NAME = "planner_node"
+CLOCK_POLL_S = 0.005
+"""How often the planning thread re-checks a set held back for the node clock (PlanningLoop.waiting_for_clock)."""
 CDR_STAMP_END = 12
 """Bytes of a serialized message with a std_msgs/Header first: 4 of CDR encapsulation, then the stamp."""
 RELOAD_KEYS = ("model_path", "backend", "device", "precision", "engine_path", "threads")
@@ -312,7 +314,7 @@ class PlannerNode(LifecycleNode):
                 if out is not None:
                     self._publish(out)
                     continue
-                poller.take(loop.config.period, stopped)
+                poller.take(CLOCK_POLL_S if loop.waiting_for_clock else loop.config.period, stopped)
             except Exception as e:  # a bug must not kill the planning thread silently
                 self.get_logger().error(f"planning cycle failed: {type(e).__name__}: {e}")
                 self._stop.wait(loop.config.period)
