@@ -6,12 +6,19 @@ All functions are vectorised over leading axes: a pose array has shape (..., 3),
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
     """Wrap angles to [-π, π)."""
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
+    """Yaw [rad] of an orientation quaternion (rotation about z, REP-103)."""
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
 def rotation(yaw: np.ndarray | float) -> np.ndarray:

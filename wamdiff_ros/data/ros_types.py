@@ -12,6 +12,7 @@ from functools import lru_cache
 import numpy as np
 
 from wamdiff_ros.data import images as imgs
+from wamdiff_ros.geometry import quaternion_yaw
 from wamdiff_ros.rig import CameraSpec
 from wamdiff_ros.types import EgoState
 
@@ -131,7 +132,7 @@ def odometry(ego: EgoState, stamp: float):
 def ego_from_odometry(msg) -> EgoState:
     """EgoState from ``nav_msgs/Odometry`` (planar; acceleration is not in Odometry and reads as 0)."""
     q = msg.pose.pose.orientation
-    yaw = np.arctan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    yaw = quaternion_yaw(q.x, q.y, q.z, q.w)
     p, v = msg.pose.pose.position, msg.twist.twist
     return EgoState(
         pose=np.array([p.x, p.y, yaw]),

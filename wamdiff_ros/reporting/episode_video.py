@@ -11,7 +11,6 @@ BEV: centred on the ego's base_link, x (forward) to the right and y (left) up, a
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 
 from wamdiff_ros.atomic import atomic_path
 from wamdiff_ros.geometry import box_corners, compose, to_local_points
+from wamdiff_ros.geometry import quaternion_yaw as geometry_quaternion_yaw
 
 NS_LANE_CENTER = "lane_centerlines"
 NS_LANE_EDGE = "lane_boundaries"
@@ -129,7 +129,7 @@ def message_key(msg) -> int | None:
 
 
 def quaternion_yaw(q) -> float:
-    return math.atan2(2 * (q.w * q.z + q.x * q.y), 1 - 2 * (q.y * q.y + q.z * q.z))
+    return geometry_quaternion_yaw(q.x, q.y, q.z, q.w)
 
 
 def _marker_pose(m) -> np.ndarray:

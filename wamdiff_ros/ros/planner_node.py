@@ -66,8 +66,6 @@ from wamdiff_ros.types import EgoState, Observation
 NODE_NAME = "planner_node"
 CLOCK_POLL_S = 0.005
 """How often the planning thread re-checks a set held back for the node clock (PlanningLoop.waiting_for_clock)."""
-CDR_STAMP_END = 12
-"""Bytes of a serialized message with a std_msgs/Header first: 4 of CDR encapsulation, then the stamp."""
 RELOAD_KEYS = ("model_path", "backend", "device", "precision", "engine_path", "threads")
 """Parameters whose change reloads the model in the background."""
 CONFIGURE_KEYS = ("rig_path", "image_format", "camera_topic_prefix", "odom_topic", "command_topic")
@@ -281,7 +279,7 @@ class PlannerNode(LifecycleNode):
         """Check a serialized camera_info when it differs from the camera's previous one beyond its stamp:
         drivers republish the same calibration with every image, and deserializing it each time cost the
         input path about 0.1 ms a frame."""
-        content = data[CDR_STAMP_END:]
+        content = data[conv.CDR_STAMP_END :]
         if self._camera_info_seen.get(camera) == content:
             return
         try:
