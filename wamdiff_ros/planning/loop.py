@@ -28,6 +28,7 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import threading
@@ -39,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from wamdiff_ros.geometry import compose, prepend_origin, relative, resample
+from wamdiff_ros.geometry import compose, prepend_origin, relative, resample, wrap_angle
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.planning.motion import propagate
 from wamdiff_ros.planning.sync import ApproxTimeSync, SyncSet
@@ -523,12 +524,23 @@ class PlanningLoop:
         odometry kept (as the dataset clamps at an episode's start); zeros without any past odometry."""
         if length == 0:
             return np.zeros((0, 3))
-        past = [e for e in self._odom if e.stamp < ego.stamp]
-        if not past:
+        states = [e for e in self._odom if e.stamp < ego.stamp]
+        if not states:
             return np.zeros((length, 3))
-        stamps = np.array([e.stamp for e in past] + [ego.stamp]) - ego.stamp
-        poses = np.stack([e.pose for e in past] + [ego.pose])
-        return relative(ego.pose, resample(poses, stamps, -dt * np.arange(length, 0, -1)))
+        states.append(ego)
+        stamps = [e.stamp for e in states]
+        out = np.empty((length, 3))
+        for j in range(length):  # geometry.resample's interpolation, on the two states around each time
+            t = ego.stamp - dt * (length - j)
+            i = bisect.bisect_right(stamps, t) - 1
+            if i < 0:
+                out[j] = states[0].pose
+                continue
+            a, b = states[i].pose, states[i + 1].pose
+            w = (t - stamps[i]) / (stamps[i + 1] - stamps[i])
+            yaw = wrap_angle(a[2] + w * wrap_angle(b[2] - a[2]))
+            out[j] = (a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1]), yaw)
+        return relative(ego.pose, out)
 
     def _history_len(self) -> int:
         return planner_history(self._planner) if self._planner is not None else 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from wamdiff_ros.geometry import compose, wrap_angle
+from wamdiff_ros.geometry import wrap_angle
 from wamdiff_ros.types import EgoState
 
 
@@ -36,11 +38,22 @@ def se2_log(pose: np.ndarray) -> np.ndarray:
 
 
 def propagate(ego: EgoState, stamp: float) -> EgoState:
-    """``ego`` moved to ``stamp`` [s] at its constant body velocity and yaw rate (backwards if earlier)."""
+    """``ego`` moved to ``stamp`` [s] at its constant body velocity and yaw rate (backwards if earlier).
+
+    :func:`se2_exp` and :func:`~wamdiff_ros.geometry.compose` for one pose, in scalars: this runs in
+    every planning cycle, where numpy's per-call overhead on (3,) arrays cost 45 µs.
+    """
     dt = float(stamp) - ego.stamp
-    twist = np.array([ego.velocity[0], ego.velocity[1], ego.yaw_rate]) * dt
+    vx, vy, th = float(ego.velocity[0]) * dt, float(ego.velocity[1]) * dt, ego.yaw_rate * dt
+    if abs(th) < 1e-6:
+        a, b = 1.0 - th * th / 6, th / 2
+    else:
+        a, b = math.sin(th) / th, (1 - math.cos(th)) / th
+    dx, dy = a * vx - b * vy, b * vx + a * vy
+    x, y, yaw = (float(v) for v in ego.pose)
+    c, s = math.cos(yaw), math.sin(yaw)
     return EgoState(
-        pose=compose(ego.pose, se2_exp(twist)),
+        pose=np.array([x + c * dx - s * dy, y + s * dx + c * dy, wrap_angle(yaw + th)]),
         velocity=ego.velocity.copy(),
         acceleration=ego.acceleration.copy(),
         yaw_rate=ego.yaw_rate,
