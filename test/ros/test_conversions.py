@@ -92,3 +92,11 @@ def test_read_image_rejects_a_truncated_message():
     data = serialize_message(conv.compressed_image(np.zeros((16, 32, 3), np.uint8), 1.0, "front_optical"))
     with pytest.raises(ValueError, match="not a serialized sensor_msgs/CompressedImage"):
         conv.read_image(data[: len(data) - 10], compressed=True)
+
+
+def test_read_image_fields_after_an_encoding_that_ends_on_an_alignment_boundary():
+    msg = conv.raw_image(np.zeros((4, 6, 3), np.uint8), 3.0, "cam", "rgb8")
+    msg.encoding = "bayer_rggb8"  # 12 bytes with its NUL: is_bigendian then shifts step's alignment
+    fields = conv.read_image(serialize_message(msg), compressed=False)
+    assert (fields.encoding, fields.width, fields.height, fields.step) == ("bayer_rggb8", 6, 4, msg.step)
+    assert bytes(fields.data) == bytes(msg.data)
