@@ -31,6 +31,29 @@ def test_jpeg_round_trip_is_close(rgb):
     assert out.shape == rgb.shape and np.abs(out.astype(int) - rgb).mean() < 4
 
 
+@pytest.mark.parametrize("direct_rgb", [True, False], ids=["imread_rgb", "bgr_then_convert"])
+def test_jpeg_decodes_the_same_with_or_without_opencvs_direct_rgb(rgb, monkeypatch, direct_rgb):
+    """Both decode paths (OpenCV >= 4.11 straight to RGB, older OpenCV via BGR) give identical pixels, and
+    a grayscale JPEG comes out as three equal channels."""
+    import cv2
+
+    colour = im.encode_compressed(rgb, "jpeg", 90)
+    ok, gray = cv2.imencode(".jpg", rgb[..., 1].copy())
+    assert ok
+    reference = cv2.cvtColor(cv2.imdecode(np.frombuffer(colour, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if not direct_rgb:
+        monkeypatch.setattr(im, "_IMREAD_RGB", None)
+    elif im._IMREAD_RGB is None:
+        pytest.skip("this OpenCV has no IMREAD_COLOR_RGB (< 4.11)")
+    out = im.decode_compressed(colour, "jpeg", expected_size=(32, 24))
+    np.testing.assert_array_equal(out, reference)
+    assert out.flags.c_contiguous
+    mono = im.decode_compressed(gray.tobytes(), "jpeg")
+    assert mono.shape == (24, 32, 3) and (mono[..., 0] == mono[..., 1]).all() and (mono[..., 1] == mono[..., 2]).all()
+    with pytest.raises(ValueError, match="could not decode"):
+        im.decode_compressed(colour[:40], "jpeg")
+
+
 def test_jpeg_quality_changes_size(rgb):
     big = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     assert len(im.encode_compressed(big, "jpeg", 95)) > len(im.encode_compressed(big, "jpeg", 30))
