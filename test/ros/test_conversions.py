@@ -100,3 +100,18 @@ def test_read_image_fields_after_an_encoding_that_ends_on_an_alignment_boundary(
     fields = conv.read_image(serialize_message(msg), compressed=False)
     assert (fields.encoding, fields.width, fields.height, fields.step) == ("bayer_rggb8", 6, 4, msg.step)
     assert bytes(fields.data) == bytes(msg.data)
+
+
+@pytest.mark.parametrize("text", ["", "left", "turn right at the second exit", "überholen 🚗"])
+def test_read_string_gives_the_text_rclpy_serialized(text):
+    from std_msgs.msg import String
+
+    assert conv.read_string(serialize_message(String(data=text))) == text
+
+
+def test_read_string_rejects_a_truncated_message():
+    from std_msgs.msg import String
+
+    data = serialize_message(String(data="straight"))
+    with pytest.raises(ValueError, match="not a serialized std_msgs/String"):
+        conv.read_string(data[:7])

@@ -147,6 +147,28 @@ def test_bad_input_gives_fallback_and_diagnostic_and_node_keeps_planning(graph, 
     assert node._loop.counts["plans"] >= 2
 
 
+def test_commands_reach_the_planning_loop_and_a_bad_one_is_reported(graph, tmp_path):
+    """The node reads commands serialized and skips repeats: each change must still land, including
+    back to a command it had before a bad one."""
+    from std_msgs.msg import String
+
+    _, feeder, collector = start(graph, tmp_path)
+    feeder.wait_connected()
+
+    def command(text, check, what):
+        feeder.command.publish(String(data=text))
+        feeder.send()
+        collector.diagnostics.clear()
+        collector.diagnostic(lambda d: values(d).get("command") is not None and check(d), what=what)
+
+    command("left", lambda d: values(d)["command"] == "left", "command left")
+    command("left", lambda d: values(d)["command"] == "left" and d.level == b"\x00", "a repeated command")
+    bad = "'fly' is not one of"
+    command("fly", lambda d: values(d)["command"] == "left" and bad in d.message, "the bad command reported")
+    command("left", lambda d: values(d)["command"] == "left" and bad not in d.message, "left again, warning gone")
+    command("right", lambda d: values(d)["command"] == "right", "command right")
+
+
 def test_fallback_continues_the_last_plan_then_stops(graph, tmp_path):
     _, feeder, collector = start(graph, tmp_path, fallback_hold_s=0.3, fallback_decel=2.0)
     feeder.wait_connected()

@@ -51,24 +51,23 @@ def ego(t, x=0.0, y=0.0, yaw=0.0, v=10.0, w=0.0):
     return EgoState(pose=[x, y, yaw], velocity=[v, 0.0], yaw_rate=w, stamp=t)
 
 
-def feed(loop, t, image=JPEG, odom=None, cameras=("front", "left"), now=None):
-    now = t if now is None else now
+def feed(loop, t, image=JPEG, odom=None, cameras=("front", "left")):
     for c in cameras:
-        loop.on_image(c, t, image, now)
-    loop.on_odometry(t, odom if odom is not None else ego(t, x=10.0 * t), now)
+        loop.on_image(c, t, image)
+    loop.on_odometry(t, odom if odom is not None else ego(t, x=10.0 * t))
 
 
 def test_inputs_say_when_a_new_complete_set_is_ready():
     loop, _ = make()
-    assert loop.on_image("front", 1.0, JPEG, 1.0) is False
-    assert loop.on_image("left", 1.0, JPEG, 1.0) is False
-    assert loop.on_odometry(1.0, ego(1.0), 1.0) is True
+    assert loop.on_image("front", 1.0, JPEG) is False
+    assert loop.on_image("left", 1.0, JPEG) is False
+    assert loop.on_odometry(1.0, ego(1.0)) is True
     assert loop.step(1.01).kind == "plan"
-    assert loop.on_image("front", 1.0, JPEG, 1.02) is False  # the same set again: already planned
-    assert loop.on_image("front", 1.1, JPEG, 1.1) is False
-    assert loop.on_image("left", 1.1, JPEG, 1.1) is False
-    assert loop.on_odometry(1.1, ego(1.1, x=1.0), 1.1) is True
-    assert loop.on_image("front", 0.5, JPEG, 1.2) is True  # time went backwards: the loop must reset
+    assert loop.on_image("front", 1.0, JPEG) is False  # the same set again: already planned
+    assert loop.on_image("front", 1.1, JPEG) is False
+    assert loop.on_image("left", 1.1, JPEG) is False
+    assert loop.on_odometry(1.1, ego(1.1, x=1.0)) is True
+    assert loop.on_image("front", 0.5, JPEG) is True  # time went backwards: the loop must reset
 
 
 def test_good_inputs_reach_the_planner_and_give_a_plan():
@@ -104,10 +103,10 @@ def test_ego_is_propagated_to_the_image_stamp_and_acceleration_estimated():
     loop, planner = make(sync_slop_s=0.05)
     for k in range(10):  # accelerating at 2 m/s² along x
         t = 0.5 + 0.05 * k
-        loop.on_odometry(t, ego(t, x=0.0, v=5.0 + 2.0 * (t - 0.5)), t)
+        loop.on_odometry(t, ego(t, x=0.0, v=5.0 + 2.0 * (t - 0.5)))
     t_img = 0.5 + 0.05 * 9 + 0.02
     for c in ("front", "left"):
-        loop.on_image(c, t_img, JPEG, t_img)
+        loop.on_image(c, t_img, JPEG)
     out = loop.step(t_img)
     assert out.kind == "plan"
     obs = planner.seen[-1]
@@ -123,9 +122,9 @@ def test_ego_history_is_relative_and_clamped_like_the_dataset():
     loop, _ = make(planner)
     for k in range(30):
         t = 0.1 * k
-        loop.on_odometry(t, ego(t, x=10.0 * t), t)
+        loop.on_odometry(t, ego(t, x=10.0 * t))
     for c in ("front", "left"):
-        loop.on_image(c, 2.9, JPEG, 2.9)
+        loop.on_image(c, 2.9, JPEG)
     assert loop.step(2.9).kind == "plan"
     np.testing.assert_allclose(planner.seen[-1].ego_history[:, 0], [-15.0, -10.0, -5.0], atol=1e-9)
 
@@ -139,10 +138,10 @@ def test_ego_history_interpolates_as_geometry_resample_across_the_yaw_wrap():
     yaws = np.pi - 0.3 + 0.02 * np.arange(40)  # crosses +π → −π
     poses = np.stack([np.cumsum(rng.uniform(0.2, 0.5, 40)), np.cumsum(rng.normal(0, 0.02, 40)), yaws], 1)
     for t, p in zip(stamps, poses):
-        loop.on_odometry(t, EgoState(pose=p, velocity=[4.0, 0.0], stamp=t), t)
+        loop.on_odometry(t, EgoState(pose=p, velocity=[4.0, 0.0], stamp=t))
     t_now = stamps[-1]
     for c in ("front", "left"):
-        loop.on_image(c, t_now, JPEG, t_now)
+        loop.on_image(c, t_now, JPEG)
     assert loop.step(t_now).kind == "plan"
     kept = stamps >= t_now - (6 * SPEC.dt + 1.4) - 1e-9  # the odometry horizon the loop keeps
     expected = relative(poses[-1], resample(poses[kept], stamps[kept], t_now - SPEC.dt * np.arange(6, 0, -1)))
@@ -161,23 +160,23 @@ def test_a_break_in_the_odometry_drops_the_ego_history_and_the_held_plan(case):
     loop, _ = make(planner, sync_slop_s=0.01)
     for k in range(29):  # 30 m/s: 3 m between messages is motion, not a break
         t = 0.1 * k
-        loop.on_odometry(t, ego(t, x=30.0 * t, v=30.0), t)
+        loop.on_odometry(t, ego(t, x=30.0 * t, v=30.0))
     feed(loop, 2.9, odom=ego(2.9, x=87.0, v=30.0))
     assert loop.step(2.9).kind == "plan"
     np.testing.assert_allclose(planner.seen[-1].ego_history[:, 0], [-45.0, -30.0, -15.0], atol=1e-9)
     t0 = 3.9 if case == "gap" else 3.0
     for k in range(2):
         t = t0 + 0.1 * k
-        loop.on_odometry(t, ego(t, x=500.0 + 10.0 * (t - t0), y=-200.0, yaw=1.0), t)
+        loop.on_odometry(t, ego(t, x=500.0 + 10.0 * (t - t0), y=-200.0, yaw=1.0))
     t = t0 + 0.2
     feed(loop, t, odom=ego(t, x=502.0, y=-200.0, yaw=1.0))
     assert loop.step(t).kind == "plan"
     history = planner.seen[-1].ego_history
     assert np.abs(history[:, :2]).max() < 3.0, history  # only poses since the break (clamped): none from before
     assert loop.health(t).values["odometry_breaks"] == "1"
-    loop.on_image("front", t + 0.1, JPEG[:20], t + 0.1)  # a bad frame now falls back to a stop, not the old plan
-    loop.on_image("left", t + 0.1, JPEG, t + 0.1)
-    loop.on_odometry(t + 0.1, ego(t + 0.1, x=503.0, y=-200.0, yaw=1.0), t + 0.1)
+    loop.on_image("front", t + 0.1, JPEG[:20])  # a bad frame now falls back to a stop, not the old plan
+    loop.on_image("left", t + 0.1, JPEG)
+    loop.on_odometry(t + 0.1, ego(t + 0.1, x=503.0, y=-200.0, yaw=1.0))
     assert loop.step(t + 0.1).kind == "hold"  # the plan made after the break is held
     assert loop.counts["odometry_breaks"] == 1
 
@@ -226,7 +225,7 @@ def test_bad_inputs_never_reach_the_planner(case, expect):
         now = 2.0
     elif case == "future":
         now = 0.2
-    feed(loop, 1.0, image=image, odom=odom, now=now)
+    feed(loop, 1.0, image=image, odom=odom)
     out = loop.step(now)
     assert out is not None and out.kind == "stop" and out.result.mode == "fallback"
     assert any(expect in r for r in out.reasons), out.reasons
@@ -269,7 +268,7 @@ def test_hold_without_valid_odometry_uses_the_plan_itself():
 
 def test_nothing_runs_before_the_clock_starts():
     loop, planner = make()
-    feed(loop, 100.0, now=0.0)  # sim time: inputs arrive before the first /clock
+    feed(loop, 100.0)  # sim time: inputs arrive before the first /clock
     assert loop.step(0.0) is None and planner.seen == []
     assert loop.step(100.0).kind == "plan"
 
@@ -349,7 +348,7 @@ def test_inputs_jumping_back_before_the_clock_wait_for_it_instead_of_falling_bac
     loop = PlanningLoop(Recording(), RIG, LoopConfig(), decode_image, decode_odom, lambda: wall[0])
     feed(loop, 10.0)
     assert loop.step(10.0).kind == "plan"
-    feed(loop, 1.0, now=10.02)  # a bag looped: its first frame arrives before /clock goes back
+    feed(loop, 1.0)  # a bag looped: its first frame arrives before /clock goes back
     wall[0] = 0.1
     assert loop.step(10.05) is None, "the new inputs were called stale while the clock lagged them"
     assert loop.waiting_for_clock, "the caller must retry soon: the clock moves without new inputs"
@@ -361,10 +360,10 @@ def test_a_set_completed_before_the_clock_goes_back_survives_the_clock_jump():
     loop, _ = make()
     feed(loop, 10.0)
     assert loop.step(10.0).kind == "plan"
-    assert loop.on_odometry(1.0, ego(1.0), 10.02) is True  # a looped bag: its odometry resets the sync
+    assert loop.on_odometry(1.0, ego(1.0)) is True  # a looped bag: its odometry resets the sync
     assert loop.step(10.03) is None  # the clock has not gone back yet; the frame's images are still to come
     for c in ("front", "left"):
-        loop.on_image(c, 1.0, JPEG, 10.04)
+        loop.on_image(c, 1.0, JPEG)
     out = loop.step(1.01)  # /clock went back: the frame's set must not be dropped with the old buffers
     assert out is not None and out.kind == "plan" and out.stamp == 1.0
 
@@ -375,7 +374,7 @@ def test_inputs_jumping_back_fall_back_when_the_clock_never_follows():
     loop = PlanningLoop(Recording(), RIG, cfg, decode_image, decode_odom, lambda: wall[0])
     feed(loop, 10.0)
     assert loop.step(10.0).kind == "plan"
-    feed(loop, 1.0, now=10.02)
+    feed(loop, 1.0)
     assert loop.step(10.05) is None
     wall[0] = 0.6  # longer than input_timeout_s of wall time
     out = loop.step(10.6)
@@ -439,8 +438,8 @@ def test_the_planner_time_is_reported_apart_from_the_cycle():
     feed(loop, 1.0)
     out = loop.step(1.0)
     assert out.kind == "plan" and out.planner_ms is not None and 0 <= out.planner_ms <= out.processing_ms
-    loop.on_image("front", 1.1, JPEG[:20] + b"\x00" * 50, 1.1)
-    loop.on_image("left", 1.1, JPEG, 1.1)
-    loop.on_odometry(1.1, ego(1.1), 1.1)
+    loop.on_image("front", 1.1, JPEG[:20] + b"\x00" * 50)
+    loop.on_image("left", 1.1, JPEG)
+    loop.on_odometry(1.1, ego(1.1))
     out = loop.step(1.1)
     assert out.kind != "plan" and out.planner_ms is None  # a fallback never called the planner

@@ -15,7 +15,7 @@ def make(slop=0.05):
 
 def push_all(sync, stamps: dict):
     for stream, t in stamps.items():
-        sync.push(stream, t, f"{stream}@{t}", received=t)
+        sync.push(stream, t, f"{stream}@{t}")
 
 
 def test_incomplete_set_is_none():
@@ -47,7 +47,7 @@ def test_slop_is_respected():
 def test_odometry_closest_to_the_images_is_chosen():
     s = make(slop=0.05)
     for t in (0.96, 0.98, 1.0, 1.02, 1.04):
-        s.push("odom", t, t, received=t)
+        s.push("odom", t, t)
     push_all(s, {"a": 1.0, "b": 1.0})
     assert s.newest().items["odom"].stamp == pytest.approx(1.0)
 
@@ -57,7 +57,7 @@ def test_take_newest_marks_consumed_and_waits_for_newer_images():
     push_all(s, {"a": 1.0, "b": 1.0, "odom": 1.0})
     assert s.take_newest().key_stamp == 1.0
     assert s.take_newest() is None
-    s.push("odom", 1.02, "o", received=1.02)  # newer odometry alone is not a new set
+    s.push("odom", 1.02, "o")  # newer odometry alone is not a new set
     assert s.take_newest() is None
     push_all(s, {"a": 1.1, "b": 1.1, "odom": 1.1})
     assert s.take_newest().key_stamp == pytest.approx(1.1)
@@ -67,7 +67,7 @@ def test_stamp_going_backwards_resets_everything():
     s = make()
     push_all(s, {"a": 5.0, "b": 5.0, "odom": 5.0})
     assert s.take_newest() is not None
-    assert s.push("a", 1.0, "a@1", received=6.0) is True
+    assert s.push("a", 1.0, "a@1") is True
     assert s.resets == 1
     assert s.newest() is None  # b and odom buffers were cleared: no mixing across the jump
     push_all(s, {"b": 1.0, "odom": 1.0})
@@ -78,7 +78,7 @@ def test_stamp_going_backwards_resets_everything():
 def test_duplicate_stamp_replaces():
     s = make()
     push_all(s, {"a": 1.0, "b": 1.0, "odom": 1.0})
-    s.push("a", 1.0, "a-new", received=1.0)
+    s.push("a", 1.0, "a-new")
     assert s.newest().items["a"].payload == "a-new"
     assert s.resets == 0
 
@@ -91,7 +91,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="slop"):
         ApproxTimeSync(["a"], -1.0)
     with pytest.raises(KeyError, match="unknown stream"):
-        ApproxTimeSync(["a"], 0.1).push("z", 0.0, None, 0.0)
+        ApproxTimeSync(["a"], 0.1).push("z", 0.0, None)
 
 
 def test_concurrent_push_and_take():
@@ -121,10 +121,10 @@ def test_closest_is_the_nearest_stamp_and_the_newer_on_a_tie():
     rng = np.random.default_rng(0)
     for _ in range(2000):
         stamps = np.unique(np.round(rng.uniform(0.0, 2.0, rng.integers(1, 11)), 2))
-        buf = deque(Stamped(float(x), None, 0.0) for x in stamps)
+        buf = deque(Stamped(float(x), None) for x in stamps)
         t = float(np.round(rng.uniform(-0.5, 2.5), 2))
         best = _closest(buf, t)
         d = abs(best.stamp - t)
         assert all(d < abs(m.stamp - t) or (d == abs(m.stamp - t) and m.stamp <= best.stamp) for m in buf), (stamps, t)
-    tie = deque(Stamped(x, None, 0.0) for x in (1.0, 1.5))
+    tie = deque(Stamped(x, None) for x in (1.0, 1.5))
     assert _closest(tie, 1.25).stamp == 1.5

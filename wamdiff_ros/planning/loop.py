@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import math
 import threading
 import time
@@ -158,9 +159,23 @@ class Health:
 
 @dataclass
 class _HeldPlan:
-    poses: np.ndarray  # (T+1, 3) in the odometry frame, ego pose at plan time first
-    times: np.ndarray  # (T+1,) absolute [s]
+    """The last valid plan, kept as planned (base_link at ``stamp``) and expressed in the odometry frame
+    only when a fallback continues it: a cycle that plans should not pay for that before publishing."""
+
+    origin: np.ndarray  # (3,) ego pose at plan time, odometry frame
+    local: np.ndarray  # (T, 3) planned poses in base_link at plan time
+    offsets: np.ndarray  # (T,) their times after stamp [s]
     stamp: float
+
+    @functools.cached_property
+    def poses(self) -> np.ndarray:
+        """(T+1, 3) in the odometry frame, the ego pose at plan time first."""
+        return compose(self.origin, prepend_origin(self.local))
+
+    @functools.cached_property
+    def times(self) -> np.ndarray:
+        """(T+1,) absolute [s]."""
+        return self.stamp + np.concatenate([[0.0], self.offsets])
 
 
 class _Invalid:
@@ -221,7 +236,7 @@ class PlanningLoop:
         self.counts: Counter = Counter()
         self.reason_counts: Counter = Counter()
         self._processing = deque(maxlen=200)
-        self._moe_load: list[float] | None = None
+        self._moe_load: Any = None  # the last plan's MoE expert load (array-like), formatted on report
         self._reported = Counter()
 
     # ---- configuration -------------------------------------------------------------------------
@@ -248,14 +263,14 @@ class PlanningLoop:
 
     # ---- inputs (subscription callbacks) -------------------------------------------------------
 
-    def on_image(self, camera: str, stamp: float, payload: Any, now: float) -> bool:
+    def on_image(self, camera: str, stamp: float, payload: Any) -> bool:
         """Queue a camera image (decoded only if its set gets planned); True if a new complete set is ready."""
         if camera not in self.rig.names:
             raise KeyError(f"PlanningLoop.on_image: camera {camera!r} is not in rig {self.rig.names}")
-        return self._push(camera, stamp, payload, now)
+        return self._push(camera, stamp, payload)
 
-    def _push(self, stream: str, stamp: float, payload: Any, now: float) -> bool:
-        if self.sync.push(stream, stamp, payload, now):
+    def _push(self, stream: str, stamp: float, payload: Any) -> bool:
+        if self.sync.push(stream, stamp, payload):
             self._on_time_jump()
             self._input_jump_wall = self._wall()
             return True
@@ -274,7 +289,7 @@ class PlanningLoop:
         with self._lock:
             self._camera_info[camera] = problem
 
-    def on_odometry(self, stamp: float, payload: Any, now: float) -> bool:
+    def on_odometry(self, stamp: float, payload: Any) -> bool:
         """Queue an odometry message (its acceleration estimated from the previous ones); True as :meth:`on_image`."""
         try:
             ego = self._decode_odom(payload)
@@ -295,7 +310,7 @@ class PlanningLoop:
                 horizon = self._history_len() * self._spec_dt() + 2 * ACCEL_WINDOW_S + 1.0
                 while len(self._odom) > 2 and item.stamp - self._odom[0].stamp > horizon:
                     self._odom.popleft()
-            return self._push(ODOM, stamp, item, now)
+            return self._push(ODOM, stamp, item)
 
     def on_command(self, text: str) -> None:
         with self._lock:
@@ -415,15 +430,11 @@ class PlanningLoop:
             problem = f"planner: {type(e).__name__}: {e}"
         if problem:
             return self._fallback(s.key_stamp, [problem], ego, s.key_stamp, t0, planner)
-        self._held = _HeldPlan(
-            poses=compose(ego.pose, prepend_origin(result.trajectory.poses)),
-            times=s.key_stamp + np.concatenate([[0.0], spec.times]),
-            stamp=s.key_stamp,
-        )
+        self._held = _HeldPlan(ego.pose, result.trajectory.poses, spec.times, s.key_stamp)
         self.counts["plans"] += 1
         self.counts[result.mode] += 1
         if result.moe.get("load") is not None:
-            self._moe_load = [float(v) for v in np.asarray(result.moe["load"], np.float64).reshape(-1)]
+            self._moe_load = result.moe["load"]
         out = CycleOutput(result, s.key_stamp, ego.pose, "plan", input_stamp=s.key_stamp, planner_ms=planner_ms)
         return self._finish(out, t0)
 
@@ -598,7 +609,8 @@ class PlanningLoop:
                 values["processing_ms_p50"] = f"{np.percentile(p, 50):.2f}"
                 values["processing_ms_max"] = f"{p.max():.2f}"
             if self._moe_load is not None:
-                values["moe_load"] = "[" + ", ".join(f"{v:.3f}" for v in self._moe_load) + "]"
+                load = np.asarray(self._moe_load, np.float64).reshape(-1)
+                values["moe_load"] = "[" + ", ".join(f"{v:.3f}" for v in load) + "]"
             for stream in self.sync.streams:
                 last = self.sync.last(stream)
                 key = "age_odom_s" if stream == ODOM else f"age_camera_{stream}_s"

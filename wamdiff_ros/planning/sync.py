@@ -16,11 +16,10 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Stamped:
-    """A message with its header stamp [s] and the clock time it arrived at [s]."""
+    """A message with its header stamp [s]."""
 
     stamp: float
     payload: Any
-    received: float
 
 
 @dataclass(frozen=True)
@@ -88,11 +87,11 @@ class ApproxTimeSync:
             raise ValueError(f"ApproxTimeSync.slop: expected >= 0 s, got {value}")
         self._slop = float(value)
 
-    def push(self, stream: str, stamp: float, payload: Any, received: float) -> bool:
+    def push(self, stream: str, stamp: float, payload: Any) -> bool:
         """Add a message; returns True if its stamp went backwards and the buffers were reset."""
         if stream not in self._buffers:
             raise KeyError(f"ApproxTimeSync: unknown stream {stream!r} (streams: {self.streams})")
-        msg = Stamped(float(stamp), payload, float(received))
+        msg = Stamped(float(stamp), payload)
         with self._lock:
             buf = self._buffers[stream]
             reset = bool(buf) and msg.stamp < buf[-1].stamp
@@ -135,10 +134,14 @@ class ApproxTimeSync:
     def _search(self, only_new: bool) -> SyncSet | None:
         if any(not b for b in self._buffers.values()):
             return None
-        pivots = sorted({m.stamp for s in self.key_streams for m in self._buffers[s]}, reverse=True)
-        for pivot in pivots:
-            if only_new and pivot <= self._consumed_key:
-                return None
+        floor = self._consumed_key if only_new else float("-inf")
+        pivots = set()
+        for s in self.key_streams:
+            for m in reversed(self._buffers[s]):
+                if m.stamp <= floor:
+                    break
+                pivots.add(m.stamp)
+        for pivot in sorted(pivots, reverse=True):
             items = {s: _closest(buf, pivot) for s, buf in self._buffers.items()}
             stamps = [m.stamp for m in items.values()]
             key = max(items[s].stamp for s in self.key_streams)

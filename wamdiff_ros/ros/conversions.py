@@ -124,6 +124,14 @@ def read_odometry(data: bytes) -> PlanarOdometry:
     return PlanarOdometry(stamp, frame_id, child, x, y, (qx, qy, qz, qw), vx, vy, wz)
 
 
+def read_string(data: bytes) -> str:
+    """``data`` of a serialized ``std_msgs/String``; ValueError if truncated or not UTF-8."""
+    try:
+        return _CdrReader(data).string()
+    except (IndexError, struct.error, UnicodeDecodeError) as err:
+        raise ValueError(f"String: {len(data)} bytes are not a serialized std_msgs/String ({err})") from err
+
+
 @dataclass(frozen=True)
 class CompressedImageFields:
     """A serialized ``sensor_msgs/CompressedImage``, read without copying its bytes (``data`` is a view into

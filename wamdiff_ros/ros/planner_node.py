@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -180,12 +181,14 @@ class PlannerNode(LifecycleNode):
         prefix = p["camera_topic_prefix"].rstrip("/")
         # Taken by the planning thread, in this order; without QoS event handlers (see subscription_events:
         # publishers with incompatible QoS are looked up with each diagnostics update instead).
-        self._camera_info_seen = {}
+        self._camera_info_seen, self._text_seen = {}, {}
         poller = self._poller = InputPoller(self)
         subscribe = functools.partial(poller.subscribe, event_callbacks=subscription_events())
         qos_cmd = qos_profile("default")
-        subscribe(String, p["command_topic"], lambda m: self._loop.on_command(m.data), qos_cmd)
-        subscribe(String, p["instruction_topic"], lambda m: self._loop.on_instruction(m.data), qos_cmd)
+        on_command = functools.partial(self._on_text, "command", self._loop.on_command)
+        on_instruction = functools.partial(self._on_text, "instruction", self._loop.on_instruction)
+        subscribe(String, p["command_topic"], on_command, qos_cmd, raw=True)
+        subscribe(String, p["instruction_topic"], on_instruction, qos_cmd, raw=True)
         subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in, raw=True)
         for cam in rig.cameras:
             topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
@@ -273,7 +276,7 @@ class PlannerNode(LifecycleNode):
         except ValueError as e:
             self.get_logger().warning(f"camera {camera}: {e}", throttle_duration_sec=5.0)
             return False
-        return self._loop.on_image(camera, image.stamp, image, self._now())
+        return self._loop.on_image(camera, image.stamp, image)
 
     def _on_camera_info(self, camera: str, data: bytes) -> None:
         """Check a serialized camera_info when it differs from the camera's previous one beyond its stamp:
@@ -291,6 +294,19 @@ class PlannerNode(LifecycleNode):
         self._loop.on_camera_info(camera, msg.width, msg.height, msg.k)
         self._camera_info_seen[camera] = content
 
+    def _on_text(self, topic: str, apply: Callable[[str], None], data: bytes) -> None:
+        """A serialized command or instruction, read when it differs from the previous one: simulators
+        and bags repeat them with every frame, and the planning thread takes them before planning."""
+        if self._text_seen.get(topic) == data:
+            return
+        try:
+            text = conv.read_string(data)
+        except ValueError as e:
+            self.get_logger().warning(f"{topic}: {e}", throttle_duration_sec=5.0)
+            return
+        apply(text)
+        self._text_seen[topic] = data
+
     def _on_odom(self, data: bytes) -> bool:
         """Odometry arrives serialized and is read for its planar fields only (see conv.read_odometry)."""
         try:
@@ -299,7 +315,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(str(e), throttle_duration_sec=5.0)
             return False
         self._frames = (odom.frame_id or "map", odom.child_frame_id or "base_link")
-        return self._loop.on_odometry(odom.stamp, odom, self._now())
+        return self._loop.on_odometry(odom.stamp, odom)
 
     # ---- planning thread -----------------------------------------------------------------------
 
