@@ -130,3 +130,49 @@ def test_destroy_leaves_the_graph_and_the_node(ros_context):
         time.sleep(0.02)
     assert poller.subscriptions == []
     node.destroy_node()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_adopted_subscription_is_taken_by_the_poller_first_then_handed_back(ros_context, kind):
+    """The executor runs a subscription until the poller adopts it (the planner node's /clock), the
+    poller then takes it ahead of its own with the callback it was given, and after destroy() the
+    executor runs it again."""
+    node = Node("poller_adopt", context=ros_context)
+    own = Recorder()
+    adopted = node.create_subscription(String, "/poller_adopt/clock", own, 10)
+    pub = node.create_publisher(String, "/poller_adopt/clock", 10)
+    thread = spun(node, kind, ros_context)
+    wait_for_match(pub)
+    pub.publish(String(data="before"))
+    deadline = time.monotonic() + 5.0
+    while own.texts != ["before"]:
+        assert time.monotonic() < deadline, f"the {kind} executor never ran the subscription"
+        time.sleep(0.02)
+
+    poller = InputPoller(node)
+    order: list[str] = []
+    poller.subscribe(String, "/poller_adopt/in", lambda m: order.append("input") or True, 10)
+    polled = Recorder()
+    poller.adopt(adopted, lambda m: order.append("adopted") or polled(m))
+    time.sleep(0.3)  # an EventsExecutor looks at the node again when woken
+    in_pub = node.create_publisher(String, "/poller_adopt/in", 10)
+    wait_for_match(in_pub)
+    in_pub.publish(String(data="frame"))
+    pub.publish(String(data="during"))
+    time.sleep(0.3)
+    assert own.texts == ["before"], f"the {kind} executor still ran the adopted subscription"
+    assert poller.take(2.0) is True
+    assert polled.texts == ["during"] and order == ["adopted", "input"]
+    assert {name for name, _ in polled.seen} == {threading.current_thread().name}
+
+    poller.destroy()
+    assert adopted.handle.pointer, "destroy() destroyed a subscription it had only adopted"
+    time.sleep(0.3)
+    pub.publish(String(data="after"))
+    deadline = time.monotonic() + 5.0
+    while own.texts != ["before", "after"]:
+        assert time.monotonic() < deadline, f"the {kind} executor did not get the subscription back: {own.texts}"
+        time.sleep(0.02)
+    rclpy.try_shutdown(context=ros_context)
+    thread.join(timeout=5.0)
+    node.destroy_node()

@@ -409,6 +409,33 @@ def test_diagnostics_continue_under_sim_time_without_a_clock(graph, tmp_path):
     assert values(later)["state"] == "active"
 
 
+def test_sim_time_clock_is_taken_by_the_planning_thread_while_active(graph, tmp_path):
+    """Under use_sim_time the active node takes /clock with its inputs (InputPoller.adopt); deactivated,
+    the executor takes it again; use_sim_time cannot change under the planning thread."""
+    from rosgraph_msgs.msg import Clock
+
+    node, feeder, collector = start(graph, tmp_path, use_sim_time=True)
+    clock = feeder.create_publisher(Clock, "/clock", 10)
+    wait_until(lambda: clock.get_subscription_count() > 0, what="/clock subscription")
+    clock.publish(Clock(clock=conv.to_time(100.0)))
+    wait_until(lambda: node.get_clock().now().nanoseconds == 100_000_000_000, what="the node clock at 100 s")
+    assert node._time_source._clock_sub in node._poller.subscriptions
+    feeder.wait_connected()
+    ego = EgoState(pose=[1.0, 2.0, 0.0], velocity=[5.0, 0.0])
+    expect_plan(collector, feeder.send(stamp=100.0, ego=ego), ego)
+
+    result = node.set_parameters([Parameter("use_sim_time", value=False)])[0]
+    assert not result.successful and "deactivate" in result.reason
+    assert node.get_clock().now().nanoseconds == 100_000_000_000, "the rejected change still switched the clock"
+
+    from rclpy.lifecycle import TransitionCallbackReturn
+
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    clock.publish(Clock(clock=conv.to_time(200.0)))
+    wait_until(lambda: node.get_clock().now().nanoseconds == 200_000_000_000, what="the executor's clock again")
+    assert node.set_parameters([Parameter("use_sim_time", value=False)])[0].successful
+
+
 def test_threads_parameter_sets_the_inference_threads(tmp_path):
     import torch
 

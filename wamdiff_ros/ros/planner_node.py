@@ -34,6 +34,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -196,6 +197,9 @@ class PlannerNode(LifecycleNode):
             subscribe(Image if raw else CompressedImage, topic, on_image, qos_in, raw=True)
             on_info = functools.partial(self._on_camera_info, cam.name)
             subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in, raw=True)
+        clock_sub = getattr(getattr(self, "_time_source", None), "_clock_sub", None)  # use_sim_time only
+        if clock_sub is not None:
+            poller.adopt(clock_sub, functools.partial(self._on_clock, clock_sub.callback))
         self._pubs = {
             key: self.create_publisher(msg_type, topic, 10, event_callbacks=publisher_events())
             for key, msg_type, topic in (
@@ -307,6 +311,12 @@ class PlannerNode(LifecycleNode):
         apply(text)
         self._text_seen[topic] = data
 
+    def _on_clock(self, set_clock: Callable[[Any], None], msg: Any) -> bool:
+        """/clock under ``use_sim_time``, taken with the inputs (see InputPoller.adopt): set the node clock
+        as rclpy's TimeSource does, and end the wait early when a set is held back for the clock."""
+        set_clock(msg)
+        return self._loop.waiting_for_clock
+
     def _on_odom(self, data: bytes) -> bool:
         """Odometry arrives serialized and is read for its planar fields only (see conv.read_odometry)."""
         try:
@@ -364,6 +374,10 @@ class PlannerNode(LifecycleNode):
         result = validate_change(self, self._schema, params, self.get_fully_qualified_name())
         if not result.successful:
             return result
+        sim_time = next((p.value for p in params if p.name == "use_sim_time"), None)
+        if self._poller is not None and sim_time is not None and sim_time != self.get_parameter("use_sim_time").value:
+            reason = "use_sim_time: the planning thread takes /clock while the node is active; deactivate it first"
+            return SetParametersResult(successful=False, reason=reason)
         new = {p.name: p.value for p in params if p.name in self._schema["properties"]}
         merged = {**self.params, **new}
         reload = self._loop is not None and any(k in new and new[k] != self.params[k] for k in RELOAD_KEYS)
