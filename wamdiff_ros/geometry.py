@@ -11,8 +11,10 @@ import math
 import numpy as np
 
 
-def wrap_angle(angle: np.ndarray | float) -> np.ndarray:
-    """Wrap angles to [-π, π)."""
+def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
+    """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose)."""
+    if isinstance(angle, float):
+        return (angle + math.pi) % (2 * math.pi) - math.pi
     return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
 
 

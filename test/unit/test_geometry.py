@@ -31,6 +31,13 @@ def test_wrap_angle_range():
     assert (a >= -np.pi).all() and (a < np.pi).all()
 
 
+def test_wrap_angle_of_a_float_is_a_float_equal_to_the_array_result():
+    angles = np.concatenate([np.linspace(-20, 20, 101), [-np.pi, np.pi, 3 * np.pi, 0.0, -1e-17]])
+    scalars = [g.wrap_angle(float(a)) for a in angles]
+    assert all(type(v) is float for v in scalars)
+    np.testing.assert_array_equal(scalars, g.wrap_angle(angles))
+
+
 def test_resample_interpolates_across_the_yaw_seam():
     out = g.resample(np.array([[0, 0, 3.1], [1, 0, -3.1]]), np.array([0.0, 1.0]), np.array([0.5]))
     # Midway between 3.1 and -3.1 through ±π, not through 0.

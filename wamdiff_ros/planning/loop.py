@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from wamdiff_ros.geometry import compose, prepend_origin, relative, resample, wrap_angle
+from wamdiff_ros.geometry import compose, prepend_origin, resample, wrap_angle
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.planning.motion import propagate
 from wamdiff_ros.planning.sync import ApproxTimeSync, SyncSet
@@ -532,26 +532,40 @@ class PlanningLoop:
 
     def _history(self, ego: EgoState, dt: float, length: int) -> np.ndarray:
         """(length, 3) past poses relative to ``ego`` every ``dt`` s, oldest first; clamped at the oldest
-        odometry kept (as the dataset clamps at an episode's start); zeros without any past odometry."""
+        odometry kept (as the dataset clamps at an episode's start); zeros without any past odometry.
+
+        geometry.resample and geometry.relative in scalars over the few states needed (the planning
+        thread runs this right before the plan, where the numpy version cost 0.23 ms a cycle)."""
         if length == 0:
             return np.zeros((0, 3))
-        states = [e for e in self._odom if e.stamp < ego.stamp]
+        oldest = ego.stamp - dt * length
+        states: list[EgoState] = []
+        for e in reversed(self._odom):
+            if e.stamp < ego.stamp:
+                states.append(e)
+                if e.stamp <= oldest:
+                    break
         if not states:
             return np.zeros((length, 3))
+        states.reverse()
         states.append(ego)
         stamps = [e.stamp for e in states]
-        out = np.empty((length, 3))
-        for j in range(length):  # geometry.resample's interpolation, on the two states around each time
+        poses = [e.pose.tolist() for e in states]
+        x0, y0, yaw0 = poses[-1]
+        c, s = math.cos(yaw0), math.sin(yaw0)
+        rows = []
+        for j in range(length):
             t = ego.stamp - dt * (length - j)
             i = bisect.bisect_right(stamps, t) - 1
             if i < 0:
-                out[j] = states[0].pose
-                continue
-            a, b = states[i].pose, states[i + 1].pose
-            w = (t - stamps[i]) / (stamps[i + 1] - stamps[i])
-            yaw = wrap_angle(a[2] + w * wrap_angle(b[2] - a[2]))
-            out[j] = (a[0] + w * (b[0] - a[0]), a[1] + w * (b[1] - a[1]), yaw)
-        return relative(ego.pose, out)
+                x, y, yaw = poses[0]
+            else:
+                (ax, ay, ayaw), (bx, by, byaw) = poses[i], poses[i + 1]
+                w = (t - stamps[i]) / (stamps[i + 1] - stamps[i])
+                x, y, yaw = ax + w * (bx - ax), ay + w * (by - ay), ayaw + w * wrap_angle(byaw - ayaw)
+            dx, dy = x - x0, y - y0
+            rows.append((c * dx + s * dy, -s * dx + c * dy, wrap_angle(yaw - yaw0)))
+        return np.array(rows)
 
     def _history_len(self) -> int:
         return planner_history(self._planner) if self._planner is not None else 0
