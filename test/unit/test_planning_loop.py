@@ -266,6 +266,22 @@ def test_hold_without_valid_odometry_uses_the_plan_itself():
     np.testing.assert_allclose(out.result.trajectory.poses[:, 0], 10.0 * SPEC.times, atol=1e-9)
 
 
+def test_a_clock_leap_waits_one_cycle_for_its_frame_before_calling_inputs_stale():
+    """A simulator's next episode: /clock leaps 1 s forward just before that episode's first frame. The
+    cycle that runs in between must not answer the new time with a stale-input stop; inputs that stay
+    away are still called stale one cycle later."""
+    loop, _ = make()
+    feed(loop, 20.0)
+    assert loop.step(20.0).kind == "plan"
+    assert loop.step(21.0) is None, "a stale fallback for a frame that is about to come"
+    feed(loop, 21.0)
+    out = loop.step(21.0)
+    assert out.kind == "plan" and out.stamp == 21.0
+    assert loop.step(22.0) is None
+    out = loop.step(22.1)
+    assert out is not None and out.kind == "stop" and any("stale" in r for r in out.reasons), out
+
+
 def test_nothing_runs_before_the_clock_starts():
     loop, planner = make()
     feed(loop, 100.0)  # sim time: inputs arrive before the first /clock

@@ -14,7 +14,9 @@ Rules:
   poses.
 - Fallback: the last valid plan, re-expressed in the current base_link, while it is younger than
   ``fallback_hold_s``; else a comfortable stop at ``fallback_decel``.
-- With no new set for ``input_timeout_s``, a fallback is returned once per cycle period.
+- With no new set for ``input_timeout_s``, a fallback is returned once per cycle period; not in the
+  first cycle after the node clock leapt forward by more than that (a simulator starting its next
+  episode publishes the new time just before that episode's first frame).
 - A cycle slower than ``deadline_ms`` is still published and counted as a deadline miss.
 - Time going backwards (inputs or node clock: a bag loop, a simulator reset) resets the sync, the
   ego history and the held plan. When the inputs jump back first, their sets are not called stale
@@ -230,6 +232,7 @@ class PlanningLoop:
         self._last_set_stamp: float | None = None
         self._last_output: CycleOutput | None = None
         self._input_jump_wall: float | None = None
+        self._last_step_now: float | None = None
         self.waiting_for_clock = False
         """The last :meth:`step` held a set back until the node clock follows the inputs back in time:
         call it again soon (the clock moves without new inputs), not only when the next set is ready."""
@@ -347,6 +350,8 @@ class PlanningLoop:
         with self._lock:
             self._check_clock(now)
             cfg = self._config
+            leapt = self._last_step_now is not None and now - self._last_step_now > cfg.input_timeout_s
+            self._last_step_now = now
             candidate, last = self.sync.newest(only_new=True), self._last_set_stamp
             self.waiting_for_clock = candidate is not None and self._awaiting_clock(candidate, now, cfg)
             if self.waiting_for_clock:
@@ -361,8 +366,10 @@ class PlanningLoop:
                     return self._remember(self._cycle(taken, now, planner, cfg), now)
             reference = self._last_set_stamp if self._last_set_stamp is not None else self._started
             last_fb = self._last_fallback_time
-            if now - reference > cfg.input_timeout_s and (
-                last_fb is None or now - last_fb >= cfg.period * (1 - RATE_TOLERANCE)
+            if (
+                now - reference > cfg.input_timeout_s
+                and not leapt
+                and (last_fb is None or now - last_fb >= cfg.period * (1 - RATE_TOLERANCE))
             ):
                 t0 = self._wall()
                 reasons = self._missing_reasons(now, cfg)
