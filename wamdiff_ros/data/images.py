@@ -17,8 +17,8 @@ RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "
 COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "png")
 
 _IMREAD_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
-"""OpenCV >= 4.11 decodes JPEG straight to RGB (mono JPEG too), 15 % faster than decoding to BGR and
-converting; older OpenCV (a system python3-opencv) takes the BGR path."""
+"""OpenCV >= 4.11 decodes JPEG straight to RGB (mono JPEG too), without a BGR image to convert; older
+OpenCV (a system python3-opencv) takes the BGR path."""
 
 _MAGIC = {"jpeg": b"\xff\xd8\xff", "png": b"\x89PNG\r\n\x1a\n"}
 
