@@ -132,6 +132,8 @@ class ApproxTimeSync:
             self._consumed_key = float("-inf")
 
     def _search(self, only_new: bool) -> SyncSet | None:
+        """Newest complete set, pivoting on key-stream stamps from the newest down. With ``only_new`` only
+        stamps after the last taken key are pivots; a set's key is at least its pivot, so it is new."""
         if any(not b for b in self._buffers.values()):
             return None
         floor = self._consumed_key if only_new else float("-inf")
@@ -145,7 +147,7 @@ class ApproxTimeSync:
             items = {s: _closest(buf, pivot) for s, buf in self._buffers.items()}
             stamps = [m.stamp for m in items.values()]
             key = max(items[s].stamp for s in self.key_streams)
-            if max(stamps) - min(stamps) <= self._slop + 1e-9 and not (only_new and key <= self._consumed_key):
+            if max(stamps) - min(stamps) <= self._slop + 1e-9:
                 return SyncSet(items=items, key_stamp=key)
         return None
 

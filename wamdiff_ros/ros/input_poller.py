@@ -81,11 +81,7 @@ class InputPoller:
         """``node.create_subscription`` for this poller (``kw``: its other keyword arguments); call before
         the polling thread starts. Subscriptions are taken in the order they were made."""
         sub = self._node.create_subscription(msg_type, topic, callback, qos, callback_group=self.group, **kw)
-        owned = getattr(self._node, "_subscriptions", None)
-        detached = isinstance(owned, list) and sub in owned
-        if detached:
-            owned.remove(sub)
-        self._polled.append(_Polled(sub, callback, detached))
+        self._polled.append(_Polled(sub, callback, self._detach(sub)))
         self._wait_set = None
         return sub
 
@@ -94,14 +90,24 @@ class InputPoller:
         returns True for a complete set) instead of its own, until :meth:`destroy` hands it back to the
         executor. Adopted subscriptions are taken first (a /clock sets the time the inputs after it are
         judged at). Call before the polling thread starts."""
-        owned = getattr(self._node, "_subscriptions", None)
-        detached = isinstance(owned, list) and sub in owned
-        if detached:
-            owned.remove(sub)
-        self._polled.insert(0, _Polled(sub, callback, detached, adopted_from=sub.callback_group))
+        self._polled.insert(0, _Polled(sub, callback, self._detach(sub), adopted_from=sub.callback_group))
         sub.callback_group = self.group
         self._wait_set = None
         self._node._wake_executor()  # an EventsExecutor drops the subscription when it looks again
+
+    def _owned(self) -> list | None:
+        """The node's list of subscriptions, which the EventsExecutor iterates; None where rclpy keeps it
+        under another name (Humble)."""
+        owned = getattr(self._node, "_subscriptions", None)
+        return owned if isinstance(owned, list) else None
+
+    def _detach(self, sub: Any) -> bool:
+        """Take ``sub`` off the node's list of subscriptions; whether it was there."""
+        owned = self._owned()
+        if owned is None or sub not in owned:
+            return False
+        owned.remove(sub)
+        return True
 
     def wake(self) -> None:
         """Make a :meth:`take` in progress return now (thread-safe)."""
@@ -114,9 +120,8 @@ class InputPoller:
         for p in self._polled:
             if p.adopted_from is not None:
                 p.sub.callback_group = p.adopted_from
-                owned = getattr(self._node, "_subscriptions", None)
-                if p.detached and isinstance(owned, list):
-                    owned.append(p.sub)
+                if p.detached:
+                    self._owned().append(p.sub)
                 handed_back = True
             elif p.detached:
                 p.sub.destroy()

@@ -151,7 +151,8 @@ class PlannerNode(LifecycleNode):
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._poller: InputPoller | None = None
-        self._camera_info_seen: dict[str, bytes] = {}
+        self._seen: dict[str, bytes] = {}
+        """Per input read only on change (camera_info, command, instruction): its last serialized content."""
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._qos_problems: dict[str, str] = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10, event_callbacks=publisher_events())
@@ -182,7 +183,7 @@ class PlannerNode(LifecycleNode):
         prefix = p["camera_topic_prefix"].rstrip("/")
         # Taken by the planning thread, in this order; without QoS event handlers (see subscription_events:
         # publishers with incompatible QoS are looked up with each diagnostics update instead).
-        self._camera_info_seen, self._text_seen = {}, {}
+        self._seen = {}
         poller = self._poller = InputPoller(self)
         subscribe = functools.partial(poller.subscribe, event_callbacks=subscription_events())
         qos_cmd = qos_profile("default")
@@ -287,7 +288,7 @@ class PlannerNode(LifecycleNode):
         drivers republish the same calibration with every image, and deserializing it each time cost the
         input path about 0.1 ms a frame."""
         content = data[conv.CDR_STAMP_END :]
-        if self._camera_info_seen.get(camera) == content:
+        if self._seen.get(f"camera_info {camera}") == content:
             return
         try:
             msg = deserialize_message(data, CameraInfo)
@@ -296,12 +297,12 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(problem, throttle_duration_sec=5.0)
             return
         self._loop.on_camera_info(camera, msg.width, msg.height, msg.k)
-        self._camera_info_seen[camera] = content
+        self._seen[f"camera_info {camera}"] = content
 
     def _on_text(self, topic: str, apply: Callable[[str], None], data: bytes) -> None:
         """A serialized command or instruction, read when it differs from the previous one: simulators
         and bags repeat them with every frame, and the planning thread takes them before planning."""
-        if self._text_seen.get(topic) == data:
+        if self._seen.get(topic) == data:
             return
         try:
             text = conv.read_string(data)
@@ -309,7 +310,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(f"{topic}: {e}", throttle_duration_sec=5.0)
             return
         apply(text)
-        self._text_seen[topic] = data
+        self._seen[topic] = data
 
     def _on_clock(self, set_clock: Callable[[Any], None], msg: Any) -> bool:
         """/clock under ``use_sim_time``, taken with the inputs (see InputPoller.adopt): set the node clock
