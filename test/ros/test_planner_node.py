@@ -373,7 +373,8 @@ def test_wamdiff_checkpoint_plans_in_slow_mode_with_moe_statistics(graph, tmp_pa
     fresh_planner().net.save(tmp_path / "wamdiff")
     node, feeder, collector = start(graph, tmp_path, reasoning_mode="slow", deadline_ms=10000.0)
     node.set_parameters([Parameter("model_path", value=str(tmp_path / "wamdiff"))])
-    collector.diagnostic(lambda d: values(d).get("family") == "wamdiff", what="WAM-Diff swapped in")
+    # loading, exporting and warming up a WAM-Diff takes about 10 s on a slow 2-core VM
+    collector.diagnostic(lambda d: values(d).get("family") == "wamdiff", timeout=30.0, what="WAM-Diff swapped in")
     feeder.wait_connected()
     t = feeder.send()
     path = collector.path_for(t, timeout=30.0)

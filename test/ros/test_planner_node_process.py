@@ -67,7 +67,7 @@ def test_console_script_with_params_file_and_sim_time(graph, tmp_path, executor)
         assert values(status)["family"] == "constant_velocity"
         assert values(status)["fallbacks_stop"] == "0"  # sim-stamped inputs were fresh on the sim clock
         get_state = feeder.create_client(GetState, "/planner_node/get_state")
-        assert get_state.wait_for_service(timeout_sec=10.0), "no lifecycle get_state service"
+        assert get_state.wait_for_service(timeout_sec=30.0), "no lifecycle get_state service"
         future = get_state.call_async(GetState.Request())
         wait_until(future.done, 10.0, what="get_state response")
         assert future.result().current_state.label == "active"
