@@ -101,8 +101,8 @@ def test_ttc_projection_window(rear, nc, ttc):
 )
 def test_dac_lane_edge(y0, resolution, expected):
     """Ego driving straight with its rear axle at lateral offset y0 in a 4 m lane: its left corners are
-    at y0 + 1, inside the edge at y = 2 for y0 < 1. The raster places the edge to within one cell, so the
-    check is made 1.5 cells either side of it (0.15 m at 0.1 m cells, 0.03 m at 0.02 m cells)."""
+    at y0 + 1, inside the edge at y = 2 for y0 < 1 (centimetres from the edge:
+    test_scoring_navsim_rules.py)."""
     sc = scene([straight_lane(0, 0.0)], pose=(0.0, y0, 0.0))
     r = score(straight(10.0), sc, ScorerConfig(use_reference=False, human_filter=False, raster_resolution=resolution))
     assert r.dac[0] == expected

@@ -122,6 +122,13 @@ def _contacts(
     return g[hit], t[hit], a[hit]
 
 
+def first_seen_speed(ag: AgentTrack) -> np.ndarray:
+    """(A,) speed [m/s] of each agent at its first valid step (0 for an agent never valid)."""
+    first = ag.valid.argmax(1)
+    speed = ag.speed[np.arange(len(first)), first]
+    return np.where(ag.valid.any(1), speed, 0.0)
+
+
 def _first_per_pair(g: np.ndarray, a: np.ndarray, order: np.ndarray, n_agents: int) -> np.ndarray:
     """Indices of the earliest (by ``order``) event of every (g, a) pair."""
     key = g * n_agents + a
@@ -133,7 +140,8 @@ def _first_per_pair(g: np.ndarray, a: np.ndarray, order: np.ndarray, n_agents: i
 def no_at_fault_collision(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np.ndarray]:
     """NC (G,) in {0, 0.5, 1} and the first at-fault collision step (G,) (inf where none).
 
-    A track's first contact is at-fault when the ego is moving and the track is stopped (or static), or
+    A track's first contact is at-fault when the ego is moving and the track is stopped (or static) when
+    it first appears in the horizon (NAVSIM classifies with the track's first observed state), or
     the ego's front bumper hits it, or the contact is lateral while the ego straddles lanes or is off
     the drivable area; never when the track is behind the ego (rear-ended). Later contacts with a
     track whose first contact was not at fault are ignored, as in NAVSIM.
@@ -149,7 +157,7 @@ def no_at_fault_collision(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np
     g, t, a = g[f], t[f], a[f]
     yaw = ego.rear[g, t, 2]
     ego_stopped = ego.speed[g, t] <= M.COLLISION_STOPPED_SPEED
-    track_stopped = (ag.types[a] == AgentType.STATIC) | (ag.speed[a, t] <= M.COLLISION_STOPPED_SPEED)
+    track_stopped = (ag.types[a] == AgentType.STATIC) | (first_seen_speed(ag)[a] <= M.COLLISION_STOPPED_SPEED)
     behind = bearing_angle(ego.rear[g, t, :2], yaw, ag.center[a, t]) > np.deg2rad(M.BEHIND_ANGLE_DEG)
     bumper_mid = ego.center[g, t] + ego.half_length * np.stack([np.cos(yaw), np.sin(yaw)], -1)
     front = segment_obb_overlap(

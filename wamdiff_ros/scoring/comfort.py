@@ -62,9 +62,10 @@ def _within(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def body_accelerations(states: np.ndarray, center_offset: float, physical: bool) -> tuple[np.ndarray, ...]:
     """``(ax_rear, ay_rear, ax_center, ay_center)`` each (G, n) [m/s²].
 
-    NAVSIM's bicycle stores zero lateral acceleration at the rear axle and shifts to the box centre with
-    nuPlan's ``+d·ω²`` / ``+d·α`` terms; ``physical=True`` instead uses ``ay = v·ω`` and the rigid-body
-    ``−d·ω²`` centripetal term.
+    NAVSIM's bicycle stores zero lateral acceleration at the rear axle and shifts it to the box centre by
+    the displacement ``[d, 0]``, so both of nuPlan's terms, ``+d·ω²`` and ``+d·α``, land on the
+    longitudinal axis; ``physical=True`` instead uses ``ay = v·ω`` and the rigid-body terms ``−d·ω²``
+    (longitudinal) and ``+d·α`` (lateral).
     """
     ax = states[..., StateIndex.ACCEL]
     om = states[..., StateIndex.YAW_RATE]
@@ -73,7 +74,7 @@ def body_accelerations(states: np.ndarray, center_offset: float, physical: bool)
         ay = states[..., StateIndex.V] * om
         return ax, ay, ax - center_offset * om**2, ay + center_offset * al
     ay = np.zeros_like(ax)
-    return ax, ay, ax + center_offset * om**2, ay + center_offset * al
+    return ax, ay, ax + center_offset * (om**2 + al), ay
 
 
 def comfort_v2(states: np.ndarray, dt: float, center_offset: float, physical: bool = False) -> np.ndarray:

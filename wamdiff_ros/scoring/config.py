@@ -22,9 +22,10 @@ class ScorerConfig:
             world's expert plans with the same drivable area.
         raster_margin: the raster covers ``margin + horizon·max(ego speed, fastest speed limit)`` metres
             around the ego [m]; points beyond are off-road.
-        ep_normalization: ``"reference"``: each candidate's progress is normalised by the better of itself
-            and the PDM-Closed reference (NAVSIM scores every submission this way, so a candidate's EP does
-            not depend on the rest of the batch); ``"batch"``: by the best of the whole batch and the reference.
+        ep_normalization: ``"reference"``: each candidate's progress is normalised by the better of its own
+            masked progress and the PDM-Closed reference's (NAVSIM scores every submission together with
+            the reference, so a candidate's EP does not depend on the rest of the batch); ``"batch"``: by the
+            best of the whole batch and the reference. PDMS uses NAVSIM v1.1's EP rule, EPDMS v2's.
         use_reference: include the PDM-Closed reference in EP normalisation (NAVSIM does).
         human_filter: apply NAVSIM v2's false-positive filter to EPDMS using ``scene.human_trajectory``.
         physical_lateral_accel: comfort uses ``a_y = v·ω`` instead of NAVSIM's bicycle state (whose lateral

@@ -5,8 +5,11 @@ NAVSIM tests box corners against shapely lane / drivable-area polygons. Here eve
 left and right boundary, see :attr:`Lane.boundaries`) is rasterised once per scene at ``resolution``
 metres with OpenCV, and each query is an O(1) array lookup, which is what makes scoring thousands of
 candidates cheap. OpenCV fills a cell when the polygon reaches to within about half a cell of its
-centre, so a boundary is placed to within one cell, erring on the generous side (0.1 m by default);
-points outside the raster window are off-road.
+centre, so lane membership is placed to within one cell. The drivable area (DAC) is exact: cells
+within :data:`_BAND` cells of a change in the union of lanes form a band where a point is tested
+against the lanes' polygons themselves (each lane is the union of the quads between consecutive
+boundary points; bucketed on a coarse grid); elsewhere the cell decides. Points
+outside the raster window are off-road.
 
 NAVSIM's drivable area covers a junction's whole interior (its roadblock connectors), while the world
 only has the junction's connector lanes; ``junction_widening`` widens those lanes to stand in for it.
@@ -19,9 +22,28 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from wamdiff_ros.scoring.buckets import Buckets, bucket_boxes
 from wamdiff_ros.types import Lane
 
 _SHIFT = 4  # fractional bits for cv2 polygon coordinates
+_BAND = 3  # [cells] half-width of the band around the union's edge decided by polygon tests
+_BUCKET = 4.0  # [m] bucket edge for the lane quads
+
+
+@dataclass
+class LaneQuads:
+    """The lanes as quads ``[left[k], left[k+1], right[k+1], right[k]]`` (Q, 4, 2) [m], bucketed."""
+
+    quads: np.ndarray
+    buckets: Buckets
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """(P,) bool: points (P, 2) strictly inside any quad."""
+        owner, quad = self.buckets.pairs(points)
+        hit = points_in_quads(points[owner], self.quads[quad])
+        out = np.zeros(len(points), bool)
+        out[owner[hit]] = True
+        return out
 
 
 @dataclass
@@ -34,26 +56,32 @@ class MapRaster:
         lane_bits: (H, W, K) uint64: bit ``i % 64`` of word ``i // 64`` set where lane index ``i`` covers.
         segment: (H, W) int32 index into the ``seg_*`` tables of the non-intersection lane segment under
             the cell (-1 where none).
-        seg_start: (S, 2) segment start points [m]; seg_dir: (S, 2) unit directions; seg_heading: (S,) [rad];
-        seg_lane: (S,) lane index of each segment.
+        seg_heading: (S,) segment headings [rad]; seg_lane: (S,) lane index of each segment.
         intersection_bits: (K,) uint64 mask of lanes flagged ``in_intersection``.
         lane_ids: lane id of each lane index.
+        edge_band: (H, W) bool, cells near the edge of the union of lanes (drivability decided exactly).
+        lane_quads: the lanes' quads (junction lanes widened) for the exact test in the band.
     """
 
     origin: np.ndarray
     resolution: float
     lane_bits: np.ndarray
     segment: np.ndarray
-    seg_start: np.ndarray
-    seg_dir: np.ndarray
     seg_heading: np.ndarray
     seg_lane: np.ndarray
     intersection_bits: np.ndarray
     lane_ids: list[int]
+    edge_band: np.ndarray
+    lane_quads: LaneQuads
 
     @property
     def words(self) -> int:
         return self.lane_bits.shape[-1]
+
+    @property
+    def upper(self) -> np.ndarray:
+        """(2,) map coordinates of the raster's upper-right corner [m]."""
+        return self.origin + self.resolution * np.array(self.segment.shape[::-1])
 
     def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Row, column (clipped) and an inside-the-raster mask for map points (..., 2)."""
@@ -72,6 +100,20 @@ class MapRaster:
         out[~inside] = 0
         return out
 
+    def drivable(self, points: np.ndarray, bits: np.ndarray | None = None) -> np.ndarray:
+        """True (...) where map points (..., 2) lie inside the union of lanes: the cell decides away from
+        the union's edge, the lane quads near it. ``bits``: :meth:`bits_at` of the points, if at hand."""
+        p = np.asarray(points, np.float64)
+        row, col, inside = self.cells(p)
+        if bits is None:
+            bits = self.bits_at(p)
+        on = (bits != 0).any(-1).ravel()
+        flat = (row * self.segment.shape[1] + col).ravel()
+        band = np.flatnonzero(self.edge_band.ravel()[flat] & inside.ravel())
+        if len(band):
+            on[band] = self.lane_quads.contains(p.reshape(-1, 2)[band])
+        return on.reshape(row.shape)
+
     def segment_at(self, points: np.ndarray) -> np.ndarray:
         """Segment index (...) of the non-intersection lane under each point, -1 where none."""
         row, col, inside = self.cells(points)
@@ -85,6 +127,24 @@ class MapRaster:
         for i in lane_indices:
             out[i // 64] |= np.uint64(1) << np.uint64(i % 64)
         return out
+
+
+def points_in_quads(points: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """(P,) bool: point ``points[i]`` (P, 2) strictly inside the simple quad ``quads[i]`` (P, 4, 2)
+    (crossing-number rule)."""
+    a = quads
+    b = np.roll(quads, -1, axis=1)
+    x, y = points[:, None, 0], points[:, None, 1]
+    straddle = (a[..., 1] > y) != (b[..., 1] > y)
+    dy = np.where(straddle, b[..., 1] - a[..., 1], 1.0)
+    x_cross = a[..., 0] + (y - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
+    return (np.count_nonzero(straddle & (x < x_cross), axis=1) % 2) == 1
+
+
+def _edge_band(lane_bits: np.ndarray) -> np.ndarray:
+    union = (lane_bits != 0).any(-1).astype(np.uint8)
+    kernel = np.ones((2 * _BAND + 1, 2 * _BAND + 1), np.uint8)
+    return cv2.dilate(union, kernel) != cv2.erode(union, kernel, borderType=cv2.BORDER_REPLICATE)
 
 
 def _to_pixels(points: np.ndarray, origin: np.ndarray, res: float) -> np.ndarray:
@@ -129,13 +189,15 @@ def build_raster(
     words = max(1, (len(lanes) + 63) // 64)
     lane_bits = np.zeros((h, w, words), np.uint64)
     segment = np.full((h, w), -1, np.int32)
-    seg_start, seg_dir, seg_heading, seg_lane = [], [], [], []
+    seg_heading, seg_lane = [], []
     n_seg = 0
     tmp = np.zeros((h, w), np.uint8)
+    quads = []
     for li, (lane, (left, right)) in enumerate(zip(lanes, bounds)):
         poly = np.concatenate([left, right[::-1]])
         if (poly.max(0) < lo).any() or (poly.min(0) > hi).any():
             continue
+        quads.append(np.stack([left[:-1], left[1:], right[1:], right[:-1]], 1))
         pix = _to_pixels(poly, lo, res)
         c0, r0 = np.clip((pix.min(0) >> _SHIFT) - 1, 0, [w - 1, h - 1])
         c1, r1 = np.clip((pix.max(0) >> _SHIFT) + 2, 1, [w, h])
@@ -154,22 +216,23 @@ def build_raster(
             if (quad.max(0) < lo).any() or (quad.min(0) > hi).any():
                 continue
             cv2.fillPoly(segment, [_to_pixels(quad, lo, res)], n_seg, lineType=cv2.LINE_8, shift=_SHIFT)
-            seg_start.append(cl[k])
-            seg_dir.append(d[k] / length[k])
             seg_heading.append(np.arctan2(d[k, 1], d[k, 0]))
             seg_lane.append(li)
             n_seg += 1
+    band = _edge_band(lane_bits)
+    all_quads = np.concatenate(quads) if quads else np.zeros((0, 4, 2))
+    top = lo + res * np.array([w, h])
     raster = MapRaster(
         origin=lo,
         resolution=res,
         lane_bits=lane_bits,
         segment=segment,
-        seg_start=np.array(seg_start).reshape(-1, 2),
-        seg_dir=np.array(seg_dir).reshape(-1, 2),
         seg_heading=np.array(seg_heading),
         seg_lane=np.array(seg_lane, np.int64),
         intersection_bits=np.zeros(words, np.uint64),
         lane_ids=[lane.lane_id for lane in lanes],
+        edge_band=band,
+        lane_quads=LaneQuads(all_quads, bucket_boxes(all_quads.min(1), all_quads.max(1), lo, top, _BUCKET)),
     )
     raster.intersection_bits = raster.lane_mask([i for i, lane in enumerate(lanes) if lane.in_intersection])
     return raster

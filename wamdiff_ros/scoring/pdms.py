@@ -24,6 +24,7 @@ from wamdiff_ros.scoring.config import ScorerConfig
 from wamdiff_ros.scoring.drivable import MapRaster, build_raster
 from wamdiff_ros.scoring.reference import PDM_LATERAL_OFFSETS, idm_proposals, offset_polyline, route_centerline
 from wamdiff_ros.scoring.result import ScoreResult
+from wamdiff_ros.scoring.route_distance import RouteDistance, build_route_distance
 from wamdiff_ros.types import SceneTruth, TrafficLight
 
 _CACHE_ATTR = "_wamdiff_scoring_prep"
@@ -36,6 +37,7 @@ class ScenePrep:
 
     raster: MapRaster
     route: np.ndarray
+    route_distance: RouteDistance
     agents: AgentTrack
     red_bits: np.ndarray
     steps: int
@@ -108,7 +110,9 @@ def prepare(scene: SceneTruth, config: ScorerConfig | None = None) -> ScenePrep:
         e.pose, speed=e.speed, accel=e.acceleration[0], steer=steer_from_yaw_rate(e.speed, e.yaw_rate, config.bicycle)
     )[None]
     initial[0, StateIndex.YAW_RATE] = e.yaw_rate
-    prep = ScenePrep(raster, route_centerline(scene), agents, red_bits, steps, initial[0])
+    route = route_centerline(scene)
+    route_distance = build_route_distance(route, raster.origin, raster.upper, M.LK_DEVIATION)
+    prep = ScenePrep(raster, route, route_distance, agents, red_bits, steps, initial[0])
     scene.__dict__[_CACHE_ATTR] = (key, prep)
     return prep
 
@@ -181,7 +185,7 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     corners = box_corners(np.concatenate([center, yaw[..., None]], -1), length, width)
     bits = raster.bits_at(np.concatenate([corners, center[:, :, None], states[:, :, None, :2]], 2))
     cb = bits[:, :, :4]
-    offroad = ~(cb != 0).any(-1).all(-1)
+    offroad = ~raster.drivable(corners, cb).all(-1)
     union = np.bitwise_or.reduce(cb, axis=2)
     inter = np.bitwise_and.reduce(cb, axis=2)
     multi = (np.bitwise_count(union).sum(-1) > 1) & ~(inter != 0).any(-1)
@@ -195,13 +199,7 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     sc = np.where(has, seg, 0)
     ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
     oncoming = has & (ang > np.deg2rad(M.ONCOMING_ANGLE_DEG))
-    same = has & ~oncoming
-    if len(raster.seg_heading):
-        rel = center - raster.seg_start[sc]
-        d = raster.seg_dir[sc]
-        dev = np.where(same, np.abs(d[..., 0] * rel[..., 1] - d[..., 1] * rel[..., 0]), np.inf)
-    else:
-        dev = np.full(yaw.shape, np.inf)
+    dev = prep.route_distance.distance(center)
 
     step = np.zeros(yaw.shape)
     step[:, 1:] = np.linalg.norm(np.diff(center, axis=1), axis=-1)
@@ -238,18 +236,33 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     }
 
 
+def _best_masked(masked: np.ndarray, best_other: float | np.ndarray, batch: bool) -> np.ndarray:
+    best = np.maximum(masked.max(initial=0.0), best_other) if batch else np.maximum(masked, best_other)
+    return np.broadcast_to(best, masked.shape)
+
+
 def normalise_progress(
     progress: np.ndarray, multiplicative: np.ndarray, best_other: float | np.ndarray, batch: bool
 ) -> np.ndarray:
-    """NAVSIM EP: masked progress over the best masked progress; 1 (0 if masked out) when the best ≤ 5 m.
+    """NAVSIM v1.1 EP (PDMS): masked progress over the best masked progress; 1 (0 if masked out) when the
+    best ≤ 5 m.
 
     ``best_other`` is the reference's masked progress (0 for none); with ``batch`` the whole batch's best
     also enters the denominator, else each candidate is paired with the reference alone.
     """
     masked = progress * multiplicative
-    best = np.maximum(masked.max(initial=0.0), best_other) if batch else np.maximum(masked, best_other)
-    best = np.broadcast_to(best, masked.shape)
+    best = _best_masked(masked, best_other, batch)
     return np.where(best > M.EP_MIN_PROGRESS, masked / np.where(best > 0, best, 1.0), (multiplicative != 0) * 1.0)
+
+
+def normalise_progress_v2(
+    progress: np.ndarray, multiplicative: np.ndarray, best_other: float | np.ndarray, batch: bool
+) -> np.ndarray:
+    """NAVSIM v2 EP (EPDMS): *raw* progress over the best masked progress, clipped to [0, 1]; 1 for every
+    candidate when the best ≤ 5 m. Arguments as :func:`normalise_progress`."""
+    best = _best_masked(progress * multiplicative, best_other, batch)
+    ratio = np.clip(progress / np.where(best > 0, best, 1.0), 0.0, 1.0)
+    return np.where(best > M.EP_MIN_PROGRESS, ratio, 1.0)
 
 
 def _pdms(m: dict[str, np.ndarray], ep: np.ndarray) -> np.ndarray:
@@ -284,7 +297,7 @@ def _human(scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict[str
     if prep.human is None:
         m = evaluate(simulate(scene.human_trajectory[None], scene, config, prep), scene, config, prep)
         multi2 = m["nc"] * m["dac"] * m["ddc"] * m["tlc"]
-        m["ep"] = normalise_progress(m["progress"], multi2, 0.0, batch=True)
+        m["ep"] = normalise_progress_v2(m["progress"], multi2, 0.0, batch=True)
         prep.human = {k: float(m[k][0]) for k in _FILTERED}
     return prep.human
 
@@ -335,7 +348,7 @@ def score(trajectories, scene: SceneTruth, config: ScorerConfig | None = None) -
         ref1 = ref2 = 0.0
         ref_prog = float("nan")
     ep_pdms = normalise_progress(m["progress"], multi1, ref1, batch)
-    ep = normalise_progress(m["progress"], multi2, ref2, batch)
+    ep = normalise_progress_v2(m["progress"], multi2, ref2, batch)
     ec = _extended_comfort(states, scene, config)
     m["ep"] = ep
 

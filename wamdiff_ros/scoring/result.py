@@ -14,8 +14,9 @@ class ScoreResult:
     """NAVSIM sub-scores and totals, each a (G,) float array (one entry per candidate).
 
     ``nc … c`` are the candidate's own sub-scores (before the EPDMS human filter); ``epdms`` applies the
-    filter (see ``filtered``). ``ep`` is normalised with the EPDMS multiplicative metrics
-    (NC·DAC·DDC·TLC), ``ep_pdms`` with PDMS's (NC·DAC); ``pdms`` uses ``ep_pdms`` and ``c``.
+    filter (see ``filtered``). ``ep`` follows NAVSIM v2 (raw progress over the best progress masked by
+    NC·DAC·DDC·TLC, clipped to [0, 1]), ``ep_pdms`` NAVSIM v1.1 (masked progress, masked by NC·DAC);
+    ``pdms`` uses ``ep_pdms`` and ``c``.
 
     Diagnostics: ``progress`` raw route progress [m]; ``oncoming_progress`` worst 1 s progress in
     oncoming lanes [m]; ``collision_time`` / ``ttc_time`` first at-fault collision / TTC violation [s]
