@@ -22,6 +22,7 @@ from wamdiff_ros.geometry import compose  # noqa: E402
 from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner  # noqa: E402
 from wamdiff_ros.rig import load_rig  # noqa: E402
 from wamdiff_ros.ros import conversions as conv  # noqa: E402
+from wamdiff_ros.stamps import time_ns  # noqa: E402
 from wamdiff_ros.types import EgoState, TrajectorySpec  # noqa: E402
 
 RIG = load_rig("rigs/default.yaml")
@@ -107,21 +108,22 @@ class Feeder(Node):
         self.t_start = self.now()
         self.frame = {c.name: np.full((c.height, c.width, 3), 90, np.uint8) for c in RIG.cameras}
 
-    def moving(self, t: float, pose0=(10.0, 5.0, 0.3), speed: float = 8.0) -> EgoState:
-        """A vehicle driving straight at ``speed`` from ``pose0`` (at the feeder's start) — consistent
-        odometry, so propagating it in time or holding a plan gives the same poses as re-planning."""
-        pose = compose(np.asarray(pose0, float), [speed * (t - self.t_start), 0.0, 0.0])
-        return EgoState(pose=pose, velocity=[speed, 0.0], stamp=t)
+    def moving(self, t: int, pose0=(10.0, 5.0, 0.3), speed: float = 8.0) -> EgoState:
+        """A vehicle driving straight at ``speed`` from ``pose0`` (at the feeder's start), at ``t`` [ns] —
+        consistent odometry, so propagating it in time or holding a plan gives the same poses as re-planning."""
+        pose = compose(np.asarray(pose0, float), [speed * (t - self.t_start) * 1e-9, 0.0, 0.0])
+        return EgoState(pose=pose, velocity=[speed, 0.0], stamp_ns=t)
 
-    def now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def now(self) -> int:
+        """The feeder's clock [ns]."""
+        return self.get_clock().now().nanoseconds
 
     def wait_connected(self, timeout=10.0):
         pubs = [*self.images.values(), *self.infos.values(), self.odom, self.command]
         wait_until(lambda: all(p.get_subscription_count() > 0 for p in pubs), timeout, what="planner subscriptions")
 
     def send(self, stamp=None, ego=None, skip=(), image_override=None, info_override=None, odom_override=None):
-        """One frame at ``stamp`` (default now); returns the stamp. Overrides: camera -> message."""
+        """One frame at ``stamp`` [ns] (default now); returns the stamp. Overrides: camera -> message."""
         t = self.now() if stamp is None else stamp
         ego = (ego or self.moving)(t) if ego is None or callable(ego) else ego
         for cam in RIG.cameras:
@@ -154,11 +156,11 @@ class Collector(Node):
             self.diagnostics.append(status)
 
     def path_for(self, stamp, timeout=10.0):
-        """The first trajectory whose header stamp is ``stamp``."""
+        """The first trajectory whose header stamp is exactly ``stamp`` [ns]."""
         return wait_until(
-            lambda: next((p for p in list(self.paths) if abs(conv.to_sec(p.header.stamp) - stamp) < 1e-6), None),
+            lambda: next((p for p in list(self.paths) if time_ns(p.header.stamp) == stamp), None),
             timeout,
-            what=f"a trajectory stamped {stamp:.3f}",
+            what=f"a trajectory stamped {stamp} ns",
         )
 
     def diagnostic(self, predicate, timeout=10.0, what="a diagnostic"):

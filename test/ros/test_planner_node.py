@@ -16,6 +16,7 @@ from wamdiff_ros.geometry import compose
 from wamdiff_ros.planning.fallback import comfortable_stop
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.planner_node import PlannerNode
+from wamdiff_ros.stamps import NS_PER_S, time_ns
 from wamdiff_ros.types import EgoState, TrajectorySpec
 
 from .conftest import RIG, Collector, Feeder, cv_checkpoint, values, wait_until
@@ -53,12 +54,27 @@ def expect_plan(collector, stamp, ego, frame="map"):
     assert path.header.frame_id == frame
     assert len(path.poses) == SPEC.num_poses
     for k, ps in enumerate(path.poses):
-        assert conv.to_sec(ps.header.stamp) == pytest.approx(stamp + (k + 1) * SPEC.dt, abs=1e-6)
+        assert time_ns(ps.header.stamp) == stamp + (k + 1) * round(SPEC.dt * 1e9)
         assert ps.header.frame_id == frame
     local = np.stack([SPEC.times * ego.velocity[0], np.zeros(8), np.zeros(8)], -1)
     expected = compose(ego.pose, local) if frame == "map" else local
     np.testing.assert_allclose(conv.path_poses(path), expected, atol=1e-6)
     return path
+
+
+def test_every_answer_at_10_hz_carries_its_frame_stamp_exactly(graph, tmp_path):
+    """Wall-clock frames at 10 Hz, stamped to the nanosecond: each trajectory's header.stamp is its input
+    frame's stamp, bit for bit (float seconds lose the last digits of epoch-sized stamps)."""
+    _, feeder, collector = start(graph, tmp_path, plan_rate_hz=10.0)
+    feeder.wait_connected()
+    sent = []
+    for k in range(20):
+        t = feeder.now() // 1000 * 1000 + 123 + k  # epoch-sized, odd nanoseconds
+        sent.append(feeder.send(stamp=t))
+        time.sleep(0.1)
+    answers = [collector.path_for(t, timeout=30.0) for t in sent]
+    assert [time_ns(p.header.stamp) for p in answers] == sent
+    assert sent[0] > 10**18  # wall-clock (epoch-sized) stamps
 
 
 def test_plans_from_images_and_odometry(graph, tmp_path):
@@ -78,7 +94,7 @@ def test_plans_from_images_and_odometry(graph, tmp_path):
 
 
 def _jpeg(width, height):
-    return conv.compressed_image(np.zeros((height, width, 3), np.uint8), 0.0, "x")
+    return conv.compressed_image(np.zeros((height, width, 3), np.uint8), 0, "x")
 
 
 def _bad_input(case, feeder, t):
@@ -107,7 +123,7 @@ def _bad_input(case, feeder, t):
         msg.encoding = "yuv422"
         return {"image_override": {"front": msg}}, "Image.encoding"
     if case == "stale":
-        return {"stamp": t - 3.0}, "stale"
+        return {"stamp": t - 3 * NS_PER_S}, "stale"
     raise ValueError(case)
 
 
@@ -182,15 +198,14 @@ def test_fallback_continues_the_last_plan_then_stops(graph, tmp_path):
         msg.data = b"\xff\xd8\xff" + b"\x00" * 64
         return {"front": msg}
 
-    t1 = t0 + 0.1  # the vehicle moved 0.8 m along the plan
+    t1 = t0 + NS_PER_S // 10  # the vehicle moved 0.8 m along the plan
     feeder.send(stamp=t1, ego=EgoState(pose=[0.8, 0.0, 0.0], velocity=[8.0, 0.0]), image_override=corrupt(t1))
     held = conv.path_poses(collector.path_for(t1))
-    # 10 µm: epoch stamps as float64 seconds resolve ~0.24 µs, which is ~2 µm at 8 m/s
-    np.testing.assert_allclose(held[:, 0], 0.8 + 8.0 * SPEC.times, atol=1e-5)  # same line, same speed
-    t2 = t0 + 0.5  # beyond fallback_hold_s: comfortable stop from the current speed
+    np.testing.assert_allclose(held[:, 0], 0.8 + 8.0 * SPEC.times, atol=1e-9)  # same line, same speed
+    t2 = t0 + NS_PER_S // 2  # beyond fallback_hold_s: comfortable stop from the current speed
     feeder.send(stamp=t2, ego=EgoState(pose=[4.0, 0.0, 0.0], velocity=[8.0, 0.0]), image_override=corrupt(t2))
     stop = conv.path_poses(collector.path_for(t2))
-    np.testing.assert_allclose(stop[:, 0], 4.0 + comfortable_stop(8.0, 0.0, SPEC, 2.0)[:, 0], atol=1e-5)
+    np.testing.assert_allclose(stop[:, 0], 4.0 + comfortable_stop(8.0, 0.0, SPEC, 2.0)[:, 0], atol=1e-9)
 
 
 def test_missing_camera_gives_fallback_naming_it(graph, tmp_path):
@@ -199,7 +214,7 @@ def test_missing_camera_gives_fallback_naming_it(graph, tmp_path):
     t0 = feeder.send()
     collector.path_for(t0)
     time.sleep(0.1)  # beyond sync_slop_s, so the old front_left image cannot complete a new set
-    deadline = feeder.now() + 1.0
+    deadline = feeder.now() + NS_PER_S
     while feeder.now() < deadline and not any("front_left" in d.message for d in list(collector.diagnostics)):
         feeder.send(skip=("front_left",))
         time.sleep(0.05)
@@ -418,21 +433,21 @@ def test_sim_time_clock_is_taken_by_the_planning_thread_while_active(graph, tmp_
     node, feeder, collector = start(graph, tmp_path, use_sim_time=True)
     clock = feeder.create_publisher(Clock, "/clock", 10)
 
-    def set_clock(t: float, what: str) -> None:
+    def set_clock(t: int, what: str) -> None:
         """Publish /clock until the node shows it (its subscription is best effort: one may be lost)."""
 
         def shown():
             clock.publish(Clock(clock=conv.to_time(t)))
             time.sleep(0.02)
-            return node.get_clock().now().nanoseconds == int(t * 1e9)
+            return node.get_clock().now().nanoseconds == t
 
         wait_until(shown, what=what)
 
-    set_clock(100.0, "the node clock at 100 s")
+    set_clock(100 * NS_PER_S, "the node clock at 100 s")
     assert node._time_source._clock_sub in node._poller.subscriptions
     feeder.wait_connected()
     ego = EgoState(pose=[1.0, 2.0, 0.0], velocity=[5.0, 0.0])
-    expect_plan(collector, feeder.send(stamp=100.0, ego=ego), ego)
+    expect_plan(collector, feeder.send(stamp=100 * NS_PER_S, ego=ego), ego)
 
     result = node.set_parameters([Parameter("use_sim_time", value=False)])[0]
     assert not result.successful and "deactivate" in result.reason
@@ -441,7 +456,7 @@ def test_sim_time_clock_is_taken_by_the_planning_thread_while_active(graph, tmp_
     from rclpy.lifecycle import TransitionCallbackReturn
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    set_clock(200.0, "the executor's clock again")
+    set_clock(200 * NS_PER_S, "the executor's clock again")
     assert node.set_parameters([Parameter("use_sim_time", value=False)])[0].successful
 
 

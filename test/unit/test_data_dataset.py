@@ -62,7 +62,7 @@ def test_index_and_sample_contents(bag, tmp_path):
     assert s.scene.traffic_lights[3][0] == 0 and s.scene.traffic_lights[3][-1] == 2  # green now, red later
     assert isinstance(s.language["vqa"], list) and isinstance(s.language["reasoning"], str)
     obs = d.observation(12)
-    assert isinstance(obs, Observation) and obs.stamp == s.stamp
+    assert isinstance(obs, Observation) and obs.stamp_ns == s.stamp_ns
     np.testing.assert_array_equal(obs.images["front"], s.images["front"])
     np.testing.assert_array_equal(s.observation().ego_history, obs.ego_history)
     with pytest.raises(IndexError, match="out of range"):

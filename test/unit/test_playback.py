@@ -139,7 +139,7 @@ def test_stop_interrupts_waiting():
 
 def test_header_stamp_of_serialized_messages():
     store = rt.typestore()
-    odom = store.serialize_cdr(rt.odometry(EgoState(pose=[1.0, 2.0, 0.3]), 12.25), "nav_msgs/msg/Odometry")
+    odom = store.serialize_cdr(rt.odometry(EgoState(pose=[1.0, 2.0, 0.3]), 12_250_000_000), "nav_msgs/msg/Odometry")
     assert header_stamp_ns(bytes(odom)) == 12_250_000_000
     assert header_stamp_ns(b"\x00\x01") is None
     assert header_stamp_ns(b"\x07\x07" + bytes(20)) is None

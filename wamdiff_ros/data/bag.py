@@ -48,6 +48,7 @@ from wamdiff_ros.data import ros_types as rt
 from wamdiff_ros.data.images import check_rgb
 from wamdiff_ros.data.truth_msgs import MAP_TOPIC, TRUTH_TOPIC, frame_to_msg, lanes_to_msg, msg_to_frame, msg_to_lanes
 from wamdiff_ros.rig import CameraSpec, Rig
+from wamdiff_ros.stamps import seconds_to_ns, time_ns
 from wamdiff_ros.types import Lane, LogFrame
 
 START_TIME = 1.0
@@ -55,6 +56,8 @@ START_TIME = 1.0
 
 EPISODE_GAP = 1.0
 """Bag time between the last tick of an episode and the first of the next [s]."""
+
+START_TIME_NS, EPISODE_GAP_NS = seconds_to_ns(START_TIME), seconds_to_ns(EPISODE_GAP)
 
 IMAGE_FORMATS = ("jpeg", "png", "raw")
 
@@ -129,8 +132,8 @@ class BagWriter:
         self._tmp_root: Path | None = None
         self._conns: dict[str, object] = {}
         self._episode: str | None = None
-        self._offset = 0.0
-        self._last_time: float | None = None
+        self._offset_ns = 0
+        self._last_ns: int | None = None
 
     def __enter__(self) -> BagWriter:
         self.open()
@@ -171,8 +174,8 @@ class BagWriter:
         """Episode of the last tick written (None before the first)."""
         return self._episode
 
-    def write_tick(self, frame: LogFrame, images: dict[str, np.ndarray], lanes: list[Lane] | None = None) -> float:
-        """Write one tick; returns its bag time [s].
+    def write_tick(self, frame: LogFrame, images: dict[str, np.ndarray], lanes: list[Lane] | None = None) -> int:
+        """Write one tick; returns its bag time [ns].
 
         ``lanes`` is required on the first tick of each episode and may be given again whenever the
         road changes. ``images`` must hold exactly the rig's cameras at the rig's sizes (H×W×3 uint8 RGB).
@@ -187,18 +190,17 @@ class BagWriter:
                 f"BagWriter.write_tick: expected images for cameras {self.rig.names}, got {sorted(images)}"
             )
         if new_episode:
-            start = START_TIME if self._last_time is None else self._last_time + EPISODE_GAP
-            self._offset = start - frame.stamp
-        t = frame.stamp + self._offset
-        if self._last_time is not None and t <= self._last_time:
+            start = START_TIME_NS if self._last_ns is None else self._last_ns + EPISODE_GAP_NS
+            self._offset_ns = start - frame.stamp_ns
+        t = ns = frame.stamp_ns + self._offset_ns
+        if self._last_ns is not None and t <= self._last_ns:
             raise ValueError(
                 f"BagWriter.write_tick: episode {frame.episode!r} stamp {frame.stamp:.3f} s does not increase"
             )
-        ns = rt.to_ns(t)
         self._write(CLOCK_TOPIC, rt.clock(t), ns)
         if lanes is not None:
             self._write(MAP_TOPIC, lanes_to_msg(lanes, frame.episode, t), ns)
-        self._write(TRUTH_TOPIC, frame_to_msg(frame, stamp=t), ns)
+        self._write(TRUTH_TOPIC, frame_to_msg(frame, stamp_ns=t), ns)
         ego = frame.ego
         self._write(ODOM_TOPIC, rt.odometry(ego, t), ns)
         self._write(COMMAND_TOPIC, rt.string(frame.command), ns)
@@ -215,7 +217,7 @@ class BagWriter:
             else:
                 msg = rt.compressed_image(img, t, cam.name, self.image_format, self.jpeg_quality)
                 self._write(image_topic(cam.name), msg, ns)
-        self._last_time = t
+        self._last_ns = t
         self._episode = frame.episode
         self.episodes += int(new_episode)
         self.frames += 1
@@ -262,12 +264,12 @@ class DrivingLog:
     """The ground truth of a bag: frames in time order and the road of each episode.
 
     Attributes:
-        frames: one LogFrame per tick, stamps in bag time [s].
-        roads: episode -> list of ``(bag time, lanes)``, in time order (a new entry when the road changes).
+        frames: one LogFrame per tick, stamps in bag time.
+        roads: episode -> list of ``(bag time [ns], lanes)``, in time order (a new entry when the road changes).
     """
 
     frames: list[LogFrame]
-    roads: dict[str, list[tuple[float, list[Lane]]]] = field(default_factory=dict)
+    roads: dict[str, list[tuple[int, list[Lane]]]] = field(default_factory=dict)
 
     def lanes_at(self, k: int) -> list[Lane]:
         """The road in force at frame ``k``."""
@@ -275,7 +277,7 @@ class DrivingLog:
         entries = self.roads.get(f.episode)
         if not entries:
             raise ValueError(f"DrivingLog: episode {f.episode!r} has no /wamdiff/map message")
-        current = [lanes for t, lanes in entries if t <= f.stamp + 1e-9]
+        current = [lanes for t, lanes in entries if t <= f.stamp_ns]
         if not current:
             raise ValueError(f"DrivingLog: episode {f.episode!r} has no road before t={f.stamp:.3f} s")
         return current[-1]
@@ -347,15 +349,15 @@ class BagReader:
             if topic == TRUTH_TOPIC:
                 frames.append(msg_to_frame(msg))
             else:
-                roads.setdefault(msg.episode, []).append((rt.from_time(msg.header.stamp), msg_to_lanes(msg)))
+                roads.setdefault(msg.episode, []).append((time_ns(msg.header.stamp), msg_to_lanes(msg)))
         return DrivingLog(frames, roads)
 
-    def image_messages(self, cameras: list[str] | None = None) -> Iterator[tuple[str, float, object]]:
-        """``(camera, header stamp [s], deserialised image message)`` in log order (undecoded)."""
+    def image_messages(self, cameras: list[str] | None = None) -> Iterator[tuple[str, int, object]]:
+        """``(camera, header stamp [ns], deserialised image message)`` in log order (undecoded)."""
         cameras = self.cameras if cameras is None else cameras
         by_topic = {self.image_topic(c): c for c in cameras}
         for topic, msg in self._messages(list(by_topic)):
-            yield by_topic[topic], rt.from_time(msg.header.stamp), msg
+            yield by_topic[topic], time_ns(msg.header.stamp), msg
 
     def _messages(self, topics: list[str]) -> Iterator[tuple[str, object]]:
         conns = [c for c in self._reader.connections if c.topic in topics]

@@ -33,10 +33,11 @@ import numpy as np
 
 from wamdiff_ros.atomic import atomic_path
 from wamdiff_ros.data.bag import BagReader, DrivingLog
-from wamdiff_ros.data.ros_types import decode_image_msg, to_ns
+from wamdiff_ros.data.ros_types import decode_image_msg
 from wamdiff_ros.geometry import relative, resample
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.scenes import future_available, scene_at
+from wamdiff_ros.stamps import NS_PER_S
 from wamdiff_ros.types import EgoState, Lane, LogFrame, Observation, SceneTruth, TrajectorySpec
 
 CACHE_VERSION = 3
@@ -68,7 +69,7 @@ class Sample:
             ``scenes=False``: building it interpolates every agent's future, ~10 ms).
         language: ``{"vqa": [(question, answer), ...], "reasoning": str}`` about this tick
             (:mod:`wamdiff_ros.sim.language`; reasoning is empty for plain cruising).
-        stamp: bag time of the tick [s].
+        stamp_ns: bag time of the tick [ns].
         episode, scenario: identify the episode and its scenario type.
         source: ``(bag index, frame index)`` within the dataset.
     """
@@ -81,7 +82,7 @@ class Sample:
     future: np.ndarray
     scene: SceneTruth | None
     language: dict = field(default_factory=dict)
-    stamp: float = 0.0
+    stamp_ns: int = 0
     episode: str = ""
     scenario: str = ""
     source: tuple[int, int] = (0, 0)
@@ -91,7 +92,7 @@ class Sample:
         return Observation(
             images=self.images,
             ego=self.ego,
-            stamp=self.stamp,
+            stamp_ns=self.stamp_ns,
             command=self.command,
             instruction=self.instruction,
             ego_history=self.ego_history,
@@ -241,7 +242,7 @@ class DrivingDataset:
             future=future.copy(),
             scene=bag.scene(k, self.spec) if self.scenes else None,
             language=language,
-            stamp=frame.stamp,
+            stamp_ns=frame.stamp_ns,
             episode=frame.episode,
             scenario=frame.scenario,
             source=(b, k),
@@ -260,7 +261,7 @@ class DrivingDataset:
         return Observation(
             images=bag.images(k),
             ego=frame.ego,
-            stamp=frame.stamp,
+            stamp_ns=frame.stamp_ns,
             command=frame.command,
             instruction=frame.instruction,
             ego_history=self._history(bag, k),
@@ -279,7 +280,7 @@ class DrivingDataset:
         times = -self.spec.dt * np.arange(self.history, 0, -1)
         if len(frames) < 2:
             return np.zeros((self.history, 3))
-        stamps = np.array([f.stamp for f in frames]) - now.stamp
+        stamps = np.array([f.stamp_ns - now.stamp_ns for f in frames]) / NS_PER_S
         poses = np.stack([f.ego.pose for f in frames])
         return relative(now.ego.pose, resample(poses, stamps, times))
 
@@ -326,14 +327,14 @@ def _episode_starts(frames: list[LogFrame]) -> np.ndarray:
 
 
 def _frame_slots(log: DrivingLog) -> dict[int, int]:
-    return {to_ns(f.stamp): k for k, f in enumerate(log.frames)}
+    return {f.stamp_ns: k for k, f in enumerate(log.frames)}
 
 
 def _collect_messages(reader: BagReader, log: DrivingLog, cameras: list[str]) -> tuple[dict, np.ndarray]:
     slots = _frame_slots(log)
     encoded = {c: [None] * len(log.frames) for c in cameras}
-    for cam, stamp, msg in reader.image_messages(cameras):
-        k = slots.get(to_ns(stamp))
+    for cam, stamp_ns, msg in reader.image_messages(cameras):
+        k = slots.get(stamp_ns)
         if k is not None:
             encoded[cam][k] = msg
     has = np.array([all(encoded[c][k] is not None for c in cameras) for k in range(len(log.frames))], bool)
@@ -355,8 +356,8 @@ def _build_cache(reader: BagReader, cameras: list[str], sizes: dict[str, tuple[i
             for c in cameras
         }
         seen = {c: np.zeros(n, bool) for c in cameras}
-        for cam, stamp, msg in reader.image_messages(cameras):
-            k = slots.get(to_ns(stamp))
+        for cam, stamp_ns, msg in reader.image_messages(cameras):
+            k = slots.get(stamp_ns)
             if k is not None:
                 maps[cam][k] = decode_image_msg(msg, sizes[cam])
                 seen[cam][k] = True

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wamdiff_ros.data.raw_bag import RawMessage
+from wamdiff_ros.stamps import NS_PER_S, join_ns
 
 CLOCK_TOPIC = "/clock"
 
@@ -208,6 +209,6 @@ def header_stamp_ns(data: bytes) -> int | None:
         return None
     order = "<" if data[1] == 1 else ">"
     sec, nanosec = struct.unpack_from(order + "iI", data, 4)
-    if nanosec >= 1_000_000_000:
+    if nanosec >= NS_PER_S:
         return None
-    return sec * 1_000_000_000 + nanosec
+    return join_ns(sec, nanosec)

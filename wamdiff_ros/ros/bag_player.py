@@ -28,6 +28,7 @@ from dataclasses import replace
 
 from wamdiff_ros.data.playback import CLOCK_TOPIC, PlaybackOptions, PlaybackStats, parse_remaps, run_playback
 from wamdiff_ros.data.raw_bag import RawBagReader, RawMessage
+from wamdiff_ros.stamps import split_ns
 
 NODE_NAME = "bag_player"
 PUBLISH_DEPTH = 10
@@ -104,7 +105,8 @@ class BagPlayer:
     def _publish_clock(self, ns: int) -> None:
         from builtin_interfaces.msg import Time
 
-        self._clock_pub.publish(self._clock_msg(clock=Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
+        sec, nanosec = split_ns(ns)
+        self._clock_pub.publish(self._clock_msg(clock=Time(sec=sec, nanosec=nanosec)))
 
     def play(
         self,

@@ -153,6 +153,7 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
     history resampled from the bag's past odometry, as the node's planning loop does)."""
     from wamdiff_ros.data import ros_types as rt
     from wamdiff_ros.geometry import relative, resample
+    from wamdiff_ros.stamps import NS_PER_S, time_ns
     from wamdiff_ros.types import Observation
 
     topics = image_topics(reader.topics, rig)
@@ -161,7 +162,7 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
     odom: dict[int, object] = {}
     for msg in reader.messages([*topics.values(), "/ego/odom"]):
         data = store.deserialize_cdr(msg.data, msg.msgtype)
-        stamp = rt.to_ns(rt.from_time(data.header.stamp))
+        stamp = time_ns(data.header.stamp)
         if msg.topic == "/ego/odom":
             odom[stamp] = rt.ego_from_odometry(data)
         else:
@@ -170,20 +171,20 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
     stamps = [s for s in sorted(images) if len(images[s]) == len(rig.cameras) and s in odom]
     if len(stamps) < 2:
         raise ValueError(f"{reader.path}: fewer than 2 frames with every rig camera and /ego/odom")
-    rate = 1e9 / float(np.median(np.diff(stamps)))
+    rate = NS_PER_S / float(np.median(np.diff(stamps)))
     egos = [odom[s] for s in sorted(odom)]
     out = []
     for s in stamps[:max_frames]:
         ego = odom[s]
-        past = [e for e in egos if e.stamp <= ego.stamp]
+        past = [e for e in egos if e.stamp_ns <= ego.stamp_ns]
         hist = np.zeros((history, 3))
         if history and len(past) > 1:
-            t = np.array([e.stamp for e in past]) - ego.stamp
+            t = np.array([e.stamp_ns - ego.stamp_ns for e in past]) / NS_PER_S
             poses = np.stack([e.pose for e in past])
             hist = relative(ego.pose, resample(poses, t, -dt * np.arange(history, 0, -1)))
         sizes = {c.name: (c.width, c.height) for c in rig.cameras}
         obs_images = {c: rt.decode_image_msg(images[s][c], sizes[c]) for c in rig.names}
-        out.append(Observation(images=obs_images, ego=ego, stamp=s * 1e-9, ego_history=hist))
+        out.append(Observation(images=obs_images, ego=ego, stamp_ns=s, ego_history=hist))
     return out, rate
 
 
