@@ -11,12 +11,19 @@ The optical frame follows REP-103's camera convention: z forward, x right, y dow
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from wamdiff_ros.config import ConfigError, load_yaml
+
+FOCAL_TOLERANCE = 0.02
+"""A camera's focal length, scaled to the rig's image width, may differ from the rig's by this fraction."""
+
+ASPECT_TOLERANCE = 0.01
+"""A camera's aspect ratio (width / height) may differ from the rig's by this fraction."""
 
 OPTICAL_FROM_BODY = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 """Rotation taking camera-body axes (x fwd, y left, z up) to optical axes (z fwd, x right, y down)."""
@@ -86,6 +93,33 @@ class CameraSpec:
         uv = (cam[..., :2] / safe[..., None]) * self.focal + np.array([(self.width - 1) / 2, (self.height - 1) / 2])
         return uv, z
 
+    def view_problem(self, width: int, height: int, fx: float | None) -> str | None:
+        """Why an image of ``width``×``height`` px with focal length ``fx`` [px] does not show this camera's
+        view once scaled to its size (None if it does). ``fx`` None: only the aspect ratio is checked.
+
+        The aspect ratio must match within :data:`ASPECT_TOLERANCE` and the focal length, scaled by
+        ``self.width / width``, within :data:`FOCAL_TOLERANCE` (the same horizontal field of view).
+        """
+        width, height = int(width), int(height)
+        if width <= 0 or height <= 0:
+            return f"expected a positive image size, got {width}×{height} px"
+        aspect, rig_aspect = width / height, self.width / self.height
+        if abs(aspect - rig_aspect) > ASPECT_TOLERANCE * rig_aspect:
+            return (
+                f"aspect ratio differs: {width}×{height} px ({aspect:.3f}), "
+                f"the rig's {self.width}×{self.height} px ({rig_aspect:.3f})"
+            )
+        if fx is None:
+            return None
+        scaled = float(fx) * self.width / width
+        if not (math.isfinite(scaled) and abs(scaled - self.focal) <= FOCAL_TOLERANCE * self.focal):
+            fov = math.degrees(2 * math.atan(0.5 * width / fx)) if math.isfinite(fx) and fx > 0 else float("nan")
+            return (
+                f"field of view differs: {fov:.1f}° (focal length {float(fx):.1f} px at {width} px wide), "
+                f"the rig's {self.fov_deg:.1f}° ({self.focal:.1f} px at {self.width} px wide)"
+            )
+        return None
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -145,6 +179,18 @@ class Rig:
             raise ConfigError(
                 f"{source}: expected 'cameras' as a list of {{name, width, height, fov_deg, position, rpy}}: {e!r}"
             ) from e
+
+    def view_mismatch(self, other: Rig) -> str | None:
+        """Why ``other``'s cameras do not show this rig's views once their images are scaled to this rig's
+        sizes (see :meth:`CameraSpec.view_problem`), or None if they do: a recording at another resolution
+        with the same fields of view."""
+        if self.names != other.names:
+            return f"camera names/order differ: expected {self.names}, got {other.names}"
+        for a, b in zip(self.cameras, other.cameras):
+            problem = a.view_problem(b.width, b.height, b.focal)
+            if problem:
+                return f"camera {a.name!r}: {problem}"
+        return None
 
     def mismatch(self, other: Rig) -> str | None:
         """Why ``other`` is not this rig (a human-readable reason), or None if they match."""

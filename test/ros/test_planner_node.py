@@ -4,6 +4,7 @@ parameters and hot reload."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -117,7 +118,7 @@ def _bad_input(case, feeder, t):
     if case == "camera_info_mismatch":
         info = conv.camera_info(RIG.cameras[1], t)
         info.width = 640
-        return {"info_override": {"front_left": info}}, "camera_info front_left: expected 256×128"
+        return {"info_override": {"front_left": info}}, "camera_info front_left: aspect ratio differs: 640×128 px"
     if case == "wrong_encoding":
         msg = conv.raw_image(np.zeros((128, 256, 3), np.uint8), t, "front_optical")
         msg.encoding = "yuv422"
@@ -161,6 +162,32 @@ def test_bad_input_gives_fallback_and_diagnostic_and_node_keeps_planning(graph, 
         if node._loop.counts["plans"] >= 2:
             break
     assert node._loop.counts["plans"] >= 2
+
+
+def test_cameras_at_twice_the_rig_resolution_are_resized_and_another_view_refused(graph, tmp_path):
+    """Raw bgr8 images at 2× the rig's size with camera_info scaled to match (the same field of view) are
+    planned on; a camera_info with another field of view is refused, naming both."""
+    node, feeder, collector = start(graph, tmp_path, raw=True)
+    feeder.wait_connected()
+    big = {c.name: replace(c, width=2 * c.width, height=2 * c.height) for c in RIG.cameras}
+
+    def frame(t, fov=None):
+        images = {
+            c: conv.raw_image(np.full((b.height, b.width, 3), 90, np.uint8), t, f"{c}_optical", "bgr8")
+            for c, b in big.items()
+        }
+        infos = {c: conv.camera_info(replace(b, fov_deg=fov or b.fov_deg), t) for c, b in big.items()}
+        return {"stamp": t, "image_override": images, "info_override": infos}
+
+    t = feeder.send(**frame(feeder.now()))
+    expect_plan(collector, t, feeder.moving)
+    assert node._loop.counts["plans"] == 1
+    time.sleep(0.1)
+    t = feeder.send(**frame(feeder.now(), fov=45.0))
+    path = collector.path_for(t)
+    assert len(path.poses) == 8 and node._loop.counts["plans"] == 1
+    status = collector.diagnostic(lambda d: "field of view differs" in d.message, what="a field-of-view warning")
+    assert "45.0°" in status.message and "the rig's 90.0°" in status.message
 
 
 def test_commands_reach_the_planning_loop_and_a_bad_one_is_reported(graph, tmp_path):

@@ -1,5 +1,6 @@
 """The planning cycle without ROS: plans from good inputs, a fallback with a reason for every bad one."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -191,11 +192,11 @@ def test_a_break_in_the_odometry_drops_the_ego_history_and_the_held_plan(case):
     [
         ("corrupt_jpeg", "camera front"),
         ("png_in_jpeg", "camera front"),
-        ("wrong_size", "expected a 32×16 image"),
+        ("wrong_size", "expected 32×16 px (rig), got 32×20; aspect ratio differs"),
         ("nan_odometry", "odometry: non-finite"),
         ("bad_odometry", "odometry: boom"),
-        ("camera_info_size", "camera_info left: expected 32×16"),
-        ("camera_info_focal", "camera_info left: expected focal"),
+        ("camera_info_size", "camera_info left: aspect ratio differs: 64×16 px (4.000), the rig's 32×16 px (2.000)"),
+        ("camera_info_focal", "camera_info left: field of view differs: 53.1° (focal length 32.0 px at 32 px"),
         ("stale", "stale"),
         ("future", "clock"),
     ],
@@ -488,3 +489,54 @@ def test_epoch_stamps_are_answered_exactly_at_10_hz():
     assert [o.stamp_ns for o in planner.seen] == stamps
     history = planner.seen[-1].ego_history
     np.testing.assert_allclose(history[:, 0], [-20.0, -15.0, -10.0, -5.0], atol=1e-4)
+
+
+def scaled_camera_info(loop, camera, scale, fov_deg=None):
+    """camera_info of a rig camera recorded at ``scale`` times its size (its field of view, or ``fov_deg``)."""
+    cam = RIG.camera(camera)
+    w, h = round(cam.width * scale), round(cam.height * scale)
+    fov = cam.fov_deg if fov_deg is None else fov_deg
+    loop.on_camera_info(camera, w, h, [0.5 * w / np.tan(np.radians(fov) / 2), 0, 0, 0, 0, 0, 0, 0, 1])
+    return w, h
+
+
+def test_images_at_another_resolution_with_the_rigs_view_are_resized():
+    loop, planner = make()
+    rng = np.random.default_rng(4)
+    big = rng.integers(0, 255, (32, 64, 3), dtype=np.uint8)
+    payload = encode_compressed(big)
+    for c in ("front", "left"):
+        assert scaled_camera_info(loop, c, 2.0) == (64, 32)
+    feed(loop, 1.0, image=payload)
+    out = loop.step(ns(1.0))
+    assert out.kind == "plan", out.reasons
+    seen = planner.seen[-1].images["front"]
+    expected = cv2.resize(decode_compressed(payload), (32, 16), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(seen, expected)
+    assert loop.health(ns(1.0)).values["camera_info_front"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "setup, expect",
+    [
+        ("no_camera_info", "camera front: expected 32×16 px (rig), got 64×32; no camera_info gives its field of view"),
+        ("other_fov", "camera_info front: field of view differs: 60.0°"),
+        ("other_aspect", "camera_info front: aspect ratio differs: 64×48 px (1.333)"),
+        ("info_says_2x_image_is_1x", "camera front: CompressedImage: expected a 64×32 image, got 32×16"),
+    ],
+)
+def test_another_view_or_aspect_ratio_is_refused_saying_which(setup, expect):
+    loop, planner = make()
+    image = encode_compressed(np.zeros((32, 64, 3), np.uint8))
+    for c in ("front", "left"):
+        if setup == "other_fov":
+            scaled_camera_info(loop, c, 2.0, fov_deg=60.0)
+        elif setup == "other_aspect":
+            loop.on_camera_info(c, 64, 48, RIG.camera(c).K.reshape(-1) * 2)
+        elif setup == "info_says_2x_image_is_1x":
+            scaled_camera_info(loop, c, 2.0)
+            image = JPEG
+    feed(loop, 1.0, image=image)
+    out = loop.step(ns(1.0))
+    assert out.kind == "stop" and planner.seen == []
+    assert any(r.startswith(expect) for r in out.reasons), out.reasons

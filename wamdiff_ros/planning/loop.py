@@ -11,6 +11,9 @@ Rules:
   stamp. Durations (settings, ages) are in seconds.
 - A set is planned as soon as it is complete if its stamp is at least ``1 / plan_rate_hz`` s after the
   previous planned set's (faster inputs are decimated by stamp, never queued, so no cycle waits).
+- A camera whose camera_info shows the rig's field of view at another resolution (same aspect ratio,
+  focal length scaled with the width) has its images resized to the rig's size; any other size is
+  refused, as is a camera_info with another aspect ratio or field of view.
 - Stale, missing, mis-sized, non-finite or undecodable inputs never reach the planner: the cycle
   returns a fallback with the reasons instead. So does a planner that raises or returns non-finite
   poses.
@@ -45,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from wamdiff_ros.data.images import fit_to_camera
 from wamdiff_ros.geometry import compose, prepend_origin, resample, wrap_angle
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.planning.motion import propagate
@@ -64,9 +68,6 @@ ACCEL_WINDOW_S = 0.2
 ODOM_JUMP_M = 2.0
 """Consecutive odometry poses farther apart than their speeds can explain by more than this [m] break
 the ego history (see the module docstring)."""
-
-FOCAL_TOLERANCE = 0.02
-"""camera_info focal lengths may differ from the rig's by this fraction."""
 
 RATE_TOLERANCE = 0.25
 """Sets may be this fraction of a period closer than ``1 / plan_rate_hz`` (stamp jitter must not skip frames)."""
@@ -206,7 +207,8 @@ class PlanningLoop:
             and ``family`` are used when present.
         rig: the cameras the inputs must match (names, sizes, fields of view).
         config: run-time settings.
-        decode_image: ``(payload, (width, height)) -> H×W×3 uint8 RGB``; raises on bad input.
+        decode_image: ``(payload, (width, height) or None) -> H×W×3 uint8 RGB``, of that size (None: any);
+            raises on bad input.
         decode_odom: ``payload -> EgoState``; raises on bad input.
         wall: monotonic wall clock [s] for processing times.
     """
@@ -216,7 +218,7 @@ class PlanningLoop:
         planner: Any,
         rig: Rig,
         config: LoopConfig,
-        decode_image: Callable[[Any, tuple[int, int]], np.ndarray],
+        decode_image: Callable[[Any, tuple[int, int] | None], np.ndarray],
         decode_odom: Callable[[Any], EgoState],
         wall: Callable[[], float] = time.perf_counter,
     ):
@@ -231,6 +233,7 @@ class PlanningLoop:
         self._planner = planner
         self.sync = ApproxTimeSync([*rig.names, ODOM], config.sync_slop_s, key_streams=rig.names)
         self._camera_info: dict[str, str | None] = {}
+        self._camera_view: dict[str, tuple[int, int, float]] = {}
         self._command = "straight"
         self._instruction = ""
         self._bad_command: str | None = None
@@ -291,17 +294,17 @@ class PlanningLoop:
         return self.sync.newest(only_new=True) is not None
 
     def on_camera_info(self, camera: str, width: int, height: int, k: Any) -> None:
-        """Check a camera_info against the rig: size, and focal length within :data:`FOCAL_TOLERANCE`."""
+        """Check a camera_info against the rig: the rig's view at its size or scaled to another
+        (:meth:`~wamdiff_ros.rig.CameraSpec.view_problem`); images of an accepted size are then taken."""
         spec = self.rig.camera(camera)
-        problem = None
-        if (int(width), int(height)) != (spec.width, spec.height):
-            problem = f"camera_info {camera}: expected {spec.width}×{spec.height} px (rig), got {width}×{height}"
-        else:
-            fx = float(np.asarray(k, np.float64).reshape(-1)[0]) if len(k) else float("nan")
-            if not (math.isfinite(fx) and abs(fx - spec.focal) <= FOCAL_TOLERANCE * spec.focal):
-                problem = f"camera_info {camera}: expected focal length {spec.focal:.1f} px (rig fov), got {fx:.1f}"
+        fx = float(np.asarray(k, np.float64).reshape(-1)[0]) if len(k) else float("nan")
+        problem = spec.view_problem(int(width), int(height), fx)
         with self._lock:
-            self._camera_info[camera] = problem
+            self._camera_info[camera] = f"camera_info {camera}: {problem}" if problem else None
+            if problem:
+                self._camera_view.pop(camera, None)
+            else:
+                self._camera_view[camera] = (int(width), int(height), fx)
 
     def on_odometry(self, stamp_ns: int, payload: Any) -> bool:
         """Queue an odometry message stamped ``stamp_ns`` [ns] (its acceleration estimated from the previous
@@ -413,13 +416,16 @@ class PlanningLoop:
             reasons.append(f"clock: inputs are stamped {-age:.3f} s ahead of the node clock")
         images: dict[str, np.ndarray] = {}
         info_problems = {cam.name: self._camera_info.get(cam.name) for cam in self.rig.cameras}
+        views = {cam.name: self._camera_view.get(cam.name) for cam in self.rig.cameras}
         with self._unlocked():
             for cam in self.rig.cameras:
                 if info_problems[cam.name]:
                     reasons.append(info_problems[cam.name])
                     continue
+                view = views[cam.name]
+                size, fx = (view[:2], view[2]) if view else (None, None)
                 try:
-                    images[cam.name] = self._decode_image(s.items[cam.name].payload, (cam.width, cam.height))
+                    images[cam.name] = fit_to_camera(self._decode_image(s.items[cam.name].payload, size), cam, fx)
                 except Exception as e:
                     reasons.append(f"camera {cam.name}: {e}")
         odom = s.items[ODOM].payload
