@@ -10,8 +10,9 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from wamdiff_ros.data import ros_types as rt
-from wamdiff_ros.data.playback import PlaybackOptions, due_times, header_stamp_ns, parse_remaps, run_playback
+from wamdiff_ros.data.playback import PlaybackOptions, due_times, header_stamp_ns, run_playback
 from wamdiff_ros.data.raw_bag import RawBagReader, RawBagWriter, RawMessage
+from wamdiff_ros.data.remap import parse_remaps
 from wamdiff_ros.types import EgoState
 
 

@@ -46,8 +46,9 @@ import numpy as np
 
 from wamdiff_ros.data import ros_types as rt
 from wamdiff_ros.data.images import check_rgb
+from wamdiff_ros.data.remap import remap_topics
 from wamdiff_ros.data.truth_msgs import MAP_TOPIC, TRUTH_TOPIC, frame_to_msg, lanes_to_msg, msg_to_frame, msg_to_lanes
-from wamdiff_ros.rig import CameraSpec, Rig
+from wamdiff_ros.rig import CAMERA_PREFIX, CameraSpec, Rig, default_camera_info_topic, default_image_topic
 from wamdiff_ros.stamps import seconds_to_ns, time_ns
 from wamdiff_ros.types import Lane, LogFrame
 
@@ -67,12 +68,8 @@ COMMAND_TOPIC = "/ego/command"
 INSTRUCTION_TOPIC = "/ego/instruction"
 
 
-def image_topic(camera: str, compressed: bool = True) -> str:
-    return f"/cameras/{camera}/image/compressed" if compressed else f"/cameras/{camera}/image"
-
-
-def camera_info_topic(camera: str) -> str:
-    return f"/cameras/{camera}/camera_info"
+image_topic = default_image_topic
+camera_info_topic = default_camera_info_topic
 
 
 def bag_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -284,17 +281,24 @@ class DrivingLog:
 
 
 class BagReader:
-    """Read a driving bag with ``rosbags.highlevel.AnyReader`` (types learnt from the bag itself)."""
+    """Read a driving bag, MCAP or sqlite3, with ``rosbags.highlevel.AnyReader`` (types learnt from the bag
+    itself); ``remaps`` (bag topic -> name, see :mod:`wamdiff_ros.data.remap`) renames its topics."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, remaps: dict[str, str] | None = None):
         self.path = resolve_bag(path)
         from rosbags.highlevel import AnyReader
 
         self._reader = AnyReader([self.path])
         self._reader.open()
-        self.topics = {c.topic: c.msgtype for c in self._reader.connections}
+        try:
+            self._names = remap_topics({c.topic for c in self._reader.connections}, dict(remaps or {}))
+        except ValueError:
+            self.close()
+            raise
+        self.topics = {self._names[c.topic]: c.msgtype for c in self._reader.connections}
         custom = _custom_data(self.path)
         self.metadata = {k.removeprefix("wamdiff."): _loads(v) for k, v in custom.items() if k.startswith("wamdiff.")}
+        self._camera_topics: dict[str, str] = {}
         if TRUTH_TOPIC not in self.topics:
             self.close()
             raise ValueError(f"{self.path}: no {TRUTH_TOPIC} topic (has {sorted(self.topics)}); not a wamdiff log")
@@ -309,38 +313,73 @@ class BagReader:
         self._reader.close()
 
     @property
-    def mcap_files(self) -> list[Path]:
-        """The storage files of the bag (what a content hash covers)."""
+    def storage_files(self) -> list[Path]:
+        """The storage files of the bag, MCAP or sqlite3 (what a content hash covers)."""
         if self.path.is_file():
             return [self.path]
-        return sorted(self.path.glob("*.mcap"))
+        return sorted([*self.path.glob("*.mcap"), *self.path.glob("*.db3")])
 
     @property
     def cameras(self) -> list[str]:
-        """Camera names with an image topic, in the recorded rig's order when the bag has one."""
-        found = {t.split("/")[2] for t in self.topics if t.startswith("/cameras/") and "/image" in t}
+        """Camera names with an image topic on the default scheme (``/cameras/<name>/image…``), in the
+        recorded rig's order when the bag has one."""
+        prefix = CAMERA_PREFIX + "/"
+        found = {t.split("/")[2] for t in self.topics if t.startswith(prefix) and "/image" in t}
         order = [c["name"] for c in self.metadata.get("rig", {}).get("cameras", [])]
         return [c for c in order if c in found] + sorted(found - set(order))
 
-    def image_topic(self, camera: str) -> str:
-        for t in (image_topic(camera), image_topic(camera, False)):
-            if t in self.topics:
-                return t
-        raise KeyError(f"{self.path}: no image topic for camera {camera!r} (cameras: {self.cameras})")
+    def image_topic(self, camera: str | CameraSpec) -> str:
+        """The image topic of a camera (compressed preferred), as :meth:`rig` found it or on the camera's
+        topics; ValueError naming the topics looked for and the topics the bag has."""
+        if isinstance(camera, CameraSpec):
+            name, looked = camera.name, [camera.images_on(True), camera.images_on(False)]
+        elif camera in self._camera_topics:
+            return self._camera_topics[camera]
+        else:
+            name, looked = camera, [default_image_topic(camera, True), default_image_topic(camera, False)]
+        found = next((t for t in looked if t in self.topics), None)
+        if found is None:
+            raise ValueError(self._missing(f"camera {name!r}: no image topic", looked))
+        self._camera_topics[name] = found
+        return found
 
-    def rig(self) -> Rig:
-        """The recorded rig (metadata.yaml), else one rebuilt from camera_info (mounting poses unknown: zero)."""
+    def rig(self, expected: Rig | None = None) -> Rig:
+        """The recorded rig: ``expected``'s cameras (by their topics) or, without it, those on the default
+        scheme; sizes and fields of view from the bag's metadata.yaml rig when it has the camera, else
+        from its first camera_info (mounting poses unknown: zero). ValueError naming the topics looked
+        for and the topics the bag has when a camera or its camera_info is missing."""
+        recorded = {}
         if "rig" in self.metadata:
-            return Rig.from_dict(self.metadata["rig"], f"{self.path} metadata")
+            meta = Rig.from_dict(self.metadata["rig"], f"{self.path} metadata")
+            if expected is None:
+                for c in meta.cameras:
+                    self.image_topic(c)
+                return meta
+            recorded = {c.name: c for c in meta.cameras}
+        wanted = [(c.name, c) for c in expected.cameras] if expected is not None else [(n, n) for n in self.cameras]
+        if not wanted:
+            looked = [default_image_topic("<camera>", False), default_image_topic("<camera>", True)]
+            raise ValueError(self._missing("no camera image topics", looked))
         cams = []
-        for name in self.cameras:
-            msg = next(self._messages([camera_info_topic(name)]), None)
+        for name, camera in wanted:
+            self.image_topic(camera)
+            if name in recorded:
+                cams.append(recorded[name])
+                continue
+            info_topic = camera.camera_info_on() if isinstance(camera, CameraSpec) else default_camera_info_topic(name)
+            msg = next(self._messages([info_topic]), None)
             if msg is None:
-                raise ValueError(f"{self.path}: camera {name!r} has no camera_info and the bag records no rig")
+                raise ValueError(self._missing(f"camera {name!r}: no camera_info", [info_topic]))
             _, info = msg
             fov = np.degrees(2 * np.arctan(0.5 * info.width / info.k[0]))
             cams.append(CameraSpec(name, int(info.width), int(info.height), float(fov), (0.0, 0.0, 0.0)))
         return Rig("from_camera_info", tuple(cams))
+
+    def _missing(self, what: str, looked: list[str]) -> str:
+        return (
+            f"{self.path}: {what}: looked for {', '.join(looked)}; the bag has {', '.join(sorted(self.topics))} "
+            "(rename topics with --remap FROM:=TO, or name the camera's image_topic / camera_info_topic in the rig)"
+        )
 
     def read_log(self) -> DrivingLog:
         """All FrameTruth and RoadMap messages as a :class:`DrivingLog`."""
@@ -360,9 +399,10 @@ class BagReader:
             yield by_topic[topic], time_ns(msg.header.stamp), msg
 
     def _messages(self, topics: list[str]) -> Iterator[tuple[str, object]]:
-        conns = [c for c in self._reader.connections if c.topic in topics]
+        """``(topic as read, deserialised message)`` of these topics (names after remapping)."""
+        conns = [c for c in self._reader.connections if self._names[c.topic] in topics]
         for conn, _, raw in self._reader.messages(connections=conns):
-            yield conn.topic, self._reader.deserialize(raw, conn.msgtype)
+            yield self._names[conn.topic], self._reader.deserialize(raw, conn.msgtype)
 
 
 def _custom_data(path: Path) -> dict[str, str]:

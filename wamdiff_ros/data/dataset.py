@@ -10,7 +10,7 @@ route lanes kept).
 Cache: decoding JPEG and deriving the targets dominate reading a bag, so the first time a bag is
 used its images are decoded once into uint8 ``.npy`` files (memory-mapped afterwards) with a
 ``has_images.npy`` mask, and per trajectory spec the futures (N, T, 3) and language texts are stored
-as JSON, in ``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>[-<rig sizes>]/`` (the sizes
+as JSON, in ``cache_dir/<sha256 of the bag's storage files>-v<CACHE_VERSION>[-<rig sizes>]/`` (the sizes
 when images are resized to a rig other than the recorded one; target files are also keyed by the spec
 and a hash of the code deriving them). Nothing is pickled: the ground truth is re-read from the bag (a
 fraction of a second), and every cache file loads without executing code. Every file is built under a
@@ -117,7 +117,7 @@ class _BagData:
             self.log = reader.read_log()
             self._encoded, self.has_images = _collect_messages(reader, self.log, cameras)
         else:
-            self.cache = Path(cache_dir) / f"{_content_hash(reader.mcap_files)}-v{CACHE_VERSION}{fit.cache_suffix}"
+            self.cache = Path(cache_dir) / f"{_content_hash(reader.storage_files)}-v{CACHE_VERSION}{fit.cache_suffix}"
             if not self.cache.is_dir():
                 _build_cache(reader, fit, self.cache)
             self.log = reader.read_log()
@@ -183,6 +183,7 @@ class DrivingDataset:
         cache_dir: where decoded images are cached; None decodes on every access (no disk use).
         rig: cameras to load, checked against each bag's recording; None: the first bag's rig.
         scenes: put the scoring scene in each sample (None there otherwise; :meth:`scene` still works).
+        remaps: bag topic -> the name it is read as (``--remap FROM:=TO``, :mod:`wamdiff_ros.data.remap`).
     """
 
     def __init__(
@@ -193,6 +194,7 @@ class DrivingDataset:
         cache_dir: str | os.PathLike | None = default_cache_dir(),  # noqa: B008
         rig: Rig | None = None,
         scenes: bool = True,
+        remaps: dict[str, str] | None = None,
     ):
         if isinstance(bags, str | os.PathLike):
             bags = [bags]
@@ -206,8 +208,8 @@ class DrivingDataset:
         self.scenes = bool(scenes)
         self.bags: list[_BagData] = []
         for path in bags:
-            with BagReader(path) as reader:
-                bag_rig = reader.rig()
+            with BagReader(path, remaps) as reader:
+                bag_rig = reader.rig(self.rig)
                 if self.rig is None:
                     self.rig = bag_rig
                 reason = self.rig.view_mismatch(bag_rig)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
 from wamdiff_ros.training.settings import passive_omp
 from wamdiff_ros.types import Observation, PlanResult, Trajectory
 
@@ -92,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "<= MAX_SLOW_RATE (fit on validation data, report on test data)",
     )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
+    add_remap_argument(parser)
 
 
 def run_all(planners: dict, dataset, every: int = 1, max_frames=None, budget_ms=None, keep_frames=False) -> dict:
@@ -204,6 +206,7 @@ def main(args: argparse.Namespace) -> int:
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig if planner is not None else None,
             scenes=False,
+            remaps=parse_remaps(args.remap),
         )
         planners: dict = {}
         if planner is not None:
