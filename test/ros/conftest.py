@@ -94,15 +94,15 @@ def wait_until(predicate, timeout=10.0, interval=0.01, what="condition"):
 class Feeder(Node):
     """Publishes the rig's images (JPEG or raw), camera_info, odometry and command like a vehicle would."""
 
-    def __init__(self, context, raw: bool = False, prefix: str = "/cameras"):
+    def __init__(self, context, raw: bool = False, prefix: str = "/cameras", rig=None):
         super().__init__("feeder", context=context)
         self.raw = raw
         self.images = {}
         self.infos = {}
-        for cam in RIG.cameras:
-            topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
+        for cam in (rig or RIG).cameras:
+            topic = cam.images_on(not raw, prefix)
             self.images[cam.name] = self.create_publisher(Image if raw else CompressedImage, topic, 10)
-            self.infos[cam.name] = self.create_publisher(CameraInfo, f"{prefix}/{cam.name}/camera_info", 10)
+            self.infos[cam.name] = self.create_publisher(CameraInfo, cam.camera_info_on(prefix), 10)
         self.odom = self.create_publisher(Odometry, "/ego/odom", 10)
         self.command = self.create_publisher(String, "/ego/command", 10)
         self.t_start = self.now()

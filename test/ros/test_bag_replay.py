@@ -182,6 +182,7 @@ def test_bench_node_smoke(bag, tmp_path):
         executor="events",  # the C++ executor end to end (where rclpy lacks it the node falls back, still planning)
         clock_hz=40.0,
         startup_timeout=60.0,
+        remap=[],
         json=None,
     )
     rows, meta = run(args, log=lambda s: None)

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -15,6 +16,7 @@ from rclpy.parameter import Parameter
 
 from wamdiff_ros.geometry import compose
 from wamdiff_ros.planning.fallback import comfortable_stop
+from wamdiff_ros.rig import Rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.planner_node import PlannerNode
 from wamdiff_ros.stamps import NS_PER_S, time_ns
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.ros
 SPEC = TrajectorySpec(8, 0.5)
 
 
-def start(graph, tmp_path, raw=False, **overrides):
+def start(graph, tmp_path, raw=False, feeder_rig=None, **overrides):
     model = cv_checkpoint(tmp_path / "cv")
     params = {
         "model_path": str(model),
@@ -43,7 +45,7 @@ def start(graph, tmp_path, raw=False, **overrides):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     graph.add(node)
-    feeder = graph.add(Feeder(graph.context, raw=raw))
+    feeder = graph.add(Feeder(graph.context, raw=raw, rig=feeder_rig))
     collector = graph.add(Collector(graph.context))
     return node, feeder, collector
 
@@ -188,6 +190,26 @@ def test_cameras_at_twice_the_rig_resolution_are_resized_and_another_view_refuse
     assert len(path.poses) == 8 and node._loop.counts["plans"] == 1
     status = collector.diagnostic(lambda d: "field of view differs" in d.message, what="a field-of-view warning")
     assert "45.0°" in status.message and "the rig's 90.0°" in status.message
+
+
+def test_a_rig_naming_its_camera_topics_is_subscribed_on_them(graph, tmp_path):
+    """A rig with Autoware camera topics (raw rgb8 on image_raw, camera_info beside): the node plans from them."""
+    cams = tuple(
+        replace(
+            c,
+            image_topic=f"/sensing/camera/{c.name}/image_raw",
+            camera_info_topic=f"/sensing/camera/{c.name}/camera_info",
+        )
+        for c in RIG.cameras
+    )
+    rig = Rig("autoware", cams)
+    rig_file = tmp_path / "autoware.yaml"
+    rig_file.write_text(yaml.safe_dump(rig.to_dict()))
+    node, feeder, collector = start(graph, tmp_path, raw=True, feeder_rig=rig, rig_path=str(rig_file))
+    assert {s.topic_name for s in node._poller.subscriptions} >= {c.images_on(False) for c in cams}
+    feeder.wait_connected()
+    t = feeder.send()
+    expect_plan(collector, t, feeder.moving)
 
 
 def test_commands_reach_the_planning_loop_and_a_bad_one_is_reported(graph, tmp_path):

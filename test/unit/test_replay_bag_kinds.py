@@ -164,3 +164,21 @@ def test_remap_rules_are_checked(tmp_path, capsys):
     names = ["/cameras/front/image/compressed:=/x", "/cameras/left/image/compressed:=/x"]
     assert replay(bag, checkpoint(tmp_path, RIG), tmp_path / "out", names) == 2
     assert "would both be read as /x" in capsys.readouterr().err
+
+
+def test_bench_node_reads_an_autoware_sqlite3_bag_through_the_remap(tmp_path):
+    """``wamdiff bench node --remap``: its offline frames (and the topics it plays) come through the same rules."""
+    from wamdiff_ros.data.raw_bag import RawBagReader
+    from wamdiff_ros.data.remap import parse_remaps
+    from wamdiff_ros.ros import node_bench
+
+    bag, remaps = make_bag("sqlite3_autoware_rgb8", tmp_path)
+    with RawBagReader(bag, parse_remaps(remaps)) as reader:
+        assert node_bench.image_topics(reader.topics, RIG) == {c: f"/cameras/{c}/image" for c in RIG.names}
+        obs, hz = node_bench.bag_frames(reader, RIG, history=4, dt=0.5, max_frames=5)
+    assert len(obs) == 5 and hz == pytest.approx(10.0) and obs[0].images["front"].shape == (32, 48, 3)
+    with (
+        RawBagReader(bag) as reader,
+        pytest.raises(ValueError, match="looked for /cameras/front/image/compressed, /cameras/front/image; the bag"),
+    ):
+        node_bench.image_topics(reader.topics, RIG)

@@ -18,7 +18,9 @@ rejected, the old model keeps driving and /diagnostics says why.
 Topics (``<prefix>`` = ``camera_topic_prefix``):
 
 - in: ``<prefix>/<camera>/image/compressed`` (sensor_msgs/CompressedImage) or ``<prefix>/<camera>/image``
-  (sensor_msgs/Image) per rig camera, ``<prefix>/<camera>/camera_info``, ``odom_topic``
+  (sensor_msgs/Image) per rig camera, ``<prefix>/<camera>/camera_info`` (a rig camera's ``image_topic`` and
+  ``camera_info_topic`` replace these; images at another resolution with the rig's field of view are
+  resized), ``odom_topic``
   (nav_msgs/Odometry), ``command_topic`` and ``instruction_topic`` (std_msgs/String);
 - out: ``~/trajectory`` (nav_msgs/Path), ``~/candidates`` (visualization_msgs/MarkerArray),
   ``~/reasoning`` (std_msgs/String), ``~/debug/processing_time_ms`` (the cycle),
@@ -193,11 +195,10 @@ class PlannerNode(LifecycleNode):
         subscribe(String, p["instruction_topic"], on_instruction, qos_cmd, raw=True)
         subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in, raw=True)
         for cam in rig.cameras:
-            topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
             on_image = functools.partial(self._on_image, cam.name, not raw)
-            subscribe(Image if raw else CompressedImage, topic, on_image, qos_in, raw=True)
+            subscribe(Image if raw else CompressedImage, cam.images_on(not raw, prefix), on_image, qos_in, raw=True)
             on_info = functools.partial(self._on_camera_info, cam.name)
-            subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in, raw=True)
+            subscribe(CameraInfo, cam.camera_info_on(prefix), on_info, qos_in, raw=True)
         clock_sub = getattr(getattr(self, "_time_source", None), "_clock_sub", None)  # use_sim_time only
         if clock_sub is not None:
             poller.adopt(clock_sub, functools.partial(self._on_clock, clock_sub.callback))
