@@ -182,3 +182,13 @@ def test_bench_node_reads_an_autoware_sqlite3_bag_through_the_remap(tmp_path):
         pytest.raises(ValueError, match="looked for /cameras/front/image/compressed, /cameras/front/image; the bag"),
     ):
         node_bench.image_topics(reader.topics, RIG)
+
+
+def test_bench_node_fits_cameras_at_twice_the_resolution_as_the_node_does(tmp_path):
+    from wamdiff_ros.data.raw_bag import RawBagReader
+    from wamdiff_ros.ros import node_bench
+
+    bag, _ = make_bag("raw_bgr8_2x", tmp_path)
+    with RawBagReader(bag) as reader:
+        obs, _ = node_bench.bag_frames(reader, RIG, history=0, dt=0.5, max_frames=3)
+    assert [o.images["left"].shape for o in obs] == [(16, 32, 3)] * 3

@@ -86,14 +86,11 @@ class CarlaBridgeNode(Node):
         raw = self.params["image_format"] == "raw"
         self._clock = self.create_publisher(Clock, "/clock", RELIABLE)
         self._images = {
-            c.name: self.create_publisher(
-                Image if raw else CompressedImage, f"{prefix}/{c.name}/image" + ("" if raw else "/compressed"), RELIABLE
-            )
+            c.name: self.create_publisher(Image if raw else CompressedImage, c.images_on(not raw, prefix), RELIABLE)
             for c in self.rig.cameras
         }
         self._infos = {
-            c.name: self.create_publisher(CameraInfo, f"{prefix}/{c.name}/camera_info", RELIABLE)
-            for c in self.rig.cameras
+            c.name: self.create_publisher(CameraInfo, c.camera_info_on(prefix), RELIABLE) for c in self.rig.cameras
         }
         self._odom = self.create_publisher(Odometry, ODOM_TOPIC, RELIABLE)
         self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)

@@ -151,22 +151,28 @@ def jitter_ms(arrivals: list[float]) -> float:
 
 def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[list, float]:
     """``(observations, frame rate [Hz])`` of the bag's first ``max_frames`` frames: each camera stamp
-    with all rig images and an odometry message at that stamp, decoded as the node decodes them (ego
-    history resampled from the bag's past odometry, as the node's planning loop does)."""
+    with all rig images and an odometry message at that stamp, decoded as the node decodes them (images
+    at the size of the camera's camera_info in the bag, fitted to the rig's; ego history resampled from
+    the bag's past odometry, as the node's planning loop does)."""
     from wamdiff_ros.data import ros_types as rt
+    from wamdiff_ros.data.images import fit_to_camera
     from wamdiff_ros.geometry import relative, resample
     from wamdiff_ros.stamps import NS_PER_S, time_ns
     from wamdiff_ros.types import Observation
 
     topics = image_topics(reader.topics, rig)
     store = rt.typestore()
+    infos = {rig.camera(c).camera_info_on(): c for c in topics}
+    views = {c.name: (c.width, c.height, c.focal) for c in rig.cameras}
     images: dict[int, dict] = {}
     odom: dict[int, object] = {}
-    for msg in reader.messages([*topics.values(), "/ego/odom"]):
+    for msg in reader.messages([*topics.values(), "/ego/odom", *(t for t in infos if t in reader.topics)]):
         data = store.deserialize_cdr(msg.data, msg.msgtype)
         stamp = time_ns(data.header.stamp)
         if msg.topic == "/ego/odom":
             odom[stamp] = rt.ego_from_odometry(data)
+        elif msg.topic in infos:
+            views[infos[msg.topic]] = (int(data.width), int(data.height), float(data.k[0]))
         else:
             cam = next(c for c, t in topics.items() if t == msg.topic)
             images.setdefault(stamp, {})[cam] = data
@@ -184,8 +190,10 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
             t = np.array([e.stamp_ns - ego.stamp_ns for e in past]) / NS_PER_S
             poses = np.stack([e.pose for e in past])
             hist = relative(ego.pose, resample(poses, t, -dt * np.arange(history, 0, -1)))
-        sizes = {c.name: (c.width, c.height) for c in rig.cameras}
-        obs_images = {c: rt.decode_image_msg(images[s][c], sizes[c]) for c in rig.names}
+        obs_images = {
+            c.name: fit_to_camera(rt.decode_image_msg(images[s][c.name], views[c.name][:2]), c, views[c.name][2])
+            for c in rig.cameras
+        }
         out.append(Observation(images=obs_images, ego=ego, stamp_ns=s, ego_history=hist))
     return out, rate
 
