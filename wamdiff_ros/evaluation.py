@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from wamdiff_ros.scoring.metrics import SUB_METRICS, TOTALS
+from wamdiff_ros.stamps import ns_to_seconds
 from wamdiff_ros.types import Observation, PlanResult, SceneTruth
 
 OPEN_LOOP_KEYS = ("l2_1s", "l2_2s", "l2_3s", "l2_avg_1s", "l2_avg_2s", "l2_avg_3s", "ade", "fde")
@@ -95,7 +96,7 @@ def evaluate_open_loop(
             )
         if previous is not None and previous[0] == episode:
             scene.previous_plan = previous[2]
-            scene.previous_plan_offset = float(obs.stamp - previous[1])
+            scene.previous_plan_offset = ns_to_seconds(obs.stamp_ns - previous[1])
         scores = score(poses, scene).row(0)
         ol = {k: float(v[0]) for k, v in open_loop_metrics(poses, scene).items() if k in OPEN_LOOP_KEYS}
         row = {
@@ -114,7 +115,7 @@ def evaluate_open_loop(
             if "mean_entropy" in result.moe:
                 row["moe_entropy"] = float(result.moe["mean_entropy"])
         rows.append(row)
-        previous = (episode, float(obs.stamp), poses)
+        previous = (episode, obs.stamp_ns, poses)
         if on_frame is not None:
             on_frame(FrameRecord(int(i), obs, result, scene, row))
     return {"frames": rows, "aggregate": aggregate(rows, moe_loads), "every": int(every)}

@@ -17,6 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", nargs="+", help="rosbag2 directory or .mcap file (several: one dataset)")
@@ -28,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-ms", type=float, default=None, help="latency budget given to the planner")
     parser.add_argument("--mode", choices=("adaptive", "fast", "slow"), default=None, help="reasoning mode (WAM-Diff)")
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
+    add_remap_argument(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,6 +47,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"wamdiff replay: --plot-every: expected >= 0, got {args.plot_every}", file=sys.stderr)
         return 2
     try:
+        remaps = parse_remaps(args.remap)
         model = resolve(args.model, "models")
         planner = load_planner(model)
         if args.mode is not None and hasattr(planner, "mode"):
@@ -54,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
             history=planner_history(planner),
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig,
+            remaps=remaps,
         )
     except (ValueError, FileNotFoundError) as e:
         print(f"wamdiff replay: {e}", file=sys.stderr)

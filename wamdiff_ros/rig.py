@@ -11,6 +11,7 @@ The optical frame follows REP-103's camera convention: z forward, x right, y dow
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -18,8 +19,27 @@ import numpy as np
 
 from wamdiff_ros.config import ConfigError, load_yaml
 
+FOCAL_TOLERANCE = 0.02
+"""A camera's focal length, scaled to the rig's image width, may differ from the rig's by this fraction."""
+
+ASPECT_TOLERANCE = 0.01
+"""A camera's aspect ratio (width / height) may differ from the rig's by this fraction."""
+
+CAMERA_PREFIX = "/cameras"
+"""Default prefix of camera topics: ``<prefix>/<camera>/image[/compressed]`` and ``<prefix>/<camera>/camera_info``."""
+
 OPTICAL_FROM_BODY = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
 """Rotation taking camera-body axes (x fwd, y left, z up) to optical axes (z fwd, x right, y down)."""
+
+
+def default_image_topic(camera: str, compressed: bool = True, prefix: str = CAMERA_PREFIX) -> str:
+    """``<prefix>/<camera>/image`` (sensor_msgs/Image), or with ``/compressed`` (CompressedImage)."""
+    raw = f"{prefix.rstrip('/')}/{camera}/image"
+    return f"{raw}/compressed" if compressed else raw
+
+
+def default_camera_info_topic(camera: str, prefix: str = CAMERA_PREFIX) -> str:
+    return f"{prefix.rstrip('/')}/{camera}/camera_info"
 
 
 @dataclass(frozen=True)
@@ -27,12 +47,14 @@ class CameraSpec:
     """One pinhole camera.
 
     Attributes:
-        name: topic-safe name (``front``, ``front_left`` …): images arrive on
-            ``/cameras/<name>/image[/compressed]``.
+        name: topic-safe name (``front``, ``front_left`` …).
         width, height: image size [px].
         fov_deg: horizontal field of view [deg]; square pixels, principal point at the centre.
         position: (x, y, z) of the optical centre in base_link [m].
         rpy: (roll, pitch, yaw) of the camera body in base_link [rad].
+        image_topic: the raw image topic (its CompressedImage on ``<image_topic>/compressed``, as
+            image_transport names it); "" for ``<prefix>/<name>/image`` (prefix ``/cameras`` by default).
+        camera_info_topic: the camera_info topic; "" for ``<prefix>/<name>/camera_info``.
     """
 
     name: str
@@ -41,6 +63,8 @@ class CameraSpec:
     fov_deg: float
     position: tuple[float, float, float]
     rpy: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    image_topic: str = ""
+    camera_info_topic: str = ""
 
     def __post_init__(self):
         where = f"camera {self.name!r}"
@@ -52,6 +76,20 @@ class CameraSpec:
             raise ConfigError(f"{where}: fov_deg must be in [10, 170], got {self.fov_deg}")
         if len(self.position) != 3 or len(self.rpy) != 3:
             raise ConfigError(f"{where}: position and rpy must have 3 values each")
+        for key in ("image_topic", "camera_info_topic"):
+            topic = getattr(self, key)
+            if topic and (not topic.startswith("/") or any(c.isspace() for c in topic)):
+                raise ConfigError(f"{where}: {key} must be an absolute topic name without spaces, got {topic!r}")
+
+    def images_on(self, compressed: bool, prefix: str = CAMERA_PREFIX) -> str:
+        """The topic its images arrive on: raw (sensor_msgs/Image) or compressed (CompressedImage)."""
+        if self.image_topic:
+            return f"{self.image_topic}/compressed" if compressed else self.image_topic
+        return default_image_topic(self.name, compressed, prefix)
+
+    def camera_info_on(self, prefix: str = CAMERA_PREFIX) -> str:
+        """The topic its camera_info arrives on."""
+        return self.camera_info_topic or default_camera_info_topic(self.name, prefix)
 
     @property
     def focal(self) -> float:
@@ -86,8 +124,35 @@ class CameraSpec:
         uv = (cam[..., :2] / safe[..., None]) * self.focal + np.array([(self.width - 1) / 2, (self.height - 1) / 2])
         return uv, z
 
+    def view_problem(self, width: int, height: int, fx: float | None) -> str | None:
+        """Why an image of ``width``×``height`` px with focal length ``fx`` [px] does not show this camera's
+        view once scaled to its size (None if it does). ``fx`` None: only the aspect ratio is checked.
+
+        The aspect ratio must match within :data:`ASPECT_TOLERANCE` and the focal length, scaled by
+        ``self.width / width``, within :data:`FOCAL_TOLERANCE` (the same horizontal field of view).
+        """
+        width, height = int(width), int(height)
+        if width <= 0 or height <= 0:
+            return f"expected a positive image size, got {width}×{height} px"
+        aspect, rig_aspect = width / height, self.width / self.height
+        if abs(aspect - rig_aspect) > ASPECT_TOLERANCE * rig_aspect:
+            return (
+                f"aspect ratio differs: {width}×{height} px ({aspect:.3f}), "
+                f"the rig's {self.width}×{self.height} px ({rig_aspect:.3f})"
+            )
+        if fx is None:
+            return None
+        scaled = float(fx) * self.width / width
+        if not (math.isfinite(scaled) and abs(scaled - self.focal) <= FOCAL_TOLERANCE * self.focal):
+            fov = math.degrees(2 * math.atan(0.5 * width / fx)) if math.isfinite(fx) and fx > 0 else float("nan")
+            return (
+                f"field of view differs: {fov:.1f}° (focal length {float(fx):.1f} px at {width} px wide), "
+                f"the rig's {self.fov_deg:.1f}° ({self.focal:.1f} px at {self.width} px wide)"
+            )
+        return None
+
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": self.name,
             "width": int(self.width),
             "height": int(self.height),
@@ -95,6 +160,8 @@ class CameraSpec:
             "position": [float(v) for v in self.position],
             "rpy": [float(v) for v in self.rpy],
         }
+        out.update({k: getattr(self, k) for k in ("image_topic", "camera_info_topic") if getattr(self, k)})
+        return out
 
 
 @dataclass(frozen=True)
@@ -135,6 +202,8 @@ class Rig:
                     fov_deg=float(c["fov_deg"]),
                     position=tuple(float(v) for v in c["position"]),
                     rpy=tuple(float(v) for v in c.get("rpy", (0.0, 0.0, 0.0))),
+                    image_topic=str(c.get("image_topic", "")),
+                    camera_info_topic=str(c.get("camera_info_topic", "")),
                 )
                 for c in d["cameras"]
             )
@@ -143,8 +212,21 @@ class Rig:
             if isinstance(e, ConfigError):
                 raise ConfigError(f"{source}: {e}") from e
             raise ConfigError(
-                f"{source}: expected 'cameras' as a list of {{name, width, height, fov_deg, position, rpy}}: {e!r}"
+                f"{source}: expected 'cameras' as a list of {{name, width, height, fov_deg, position, rpy"
+                f"[, image_topic, camera_info_topic]}}: {e!r}"
             ) from e
+
+    def view_mismatch(self, other: Rig) -> str | None:
+        """Why ``other``'s cameras do not show this rig's views once their images are scaled to this rig's
+        sizes (see :meth:`CameraSpec.view_problem`), or None if they do: a recording at another resolution
+        with the same fields of view."""
+        if self.names != other.names:
+            return f"camera names/order differ: expected {self.names}, got {other.names}"
+        for a, b in zip(self.cameras, other.cameras):
+            problem = a.view_problem(b.width, b.height, b.focal)
+            if problem:
+                return f"camera {a.name!r}: {problem}"
+        return None
 
     def mismatch(self, other: Rig) -> str | None:
         """Why ``other`` is not this rig (a human-readable reason), or None if they match."""

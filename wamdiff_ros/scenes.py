@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from wamdiff_ros.geometry import relative, resample
+from wamdiff_ros.stamps import NS_PER_S, ns_to_seconds
 from wamdiff_ros.types import Agents, Lane, LogFrame, SceneTruth, TrafficLight, TrajectorySpec
 
 AGENT_DT = 0.1
@@ -20,7 +21,7 @@ AGENT_DT = 0.1
 def future_available(frames: Sequence[LogFrame], k: int, spec: TrajectorySpec) -> bool:
     """True when the log covers ``spec.horizon`` seconds after frame ``k`` within one episode."""
     after = list(_same_episode_after(frames, k))
-    return bool(after) and after[-1].stamp - frames[k].stamp >= spec.horizon - 1e-6
+    return bool(after) and ns_to_seconds(after[-1].stamp_ns - frames[k].stamp_ns) >= spec.horizon - 1e-6
 
 
 def _same_episode_after(frames: Sequence[LogFrame], k: int):
@@ -47,7 +48,7 @@ def scene_at(
     spec = spec or TrajectorySpec()
     now = frames[k]
     window = [now, *_same_episode_after(frames, k)]
-    stamps = np.array([f.stamp for f in window]) - now.stamp
+    stamps = np.array([f.stamp_ns - now.stamp_ns for f in window]) / NS_PER_S
     if stamps[-1] < spec.horizon - 1e-6:
         raise ValueError(
             f"scene_at: frame {k} of episode {now.episode!r} has {stamps[-1]:.2f} s of future, "

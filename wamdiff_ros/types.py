@@ -4,7 +4,8 @@ Conventions (REP-103/105), used everywhere in the package:
 
 - Frames: ``map`` (world, fixed), ``base_link`` (ego: x forward, y left, z up, origin at the rear
   axle). A pose is ``(x, y, yaw)`` in metres and radians, yaw counter-clockwise from +x.
-- Time in seconds. Speeds in m/s, accelerations in m/s², yaw rate in rad/s.
+- Stamps are integer nanoseconds (``stamp_ns``, see :mod:`wamdiff_ros.stamps`); ``stamp`` is the same
+  time in float seconds, for arithmetic. Durations in seconds. Speeds in m/s, accelerations in m/s², yaw rate in rad/s.
 - Images are ``H×W×3`` ``uint8`` RGB.
 - Arrays are numpy ``float64`` unless a docstring says otherwise; nothing here imports torch or rclpy.
 """
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+
+from wamdiff_ros.stamps import as_ns, ns_to_seconds
 
 COMMANDS: tuple[str, ...] = ("left", "straight", "right", "lane_change_left", "lane_change_right")
 """Driving commands a route can give (NAVSIM's left / straight / right, plus explicit lane changes)."""
@@ -66,8 +69,19 @@ class TrajectorySpec:
         return cls(num_poses=int(d["num_poses"]), dt=float(d["dt"]))
 
 
+class NsStamped:
+    """``stamp``: the dataclass's ``stamp_ns`` [ns] in float seconds, for arithmetic."""
+
+    stamp_ns: int
+
+    @property
+    def stamp(self) -> float:
+        """``stamp_ns`` in seconds, for arithmetic."""
+        return ns_to_seconds(self.stamp_ns)
+
+
 @dataclass
-class EgoState:
+class EgoState(NsStamped):
     """Ego vehicle state at ``stamp``.
 
     Attributes:
@@ -75,21 +89,21 @@ class EgoState:
         velocity: (2,) ``(vx, vy)`` in base_link [m/s].
         acceleration: (2,) ``(ax, ay)`` in base_link [m/s²].
         yaw_rate: [rad/s].
-        stamp: time of the state [s].
+        stamp_ns: time of the state [ns].
     """
 
     pose: np.ndarray
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))
     acceleration: np.ndarray = field(default_factory=lambda: np.zeros(2))
     yaw_rate: float = 0.0
-    stamp: float = 0.0
+    stamp_ns: int = 0
 
     def __post_init__(self):
         self.pose = _as_array(self.pose, (3,), "EgoState.pose")
         self.velocity = _as_array(self.velocity, (2,), "EgoState.velocity")
         self.acceleration = _as_array(self.acceleration, (2,), "EgoState.acceleration")
         self.yaw_rate = float(self.yaw_rate)
-        self.stamp = float(self.stamp)
+        self.stamp_ns = as_ns(self.stamp_ns)
 
     @property
     def speed(self) -> float:
@@ -97,7 +111,7 @@ class EgoState:
         return float(self.velocity[0])
 
     def is_finite(self) -> bool:
-        values = (*self.pose, *self.velocity, *self.acceleration, self.yaw_rate, self.stamp)
+        values = (*self.pose, *self.velocity, *self.acceleration, self.yaw_rate)
         return all(math.isfinite(v) for v in values)
 
     def as_vector(self) -> np.ndarray:
@@ -106,13 +120,13 @@ class EgoState:
 
 
 @dataclass
-class Observation:
+class Observation(NsStamped):
     """One synchronised input frame for a planner.
 
     Attributes:
         images: camera name -> H×W×3 uint8 RGB image, in the rig's camera order.
-        ego: ego state at ``stamp``.
-        stamp: time of the frame [s] (the newest camera stamp of the synchronised set).
+        ego: ego state at ``stamp_ns``.
+        stamp_ns: time of the frame [ns] (the newest camera stamp of the synchronised set).
         command: one of :data:`COMMANDS`.
         instruction: free-text navigation instruction (may be empty).
         ego_history: (H, 3) past base_link poses ``(x, y, yaw)`` relative to the current base_link,
@@ -121,7 +135,7 @@ class Observation:
 
     images: dict[str, np.ndarray]
     ego: EgoState
-    stamp: float
+    stamp_ns: int
     command: str = "straight"
     instruction: str = ""
     ego_history: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
@@ -134,23 +148,24 @@ class Observation:
                 got = getattr(img, "shape", type(img).__name__), getattr(img, "dtype", None)
                 raise ValueError(f"Observation.images[{name!r}]: expected H×W×3 uint8 RGB, got {got}")
         self.ego_history = _as_array(self.ego_history, (3,), "Observation.ego_history").reshape(-1, 3)
+        self.stamp_ns = as_ns(self.stamp_ns)
 
 
 @dataclass
-class Trajectory:
+class Trajectory(NsStamped):
     """A planned or logged trajectory.
 
     Attributes:
-        poses: (T, 3) ``(x, y, yaw)`` in ``frame`` at times ``spec.times`` after ``stamp`` [m, m, rad].
+        poses: (T, 3) ``(x, y, yaw)`` in ``frame`` at times ``spec.times`` after ``stamp_ns`` [m, m, rad].
         spec: the time grid.
-        frame: ``"base_link"`` (relative to the ego pose at ``stamp``) or a fixed frame name.
-        stamp: time the trajectory starts from [s].
+        frame: ``"base_link"`` (relative to the ego pose at ``stamp_ns``) or a fixed frame name.
+        stamp_ns: time the trajectory starts from [ns].
     """
 
     poses: np.ndarray
     spec: TrajectorySpec = field(default_factory=TrajectorySpec)
     frame: str = "base_link"
-    stamp: float = 0.0
+    stamp_ns: int = 0
 
     def __post_init__(self):
         self.poses = _as_array(self.poses, (3,), "Trajectory.poses")
@@ -158,6 +173,7 @@ class Trajectory:
             raise ValueError(
                 f"Trajectory.poses: expected shape ({self.spec.num_poses}, 3) for {self.spec}, got {self.poses.shape}"
             )
+        self.stamp_ns = as_ns(self.stamp_ns)
 
     def is_finite(self) -> bool:
         return bool(np.isfinite(self.poses).all())
@@ -385,11 +401,11 @@ class SceneTruth:
 
 
 @dataclass
-class LogFrame:
+class LogFrame(NsStamped):
     """What a log stores for one tick: the world now, without futures (they come from later frames).
 
     Attributes:
-        stamp: time of the tick [s].
+        stamp_ns: time of the tick [ns].
         episode: episode identifier (frames of one episode share it).
         ego: ego state in the map frame.
         agents: other traffic now, one time step (``agents.num_steps == 1``), map frame.
@@ -400,7 +416,7 @@ class LogFrame:
         traffic_lights: lane id -> current :class:`TrafficLight`.
     """
 
-    stamp: float
+    stamp_ns: int
     episode: str
     ego: EgoState
     agents: Agents
@@ -409,3 +425,6 @@ class LogFrame:
     instruction: str = ""
     scenario: str = "highway"
     traffic_lights: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.stamp_ns = as_ns(self.stamp_ns)

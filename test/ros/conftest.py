@@ -22,6 +22,7 @@ from wamdiff_ros.geometry import compose  # noqa: E402
 from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner  # noqa: E402
 from wamdiff_ros.rig import load_rig  # noqa: E402
 from wamdiff_ros.ros import conversions as conv  # noqa: E402
+from wamdiff_ros.stamps import time_ns  # noqa: E402
 from wamdiff_ros.types import EgoState, TrajectorySpec  # noqa: E402
 
 RIG = load_rig("rigs/default.yaml")
@@ -93,35 +94,36 @@ def wait_until(predicate, timeout=10.0, interval=0.01, what="condition"):
 class Feeder(Node):
     """Publishes the rig's images (JPEG or raw), camera_info, odometry and command like a vehicle would."""
 
-    def __init__(self, context, raw: bool = False, prefix: str = "/cameras"):
+    def __init__(self, context, raw: bool = False, prefix: str = "/cameras", rig=None):
         super().__init__("feeder", context=context)
         self.raw = raw
         self.images = {}
         self.infos = {}
-        for cam in RIG.cameras:
-            topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
+        for cam in (rig or RIG).cameras:
+            topic = cam.images_on(not raw, prefix)
             self.images[cam.name] = self.create_publisher(Image if raw else CompressedImage, topic, 10)
-            self.infos[cam.name] = self.create_publisher(CameraInfo, f"{prefix}/{cam.name}/camera_info", 10)
+            self.infos[cam.name] = self.create_publisher(CameraInfo, cam.camera_info_on(prefix), 10)
         self.odom = self.create_publisher(Odometry, "/ego/odom", 10)
         self.command = self.create_publisher(String, "/ego/command", 10)
         self.t_start = self.now()
         self.frame = {c.name: np.full((c.height, c.width, 3), 90, np.uint8) for c in RIG.cameras}
 
-    def moving(self, t: float, pose0=(10.0, 5.0, 0.3), speed: float = 8.0) -> EgoState:
-        """A vehicle driving straight at ``speed`` from ``pose0`` (at the feeder's start) — consistent
-        odometry, so propagating it in time or holding a plan gives the same poses as re-planning."""
-        pose = compose(np.asarray(pose0, float), [speed * (t - self.t_start), 0.0, 0.0])
-        return EgoState(pose=pose, velocity=[speed, 0.0], stamp=t)
+    def moving(self, t: int, pose0=(10.0, 5.0, 0.3), speed: float = 8.0) -> EgoState:
+        """A vehicle driving straight at ``speed`` from ``pose0`` (at the feeder's start), at ``t`` [ns] —
+        consistent odometry, so propagating it in time or holding a plan gives the same poses as re-planning."""
+        pose = compose(np.asarray(pose0, float), [speed * (t - self.t_start) * 1e-9, 0.0, 0.0])
+        return EgoState(pose=pose, velocity=[speed, 0.0], stamp_ns=t)
 
-    def now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def now(self) -> int:
+        """The feeder's clock [ns]."""
+        return self.get_clock().now().nanoseconds
 
     def wait_connected(self, timeout=10.0):
         pubs = [*self.images.values(), *self.infos.values(), self.odom, self.command]
         wait_until(lambda: all(p.get_subscription_count() > 0 for p in pubs), timeout, what="planner subscriptions")
 
     def send(self, stamp=None, ego=None, skip=(), image_override=None, info_override=None, odom_override=None):
-        """One frame at ``stamp`` (default now); returns the stamp. Overrides: camera -> message."""
+        """One frame at ``stamp`` [ns] (default now); returns the stamp. Overrides: camera -> message."""
         t = self.now() if stamp is None else stamp
         ego = (ego or self.moving)(t) if ego is None or callable(ego) else ego
         for cam in RIG.cameras:
@@ -154,11 +156,11 @@ class Collector(Node):
             self.diagnostics.append(status)
 
     def path_for(self, stamp, timeout=10.0):
-        """The first trajectory whose header stamp is ``stamp``."""
+        """The first trajectory whose header stamp is exactly ``stamp`` [ns]."""
         return wait_until(
-            lambda: next((p for p in list(self.paths) if abs(conv.to_sec(p.header.stamp) - stamp) < 1e-6), None),
+            lambda: next((p for p in list(self.paths) if time_ns(p.header.stamp) == stamp), None),
             timeout,
-            what=f"a trajectory stamped {stamp:.3f}",
+            what=f"a trajectory stamped {stamp} ns",
         )
 
     def diagnostic(self, predicate, timeout=10.0, what="a diagnostic"):

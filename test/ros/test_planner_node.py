@@ -4,9 +4,11 @@ parameters and hot reload."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import yaml
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -14,8 +16,10 @@ from rclpy.parameter import Parameter
 
 from wamdiff_ros.geometry import compose
 from wamdiff_ros.planning.fallback import comfortable_stop
+from wamdiff_ros.rig import Rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.planner_node import PlannerNode
+from wamdiff_ros.stamps import NS_PER_S, time_ns
 from wamdiff_ros.types import EgoState, TrajectorySpec
 
 from .conftest import RIG, Collector, Feeder, cv_checkpoint, values, wait_until
@@ -24,7 +28,7 @@ pytestmark = pytest.mark.ros
 SPEC = TrajectorySpec(8, 0.5)
 
 
-def start(graph, tmp_path, raw=False, **overrides):
+def start(graph, tmp_path, raw=False, feeder_rig=None, **overrides):
     model = cv_checkpoint(tmp_path / "cv")
     params = {
         "model_path": str(model),
@@ -41,7 +45,7 @@ def start(graph, tmp_path, raw=False, **overrides):
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     graph.add(node)
-    feeder = graph.add(Feeder(graph.context, raw=raw))
+    feeder = graph.add(Feeder(graph.context, raw=raw, rig=feeder_rig))
     collector = graph.add(Collector(graph.context))
     return node, feeder, collector
 
@@ -53,12 +57,27 @@ def expect_plan(collector, stamp, ego, frame="map"):
     assert path.header.frame_id == frame
     assert len(path.poses) == SPEC.num_poses
     for k, ps in enumerate(path.poses):
-        assert conv.to_sec(ps.header.stamp) == pytest.approx(stamp + (k + 1) * SPEC.dt, abs=1e-6)
+        assert time_ns(ps.header.stamp) == stamp + (k + 1) * round(SPEC.dt * 1e9)
         assert ps.header.frame_id == frame
     local = np.stack([SPEC.times * ego.velocity[0], np.zeros(8), np.zeros(8)], -1)
     expected = compose(ego.pose, local) if frame == "map" else local
     np.testing.assert_allclose(conv.path_poses(path), expected, atol=1e-6)
     return path
+
+
+def test_every_answer_at_10_hz_carries_its_frame_stamp_exactly(graph, tmp_path):
+    """Wall-clock frames at 10 Hz, stamped to the nanosecond: each trajectory's header.stamp is its input
+    frame's stamp, bit for bit (float seconds lose the last digits of epoch-sized stamps)."""
+    _, feeder, collector = start(graph, tmp_path, plan_rate_hz=10.0)
+    feeder.wait_connected()
+    sent = []
+    for k in range(20):
+        t = feeder.now() // 1000 * 1000 + 123 + k  # epoch-sized, odd nanoseconds
+        sent.append(feeder.send(stamp=t))
+        time.sleep(0.1)
+    answers = [collector.path_for(t, timeout=30.0) for t in sent]
+    assert [time_ns(p.header.stamp) for p in answers] == sent
+    assert sent[0] > 10**18  # wall-clock (epoch-sized) stamps
 
 
 def test_plans_from_images_and_odometry(graph, tmp_path):
@@ -78,7 +97,7 @@ def test_plans_from_images_and_odometry(graph, tmp_path):
 
 
 def _jpeg(width, height):
-    return conv.compressed_image(np.zeros((height, width, 3), np.uint8), 0.0, "x")
+    return conv.compressed_image(np.zeros((height, width, 3), np.uint8), 0, "x")
 
 
 def _bad_input(case, feeder, t):
@@ -101,13 +120,13 @@ def _bad_input(case, feeder, t):
     if case == "camera_info_mismatch":
         info = conv.camera_info(RIG.cameras[1], t)
         info.width = 640
-        return {"info_override": {"front_left": info}}, "camera_info front_left: expected 256×128"
+        return {"info_override": {"front_left": info}}, "camera_info front_left: aspect ratio differs: 640×128 px"
     if case == "wrong_encoding":
         msg = conv.raw_image(np.zeros((128, 256, 3), np.uint8), t, "front_optical")
         msg.encoding = "yuv422"
         return {"image_override": {"front": msg}}, "Image.encoding"
     if case == "stale":
-        return {"stamp": t - 3.0}, "stale"
+        return {"stamp": t - 3 * NS_PER_S}, "stale"
     raise ValueError(case)
 
 
@@ -147,6 +166,52 @@ def test_bad_input_gives_fallback_and_diagnostic_and_node_keeps_planning(graph, 
     assert node._loop.counts["plans"] >= 2
 
 
+def test_cameras_at_twice_the_rig_resolution_are_resized_and_another_view_refused(graph, tmp_path):
+    """Raw bgr8 images at 2× the rig's size with camera_info scaled to match (the same field of view) are
+    planned on; a camera_info with another field of view is refused, naming both."""
+    node, feeder, collector = start(graph, tmp_path, raw=True)
+    feeder.wait_connected()
+    big = {c.name: replace(c, width=2 * c.width, height=2 * c.height) for c in RIG.cameras}
+
+    def frame(t, fov=None):
+        images = {
+            c: conv.raw_image(np.full((b.height, b.width, 3), 90, np.uint8), t, f"{c}_optical", "bgr8")
+            for c, b in big.items()
+        }
+        infos = {c: conv.camera_info(replace(b, fov_deg=fov or b.fov_deg), t) for c, b in big.items()}
+        return {"stamp": t, "image_override": images, "info_override": infos}
+
+    t = feeder.send(**frame(feeder.now()))
+    expect_plan(collector, t, feeder.moving)
+    assert node._loop.counts["plans"] == 1
+    time.sleep(0.1)
+    t = feeder.send(**frame(feeder.now(), fov=45.0))
+    path = collector.path_for(t)
+    assert len(path.poses) == 8 and node._loop.counts["plans"] == 1
+    status = collector.diagnostic(lambda d: "field of view differs" in d.message, what="a field-of-view warning")
+    assert "45.0°" in status.message and "the rig's 90.0°" in status.message
+
+
+def test_a_rig_naming_its_camera_topics_is_subscribed_on_them(graph, tmp_path):
+    """A rig with Autoware camera topics (raw rgb8 on image_raw, camera_info beside): the node plans from them."""
+    cams = tuple(
+        replace(
+            c,
+            image_topic=f"/sensing/camera/{c.name}/image_raw",
+            camera_info_topic=f"/sensing/camera/{c.name}/camera_info",
+        )
+        for c in RIG.cameras
+    )
+    rig = Rig("autoware", cams)
+    rig_file = tmp_path / "autoware.yaml"
+    rig_file.write_text(yaml.safe_dump(rig.to_dict()))
+    node, feeder, collector = start(graph, tmp_path, raw=True, feeder_rig=rig, rig_path=str(rig_file))
+    assert {s.topic_name for s in node._poller.subscriptions} >= {c.images_on(False) for c in cams}
+    feeder.wait_connected()
+    t = feeder.send()
+    expect_plan(collector, t, feeder.moving)
+
+
 def test_commands_reach_the_planning_loop_and_a_bad_one_is_reported(graph, tmp_path):
     """The node reads commands serialized and skips repeats: each change must still land, including
     back to a command it had before a bad one."""
@@ -182,15 +247,14 @@ def test_fallback_continues_the_last_plan_then_stops(graph, tmp_path):
         msg.data = b"\xff\xd8\xff" + b"\x00" * 64
         return {"front": msg}
 
-    t1 = t0 + 0.1  # the vehicle moved 0.8 m along the plan
+    t1 = t0 + NS_PER_S // 10  # the vehicle moved 0.8 m along the plan
     feeder.send(stamp=t1, ego=EgoState(pose=[0.8, 0.0, 0.0], velocity=[8.0, 0.0]), image_override=corrupt(t1))
     held = conv.path_poses(collector.path_for(t1))
-    # 10 µm: epoch stamps as float64 seconds resolve ~0.24 µs, which is ~2 µm at 8 m/s
-    np.testing.assert_allclose(held[:, 0], 0.8 + 8.0 * SPEC.times, atol=1e-5)  # same line, same speed
-    t2 = t0 + 0.5  # beyond fallback_hold_s: comfortable stop from the current speed
+    np.testing.assert_allclose(held[:, 0], 0.8 + 8.0 * SPEC.times, atol=1e-9)  # same line, same speed
+    t2 = t0 + NS_PER_S // 2  # beyond fallback_hold_s: comfortable stop from the current speed
     feeder.send(stamp=t2, ego=EgoState(pose=[4.0, 0.0, 0.0], velocity=[8.0, 0.0]), image_override=corrupt(t2))
     stop = conv.path_poses(collector.path_for(t2))
-    np.testing.assert_allclose(stop[:, 0], 4.0 + comfortable_stop(8.0, 0.0, SPEC, 2.0)[:, 0], atol=1e-5)
+    np.testing.assert_allclose(stop[:, 0], 4.0 + comfortable_stop(8.0, 0.0, SPEC, 2.0)[:, 0], atol=1e-9)
 
 
 def test_missing_camera_gives_fallback_naming_it(graph, tmp_path):
@@ -199,7 +263,7 @@ def test_missing_camera_gives_fallback_naming_it(graph, tmp_path):
     t0 = feeder.send()
     collector.path_for(t0)
     time.sleep(0.1)  # beyond sync_slop_s, so the old front_left image cannot complete a new set
-    deadline = feeder.now() + 1.0
+    deadline = feeder.now() + NS_PER_S
     while feeder.now() < deadline and not any("front_left" in d.message for d in list(collector.diagnostics)):
         feeder.send(skip=("front_left",))
         time.sleep(0.05)
@@ -418,21 +482,21 @@ def test_sim_time_clock_is_taken_by_the_planning_thread_while_active(graph, tmp_
     node, feeder, collector = start(graph, tmp_path, use_sim_time=True)
     clock = feeder.create_publisher(Clock, "/clock", 10)
 
-    def set_clock(t: float, what: str) -> None:
+    def set_clock(t: int, what: str) -> None:
         """Publish /clock until the node shows it (its subscription is best effort: one may be lost)."""
 
         def shown():
             clock.publish(Clock(clock=conv.to_time(t)))
             time.sleep(0.02)
-            return node.get_clock().now().nanoseconds == int(t * 1e9)
+            return node.get_clock().now().nanoseconds == t
 
         wait_until(shown, what=what)
 
-    set_clock(100.0, "the node clock at 100 s")
+    set_clock(100 * NS_PER_S, "the node clock at 100 s")
     assert node._time_source._clock_sub in node._poller.subscriptions
     feeder.wait_connected()
     ego = EgoState(pose=[1.0, 2.0, 0.0], velocity=[5.0, 0.0])
-    expect_plan(collector, feeder.send(stamp=100.0, ego=ego), ego)
+    expect_plan(collector, feeder.send(stamp=100 * NS_PER_S, ego=ego), ego)
 
     result = node.set_parameters([Parameter("use_sim_time", value=False)])[0]
     assert not result.successful and "deactivate" in result.reason
@@ -441,7 +505,7 @@ def test_sim_time_clock_is_taken_by_the_planning_thread_while_active(graph, tmp_
     from rclpy.lifecycle import TransitionCallbackReturn
 
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
-    set_clock(200.0, "the executor's clock again")
+    set_clock(200 * NS_PER_S, "the executor's clock again")
     assert node.set_parameters([Parameter("use_sim_time", value=False)])[0].successful
 
 

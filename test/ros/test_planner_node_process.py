@@ -16,6 +16,7 @@ from rosgraph_msgs.msg import Clock
 
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.executors import EXECUTORS, events_executor_class
+from wamdiff_ros.stamps import NS_PER_S, time_ns
 
 from .conftest import Collector, Feeder, cv_checkpoint, values, wait_until
 
@@ -53,16 +54,16 @@ def test_console_script_with_params_file_and_sim_time(graph, tmp_path, executor)
         wait_until(lambda: clock.get_subscription_count() > 0, 10.0, what="/clock subscription")
         ok = status = None
         for k in range(200):  # sim time: 100 s + k·0.1, far from the wall clock; timers run on it too
-            t = 100.0 + 0.1 * k
+            t = (1000 + k) * 100_000_000
             clock.publish(Clock(clock=conv.to_time(t)))
             feeder.send(stamp=t, ego=feeder.moving(t))
-            ok = ok or next((p for p in list(collector.paths) if conv.to_sec(p.header.stamp) >= 100.0), None)
+            ok = ok or next((p for p in list(collector.paths) if time_ns(p.header.stamp) >= 100 * NS_PER_S), None)
             status = next((d for d in list(collector.diagnostics) if values(d).get("plans", "0") != "0"), None)
             if ok is not None and status is not None:
                 break
             time.sleep(0.05)
         assert ok is not None, "no trajectory from the planner_node process"
-        assert 100.0 <= conv.to_sec(ok.header.stamp) < 120.0 and len(ok.poses) == 8
+        assert 100 * NS_PER_S <= time_ns(ok.header.stamp) < 120 * NS_PER_S and len(ok.poses) == 8
         assert status is not None, "no diagnostics (on the sim clock) from the planner_node process"
         assert values(status)["family"] == "constant_velocity"
         assert values(status)["fallbacks_stop"] == "0"  # sim-stamped inputs were fresh on the sim clock

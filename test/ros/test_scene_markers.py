@@ -32,7 +32,7 @@ def test_lanes_round_trip_resampled():
     t = np.linspace(0, np.pi / 2, 400)
     arc = np.column_stack([30 * np.sin(t), 30 * (1 - np.cos(t))])  # quarter circle, 47 m
     lanes = [Lane(7, arc, np.full(len(arc), 3.5)), Lane(9, [[0, -3.5], [500, -3.5]], [3.5, 3.5])]
-    back = _through_a_bag(lane_markers(lanes, 12.3))
+    back = _through_a_bag(lane_markers(lanes, 12_300_000_000))
     assert message_key(back) == 12300
     centers, edges = marker_polylines(back, NS_LANE_CENTER), marker_polylines(back, NS_LANE_EDGE)
     assert len(centers) == 2 and len(edges) == 4
@@ -54,8 +54,8 @@ def test_agents_and_ego_boxes_round_trip():
         valid=[[True], [False]],
     )
     ego = EgoState(pose=np.array([1.0, 2.0, 0.5]))
-    frame = LogFrame(stamp=0.0, episode="e", ego=ego, agents=agents, route_lane_ids=[])
-    back = _through_a_bag(scene_markers(frame, 3.0, (5.0, 2.0), 1.5))
+    frame = LogFrame(stamp_ns=0, episode="e", ego=ego, agents=agents, route_lane_ids=[])
+    back = _through_a_bag(scene_markers(frame, 3_000_000_000, (5.0, 2.0), 1.5))
     np.testing.assert_allclose(marker_boxes(back, NS_AGENTS), [[10.0, 2.0, 0.3, 4.5, 1.9]], atol=1e-9)
     (ego_box,) = marker_boxes(back, NS_EGO)
     np.testing.assert_allclose(ego_box[:3], compose(ego.pose, np.array([1.5, 0.0, 0.0])), atol=1e-9)

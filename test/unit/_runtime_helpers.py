@@ -30,7 +30,7 @@ def observation(rig, seed: int = 0, command: str = "straight") -> Observation:
     return Observation(
         images=images,
         ego=EgoState(pose=[0.0, 0.0, 0.0], velocity=[float(rng.uniform(0, 20)), 0.0]),
-        stamp=1.0 + seed,
+        stamp_ns=(1 + seed) * 1_000_000_000,
         command=command,
         instruction="slow down the lead car brakes",
         ego_history=np.stack([np.linspace(-6, -1.5, 4), np.zeros(4), np.zeros(4)], 1),

@@ -12,7 +12,9 @@ from wamdiff_ros.types import EgoState, Observation, TrajectorySpec
 
 
 def obs(v=10.0, vy=0.0, w=0.0):
-    return Observation(images={}, ego=EgoState(pose=[5.0, 3.0, 1.0], velocity=[v, vy], yaw_rate=w), stamp=2.0)
+    return Observation(
+        images={}, ego=EgoState(pose=[5.0, 3.0, 1.0], velocity=[v, vy], yaw_rate=w), stamp_ns=2_000_000_000
+    )
 
 
 def test_straight_line_at_current_speed():
@@ -20,7 +22,7 @@ def test_straight_line_at_current_speed():
     res = p.plan(obs(v=10.0))
     np.testing.assert_allclose(res.trajectory.poses[:, 0], 10.0 * np.arange(1, 9) * 0.5)
     np.testing.assert_allclose(res.trajectory.poses[:, 1:], 0.0)
-    assert res.trajectory.frame == "base_link" and res.trajectory.stamp == 2.0
+    assert res.trajectory.frame == "base_link" and res.trajectory.stamp_ns == 2_000_000_000
     assert res.mode == "fast" and res.candidates.shape == (1, 8, 3)
 
 

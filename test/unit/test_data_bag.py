@@ -66,15 +66,15 @@ def test_reader_round_trip_and_episode_times(tmp_path):
         assert r.rig() == RIG
         log = r.read_log()
         msgs = list(r.image_messages())
-    stamps = np.array([f.stamp for f in log.frames])
-    np.testing.assert_allclose(stamps[:30], 1.0 + 0.1 * np.arange(30))
-    np.testing.assert_allclose(stamps[30], stamps[29] + bagmod.EPISODE_GAP)
+    stamps = [f.stamp_ns for f in log.frames]
+    assert stamps[:30] == [1_000_000_000 + 100_000_000 * k for k in range(30)]
+    assert stamps[30] == stamps[29] + bagmod.EPISODE_GAP_NS
     original = synthetic_frames("a", 30)[7]
     np.testing.assert_array_equal(log.frames[7].ego.pose, original.ego.pose)
     np.testing.assert_array_equal(log.frames[7].agents.poses, original.agents.poses)
     assert log.frames[7].traffic_lights == original.traffic_lights and log.frames[7].episode == "a"
     assert [lane.lane_id for lane in log.lanes_at(45)] == [1, 2, 3]
-    assert len(msgs) == 100 and msgs[0][0] == "front" and msgs[0][1] == pytest.approx(1.0)
+    assert len(msgs) == 100 and msgs[0][0] == "front" and msgs[0][1] == 1_000_000_000
     img = decode_image_msg(msgs[2][2], (48, 32))
     ref = synthetic_images(RIG, 1)["front"]
     assert np.abs(img.astype(int) - ref).mean() < 5

@@ -1,7 +1,10 @@
 """DrivingDataset on synthetic bags: indexing, sample contents, the decode cache, rig checks."""
 
 import pickle
+import re
+from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,7 +65,7 @@ def test_index_and_sample_contents(bag, tmp_path):
     assert s.scene.traffic_lights[3][0] == 0 and s.scene.traffic_lights[3][-1] == 2  # green now, red later
     assert isinstance(s.language["vqa"], list) and isinstance(s.language["reasoning"], str)
     obs = d.observation(12)
-    assert isinstance(obs, Observation) and obs.stamp == s.stamp
+    assert isinstance(obs, Observation) and obs.stamp_ns == s.stamp_ns
     np.testing.assert_array_equal(obs.images["front"], s.images["front"])
     np.testing.assert_array_equal(s.observation().ego_history, obs.ego_history)
     with pytest.raises(IndexError, match="out of range"):
@@ -120,10 +123,34 @@ def test_jpeg_bag_and_several_bags(tmp_path):
     assert diff < 5
 
 
-def test_rig_mismatch_is_refused(bag):
-    other = Rig("other", (CameraSpec("front", 64, 32, 90.0, (1.5, 0.0, 1.6)), RIG.cameras[1]))
-    with pytest.raises(ValueError, match="recorded rig does not match.*front"):
+@pytest.mark.parametrize(
+    ("front", "reason"),
+    [
+        (CameraSpec("front", 64, 32, 90.0, (1.5, 0.0, 1.6)), "aspect ratio differs: 48×32 px (1.500)"),
+        (CameraSpec("front", 48, 32, 70.0, (1.5, 0.0, 1.6)), "field of view differs: 90.0°"),
+    ],
+)
+def test_rig_mismatch_is_refused_saying_which(bag, front, reason):
+    other = Rig("other", (front, RIG.cameras[1]))
+    with pytest.raises(ValueError, match=f"recorded rig does not match.*'front': {re.escape(reason)}"):
         ds.DrivingDataset([bag], rig=other, cache_dir=None)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_bag_at_twice_the_resolution_with_the_rigs_view_is_resized(tmp_path, cache):
+    """Cameras recorded at 2× the rig's size, same fields of view: samples come at the rig's size,
+    shrunk with INTER_AREA (the planner node's fit_to_camera), from the cache or decoded each time."""
+    big = Rig("big", tuple(replace(c, width=2 * c.width, height=2 * c.height) for c in RIG.cameras))
+    bag = write(tmp_path / "big.mcap", episodes=("a",), rig=big, fmt="raw")
+    d = ds.DrivingDataset([bag], rig=RIG, cache_dir=tmp_path / "cache" if cache else None)
+    assert len(d) == 10
+    for name, image in d[3].images.items():
+        expected = cv2.resize(
+            synthetic_images(big, 3)[name],
+            (RIG.camera(name).width, RIG.camera(name).height),
+            interpolation=cv2.INTER_AREA,
+        )
+        np.testing.assert_array_equal(image, expected)
 
 
 def test_dataset_pickles_without_image_data(bag, tmp_path):

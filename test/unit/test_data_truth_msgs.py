@@ -16,8 +16,8 @@ def cdr(msg, msgtype):
 
 
 def assert_frames_equal(a, b):
-    assert (a.stamp, a.episode, a.command, a.instruction, a.scenario) == (
-        b.stamp,
+    assert (a.stamp_ns, a.episode, a.command, a.instruction, a.scenario) == (
+        b.stamp_ns,
         b.episode,
         b.command,
         b.instruction,
@@ -25,7 +25,7 @@ def assert_frames_equal(a, b):
     )
     for name in ("pose", "velocity", "acceleration"):
         np.testing.assert_array_equal(getattr(a.ego, name), getattr(b.ego, name))
-    assert a.ego.yaw_rate == b.ego.yaw_rate and a.ego.stamp == b.ego.stamp
+    assert a.ego.yaw_rate == b.ego.yaw_rate and a.ego.stamp_ns == b.ego.stamp_ns
     assert a.route_lane_ids == b.route_lane_ids and a.traffic_lights == b.traffic_lights
     for name in ("ids", "types", "sizes", "poses", "velocities", "valid"):
         np.testing.assert_array_equal(getattr(a.agents, name), getattr(b.agents, name))
@@ -43,9 +43,9 @@ def test_frame_round_trip_through_cdr():
 
 def test_header_stamp_override_and_frame_id():
     frame = synthetic_frames("ep", 3)[2]
-    msg = tm.frame_to_msg(frame, stamp=12.25)
+    msg = tm.frame_to_msg(frame, stamp_ns=12_250_000_000)
     assert msg.header.frame_id == "map" and (msg.header.stamp.sec, msg.header.stamp.nanosec) == (12, 250_000_000)
-    assert tm.msg_to_frame(msg).stamp == 12.25
+    assert tm.msg_to_frame(msg).stamp_ns == 12_250_000_000
 
 
 def test_invalid_agents_are_not_written_and_multi_step_agents_rejected():
@@ -69,7 +69,7 @@ def test_empty_agents_round_trip():
 
 def test_lanes_round_trip_through_cdr():
     lanes = synthetic_lanes()
-    msg = cdr(tm.lanes_to_msg(lanes, "ep7", 3.0), "wamdiff_msgs/msg/RoadMap")
+    msg = cdr(tm.lanes_to_msg(lanes, "ep7", 3_000_000_000), "wamdiff_msgs/msg/RoadMap")
     assert msg.episode == "ep7"
     back = tm.msg_to_lanes(msg)
     assert [x.lane_id for x in back] == [1, 2, 3]
@@ -85,7 +85,7 @@ def test_lanes_round_trip_through_cdr():
 
 
 def test_unknown_marking_is_rejected():
-    msg = tm.lanes_to_msg(synthetic_lanes(), "ep", 0.0)
+    msg = tm.lanes_to_msg(synthetic_lanes(), "ep", 0)
     msg.lanes[0].left_marking = "zigzag"
     with pytest.raises(ValueError, match="marking must be one of"):
         tm.msg_to_lanes(msg)
@@ -99,7 +99,7 @@ def test_definitions_are_generated_with_nested_lane():
 def test_standard_messages():
     rig = load_rig()
     cam = rig.cameras[0]
-    info = cdr(rt.camera_info(cam, 1.5), "sensor_msgs/msg/CameraInfo")
+    info = cdr(rt.camera_info(cam, 1_500_000_000), "sensor_msgs/msg/CameraInfo")
     assert (info.width, info.height, info.distortion_model) == (cam.width, cam.height, "plumb_bob")
     np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), cam.K)
     np.testing.assert_allclose(np.asarray(info.p).reshape(3, 4)[:, :3], cam.K)
@@ -108,12 +108,17 @@ def test_standard_messages():
     frame.ego.pose[2] = 2.5
     frame.ego.velocity[:] = (4.0, 0.3)
     frame.ego.yaw_rate = -0.1
-    odom = cdr(rt.odometry(frame.ego, 7.0), "nav_msgs/msg/Odometry")
+    odom = cdr(rt.odometry(frame.ego, 7_000_000_000), "nav_msgs/msg/Odometry")
     assert (odom.header.frame_id, odom.child_frame_id) == ("map", "base_link")
     ego = rt.ego_from_odometry(odom)
     np.testing.assert_allclose(ego.pose, frame.ego.pose, atol=1e-12)
     np.testing.assert_allclose(ego.velocity, (4.0, 0.3))
-    assert ego.yaw_rate == -0.1 and ego.stamp == 7.0
-    assert cdr(rt.clock(3.000000001), "rosgraph_msgs/msg/Clock").clock.nanosec == 1
+    assert ego.yaw_rate == -0.1 and ego.stamp_ns == 7_000_000_000
+    assert cdr(rt.clock(3_000_000_001), "rosgraph_msgs/msg/Clock").clock.nanosec == 1
     with pytest.raises(ValueError, match="stamp"):
-        rt.to_time(-1.0)
+        rt.to_time(-1)
+    with pytest.raises(ValueError, match="integer nanoseconds"):
+        rt.to_time(1.5)
+    epoch = 1_765_000_000_123_456_789
+    odom = cdr(rt.odometry(frame.ego, epoch), "nav_msgs/msg/Odometry")
+    assert rt.ego_from_odometry(odom).stamp_ns == epoch

@@ -13,13 +13,16 @@ def test_propagate_is_the_exponential_composed_onto_the_pose(yaw_rate):
     rng = np.random.default_rng(7)
     for _ in range(50):
         pose = [*rng.normal(0, 50, 2), rng.uniform(-np.pi, np.pi)]
-        ego = EgoState(pose=pose, velocity=rng.normal(0, 8, 2), acceleration=[0.5, -0.1], yaw_rate=yaw_rate, stamp=3.0)
-        dt = rng.uniform(-0.3, 0.6)
-        out = propagate(ego, 3.0 + dt)
+        ego = EgoState(
+            pose=pose, velocity=rng.normal(0, 8, 2), acceleration=[0.5, -0.1], yaw_rate=yaw_rate, stamp_ns=3_000_000_000
+        )
+        dt_ns = round(rng.uniform(-0.3, 0.6) * 1e9)
+        dt = dt_ns / 1e9
+        out = propagate(ego, 3_000_000_000 + dt_ns)
         expected = compose(ego.pose, se2_exp(np.array([*ego.velocity, yaw_rate]) * dt))
         np.testing.assert_allclose(out.pose[:2], expected[:2], atol=1e-9)
         assert abs(wrap_angle(out.pose[2] - expected[2])) < 1e-9 and -np.pi <= out.pose[2] < np.pi
-        assert out.stamp == pytest.approx(3.0 + dt) and out.yaw_rate == yaw_rate
+        assert out.stamp_ns == 3_000_000_000 + dt_ns and out.yaw_rate == yaw_rate
         np.testing.assert_array_equal(out.velocity, ego.velocity)
         np.testing.assert_array_equal(out.acceleration, ego.acceleration)
 

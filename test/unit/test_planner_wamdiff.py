@@ -30,7 +30,7 @@ def _obs(rig: Rig, command="straight", seed=0, **kw) -> Observation:
     return Observation(
         images=images,
         ego=EgoState(pose=[10.0, 2.0, 0.3], velocity=[8.0, 0.0]),
-        stamp=12.5,
+        stamp_ns=12_500_000_000,
         command=command,
         instruction="slow down the lead car brakes",
         ego_history=hist,
@@ -53,7 +53,7 @@ def test_fast_plan_fills_plan_result(routing):
     res = p.plan(_obs(p.rig))
     assert res.mode == "fast" and res.reasoning == ""
     assert res.trajectory.poses.shape == (8, 3) and res.trajectory.is_finite()
-    assert res.trajectory.frame == "base_link" and res.trajectory.stamp == 12.5
+    assert res.trajectory.frame == "base_link" and res.trajectory.stamp_ns == 12_500_000_000
     assert res.confidences.shape == (8,) and ((res.confidences > 0) & (res.confidences <= 1)).all()
     assert len(res.info["token_confidences"]) == 16
     assert res.candidates.shape == (1, 8, 3) and res.candidate_scores.shape == (1,)

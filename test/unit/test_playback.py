@@ -10,8 +10,9 @@ import pytest
 from rosbags.highlevel import AnyReader
 
 from wamdiff_ros.data import ros_types as rt
-from wamdiff_ros.data.playback import PlaybackOptions, due_times, header_stamp_ns, parse_remaps, run_playback
+from wamdiff_ros.data.playback import PlaybackOptions, due_times, header_stamp_ns, run_playback
 from wamdiff_ros.data.raw_bag import RawBagReader, RawBagWriter, RawMessage
+from wamdiff_ros.data.remap import parse_remaps
 from wamdiff_ros.types import EgoState
 
 
@@ -139,7 +140,7 @@ def test_stop_interrupts_waiting():
 
 def test_header_stamp_of_serialized_messages():
     store = rt.typestore()
-    odom = store.serialize_cdr(rt.odometry(EgoState(pose=[1.0, 2.0, 0.3]), 12.25), "nav_msgs/msg/Odometry")
+    odom = store.serialize_cdr(rt.odometry(EgoState(pose=[1.0, 2.0, 0.3]), 12_250_000_000), "nav_msgs/msg/Odometry")
     assert header_stamp_ns(bytes(odom)) == 12_250_000_000
     assert header_stamp_ns(b"\x00\x01") is None
     assert header_stamp_ns(b"\x07\x07" + bytes(20)) is None

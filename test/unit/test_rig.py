@@ -49,3 +49,20 @@ def test_mismatch_reasons():
     d = rig.to_dict()
     d["cameras"] = d["cameras"][:2]
     assert "names/order" in rig.mismatch(Rig.from_dict(d))
+
+
+def test_view_problem_accepts_the_same_view_at_any_resolution_and_names_what_differs():
+    cam = CameraSpec("front", 256, 128, 90.0, (1.5, 0.0, 1.6))
+    assert cam.view_problem(256, 128, cam.focal) is None
+    assert cam.view_problem(1920, 960, cam.focal * 7.5) is None  # 7.5×, same field of view
+    assert cam.view_problem(1920, 1080, None) == (
+        "aspect ratio differs: 1920×1080 px (1.778), the rig's 256×128 px (2.000)"
+    )
+    fov60 = 0.5 * 512 / np.tan(np.radians(30.0))
+    assert cam.view_problem(512, 256, fov60) == (
+        "field of view differs: 60.0° (focal length 443.4 px at 512 px wide), the rig's 90.0° (128.0 px at 256 px wide)"
+    )
+    big = Rig("big", (CameraSpec("front", 512, 256, 90.0, (1.5, 0.0, 1.6)),))
+    small = Rig("small", (cam,))
+    assert small.view_mismatch(big) is None and small.mismatch(big) is not None
+    assert "field of view" in small.view_mismatch(Rig("n", (CameraSpec("front", 512, 256, 60.0, (0, 0, 1)),)))

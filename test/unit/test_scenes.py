@@ -17,9 +17,9 @@ def _log(n=50, episode="ep", agent_until=None):
         )
         frames.append(
             LogFrame(
-                t,
+                round(t * 1e9),
                 episode,
-                EgoState([10 * t, 0, 0], [10, 0], stamp=t),
+                EgoState([10 * t, 0, 0], [10, 0], stamp_ns=round(t * 1e9)),
                 agents,
                 [0],
                 traffic_lights={0: int(TrafficLight.GREEN if t < 2 else TrafficLight.RED)},

@@ -18,7 +18,7 @@ def _road(limit=25.0):
 def _frame(agents=None, command="straight", route=(1,), speed=20.0):
     agents = agents if agents is not None else Agents.empty()
     ego = EgoState(pose=np.array([50.0, 0.0, 0.0]), velocity=np.array([speed, 0.0]))
-    return LogFrame(0.0, "t", ego, agents, list(route), command, "", "highway")
+    return LogFrame(0, "t", ego, agents, list(route), command, "", "highway")
 
 
 def _stopped_car(x, y):

@@ -28,7 +28,7 @@ def _frame(agents_xyv, command="straight", instruction="Follow the road.", scena
         np.ones((n, 1), bool),
     )
     ego = EgoState(pose=np.array([50.0, 0.0, 0.0]), velocity=np.array([20.0, 0.0]))
-    return LogFrame(0.0, "t", ego, agents, [1], command, instruction, scenario)
+    return LogFrame(0, "t", ego, agents, [1], command, instruction, scenario)
 
 
 def test_lead_vehicle_side_lanes_and_stopped_hazard():

@@ -45,12 +45,12 @@ def test_ego_state_finiteness_and_speed():
 def test_observation_validates_images_and_command():
     ego = EgoState([0, 0, 0])
     img = np.zeros((4, 6, 3), np.uint8)
-    obs = Observation({"front": img}, ego, stamp=1.0)
+    obs = Observation({"front": img}, ego, stamp_ns=1_000_000_000)
     assert obs.ego_history.shape == (0, 3)
     with pytest.raises(ValueError, match=r"images\['front'\]: expected H×W×3 uint8"):
-        Observation({"front": img.astype(np.float32)}, ego, stamp=1.0)
+        Observation({"front": img.astype(np.float32)}, ego, stamp_ns=1_000_000_000)
     with pytest.raises(ValueError, match="Observation.command"):
-        Observation({"front": img}, ego, stamp=1.0, command="fly")
+        Observation({"front": img}, ego, stamp_ns=1_000_000_000, command="fly")
 
 
 def test_plan_result_checks_candidate_scores():

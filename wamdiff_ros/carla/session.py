@@ -347,10 +347,10 @@ class CarlaSession:
 
     # ---- ticking --------------------------------------------------------------------------------
 
-    def tick(self, stamp: float, route_time: float, want_images: bool = True) -> Tick:
+    def tick(self, stamp_ns: int, route_time: float, want_images: bool = True) -> Tick:
         """Advance the world one step; the frame's images (when wanted), ego state and metric facts.
 
-        ``stamp`` stamps the ego state (the bridge's clock [s]); ``route_time`` is the time since the
+        ``stamp_ns`` stamps the ego state (the bridge's clock [ns]); ``route_time`` is the time since the
         route started [s], for the metrics.
         """
         if self.ego is None:
@@ -366,7 +366,7 @@ class CarlaSession:
             invasions = [m for f, m in self._invasions if f <= frame]
             self._collisions = [c for c in self._collisions if c[0] > frame]
             self._invasions = [v for v in self._invasions if v[0] > frame]
-        ego = self.ego_state(stamp)
+        ego = self.ego_state(stamp_ns)
         return Tick(frame, images, ego, self._facts(ego, route_time, collisions, invasions))
 
     def _image_for(self, name: str, q: queue.Queue, frame: int):
@@ -382,7 +382,7 @@ class CarlaSession:
             if int(image.frame) >= frame:
                 return image
 
-    def ego_state(self, stamp: float) -> EgoState:
+    def ego_state(self, stamp_ns: int) -> EgoState:
         """base_link's state in the map frame (REP-103)."""
         actor = self.ego.actor
         tf = actor.get_transform()
@@ -395,7 +395,7 @@ class CarlaSession:
             velocity=velocity,
             acceleration=frames.vector_in_base_link(actor.get_acceleration(), actor_yaw),
             yaw_rate=yaw_rate,
-            stamp=stamp,
+            stamp_ns=stamp_ns,
         )
 
     def _facts(self, ego: EgoState, route_time: float, collisions, invasions) -> TickFacts:

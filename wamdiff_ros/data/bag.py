@@ -46,8 +46,10 @@ import numpy as np
 
 from wamdiff_ros.data import ros_types as rt
 from wamdiff_ros.data.images import check_rgb
+from wamdiff_ros.data.remap import remap_topics
 from wamdiff_ros.data.truth_msgs import MAP_TOPIC, TRUTH_TOPIC, frame_to_msg, lanes_to_msg, msg_to_frame, msg_to_lanes
-from wamdiff_ros.rig import CameraSpec, Rig
+from wamdiff_ros.rig import CAMERA_PREFIX, CameraSpec, Rig, default_camera_info_topic, default_image_topic
+from wamdiff_ros.stamps import seconds_to_ns, time_ns
 from wamdiff_ros.types import Lane, LogFrame
 
 START_TIME = 1.0
@@ -55,6 +57,8 @@ START_TIME = 1.0
 
 EPISODE_GAP = 1.0
 """Bag time between the last tick of an episode and the first of the next [s]."""
+
+START_TIME_NS, EPISODE_GAP_NS = seconds_to_ns(START_TIME), seconds_to_ns(EPISODE_GAP)
 
 IMAGE_FORMATS = ("jpeg", "png", "raw")
 
@@ -64,12 +68,8 @@ COMMAND_TOPIC = "/ego/command"
 INSTRUCTION_TOPIC = "/ego/instruction"
 
 
-def image_topic(camera: str, compressed: bool = True) -> str:
-    return f"/cameras/{camera}/image/compressed" if compressed else f"/cameras/{camera}/image"
-
-
-def camera_info_topic(camera: str) -> str:
-    return f"/cameras/{camera}/camera_info"
+image_topic = default_image_topic
+camera_info_topic = default_camera_info_topic
 
 
 def bag_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -129,8 +129,8 @@ class BagWriter:
         self._tmp_root: Path | None = None
         self._conns: dict[str, object] = {}
         self._episode: str | None = None
-        self._offset = 0.0
-        self._last_time: float | None = None
+        self._offset_ns = 0
+        self._last_ns: int | None = None
 
     def __enter__(self) -> BagWriter:
         self.open()
@@ -171,8 +171,8 @@ class BagWriter:
         """Episode of the last tick written (None before the first)."""
         return self._episode
 
-    def write_tick(self, frame: LogFrame, images: dict[str, np.ndarray], lanes: list[Lane] | None = None) -> float:
-        """Write one tick; returns its bag time [s].
+    def write_tick(self, frame: LogFrame, images: dict[str, np.ndarray], lanes: list[Lane] | None = None) -> int:
+        """Write one tick; returns its bag time [ns].
 
         ``lanes`` is required on the first tick of each episode and may be given again whenever the
         road changes. ``images`` must hold exactly the rig's cameras at the rig's sizes (H×W×3 uint8 RGB).
@@ -187,18 +187,17 @@ class BagWriter:
                 f"BagWriter.write_tick: expected images for cameras {self.rig.names}, got {sorted(images)}"
             )
         if new_episode:
-            start = START_TIME if self._last_time is None else self._last_time + EPISODE_GAP
-            self._offset = start - frame.stamp
-        t = frame.stamp + self._offset
-        if self._last_time is not None and t <= self._last_time:
+            start = START_TIME_NS if self._last_ns is None else self._last_ns + EPISODE_GAP_NS
+            self._offset_ns = start - frame.stamp_ns
+        t = ns = frame.stamp_ns + self._offset_ns
+        if self._last_ns is not None and t <= self._last_ns:
             raise ValueError(
                 f"BagWriter.write_tick: episode {frame.episode!r} stamp {frame.stamp:.3f} s does not increase"
             )
-        ns = rt.to_ns(t)
         self._write(CLOCK_TOPIC, rt.clock(t), ns)
         if lanes is not None:
             self._write(MAP_TOPIC, lanes_to_msg(lanes, frame.episode, t), ns)
-        self._write(TRUTH_TOPIC, frame_to_msg(frame, stamp=t), ns)
+        self._write(TRUTH_TOPIC, frame_to_msg(frame, stamp_ns=t), ns)
         ego = frame.ego
         self._write(ODOM_TOPIC, rt.odometry(ego, t), ns)
         self._write(COMMAND_TOPIC, rt.string(frame.command), ns)
@@ -215,7 +214,7 @@ class BagWriter:
             else:
                 msg = rt.compressed_image(img, t, cam.name, self.image_format, self.jpeg_quality)
                 self._write(image_topic(cam.name), msg, ns)
-        self._last_time = t
+        self._last_ns = t
         self._episode = frame.episode
         self.episodes += int(new_episode)
         self.frames += 1
@@ -262,12 +261,12 @@ class DrivingLog:
     """The ground truth of a bag: frames in time order and the road of each episode.
 
     Attributes:
-        frames: one LogFrame per tick, stamps in bag time [s].
-        roads: episode -> list of ``(bag time, lanes)``, in time order (a new entry when the road changes).
+        frames: one LogFrame per tick, stamps in bag time.
+        roads: episode -> list of ``(bag time [ns], lanes)``, in time order (a new entry when the road changes).
     """
 
     frames: list[LogFrame]
-    roads: dict[str, list[tuple[float, list[Lane]]]] = field(default_factory=dict)
+    roads: dict[str, list[tuple[int, list[Lane]]]] = field(default_factory=dict)
 
     def lanes_at(self, k: int) -> list[Lane]:
         """The road in force at frame ``k``."""
@@ -275,24 +274,31 @@ class DrivingLog:
         entries = self.roads.get(f.episode)
         if not entries:
             raise ValueError(f"DrivingLog: episode {f.episode!r} has no /wamdiff/map message")
-        current = [lanes for t, lanes in entries if t <= f.stamp + 1e-9]
+        current = [lanes for t, lanes in entries if t <= f.stamp_ns]
         if not current:
             raise ValueError(f"DrivingLog: episode {f.episode!r} has no road before t={f.stamp:.3f} s")
         return current[-1]
 
 
 class BagReader:
-    """Read a driving bag with ``rosbags.highlevel.AnyReader`` (types learnt from the bag itself)."""
+    """Read a driving bag, MCAP or sqlite3, with ``rosbags.highlevel.AnyReader`` (types learnt from the bag
+    itself); ``remaps`` (bag topic -> name, see :mod:`wamdiff_ros.data.remap`) renames its topics."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, remaps: dict[str, str] | None = None):
         self.path = resolve_bag(path)
         from rosbags.highlevel import AnyReader
 
         self._reader = AnyReader([self.path])
         self._reader.open()
-        self.topics = {c.topic: c.msgtype for c in self._reader.connections}
+        try:
+            self._names = remap_topics({c.topic for c in self._reader.connections}, dict(remaps or {}))
+        except ValueError:
+            self.close()
+            raise
+        self.topics = {self._names[c.topic]: c.msgtype for c in self._reader.connections}
         custom = _custom_data(self.path)
         self.metadata = {k.removeprefix("wamdiff."): _loads(v) for k, v in custom.items() if k.startswith("wamdiff.")}
+        self._camera_topics: dict[str, str] = {}
         if TRUTH_TOPIC not in self.topics:
             self.close()
             raise ValueError(f"{self.path}: no {TRUTH_TOPIC} topic (has {sorted(self.topics)}); not a wamdiff log")
@@ -307,38 +313,73 @@ class BagReader:
         self._reader.close()
 
     @property
-    def mcap_files(self) -> list[Path]:
-        """The storage files of the bag (what a content hash covers)."""
+    def storage_files(self) -> list[Path]:
+        """The storage files of the bag, MCAP or sqlite3 (what a content hash covers)."""
         if self.path.is_file():
             return [self.path]
-        return sorted(self.path.glob("*.mcap"))
+        return sorted([*self.path.glob("*.mcap"), *self.path.glob("*.db3")])
 
     @property
     def cameras(self) -> list[str]:
-        """Camera names with an image topic, in the recorded rig's order when the bag has one."""
-        found = {t.split("/")[2] for t in self.topics if t.startswith("/cameras/") and "/image" in t}
+        """Camera names with an image topic on the default scheme (``/cameras/<name>/image…``), in the
+        recorded rig's order when the bag has one."""
+        prefix = CAMERA_PREFIX + "/"
+        found = {t.split("/")[2] for t in self.topics if t.startswith(prefix) and "/image" in t}
         order = [c["name"] for c in self.metadata.get("rig", {}).get("cameras", [])]
         return [c for c in order if c in found] + sorted(found - set(order))
 
-    def image_topic(self, camera: str) -> str:
-        for t in (image_topic(camera), image_topic(camera, False)):
-            if t in self.topics:
-                return t
-        raise KeyError(f"{self.path}: no image topic for camera {camera!r} (cameras: {self.cameras})")
+    def image_topic(self, camera: str | CameraSpec) -> str:
+        """The image topic of a camera (compressed preferred), as :meth:`rig` found it or on the camera's
+        topics; ValueError naming the topics looked for and the topics the bag has."""
+        if isinstance(camera, CameraSpec):
+            name, looked = camera.name, [camera.images_on(True), camera.images_on(False)]
+        elif camera in self._camera_topics:
+            return self._camera_topics[camera]
+        else:
+            name, looked = camera, [default_image_topic(camera, True), default_image_topic(camera, False)]
+        found = next((t for t in looked if t in self.topics), None)
+        if found is None:
+            raise ValueError(self._missing(f"camera {name!r}: no image topic", looked))
+        self._camera_topics[name] = found
+        return found
 
-    def rig(self) -> Rig:
-        """The recorded rig (metadata.yaml), else one rebuilt from camera_info (mounting poses unknown: zero)."""
+    def rig(self, expected: Rig | None = None) -> Rig:
+        """The recorded rig: ``expected``'s cameras (by their topics) or, without it, those on the default
+        scheme; sizes and fields of view from the bag's metadata.yaml rig when it has the camera, else
+        from its first camera_info (mounting poses unknown: zero). ValueError naming the topics looked
+        for and the topics the bag has when a camera or its camera_info is missing."""
+        recorded = {}
         if "rig" in self.metadata:
-            return Rig.from_dict(self.metadata["rig"], f"{self.path} metadata")
+            meta = Rig.from_dict(self.metadata["rig"], f"{self.path} metadata")
+            if expected is None:
+                for c in meta.cameras:
+                    self.image_topic(c)
+                return meta
+            recorded = {c.name: c for c in meta.cameras}
+        wanted = [(c.name, c) for c in expected.cameras] if expected is not None else [(n, n) for n in self.cameras]
+        if not wanted:
+            looked = [default_image_topic("<camera>", False), default_image_topic("<camera>", True)]
+            raise ValueError(self._missing("no camera image topics", looked))
         cams = []
-        for name in self.cameras:
-            msg = next(self._messages([camera_info_topic(name)]), None)
+        for name, camera in wanted:
+            self.image_topic(camera)
+            if name in recorded:
+                cams.append(recorded[name])
+                continue
+            info_topic = camera.camera_info_on() if isinstance(camera, CameraSpec) else default_camera_info_topic(name)
+            msg = next(self._messages([info_topic]), None)
             if msg is None:
-                raise ValueError(f"{self.path}: camera {name!r} has no camera_info and the bag records no rig")
+                raise ValueError(self._missing(f"camera {name!r}: no camera_info", [info_topic]))
             _, info = msg
             fov = np.degrees(2 * np.arctan(0.5 * info.width / info.k[0]))
             cams.append(CameraSpec(name, int(info.width), int(info.height), float(fov), (0.0, 0.0, 0.0)))
         return Rig("from_camera_info", tuple(cams))
+
+    def _missing(self, what: str, looked: list[str]) -> str:
+        return (
+            f"{self.path}: {what}: looked for {', '.join(looked)}; the bag has {', '.join(sorted(self.topics))} "
+            "(rename topics with --remap FROM:=TO, or name the camera's image_topic / camera_info_topic in the rig)"
+        )
 
     def read_log(self) -> DrivingLog:
         """All FrameTruth and RoadMap messages as a :class:`DrivingLog`."""
@@ -347,20 +388,21 @@ class BagReader:
             if topic == TRUTH_TOPIC:
                 frames.append(msg_to_frame(msg))
             else:
-                roads.setdefault(msg.episode, []).append((rt.from_time(msg.header.stamp), msg_to_lanes(msg)))
+                roads.setdefault(msg.episode, []).append((time_ns(msg.header.stamp), msg_to_lanes(msg)))
         return DrivingLog(frames, roads)
 
-    def image_messages(self, cameras: list[str] | None = None) -> Iterator[tuple[str, float, object]]:
-        """``(camera, header stamp [s], deserialised image message)`` in log order (undecoded)."""
+    def image_messages(self, cameras: list[str] | None = None) -> Iterator[tuple[str, int, object]]:
+        """``(camera, header stamp [ns], deserialised image message)`` in log order (undecoded)."""
         cameras = self.cameras if cameras is None else cameras
         by_topic = {self.image_topic(c): c for c in cameras}
         for topic, msg in self._messages(list(by_topic)):
-            yield by_topic[topic], rt.from_time(msg.header.stamp), msg
+            yield by_topic[topic], time_ns(msg.header.stamp), msg
 
     def _messages(self, topics: list[str]) -> Iterator[tuple[str, object]]:
-        conns = [c for c in self._reader.connections if c.topic in topics]
+        """``(topic as read, deserialised message)`` of these topics (names after remapping)."""
+        conns = [c for c in self._reader.connections if self._names[c.topic] in topics]
         for conn, _, raw in self._reader.messages(connections=conns):
-            yield conn.topic, self._reader.deserialize(raw, conn.msgtype)
+            yield self._names[conn.topic], self._reader.deserialize(raw, conn.msgtype)
 
 
 def _custom_data(path: Path) -> dict[str, str]:

@@ -10,12 +10,15 @@ route lanes kept).
 Cache: decoding JPEG and deriving the targets dominate reading a bag, so the first time a bag is
 used its images are decoded once into uint8 ``.npy`` files (memory-mapped afterwards) with a
 ``has_images.npy`` mask, and per trajectory spec the futures (N, T, 3) and language texts are stored
-as JSON, in ``cache_dir/<sha256 of the bag's .mcap files>-v<CACHE_VERSION>/`` (target files are also
-keyed by the spec and a hash of the code deriving them). Nothing is pickled: the ground truth is
-re-read from the bag (a fraction of a second), and every cache file loads without executing code.
-Every file is built under a temporary name and renamed when complete, so an interrupted build is
-never used. Later epochs, and later runs on the same bag content, read the memory maps and never
-decode again.
+as JSON, in ``cache_dir/<sha256 of the bag's storage files>-v<CACHE_VERSION>[-<rig sizes>]/`` (the sizes
+when images are resized to a rig other than the recorded one; target files are also keyed by the spec
+and a hash of the code deriving them). Nothing is pickled: the ground truth is re-read from the bag (a
+fraction of a second), and every cache file loads without executing code. Every file is built under a
+temporary name and renamed when complete, so an interrupted build is never used. Later epochs, and
+later runs on the same bag content, read the memory maps and never decode again.
+
+Cameras recorded at another resolution with the rig's fields of view (``Rig.view_mismatch``) are
+resized to the rig's sizes with :func:`wamdiff_ros.data.images.fit_to_camera`, as the planner node does.
 """
 
 from __future__ import annotations
@@ -33,10 +36,12 @@ import numpy as np
 
 from wamdiff_ros.atomic import atomic_path
 from wamdiff_ros.data.bag import BagReader, DrivingLog
-from wamdiff_ros.data.ros_types import decode_image_msg, to_ns
+from wamdiff_ros.data.images import fit_to_camera
+from wamdiff_ros.data.ros_types import decode_image_msg
 from wamdiff_ros.geometry import relative, resample
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.scenes import future_available, scene_at
+from wamdiff_ros.stamps import NS_PER_S
 from wamdiff_ros.types import EgoState, Lane, LogFrame, Observation, SceneTruth, TrajectorySpec
 
 CACHE_VERSION = 3
@@ -68,7 +73,7 @@ class Sample:
             ``scenes=False``: building it interpolates every agent's future, ~10 ms).
         language: ``{"vqa": [(question, answer), ...], "reasoning": str}`` about this tick
             (:mod:`wamdiff_ros.sim.language`; reasoning is empty for plain cruising).
-        stamp: bag time of the tick [s].
+        stamp_ns: bag time of the tick [ns].
         episode, scenario: identify the episode and its scenario type.
         source: ``(bag index, frame index)`` within the dataset.
     """
@@ -81,7 +86,7 @@ class Sample:
     future: np.ndarray
     scene: SceneTruth | None
     language: dict = field(default_factory=dict)
-    stamp: float = 0.0
+    stamp_ns: int = 0
     episode: str = ""
     scenario: str = ""
     source: tuple[int, int] = (0, 0)
@@ -91,7 +96,7 @@ class Sample:
         return Observation(
             images=self.images,
             ego=self.ego,
-            stamp=self.stamp,
+            stamp_ns=self.stamp_ns,
             command=self.command,
             instruction=self.instruction,
             ego_history=self.ego_history,
@@ -101,10 +106,10 @@ class Sample:
 class _BagData:
     """One bag's ground truth, episode bookkeeping and images (cached memory maps or encoded messages)."""
 
-    def __init__(self, reader: BagReader, cameras: list[str], cache_dir: Path | None, sizes: dict):
+    def __init__(self, reader: BagReader, fit: _CameraFit, cache_dir: Path | None):
         self.path = reader.path
-        self.cameras = cameras
-        self.sizes = sizes
+        self.cameras = cameras = fit.rig.names
+        self.fit = fit
         self.cache = None
         self._maps: dict[str, np.ndarray] = {}
         self._encoded: dict[str, list] = {}
@@ -112,9 +117,9 @@ class _BagData:
             self.log = reader.read_log()
             self._encoded, self.has_images = _collect_messages(reader, self.log, cameras)
         else:
-            self.cache = Path(cache_dir) / f"{_content_hash(reader.mcap_files)}-v{CACHE_VERSION}"
+            self.cache = Path(cache_dir) / f"{_content_hash(reader.storage_files)}-v{CACHE_VERSION}{fit.cache_suffix}"
             if not self.cache.is_dir():
-                _build_cache(reader, cameras, sizes, self.cache)
+                _build_cache(reader, fit, self.cache)
             self.log = reader.read_log()
             self.has_images = np.load(self.cache / HAS_IMAGES, allow_pickle=False)
             if self.has_images.shape != (len(self.log.frames),):
@@ -162,7 +167,7 @@ class _BagData:
 
     def images(self, k: int) -> dict[str, np.ndarray]:
         if self.cache is None:
-            return {c: decode_image_msg(self._encoded[c][k], self.sizes[c]) for c in self.cameras}
+            return {c: self.fit(c, self._encoded[c][k]) for c in self.cameras}
         if not self._maps:
             self._maps = {c: np.load(self.cache / f"images_{c}.npy", mmap_mode="r") for c in self.cameras}
         return {c: np.array(self._maps[c][k]) for c in self.cameras}
@@ -178,6 +183,7 @@ class DrivingDataset:
         cache_dir: where decoded images are cached; None decodes on every access (no disk use).
         rig: cameras to load, checked against each bag's recording; None: the first bag's rig.
         scenes: put the scoring scene in each sample (None there otherwise; :meth:`scene` still works).
+        remaps: bag topic -> the name it is read as (``--remap FROM:=TO``, :mod:`wamdiff_ros.data.remap`).
     """
 
     def __init__(
@@ -188,6 +194,7 @@ class DrivingDataset:
         cache_dir: str | os.PathLike | None = default_cache_dir(),  # noqa: B008
         rig: Rig | None = None,
         scenes: bool = True,
+        remaps: dict[str, str] | None = None,
     ):
         if isinstance(bags, str | os.PathLike):
             bags = [bags]
@@ -201,16 +208,15 @@ class DrivingDataset:
         self.scenes = bool(scenes)
         self.bags: list[_BagData] = []
         for path in bags:
-            with BagReader(path) as reader:
-                bag_rig = reader.rig()
+            with BagReader(path, remaps) as reader:
+                bag_rig = reader.rig(self.rig)
                 if self.rig is None:
                     self.rig = bag_rig
-                reason = self.rig.mismatch(bag_rig)
+                reason = self.rig.view_mismatch(bag_rig)
                 if reason:
                     raise ValueError(f"{path}: recorded rig does not match the dataset's rig: {reason}")
-                sizes = {c.name: (c.width, c.height) for c in self.rig.cameras}
                 cache = None if cache_dir is None else Path(cache_dir)
-                self.bags.append(_BagData(reader, self.rig.names, cache, sizes))
+                self.bags.append(_BagData(reader, _CameraFit(self.rig, bag_rig), cache))
         self.index: list[tuple[int, int]] = []
         self.skipped = 0
         for b, bag in enumerate(self.bags):
@@ -241,7 +247,7 @@ class DrivingDataset:
             future=future.copy(),
             scene=bag.scene(k, self.spec) if self.scenes else None,
             language=language,
-            stamp=frame.stamp,
+            stamp_ns=frame.stamp_ns,
             episode=frame.episode,
             scenario=frame.scenario,
             source=(b, k),
@@ -260,7 +266,7 @@ class DrivingDataset:
         return Observation(
             images=bag.images(k),
             ego=frame.ego,
-            stamp=frame.stamp,
+            stamp_ns=frame.stamp_ns,
             command=frame.command,
             instruction=frame.instruction,
             ego_history=self._history(bag, k),
@@ -279,7 +285,7 @@ class DrivingDataset:
         times = -self.spec.dt * np.arange(self.history, 0, -1)
         if len(frames) < 2:
             return np.zeros((self.history, 3))
-        stamps = np.array([f.stamp for f in frames]) - now.stamp
+        stamps = np.array([f.stamp_ns - now.stamp_ns for f in frames]) / NS_PER_S
         poses = np.stack([f.ego.pose for f in frames])
         return relative(now.ego.pose, resample(poses, stamps, times))
 
@@ -326,39 +332,62 @@ def _episode_starts(frames: list[LogFrame]) -> np.ndarray:
 
 
 def _frame_slots(log: DrivingLog) -> dict[int, int]:
-    return {to_ns(f.stamp): k for k, f in enumerate(log.frames)}
+    return {f.stamp_ns: k for k, f in enumerate(log.frames)}
 
 
 def _collect_messages(reader: BagReader, log: DrivingLog, cameras: list[str]) -> tuple[dict, np.ndarray]:
     slots = _frame_slots(log)
     encoded = {c: [None] * len(log.frames) for c in cameras}
-    for cam, stamp, msg in reader.image_messages(cameras):
-        k = slots.get(to_ns(stamp))
+    for cam, stamp_ns, msg in reader.image_messages(cameras):
+        k = slots.get(stamp_ns)
         if k is not None:
             encoded[cam][k] = msg
     has = np.array([all(encoded[c][k] is not None for c in cameras) for k in range(len(log.frames))], bool)
     return encoded, has
 
 
-def _build_cache(reader: BagReader, cameras: list[str], sizes: dict[str, tuple[int, int]], target: Path) -> None:
+@dataclass(frozen=True)
+class _CameraFit:
+    """Decodes a bag's image messages, recorded by ``recorded``'s cameras, into ``rig``'s images."""
+
+    rig: Rig
+    recorded: Rig
+
+    def __call__(self, camera: str, msg) -> np.ndarray:
+        src = self.recorded.camera(camera)
+        try:
+            return fit_to_camera(decode_image_msg(msg, (src.width, src.height)), self.rig.camera(camera), src.focal)
+        except ValueError as e:
+            raise ValueError(f"camera {camera}: {e}") from e
+
+    @property
+    def cache_suffix(self) -> str:
+        """Distinguishes a cache of resized images from one at the recorded sizes."""
+        if all((a.width, a.height) == (b.width, b.height) for a, b in zip(self.rig.cameras, self.recorded.cameras)):
+            return ""
+        return "-" + "_".join(f"{c.width}x{c.height}" for c in self.rig.cameras)
+
+
+def _build_cache(reader: BagReader, fit: _CameraFit, target: Path) -> None:
     """Decode every image of the bag once into ``target`` (built in a temporary sibling, then renamed)."""
     log = reader.read_log()
     slots = _frame_slots(log)
+    cameras = fit.rig.names
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
     try:
         n = len(log.frames)
         maps = {
-            c: np.lib.format.open_memmap(
-                tmp / f"images_{c}.npy", mode="w+", dtype=np.uint8, shape=(n, sizes[c][1], sizes[c][0], 3)
+            c.name: np.lib.format.open_memmap(
+                tmp / f"images_{c.name}.npy", mode="w+", dtype=np.uint8, shape=(n, c.height, c.width, 3)
             )
-            for c in cameras
+            for c in fit.rig.cameras
         }
         seen = {c: np.zeros(n, bool) for c in cameras}
-        for cam, stamp, msg in reader.image_messages(cameras):
-            k = slots.get(to_ns(stamp))
+        for cam, stamp_ns, msg in reader.image_messages(cameras):
+            k = slots.get(stamp_ns)
             if k is not None:
-                maps[cam][k] = decode_image_msg(msg, sizes[cam])
+                maps[cam][k] = fit(cam, msg)
                 seen[cam][k] = True
         for m in maps.values():
             m.flush()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from wamdiff_ros.rig import CameraSpec
+
 RAW_ENCODINGS: dict[str, int] = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}
 """Raw ``sensor_msgs/Image`` encodings that can be decoded, with their channel counts (8 bit each)."""
 
@@ -148,6 +150,28 @@ def encode_raw(image: np.ndarray, encoding: str = "rgb8") -> tuple[bytes, int, i
     out = np.ascontiguousarray(image if conv is None else cv2.cvtColor(image, conv))
     h, w = image.shape[:2]
     return out.tobytes(), w, h, w * RAW_ENCODINGS[encoding]
+
+
+def fit_to_camera(image: np.ndarray, camera: CameraSpec, fx: float | None) -> np.ndarray:
+    """``image`` at ``camera``'s size: as it is when it already has that size, else resized (``INTER_AREA``
+    when shrinking) if its focal length ``fx`` [px] shows the camera's view after scaling.
+
+    The one way the planner node, replay and datasets take cameras recorded at another resolution
+    (real cameras are 1920×1080 or larger). ValueError naming the sizes and why otherwise: another
+    aspect ratio or field of view, or no intrinsics (``fx`` None) to tell.
+    """
+    h, w = image.shape[:2]
+    if (w, h) == (camera.width, camera.height):
+        return image
+    problem = camera.view_problem(w, h, fx)
+    if problem is None and fx is None:
+        problem = "no camera_info gives its field of view"
+    if problem:
+        raise ValueError(f"expected {camera.width}×{camera.height} px (rig), got {w}×{h}; {problem}")
+    shrink = w > camera.width
+    return cv2.resize(
+        image, (camera.width, camera.height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def _to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:

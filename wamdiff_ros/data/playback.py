@@ -20,25 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from wamdiff_ros.data.raw_bag import RawMessage
+from wamdiff_ros.stamps import NS_PER_S, join_ns
 
 CLOCK_TOPIC = "/clock"
-
-
-def parse_remaps(items: Sequence[str] | None) -> dict[str, str]:
-    """``["/a:=/b", …]`` -> ``{"/a": "/b"}``; ValueError naming the bad rule (no ``:=``, empty side,
-    a source given twice)."""
-    out: dict[str, str] = {}
-    for item in items or ():
-        src, sep, dst = str(item).partition(":=")
-        src, dst = src.strip(), dst.strip()
-        if not sep or not src or not dst:
-            raise ValueError(f"remap {item!r}: expected FROM:=TO, e.g. /cameras/front/image:=/camera/image")
-        if any(c.isspace() for c in src + dst):
-            raise ValueError(f"remap {item!r}: topic names cannot contain spaces")
-        if src in out:
-            raise ValueError(f"remap {item!r}: {src} is remapped twice ({src}:={out[src]} already)")
-        out[src] = dst
-    return out
 
 
 @dataclass
@@ -208,6 +192,6 @@ def header_stamp_ns(data: bytes) -> int | None:
         return None
     order = "<" if data[1] == 1 else ">"
     sec, nanosec = struct.unpack_from(order + "iI", data, 4)
-    if nanosec >= 1_000_000_000:
+    if nanosec >= NS_PER_S:
         return None
-    return sec * 1_000_000_000 + nanosec
+    return join_ns(sec, nanosec)

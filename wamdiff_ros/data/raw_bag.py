@@ -19,6 +19,7 @@ from pathlib import Path
 
 from wamdiff_ros.data import ros_types as rt
 from wamdiff_ros.data.bag import bag_paths, resolve_bag
+from wamdiff_ros.data.remap import remap_topics
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class RawMessage:
 class RawBagReader:
     """Serialized messages of a rosbag2 directory or ``.mcap`` file, in log-time order.
 
+    ``remaps`` (bag topic -> name, :mod:`wamdiff_ros.data.remap`) renames topics: :attr:`topics`, the
+    ``topics`` argument of :meth:`messages` and :attr:`RawMessage.topic` use the new names.
+
     Attributes:
         path: the bag opened (see :func:`wamdiff_ros.data.bag.resolve_bag`).
         topics: topic -> message type.
@@ -42,16 +46,22 @@ class RawBagReader:
         start_ns, end_ns: log time of the first and last message [ns].
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, remaps: dict[str, str] | None = None):
         from rosbags.highlevel import AnyReader
 
         self.path = resolve_bag(path)
         self._reader = AnyReader([self.path])
         self._reader.open()
-        self.topics = {c.topic: c.msgtype for c in self._reader.connections}
+        try:
+            self._names = remap_topics({c.topic for c in self._reader.connections}, dict(remaps or {}))
+        except ValueError:
+            self.close()
+            raise
+        self.topics = {self._names[c.topic]: c.msgtype for c in self._reader.connections}
         self.counts: dict[str, int] = {}
         for c in self._reader.connections:
-            self.counts[c.topic] = self.counts.get(c.topic, 0) + int(c.msgcount)
+            name = self._names[c.topic]
+            self.counts[name] = self.counts.get(name, 0) + int(c.msgcount)
         self.start_ns = int(self._reader.start_time)
         self.end_ns = int(self._reader.end_time)
         if not self.topics:
@@ -73,11 +83,11 @@ class RawBagReader:
             unknown = sorted(set(topics) - set(self.topics))
             if unknown:
                 raise ValueError(f"{self.path}: no topic(s) {unknown} in the bag (has {sorted(self.topics)})")
-        conns = [c for c in self._reader.connections if topics is None or c.topic in topics]
+        conns = [c for c in self._reader.connections if topics is None or self._names[c.topic] in topics]
         if not conns:
             return
         for conn, log_ns, data in self._reader.messages(connections=conns, start=start_ns):
-            yield RawMessage(conn.topic, conn.msgtype, int(log_ns), bytes(data))
+            yield RawMessage(self._names[conn.topic], conn.msgtype, int(log_ns), bytes(data))
 
 
 class RawBagWriter:

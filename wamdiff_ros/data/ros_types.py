@@ -14,6 +14,7 @@ import numpy as np
 from wamdiff_ros.data import images as imgs
 from wamdiff_ros.geometry import quaternion_yaw
 from wamdiff_ros.rig import CameraSpec
+from wamdiff_ros.stamps import split_ns, time_ns
 from wamdiff_ros.types import EgoState
 
 MAP_FRAME = "map"
@@ -37,40 +38,29 @@ def optical_frame(camera: str) -> str:
     return f"{camera}_optical"
 
 
-def to_time(stamp: float):
-    """Seconds -> ``builtin_interfaces/Time`` (rounded to the nanosecond)."""
-    if not np.isfinite(stamp) or stamp < 0:
-        raise ValueError(f"stamp: expected a finite time >= 0 s, got {stamp}")
-    ns = round(stamp * 1e9)
-    return typestore().types["builtin_interfaces/msg/Time"](sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+def to_time(stamp_ns: int):
+    """Integer nanoseconds (>= 0) -> ``builtin_interfaces/Time``, exactly."""
+    sec, nanosec = split_ns(stamp_ns)
+    return typestore().types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec)
 
 
-def to_ns(stamp: float) -> int:
-    return round(stamp * 1e9)
+def header(stamp_ns: int, frame_id: str):
+    return typestore().types["std_msgs/msg/Header"](stamp=to_time(stamp_ns), frame_id=frame_id)
 
 
-def from_time(t) -> float:
-    """``builtin_interfaces/Time`` -> seconds."""
-    return t.sec + t.nanosec * 1e-9
-
-
-def header(stamp: float, frame_id: str):
-    return typestore().types["std_msgs/msg/Header"](stamp=to_time(stamp), frame_id=frame_id)
-
-
-def compressed_image(image: np.ndarray, stamp: float, camera: str, fmt: str = "jpeg", quality: int = 90):
+def compressed_image(image: np.ndarray, stamp_ns: int, camera: str, fmt: str = "jpeg", quality: int = 90):
     """``sensor_msgs/CompressedImage`` of an RGB image, JPEG or PNG."""
     data = np.frombuffer(imgs.encode_compressed(image, fmt, quality), dtype=np.uint8)
     return typestore().types["sensor_msgs/msg/CompressedImage"](
-        header=header(stamp, optical_frame(camera)), format=imgs.compressed_format_string(fmt), data=data
+        header=header(stamp_ns, optical_frame(camera)), format=imgs.compressed_format_string(fmt), data=data
     )
 
 
-def raw_image(image: np.ndarray, stamp: float, camera: str, encoding: str = "rgb8"):
+def raw_image(image: np.ndarray, stamp_ns: int, camera: str, encoding: str = "rgb8"):
     """``sensor_msgs/Image`` of an RGB image in ``encoding``."""
     data, w, h, step = imgs.encode_raw(image, encoding)
     return typestore().types["sensor_msgs/msg/Image"](
-        header=header(stamp, optical_frame(camera)),
+        header=header(stamp_ns, optical_frame(camera)),
         height=h,
         width=w,
         encoding=encoding,
@@ -87,7 +77,7 @@ def decode_image_msg(msg, expected_size: tuple[int, int] | None = None) -> np.nd
     return imgs.decode_raw(msg.data, msg.width, msg.height, msg.encoding, msg.step, expected_size)
 
 
-def camera_info(camera: CameraSpec, stamp: float):
+def camera_info(camera: CameraSpec, stamp_ns: int):
     """``sensor_msgs/CameraInfo`` of an ideal pinhole camera: plumb_bob with zero distortion, P = [K|0]."""
     k = camera.K
     p = np.concatenate([k, np.zeros((3, 1))], axis=1)
@@ -95,7 +85,7 @@ def camera_info(camera: CameraSpec, stamp: float):
         x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
     )
     return typestore().types["sensor_msgs/msg/CameraInfo"](
-        header=header(stamp, optical_frame(camera.name)),
+        header=header(stamp_ns, optical_frame(camera.name)),
         height=int(camera.height),
         width=int(camera.width),
         distortion_model="plumb_bob",
@@ -109,7 +99,7 @@ def camera_info(camera: CameraSpec, stamp: float):
     )
 
 
-def odometry(ego: EgoState, stamp: float):
+def odometry(ego: EgoState, stamp_ns: int):
     """``nav_msgs/Odometry`` (REP-105): pose of base_link in map, twist in base_link."""
     t = typestore().types
     qz, qw = np.sin(ego.pose[2] / 2), np.cos(ego.pose[2] / 2)
@@ -122,7 +112,7 @@ def odometry(ego: EgoState, stamp: float):
         angular=t["geometry_msgs/msg/Vector3"](x=0.0, y=0.0, z=float(ego.yaw_rate)),
     )
     return t["nav_msgs/msg/Odometry"](
-        header=header(stamp, MAP_FRAME),
+        header=header(stamp_ns, MAP_FRAME),
         child_frame_id=BASE_FRAME,
         pose=t["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
         twist=t["geometry_msgs/msg/TwistWithCovariance"](twist=twist, covariance=np.zeros(36)),
@@ -138,7 +128,7 @@ def ego_from_odometry(msg) -> EgoState:
         pose=np.array([p.x, p.y, yaw]),
         velocity=np.array([v.linear.x, v.linear.y]),
         yaw_rate=v.angular.z,
-        stamp=from_time(msg.header.stamp),
+        stamp_ns=time_ns(msg.header.stamp),
     )
 
 
@@ -146,5 +136,5 @@ def string(text: str):
     return typestore().types["std_msgs/msg/String"](data=str(text))
 
 
-def clock(stamp: float):
-    return typestore().types["rosgraph_msgs/msg/Clock"](clock=to_time(stamp))
+def clock(stamp_ns: int):
+    return typestore().types["rosgraph_msgs/msg/Clock"](clock=to_time(stamp_ns))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from wamdiff_ros.rig import Rig
+from wamdiff_ros.stamps import seconds_to_ns
 from wamdiff_ros.types import Agents, AgentType, EgoState, Lane, LogFrame, TrafficLight
 
 
@@ -27,6 +28,7 @@ def synthetic_frames(episode: str, ticks: int, dt: float = 0.1, speed: float = 1
     frames = []
     for k in range(ticks):
         t = k * dt
+        t_ns = k * seconds_to_ns(dt)
         ids, poses, vels = [10, 11], [[20.0 + 8.0 * t, 3.5, 0.0], [60.0, -3.0, 0.1]], [[8.0, 0.0], [0.0, 0.0]]
         if k >= ticks // 2:
             ids, poses, vels = ids[1:], poses[1:], vels[1:]
@@ -42,9 +44,9 @@ def synthetic_frames(episode: str, ticks: int, dt: float = 0.1, speed: float = 1
         light = TrafficLight.GREEN if k < ticks // 2 else TrafficLight.RED
         frames.append(
             LogFrame(
-                stamp=t,
+                stamp_ns=t_ns,
                 episode=episode,
-                ego=EgoState([speed * t, 0.0, 0.0], [speed, 0.0], [0.0, 0.0], 0.0, t),
+                ego=EgoState([speed * t, 0.0, 0.0], [speed, 0.0], [0.0, 0.0], 0.0, t_ns),
                 agents=agents,
                 route_lane_ids=[1, 3],
                 command="straight",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wamdiff_ros.stamps import time_ns
 from wamdiff_ros.types import MARKINGS, Agents, EgoState, Lane, LogFrame
 
 LANE_MSG = """\
@@ -85,8 +86,8 @@ def register(store) -> None:
             store.register(get_types_from_msg(text, name))
 
 
-def frame_to_msg(frame: LogFrame, stamp: float | None = None):
-    """FrameTruth message of a tick; ``stamp`` overrides ``frame.stamp`` in the header (bag time).
+def frame_to_msg(frame: LogFrame, stamp_ns: int | None = None):
+    """FrameTruth message of a tick; ``stamp_ns`` [ns] overrides ``frame.stamp_ns`` in the header (bag time).
 
     Only agents valid at the tick are written.
     """
@@ -100,7 +101,7 @@ def frame_to_msg(frame: LogFrame, stamp: float | None = None):
     lights = sorted(frame.traffic_lights.items())
     e = frame.ego
     return rt.typestore().types["wamdiff_msgs/msg/FrameTruth"](
-        header=rt.header(frame.stamp if stamp is None else stamp, rt.MAP_FRAME),
+        header=rt.header(frame.stamp_ns if stamp_ns is None else stamp_ns, rt.MAP_FRAME),
         episode=str(frame.episode),
         scenario=str(frame.scenario),
         x=float(e.pose[0]),
@@ -130,9 +131,7 @@ def frame_to_msg(frame: LogFrame, stamp: float | None = None):
 
 def msg_to_frame(msg) -> LogFrame:
     """LogFrame from a FrameTruth message (any class with its fields, e.g. from AnyReader)."""
-    from wamdiff_ros.data.ros_types import from_time
-
-    stamp = from_time(msg.header.stamp)
+    stamp_ns = time_ns(msg.header.stamp)
     n = len(msg.agent_ids)
     agents = Agents(
         ids=np.asarray(msg.agent_ids, np.int64),
@@ -143,14 +142,14 @@ def msg_to_frame(msg) -> LogFrame:
         valid=np.ones((n, 1), bool),
     )
     return LogFrame(
-        stamp=stamp,
+        stamp_ns=stamp_ns,
         episode=msg.episode,
         ego=EgoState(
             pose=np.array([msg.x, msg.y, msg.yaw]),
             velocity=np.array([msg.vx, msg.vy]),
             acceleration=np.array([msg.ax, msg.ay]),
             yaw_rate=msg.yaw_rate,
-            stamp=stamp,
+            stamp_ns=stamp_ns,
         ),
         agents=agents,
         route_lane_ids=[int(i) for i in msg.route_lane_ids],
@@ -161,13 +160,13 @@ def msg_to_frame(msg) -> LogFrame:
     )
 
 
-def lanes_to_msg(lanes: list[Lane], episode: str, stamp: float):
+def lanes_to_msg(lanes: list[Lane], episode: str, stamp_ns: int):
     """RoadMap message of an episode's lanes."""
     from wamdiff_ros.data import ros_types as rt
 
     t = rt.typestore().types
     return t["wamdiff_msgs/msg/RoadMap"](
-        header=rt.header(stamp, rt.MAP_FRAME),
+        header=rt.header(stamp_ns, rt.MAP_FRAME),
         episode=str(episode),
         lanes=[
             t["wamdiff_msgs/msg/Lane"](

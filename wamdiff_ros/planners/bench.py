@@ -64,7 +64,7 @@ def synthetic_observations(rig, count: int = 8, seed: int = 0) -> list:
             Observation(
                 images=images,
                 ego=EgoState(pose=[0.0, 0.0, 0.0], velocity=[speed, 0.0]),
-                stamp=float(i) * 0.1,
+                stamp_ns=i * 100_000_000,
                 command=COMMANDS[i % len(COMMANDS)],
                 instruction="keep the lane and follow the lead vehicle",
                 ego_history=hist,

@@ -52,7 +52,7 @@ class ConstantVelocityPlanner:
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
         t0 = time.perf_counter()
         poses = constant_twist_path(obs.ego, self.spec.times, self.use_yaw_rate)
-        traj = Trajectory(poses, self.spec, "base_link", obs.stamp)
+        traj = Trajectory(poses, self.spec, "base_link", obs.stamp_ns)
         return PlanResult(
             trajectory=traj,
             candidates=poses[None],

@@ -135,7 +135,7 @@ class WamDiffPlanner:
         poses = self.poses(res.ids[0].numpy(), obs.ego)
         tok = res.confidences[0].double().numpy()
         per_wp = np.sqrt(tok[0::2] * tok[1::2])
-        return Trajectory(poses, spec=self.cfg.spec, frame="base_link", stamp=obs.stamp), per_wp, tok
+        return Trajectory(poses, spec=self.cfg.spec, frame="base_link", stamp_ns=obs.stamp_ns), per_wp, tok
 
     @torch.inference_mode()
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:

@@ -7,8 +7,13 @@ ready). A planning thread calls :meth:`PlanningLoop.step` when one is and at lea
 
 Rules:
 
+- Stamps and node times are integer nanoseconds; an output answers its input set with the set's exact
+  stamp. Durations (settings, ages) are in seconds.
 - A set is planned as soon as it is complete if its stamp is at least ``1 / plan_rate_hz`` s after the
   previous planned set's (faster inputs are decimated by stamp, never queued, so no cycle waits).
+- A camera whose camera_info shows the rig's field of view at another resolution (same aspect ratio,
+  focal length scaled with the width) has its images resized to the rig's size; any other size is
+  refused, as is a camera_info with another aspect ratio or field of view.
 - Stale, missing, mis-sized, non-finite or undecodable inputs never reach the planner: the cycle
   returns a fallback with the reasons instead. So does a planner that raises or returns non-finite
   poses.
@@ -43,11 +48,13 @@ from typing import Any
 
 import numpy as np
 
+from wamdiff_ros.data.images import fit_to_camera
 from wamdiff_ros.geometry import compose, prepend_origin, resample, wrap_angle
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.planning.motion import propagate
 from wamdiff_ros.planning.sync import ApproxTimeSync, SyncSet
 from wamdiff_ros.rig import Rig
+from wamdiff_ros.stamps import ns_to_seconds
 from wamdiff_ros.types import COMMANDS, EgoState, Observation, PlanResult, Trajectory, TrajectorySpec
 
 ODOM = "odom"
@@ -62,11 +69,11 @@ ODOM_JUMP_M = 2.0
 """Consecutive odometry poses farther apart than their speeds can explain by more than this [m] break
 the ego history (see the module docstring)."""
 
-FOCAL_TOLERANCE = 0.02
-"""camera_info focal lengths may differ from the rig's by this fraction."""
-
 RATE_TOLERANCE = 0.25
 """Sets may be this fraction of a period closer than ``1 / plan_rate_hz`` (stamp jitter must not skip frames)."""
+
+CLOCK_BACK_NS = 1_000
+"""The node clock counts as gone back when it reads more than this before a mark [ns]."""
 
 DEFAULT_HISTORY = 8
 """Past poses given to planners that do not say how many they use (networks take the newest they need)."""
@@ -128,23 +135,23 @@ class CycleOutput:
 
     Attributes:
         result: the plan (``mode`` "fast"/"slow") or the fallback (``mode`` "fallback"); trajectory in
-            the base_link at ``stamp``.
-        stamp: plan time [s]; pose k (0-based) is at ``stamp + (k + 1)·dt``.
+            the base_link at ``stamp_ns``.
+        stamp_ns: plan time [ns]; pose k (0-based) is at ``stamp_ns + (k + 1)·dt``.
         origin: (3,) that base_link's pose in the odometry frame, or None if unknown (no odometry yet).
         kind: ``"plan"``, ``"hold"`` (last plan continued) or ``"stop"`` (comfortable stop).
         reasons: why this is a fallback (empty for a plan).
-        input_stamp: sensor stamp the output answers [s] (None for a fallback on missing inputs).
+        input_stamp_ns: sensor stamp the output answers [ns] (None for a fallback on missing inputs).
         processing_ms: wall time of the cycle [ms].
         planner_ms: wall time of the planner's ``plan`` call alone [ms] (None when it was not called).
         deadline_missed: ``processing_ms`` exceeded ``deadline_ms``.
     """
 
     result: PlanResult
-    stamp: float
+    stamp_ns: int
     origin: np.ndarray | None
     kind: str
     reasons: tuple[str, ...] = ()
-    input_stamp: float | None = None
+    input_stamp_ns: int | None = None
     processing_ms: float = 0.0
     planner_ms: float | None = None
     deadline_missed: bool = False
@@ -161,13 +168,13 @@ class Health:
 
 @dataclass
 class _HeldPlan:
-    """The last valid plan, kept as planned (base_link at ``stamp``) and expressed in the odometry frame
+    """The last valid plan, kept as planned (base_link at ``stamp_ns``) and expressed in the odometry frame
     only when a fallback continues it: a cycle that plans should not pay for that before publishing."""
 
     origin: np.ndarray  # (3,) ego pose at plan time, odometry frame
     local: np.ndarray  # (T, 3) planned poses in base_link at plan time
-    offsets: np.ndarray  # (T,) their times after stamp [s]
-    stamp: float
+    offsets: np.ndarray  # (T,) their times after stamp_ns [s]
+    stamp_ns: int
 
     @functools.cached_property
     def poses(self) -> np.ndarray:
@@ -176,8 +183,12 @@ class _HeldPlan:
 
     @functools.cached_property
     def times(self) -> np.ndarray:
-        """(T+1,) absolute [s]."""
-        return self.stamp + np.concatenate([[0.0], self.offsets])
+        """(T+1,) after ``stamp_ns`` [s], 0 first."""
+        return np.concatenate([[0.0], self.offsets])
+
+    def age(self, stamp_ns: int) -> float:
+        """Time from the plan to ``stamp_ns`` [s]."""
+        return ns_to_seconds(stamp_ns - self.stamp_ns)
 
 
 class _Invalid:
@@ -196,7 +207,8 @@ class PlanningLoop:
             and ``family`` are used when present.
         rig: the cameras the inputs must match (names, sizes, fields of view).
         config: run-time settings.
-        decode_image: ``(payload, (width, height)) -> H×W×3 uint8 RGB``; raises on bad input.
+        decode_image: ``(payload, (width, height) or None) -> H×W×3 uint8 RGB``, of that size (None: any);
+            raises on bad input.
         decode_odom: ``payload -> EgoState``; raises on bad input.
         wall: monotonic wall clock [s] for processing times.
     """
@@ -206,7 +218,7 @@ class PlanningLoop:
         planner: Any,
         rig: Rig,
         config: LoopConfig,
-        decode_image: Callable[[Any, tuple[int, int]], np.ndarray],
+        decode_image: Callable[[Any, tuple[int, int] | None], np.ndarray],
         decode_odom: Callable[[Any], EgoState],
         wall: Callable[[], float] = time.perf_counter,
     ):
@@ -221,18 +233,19 @@ class PlanningLoop:
         self._planner = planner
         self.sync = ApproxTimeSync([*rig.names, ODOM], config.sync_slop_s, key_streams=rig.names)
         self._camera_info: dict[str, str | None] = {}
+        self._camera_view: dict[str, tuple[int, int, float]] = {}
         self._command = "straight"
         self._instruction = ""
         self._bad_command: str | None = None
         self._odom: deque[EgoState] = deque()
         self._last_valid_ego: EgoState | None = None
         self._held: _HeldPlan | None = None
-        self._started: float | None = None
-        self._last_fallback_time: float | None = None
-        self._last_set_stamp: float | None = None
+        self._started: int | None = None
+        self._last_fallback_time: int | None = None
+        self._last_set_stamp: int | None = None
         self._last_output: CycleOutput | None = None
         self._input_jump_wall: float | None = None
-        self._last_step_now: float | None = None
+        self._last_step_now: int | None = None
         self.waiting_for_clock = False
         """The last :meth:`step` held a set back until the node clock follows the inputs back in time:
         call it again soon (the clock moves without new inputs), not only when the next set is ready."""
@@ -266,42 +279,44 @@ class PlanningLoop:
 
     # ---- inputs (subscription callbacks) -------------------------------------------------------
 
-    def on_image(self, camera: str, stamp: float, payload: Any) -> bool:
-        """Queue a camera image (decoded only if its set gets planned); True if a new complete set is ready."""
+    def on_image(self, camera: str, stamp_ns: int, payload: Any) -> bool:
+        """Queue a camera image stamped ``stamp_ns`` [ns] (decoded only if its set gets planned); True if a
+        new complete set is ready."""
         if camera not in self.rig.names:
             raise KeyError(f"PlanningLoop.on_image: camera {camera!r} is not in rig {self.rig.names}")
-        return self._push(camera, stamp, payload)
+        return self._push(camera, stamp_ns, payload)
 
-    def _push(self, stream: str, stamp: float, payload: Any) -> bool:
-        if self.sync.push(stream, stamp, payload):
+    def _push(self, stream: str, stamp_ns: int, payload: Any) -> bool:
+        if self.sync.push(stream, stamp_ns, payload):
             self._on_time_jump()
             self._input_jump_wall = self._wall()
             return True
         return self.sync.newest(only_new=True) is not None
 
     def on_camera_info(self, camera: str, width: int, height: int, k: Any) -> None:
-        """Check a camera_info against the rig: size, and focal length within :data:`FOCAL_TOLERANCE`."""
+        """Check a camera_info against the rig: the rig's view at its size or scaled to another
+        (:meth:`~wamdiff_ros.rig.CameraSpec.view_problem`); images of an accepted size are then taken."""
         spec = self.rig.camera(camera)
-        problem = None
-        if (int(width), int(height)) != (spec.width, spec.height):
-            problem = f"camera_info {camera}: expected {spec.width}×{spec.height} px (rig), got {width}×{height}"
-        else:
-            fx = float(np.asarray(k, np.float64).reshape(-1)[0]) if len(k) else float("nan")
-            if not (math.isfinite(fx) and abs(fx - spec.focal) <= FOCAL_TOLERANCE * spec.focal):
-                problem = f"camera_info {camera}: expected focal length {spec.focal:.1f} px (rig fov), got {fx:.1f}"
+        fx = float(np.asarray(k, np.float64).reshape(-1)[0]) if len(k) else float("nan")
+        problem = spec.view_problem(int(width), int(height), fx)
         with self._lock:
-            self._camera_info[camera] = problem
+            self._camera_info[camera] = f"camera_info {camera}: {problem}" if problem else None
+            if problem:
+                self._camera_view.pop(camera, None)
+            else:
+                self._camera_view[camera] = (int(width), int(height), fx)
 
-    def on_odometry(self, stamp: float, payload: Any) -> bool:
-        """Queue an odometry message (its acceleration estimated from the previous ones); True as :meth:`on_image`."""
+    def on_odometry(self, stamp_ns: int, payload: Any) -> bool:
+        """Queue an odometry message stamped ``stamp_ns`` [ns] (its acceleration estimated from the previous
+        ones); True as :meth:`on_image`."""
         try:
             ego = self._decode_odom(payload)
-            item: Any = ego if ego.is_finite() else _Invalid("odometry: non-finite pose, twist or stamp")
+            item: Any = ego if ego.is_finite() else _Invalid("odometry: non-finite pose or twist")
         except Exception as e:
             item = _Invalid(f"odometry: {e}")
         with self._lock:
             if isinstance(item, EgoState):
-                if self._odom and item.stamp < self._odom[-1].stamp:
+                if self._odom and item.stamp_ns < self._odom[-1].stamp_ns:
                     self._odom.clear()
                 elif self._odom and self._odometry_break(self._odom[-1], item):
                     self._odom.clear()
@@ -311,9 +326,9 @@ class PlanningLoop:
                 self._odom.append(item)
                 self._last_valid_ego = item
                 horizon = self._history_len() * self._spec_dt() + 2 * ACCEL_WINDOW_S + 1.0
-                while len(self._odom) > 2 and item.stamp - self._odom[0].stamp > horizon:
+                while len(self._odom) > 2 and ns_to_seconds(item.stamp_ns - self._odom[0].stamp_ns) > horizon:
                     self._odom.popleft()
-            return self._push(ODOM, stamp, item)
+            return self._push(ODOM, stamp_ns, item)
 
     def on_command(self, text: str) -> None:
         with self._lock:
@@ -339,8 +354,8 @@ class PlanningLoop:
         finally:
             self._lock.acquire()
 
-    def step(self, now: float) -> CycleOutput | None:
-        """Run one cycle at node time ``now`` [s]; returns what to publish, or None (nothing due).
+    def step(self, now: int) -> CycleOutput | None:
+        """Run one cycle at node time ``now`` [ns]; returns what to publish, or None (nothing due).
 
         ``now <= 0`` means the clock has not started (sim time before the first /clock): nothing runs.
         """
@@ -350,7 +365,7 @@ class PlanningLoop:
         with self._lock:
             self._check_clock(now)
             cfg = self._config
-            leapt = self._last_step_now is not None and now - self._last_step_now > cfg.input_timeout_s
+            leapt = self._last_step_now is not None and _sec(now, self._last_step_now) > cfg.input_timeout_s
             self._last_step_now = now
             candidate, last = self.sync.newest(only_new=True), self._last_set_stamp
             self.waiting_for_clock = candidate is not None and self._awaiting_clock(candidate, now, cfg)
@@ -359,7 +374,7 @@ class PlanningLoop:
             if self._started is None:
                 self._started = now
             if candidate is not None and (
-                last is None or candidate.key_stamp >= last + cfg.period * (1 - RATE_TOLERANCE)
+                last is None or _sec(candidate.key_ns, last) >= cfg.period * (1 - RATE_TOLERANCE)
             ):
                 taken = self.sync.take_newest()
                 if taken is not None:
@@ -367,32 +382,33 @@ class PlanningLoop:
             reference = self._last_set_stamp if self._last_set_stamp is not None else self._started
             last_fb = self._last_fallback_time
             if (
-                now - reference > cfg.input_timeout_s
+                _sec(now, reference) > cfg.input_timeout_s
                 and not leapt
-                and (last_fb is None or now - last_fb >= cfg.period * (1 - RATE_TOLERANCE))
+                and (last_fb is None or _sec(now, last_fb) >= cfg.period * (1 - RATE_TOLERANCE))
             ):
                 t0 = self._wall()
                 reasons = self._missing_reasons(now, cfg)
                 return self._remember(self._fallback(now, reasons, None, None, t0, planner), now)
             return None
 
-    def _awaiting_clock(self, s: SyncSet, now: float, cfg: LoopConfig) -> bool:
+    def _awaiting_clock(self, s: SyncSet, now: int, cfg: LoopConfig) -> bool:
         """The inputs jumped back in time less than ``input_timeout_s`` of wall time ago and ``s`` would be
         stale only because the node clock has not followed them yet (see the module docstring)."""
         jumped = self._input_jump_wall
-        if jumped is None or now - s.oldest <= cfg.input_timeout_s:
+        if jumped is None or _sec(now, s.oldest_ns) <= cfg.input_timeout_s:
             return False
         if self._wall() - jumped < cfg.input_timeout_s:
             return True
         self._input_jump_wall = None
         return False
 
-    def _cycle(self, s: SyncSet, now: float, planner: Any, cfg: LoopConfig) -> CycleOutput:
+    def _cycle(self, s: SyncSet, now: int, planner: Any, cfg: LoopConfig) -> CycleOutput:
         t0 = self._wall()
-        self._last_set_stamp = s.key_stamp
+        key = s.key_ns
+        self._last_set_stamp = key
         self._input_jump_wall = None
         reasons: list[str] = []
-        age = now - s.oldest
+        age = _sec(now, s.oldest_ns)
         stale = age > cfg.input_timeout_s
         if stale:
             reasons.append(f"stale: newest complete input set is {age:.3f} s old (limit {cfg.input_timeout_s} s)")
@@ -400,13 +416,16 @@ class PlanningLoop:
             reasons.append(f"clock: inputs are stamped {-age:.3f} s ahead of the node clock")
         images: dict[str, np.ndarray] = {}
         info_problems = {cam.name: self._camera_info.get(cam.name) for cam in self.rig.cameras}
+        views = {cam.name: self._camera_view.get(cam.name) for cam in self.rig.cameras}
         with self._unlocked():
             for cam in self.rig.cameras:
                 if info_problems[cam.name]:
                     reasons.append(info_problems[cam.name])
                     continue
+                view = views[cam.name]
+                size, fx = (view[:2], view[2]) if view else (None, None)
                 try:
-                    images[cam.name] = self._decode_image(s.items[cam.name].payload, (cam.width, cam.height))
+                    images[cam.name] = fit_to_camera(self._decode_image(s.items[cam.name].payload, size), cam, fx)
                 except Exception as e:
                     reasons.append(f"camera {cam.name}: {e}")
         odom = s.items[ODOM].payload
@@ -414,16 +433,16 @@ class PlanningLoop:
         if isinstance(odom, _Invalid):
             reasons.append(odom.reason)
         else:
-            ego = propagate(odom, s.key_stamp)
-        answer_stamp = now if stale else s.key_stamp
+            ego = propagate(odom, key)
+        answer_stamp = now if stale else key
         if reasons:
-            return self._fallback(answer_stamp, reasons, ego if not stale else None, s.key_stamp, t0, planner)
+            return self._fallback(answer_stamp, reasons, ego if not stale else None, key, t0, planner)
         spec = planner_spec(planner)
         try:
             obs = Observation(
                 images=images,
                 ego=ego,
-                stamp=s.key_stamp,
+                stamp_ns=key,
                 command=self._command,
                 instruction=self._instruction,
                 ego_history=self._history(ego, spec.dt, self._history_len()),
@@ -436,28 +455,29 @@ class PlanningLoop:
         except Exception as e:
             problem = f"planner: {type(e).__name__}: {e}"
         if problem:
-            return self._fallback(s.key_stamp, [problem], ego, s.key_stamp, t0, planner)
-        self._held = _HeldPlan(ego.pose, result.trajectory.poses, spec.times, s.key_stamp)
+            return self._fallback(key, [problem], ego, key, t0, planner)
+        self._held = _HeldPlan(ego.pose, result.trajectory.poses, spec.times, key)
         self.counts["plans"] += 1
         self.counts[result.mode] += 1
         if result.moe.get("load") is not None:
             self._moe_load = result.moe["load"]
-        out = CycleOutput(result, s.key_stamp, ego.pose, "plan", input_stamp=s.key_stamp, planner_ms=planner_ms)
+        out = CycleOutput(result, key, ego.pose, "plan", input_stamp_ns=key, planner_ms=planner_ms)
         return self._finish(out, t0)
 
     def _fallback(
         self,
-        stamp: float,
+        stamp: int,
         reasons: list[str],
         ego: EgoState | None,
-        input_stamp: float | None,
+        input_stamp: int | None,
         t0: float,
         planner: Any,
     ) -> CycleOutput:
         cfg, spec, held = self._config, planner_spec(planner), self._held
-        if held is not None and 0.0 <= stamp - held.stamp <= cfg.fallback_hold_s:
-            pose = propagate(ego, stamp).pose if ego is not None else resample(held.poses, held.times, [stamp])[0]
-            poses = continue_plan(held.poses, held.times, stamp, spec, pose)
+        if held is not None and 0.0 <= held.age(stamp) <= cfg.fallback_hold_s:
+            at = held.age(stamp)
+            pose = propagate(ego, stamp).pose if ego is not None else resample(held.poses, held.times, [at])[0]
+            poses = continue_plan(held.poses, held.times, at, spec, pose)
             kind, origin = "hold", pose
         else:
             base = ego if ego is not None else self._last_valid_ego
@@ -476,7 +496,7 @@ class PlanningLoop:
         self.counts[f"fallback_{kind}"] += 1
         for r in reasons:
             self.reason_counts[r.split(":", 1)[0]] += 1
-        return self._finish(CycleOutput(result, stamp, origin, kind, tuple(reasons), input_stamp=input_stamp), t0)
+        return self._finish(CycleOutput(result, stamp, origin, kind, tuple(reasons), input_stamp_ns=input_stamp), t0)
 
     def _finish(self, out: CycleOutput, t0: float) -> CycleOutput:
         out.processing_ms = (self._wall() - t0) * 1e3
@@ -486,7 +506,7 @@ class PlanningLoop:
             self.counts["deadline_misses"] += 1
         return out
 
-    def _remember(self, out: CycleOutput, now: float) -> CycleOutput:
+    def _remember(self, out: CycleOutput, now: int) -> CycleOutput:
         self._last_output = out
         if out.kind != "plan":
             self._last_fallback_time = now
@@ -494,17 +514,17 @@ class PlanningLoop:
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    def _missing_reasons(self, now: float, cfg: LoopConfig) -> list[str]:
+    def _missing_reasons(self, now: int, cfg: LoopConfig) -> list[str]:
         reasons = []
         for stream in self.sync.streams:
             label = "odometry" if stream == ODOM else f"camera {stream}"
             last = self.sync.last(stream)
             if last is None:
                 reasons.append(f"missing: {label}: no message received")
-            elif now - last.stamp > cfg.input_timeout_s:
-                reasons.append(f"stale: {label}: newest message is {now - last.stamp:.3f} s old")
+            elif _sec(now, last.stamp_ns) > cfg.input_timeout_s:
+                reasons.append(f"stale: {label}: newest message is {_sec(now, last.stamp_ns):.3f} s old")
         if not reasons:
-            stamps = ", ".join(f"{s} {self.sync.last(s).stamp:.3f}" for s in self.sync.streams)
+            stamps = ", ".join(f"{s} {ns_to_seconds(self.sync.last(s).stamp_ns):.3f}" for s in self.sync.streams)
             reasons.append(f"unsynchronised: no input set within sync_slop_s {cfg.sync_slop_s} s ({stamps})")
         return reasons
 
@@ -513,7 +533,7 @@ class PlanningLoop:
         (scalar arithmetic: this runs for every odometry message)."""
         prev, best = None, math.inf
         for e in reversed(self._odom):
-            age = ego.stamp - e.stamp
+            age = _sec(ego.stamp_ns, e.stamp_ns)
             if age > 2 * ACCEL_WINDOW_S:
                 break
             if age >= 0.5 * ACCEL_WINDOW_S and abs(age - ACCEL_WINDOW_S) < best:
@@ -523,7 +543,7 @@ class PlanningLoop:
         yaw, yaw_prev = float(ego.pose[2]), float(prev.pose[2])
         (vx, vy), (px, py) = (float(v) for v in ego.velocity), (float(v) for v in prev.velocity)
         c, s, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(yaw_prev), math.sin(yaw_prev)
-        dt = ego.stamp - prev.stamp
+        dt = _sec(ego.stamp_ns, prev.stamp_ns)
         ax = ((c * vx - s * vy) - (cp * px - sp * py)) / dt
         ay = ((s * vx + c * vy) - (sp * px + cp * py)) / dt
         ego.acceleration = np.array([c * ax + s * ay, -s * ax + c * ay])
@@ -531,7 +551,7 @@ class PlanningLoop:
 
     def _odometry_break(self, prev: EgoState, ego: EgoState) -> bool:
         """``ego`` does not continue ``prev``: a gap over ``input_timeout_s`` or a jump (see :data:`ODOM_JUMP_M`)."""
-        dt = ego.stamp - prev.stamp
+        dt = _sec(ego.stamp_ns, prev.stamp_ns)
         if dt > self._config.input_timeout_s:
             return True
         speed = max(math.hypot(*prev.velocity[:2]), math.hypot(*ego.velocity[:2]))
@@ -545,24 +565,24 @@ class PlanningLoop:
         thread runs this right before the plan, where the numpy version cost 0.23 ms a cycle)."""
         if length == 0:
             return np.zeros((0, 3))
-        oldest = ego.stamp - dt * length
+        oldest = -dt * length
         states: list[EgoState] = []
         for e in reversed(self._odom):
-            if e.stamp < ego.stamp:
+            if e.stamp_ns < ego.stamp_ns:
                 states.append(e)
-                if e.stamp <= oldest:
+                if _sec(e.stamp_ns, ego.stamp_ns) <= oldest:
                     break
         if not states:
             return np.zeros((length, 3))
         states.reverse()
         states.append(ego)
-        stamps = [e.stamp for e in states]
+        stamps = [_sec(e.stamp_ns, ego.stamp_ns) for e in states]
         poses = [e.pose.tolist() for e in states]
         x0, y0, yaw0 = poses[-1]
         c, s = math.cos(yaw0), math.sin(yaw0)
         rows = []
         for j in range(length):
-            t = ego.stamp - dt * (length - j)
+            t = -dt * (length - j)
             i = bisect.bisect_right(stamps, t) - 1
             if i < 0:
                 x, y, yaw = poses[0]
@@ -589,11 +609,11 @@ class PlanningLoop:
             self._started = None
             self.counts["time_jumps"] += 1
 
-    def _check_clock(self, now: float) -> None:
+    def _check_clock(self, now: int) -> None:
         """The node clock went back: drop what was buffered before the jump, unless the inputs jumped back
         first (then the buffers hold only inputs from after it, such as a looped bag's first frame)."""
         marks = [self._last_fallback_time, self._started]
-        if any(m is not None and now < m - 1e-6 for m in marks):
+        if any(m is not None and now < m - CLOCK_BACK_NS for m in marks):
             if self._input_jump_wall is None:
                 self.sync.clear()
             self._on_time_jump()
@@ -601,7 +621,7 @@ class PlanningLoop:
 
     # ---- reporting -----------------------------------------------------------------------------
 
-    def health(self, now: float) -> Health:
+    def health(self, now: int) -> Health:
         """Status since the previous call, plus totals, for /diagnostics."""
         with self._lock:
             planner = self._planner
@@ -635,7 +655,7 @@ class PlanningLoop:
             for stream in self.sync.streams:
                 last = self.sync.last(stream)
                 key = "age_odom_s" if stream == ODOM else f"age_camera_{stream}_s"
-                values[key] = f"{now - last.stamp:.3f}" if last is not None else "never"
+                values[key] = f"{_sec(now, last.stamp_ns):.3f}" if last is not None else "never"
             for cam, problem in self._camera_info.items():
                 values[f"camera_info_{cam}"] = problem or "ok"
             for code, n in sorted(self.reason_counts.items()):
@@ -658,6 +678,11 @@ class PlanningLoop:
             if warnings:
                 return Health(LEVEL_WARN, " | ".join(warnings), values)
             return Health(LEVEL_OK, "planning" if c["plans"] else "waiting for inputs", values)
+
+
+def _sec(later_ns: int, earlier_ns: int) -> float:
+    """``later_ns - earlier_ns`` [s] (the difference is exact before it becomes a float)."""
+    return ns_to_seconds(later_ns - earlier_ns)
 
 
 def _result_problem(result: Any, spec) -> str | None:

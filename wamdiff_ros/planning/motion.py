@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from wamdiff_ros.geometry import wrap_angle
+from wamdiff_ros.stamps import ns_to_seconds
 from wamdiff_ros.types import EgoState
 
 
@@ -37,13 +38,13 @@ def se2_log(pose: np.ndarray) -> np.ndarray:
     return np.stack([(a * x + b * y) / det, (-b * x + a * y) / det, pose[..., 2]], -1)
 
 
-def propagate(ego: EgoState, stamp: float) -> EgoState:
-    """``ego`` moved to ``stamp`` [s] at its constant body velocity and yaw rate (backwards if earlier).
+def propagate(ego: EgoState, stamp_ns: int) -> EgoState:
+    """``ego`` moved to ``stamp_ns`` [ns] at its constant body velocity and yaw rate (backwards if earlier).
 
     :func:`se2_exp` and :func:`~wamdiff_ros.geometry.compose` for one pose, in scalars: this runs in
     every planning cycle, where numpy's per-call overhead on (3,) arrays cost 45 µs.
     """
-    dt = float(stamp) - ego.stamp
+    dt = ns_to_seconds(stamp_ns - ego.stamp_ns)
     vx, vy, th = float(ego.velocity[0]) * dt, float(ego.velocity[1]) * dt, ego.yaw_rate * dt
     if abs(th) < 1e-6:
         a, b = 1.0 - th * th / 6, th / 2
@@ -57,7 +58,7 @@ def propagate(ego: EgoState, stamp: float) -> EgoState:
         velocity=ego.velocity.copy(),
         acceleration=ego.acceleration.copy(),
         yaw_rate=ego.yaw_rate,
-        stamp=stamp,
+        stamp_ns=stamp_ns,
     )
 
 

@@ -1,6 +1,7 @@
 """Approximate-time synchronisation of several stamped streams (message_filters' ApproximateTime idea).
 
-A *set* holds one message per stream whose stamps all lie within ``slop`` seconds of each other. The
+Stamps are integer nanoseconds (a set answers with its key stamp exactly). A *set* holds one message
+per stream whose stamps all lie within ``slop`` seconds of each other. The
 newest complete set wins: sets are searched from the newest key-stream stamp backwards. A stamp that
 goes backwards on any stream (a bag looping, a simulator resetting) clears every buffer, so a set never
 mixes messages from before and after the jump.
@@ -13,12 +14,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from wamdiff_ros.stamps import as_ns, ns_to_seconds, seconds_to_ns
+
 
 @dataclass(frozen=True)
 class Stamped:
-    """A message with its header stamp [s]."""
+    """A message with its header stamp [ns]."""
 
-    stamp: float
+    stamp_ns: int
     payload: Any
 
 
@@ -28,23 +31,24 @@ class SyncSet:
 
     Attributes:
         items: stream name -> message.
-        key_stamp: newest stamp among the key streams [s] (what makes a set "new").
+        key_ns: newest stamp among the key streams [ns] (what makes a set "new").
     """
 
     items: dict[str, Stamped]
-    key_stamp: float
+    key_ns: int
 
     @property
-    def oldest(self) -> float:
-        return min(m.stamp for m in self.items.values())
+    def oldest_ns(self) -> int:
+        return min(m.stamp_ns for m in self.items.values())
 
     @property
-    def newest(self) -> float:
-        return max(m.stamp for m in self.items.values())
+    def newest_ns(self) -> int:
+        return max(m.stamp_ns for m in self.items.values())
 
     @property
     def spread(self) -> float:
-        return self.newest - self.oldest
+        """Newest minus oldest stamp [s]."""
+        return ns_to_seconds(self.newest_ns - self.oldest_ns)
 
 
 class ApproxTimeSync:
@@ -73,7 +77,7 @@ class ApproxTimeSync:
         self.slop = slop
         self._buffers: dict[str, deque[Stamped]] = {s: deque(maxlen=queue_size) for s in self.streams}
         self._last: dict[str, Stamped] = {}
-        self._consumed_key = float("-inf")
+        self._consumed_key: int | None = None
         self._lock = threading.Lock()
         self.resets = 0
 
@@ -86,21 +90,23 @@ class ApproxTimeSync:
         if not value >= 0:
             raise ValueError(f"ApproxTimeSync.slop: expected >= 0 s, got {value}")
         self._slop = float(value)
+        self._slop_ns = seconds_to_ns(value)
 
-    def push(self, stream: str, stamp: float, payload: Any) -> bool:
-        """Add a message; returns True if its stamp went backwards and the buffers were reset."""
+    def push(self, stream: str, stamp_ns: int, payload: Any) -> bool:
+        """Add a message stamped ``stamp_ns`` [ns]; returns True if its stamp went backwards and the buffers
+        were reset."""
         if stream not in self._buffers:
             raise KeyError(f"ApproxTimeSync: unknown stream {stream!r} (streams: {self.streams})")
-        msg = Stamped(float(stamp), payload)
+        msg = Stamped(as_ns(stamp_ns), payload)
         with self._lock:
             buf = self._buffers[stream]
-            reset = bool(buf) and msg.stamp < buf[-1].stamp
+            reset = bool(buf) and msg.stamp_ns < buf[-1].stamp_ns
             if reset:
                 for b in self._buffers.values():
                     b.clear()
-                self._consumed_key = float("-inf")
+                self._consumed_key = None
                 self.resets += 1
-            elif buf and msg.stamp == buf[-1].stamp:
+            elif buf and msg.stamp_ns == buf[-1].stamp_ns:
                 buf.pop()
             buf.append(msg)
             self._last[stream] = msg
@@ -121,7 +127,7 @@ class ApproxTimeSync:
         with self._lock:
             found = self._search(only_new=True)
             if found is not None:
-                self._consumed_key = found.key_stamp
+                self._consumed_key = found.key_ns
             return found
 
     def clear(self) -> None:
@@ -129,30 +135,30 @@ class ApproxTimeSync:
             for b in self._buffers.values():
                 b.clear()
             self._last.clear()
-            self._consumed_key = float("-inf")
+            self._consumed_key = None
 
     def _search(self, only_new: bool) -> SyncSet | None:
         """Newest complete set, pivoting on key-stream stamps from the newest down. With ``only_new`` only
         stamps after the last taken key are pivots; a set's key is at least its pivot, so it is new."""
         if any(not b for b in self._buffers.values()):
             return None
-        floor = self._consumed_key if only_new else float("-inf")
+        floor = self._consumed_key if only_new else None
         pivots = set()
         for s in self.key_streams:
             for m in reversed(self._buffers[s]):
-                if m.stamp <= floor:
+                if floor is not None and m.stamp_ns <= floor:
                     break
-                pivots.add(m.stamp)
+                pivots.add(m.stamp_ns)
         for pivot in sorted(pivots, reverse=True):
             items = {s: _closest(buf, pivot) for s, buf in self._buffers.items()}
-            stamps = [m.stamp for m in items.values()]
-            key = max(items[s].stamp for s in self.key_streams)
-            if max(stamps) - min(stamps) <= self._slop + 1e-9:
-                return SyncSet(items=items, key_stamp=key)
+            stamps = [m.stamp_ns for m in items.values()]
+            key = max(items[s].stamp_ns for s in self.key_streams)
+            if max(stamps) - min(stamps) <= self._slop_ns:
+                return SyncSet(items=items, key_ns=key)
         return None
 
 
-def _closest(buf: deque[Stamped], t: float) -> Stamped:
+def _closest(buf: deque[Stamped], t: int) -> Stamped:
     """The message stamped closest to ``t``; the newer one on a tie.
 
     A buffer is in stamp order (a stamp going backwards resets it), so the scan runs from the newest
@@ -160,8 +166,8 @@ def _closest(buf: deque[Stamped], t: float) -> Stamped:
     """
     best = None
     for m in reversed(buf):
-        if best is None or abs(m.stamp - t) < abs(best.stamp - t):
+        if best is None or abs(m.stamp_ns - t) < abs(best.stamp_ns - t):
             best = m
-        if m.stamp <= t:
+        if m.stamp_ns <= t:
             break
     return best

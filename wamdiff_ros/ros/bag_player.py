@@ -26,8 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from wamdiff_ros.data.playback import CLOCK_TOPIC, PlaybackOptions, PlaybackStats, parse_remaps, run_playback
+from wamdiff_ros.data.playback import CLOCK_TOPIC, PlaybackOptions, PlaybackStats, run_playback
 from wamdiff_ros.data.raw_bag import RawBagReader, RawMessage
+from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
+from wamdiff_ros.stamps import split_ns
 
 NODE_NAME = "bag_player"
 PUBLISH_DEPTH = 10
@@ -104,7 +106,8 @@ class BagPlayer:
     def _publish_clock(self, ns: int) -> None:
         from builtin_interfaces.msg import Time
 
-        self._clock_pub.publish(self._clock_msg(clock=Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
+        sec, nanosec = split_ns(ns)
+        self._clock_pub.publish(self._clock_msg(clock=Time(sec=sec, nanosec=nanosec)))
 
     def play(
         self,
@@ -157,7 +160,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--loop", action="store_true", help="start over at the end (until Ctrl-C)")
     parser.add_argument("--topics", nargs="+", default=None, help="topics to play (default: all)")
-    parser.add_argument("--remap", nargs="+", default=[], metavar="FROM:=TO", help="publish topic FROM as TO")
+    add_remap_argument(parser, "publish bag topic FROM as topic TO")
     parser.add_argument("--start-offset", type=float, default=0.0, metavar="S", help="skip the bag's first S seconds")
     parser.add_argument("--delay", type=float, default=0.0, metavar="S", help="wait S seconds before playing")
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="play only S seconds of the bag")

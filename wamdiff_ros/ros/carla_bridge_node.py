@@ -35,7 +35,7 @@ from std_msgs.msg import String
 
 from wamdiff_ros.control.pure_pursuit import PurePursuitParams
 from wamdiff_ros.control.tracker import Tracker, TrackerParams
-from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME
+from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP_NS, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME_NS
 from wamdiff_ros.data.ros_types import BASE_FRAME, MAP_FRAME, optical_frame
 from wamdiff_ros.geometry import compose, prepend_origin
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
@@ -44,6 +44,7 @@ from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
 from wamdiff_ros.ros.sim_bridge_node import RELIABLE, STOP_DECEL, path_to_trajectory
+from wamdiff_ros.stamps import ns_to_seconds, seconds_to_ns
 from wamdiff_ros.types import EgoState, Trajectory, TrajectorySpec
 
 NODE_NAME = "carla_bridge_node"
@@ -59,14 +60,15 @@ class HeldPlan:
         times = plan.stamp + np.concatenate([[0.0], plan.spec.times])
         self._held = (compose(ego.pose, prepend_origin(plan.poses)), times)
 
-    def at(self, t: float, ego: EgoState) -> Trajectory:
-        """The held plan from ``t`` on in base_link of ``ego``; a comfortable stop once it has run out."""
+    def at(self, t_ns: int, ego: EgoState) -> Trajectory:
+        """The held plan from ``t_ns`` [ns] on in base_link of ``ego``; a comfortable stop once it has run out."""
+        t = ns_to_seconds(t_ns)
         if self._held is not None and t <= self._held[1][-1]:
             poses_map, times = self._held
             spec = TrajectorySpec(len(times) - 1, float(times[1] - times[0]))
-            return Trajectory(continue_plan(poses_map, times, t, spec, ego.pose), spec, BASE_FRAME, t)
+            return Trajectory(continue_plan(poses_map, times, t, spec, ego.pose), spec, BASE_FRAME, t_ns)
         spec = TrajectorySpec()
-        return Trajectory(comfortable_stop(ego.speed, ego.yaw_rate, spec, STOP_DECEL), spec, BASE_FRAME, t)
+        return Trajectory(comfortable_stop(ego.speed, ego.yaw_rate, spec, STOP_DECEL), spec, BASE_FRAME, t_ns)
 
 
 class CarlaBridgeNode(Node):
@@ -84,14 +86,11 @@ class CarlaBridgeNode(Node):
         raw = self.params["image_format"] == "raw"
         self._clock = self.create_publisher(Clock, "/clock", RELIABLE)
         self._images = {
-            c.name: self.create_publisher(
-                Image if raw else CompressedImage, f"{prefix}/{c.name}/image" + ("" if raw else "/compressed"), RELIABLE
-            )
+            c.name: self.create_publisher(Image if raw else CompressedImage, c.images_on(not raw, prefix), RELIABLE)
             for c in self.rig.cameras
         }
         self._infos = {
-            c.name: self.create_publisher(CameraInfo, f"{prefix}/{c.name}/camera_info", RELIABLE)
-            for c in self.rig.cameras
+            c.name: self.create_publisher(CameraInfo, c.camera_info_on(prefix), RELIABLE) for c in self.rig.cameras
         }
         self._odom = self.create_publisher(Odometry, ODOM_TOPIC, RELIABLE)
         self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
@@ -107,11 +106,12 @@ class CarlaBridgeNode(Node):
 
     # ---- publishing ----------------------------------------------------------------------------
 
-    def publish_state(self, ego: EgoState, t: float) -> None:
+    def publish_state(self, ego: EgoState, t: int) -> None:
+        """Publish /clock and the odometry stamped ``t`` [ns]."""
         self._clock.publish(Clock(clock=conv.to_time(t)))
         self._odom.publish(conv.odometry(ego, t, MAP_FRAME, BASE_FRAME))
 
-    def publish_sensors(self, images: dict[str, np.ndarray], t: float, command: str, instruction: str) -> None:
+    def publish_sensors(self, images: dict[str, np.ndarray], t: int, command: str, instruction: str) -> None:
         p = self.params
         self._command.publish(String(data=command))
         self._instruction.publish(String(data=instruction))
@@ -153,7 +153,7 @@ class CarlaBridgeNode(Node):
             allow_version_mismatch=p["allow_version_mismatch"],
         )
         specs = select_routes(load_routes(p["routes_path"]), p["route_names"]) if p["routes_path"] else [None]
-        offset = START_TIME
+        offset = START_TIME_NS
         with CarlaSession(config, self._client_factory) as session:
             self._carla_info = {
                 "server_version": session.server_version,
@@ -174,7 +174,7 @@ class CarlaBridgeNode(Node):
                 session.load(town, weather)
                 route, spawn = self._plan(session, spec, index)
                 record = self._drive(session, route, spawn, offset)
-                offset = record["start_time"] + record["ticks"] * p["fixed_delta_seconds"] + EPISODE_GAP
+                offset += record["ticks"] * seconds_to_ns(p["fixed_delta_seconds"]) + EPISODE_GAP_NS
         return self.routes
 
     def _plan(self, session, spec, index: int):
@@ -204,12 +204,14 @@ class CarlaBridgeNode(Node):
         self.get_logger().info(f"route {route.name}: {route.length:.0f} m on {session.town or 'the loaded map'}")
         return route, chosen
 
-    def _drive(self, session, route, spawn, offset: float) -> dict:
+    def _drive(self, session, route, spawn, offset: int) -> dict:
+        """Drive one route; the bridge clock starts at ``offset`` [ns]."""
         from wamdiff_ros.carla.control import ControlLimits, vehicle_control
         from wamdiff_ros.carla.metrics import MetricsConfig, RouteMonitor, write_metrics
 
         p = self.params
         dt = p["fixed_delta_seconds"]
+        dt_ns = seconds_to_ns(dt)
         ego = session.spawn_ego(p["ego_blueprint"], spawn, self.rig, p["role_name"])
         pursuit = PurePursuitParams(wheelbase=ego.wheelbase, steer_model="rear_axle")
         tracker = Tracker(TrackerParams(pursuit=pursuit, max_steer=ego.max_steer), dt=dt)
@@ -229,7 +231,7 @@ class CarlaBridgeNode(Node):
         k, reason = 0, None
         try:
             while reason is None:
-                t = offset + k * dt
+                t = offset + k * dt_ns
                 tick_wall = time.perf_counter()
                 planning = k % p["ticks_per_plan"] == 0
                 tick = session.tick(t, k * dt, want_images=planning)
@@ -249,7 +251,8 @@ class CarlaBridgeNode(Node):
                     if msg is None:
                         timeouts += 1
                         self.get_logger().warning(
-                            f"t={t:.2f}: no trajectory within {p['trajectory_timeout_s']} s; driving on the last plan",
+                            f"t={ns_to_seconds(t):.2f}: no trajectory within {p['trajectory_timeout_s']} s; "
+                            "driving on the last plan",
                             throttle_duration_sec=2.0,
                         )
                     else:
@@ -259,7 +262,9 @@ class CarlaBridgeNode(Node):
                             plans += 1
                         except ValueError as e:
                             rejected += 1
-                            self.get_logger().warning(f"t={t:.2f}: trajectory rejected: {e}", throttle_duration_sec=2.0)
+                            self.get_logger().warning(
+                                f"t={ns_to_seconds(t):.2f}: trajectory rejected: {e}", throttle_duration_sec=2.0
+                            )
                 accel, steer = tracker.track(held.at(t, tick.ego), tick.ego)
                 session.apply_control(vehicle_control(accel, steer, tick.ego.speed, limits))
                 if p["realtime_factor"] > 0:
@@ -280,7 +285,7 @@ class CarlaBridgeNode(Node):
                     "trajectories_rejected": rejected,
                     "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
                     "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-                    "start_time": offset,
+                    "start_time": ns_to_seconds(offset),
                 }
                 self.routes.append(record)
                 self._metrics_pub.publish(String(data=json.dumps(record)))

@@ -23,23 +23,17 @@ from wamdiff_ros.data import images as imgs
 from wamdiff_ros.data import ros_types as rt
 from wamdiff_ros.geometry import quaternion_yaw
 from wamdiff_ros.rig import CameraSpec
+from wamdiff_ros.stamps import join_ns, seconds_to_ns, split_ns
 from wamdiff_ros.types import EgoState
 
 QUATERNION_NORM_TOLERANCE = 0.05
 """An orientation quaternion whose norm differs from 1 by more than this is rejected as malformed."""
 
 
-def to_sec(stamp: Time) -> float:
-    """``builtin_interfaces/Time`` -> seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
-def to_time(seconds: float) -> Time:
-    """Seconds (finite, >= 0) -> ``builtin_interfaces/Time``, rounded to the nanosecond."""
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"stamp: expected a finite time >= 0 s, got {seconds}")
-    ns = round(seconds * 1e9)
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+def to_time(stamp_ns: int) -> Time:
+    """Integer nanoseconds (>= 0) -> ``builtin_interfaces/Time``, exactly."""
+    sec, nanosec = split_ns(stamp_ns)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def yaw_quaternion(yaw: float) -> Quaternion:
@@ -51,14 +45,14 @@ class PlanarOdometry:
     """The fields of a ``nav_msgs/Odometry`` that planning uses (covariances are left out).
 
     Attributes:
-        stamp: header stamp [s].
+        stamp_ns: header stamp [ns].
         frame_id, child_frame_id: the odometry frame and the body frame.
         x, y: position of the body in ``frame_id`` [m].
         q: orientation quaternion ``(x, y, z, w)``, as received (not yet checked).
         vx, vy: linear velocity in ``child_frame_id`` [m/s]; yaw_rate: angular z [rad/s].
     """
 
-    stamp: float
+    stamp_ns: int
     frame_id: str
     child_frame_id: str
     x: float
@@ -100,10 +94,10 @@ class _CdrReader:
         self.at += n
         return memoryview(self.data)[self.at - n : self.at]
 
-    def header(self) -> tuple[float, str]:
-        """std_msgs/Header: ``(stamp [s], frame_id)``."""
+    def header(self) -> tuple[int, str]:
+        """std_msgs/Header: ``(stamp [ns], frame_id)``."""
         sec, nanosec = self.unpack("iI", 4)
-        return sec + nanosec * 1e-9, self.string()
+        return join_ns(sec, nanosec), self.string()
 
 
 def read_odometry(data: bytes) -> PlanarOdometry:
@@ -137,7 +131,7 @@ class CompressedImageFields:
     """A serialized ``sensor_msgs/CompressedImage``, read without copying its bytes (``data`` is a view into
     the serialized message); :func:`decode_image` takes it as it takes the message (same field names)."""
 
-    stamp: float
+    stamp_ns: int
     frame_id: str
     format: str
     data: memoryview
@@ -147,7 +141,7 @@ class CompressedImageFields:
 class RawImageFields:
     """A serialized ``sensor_msgs/Image``, read as :class:`CompressedImageFields` is."""
 
-    stamp: float
+    stamp_ns: int
     frame_id: str
     width: int
     height: int
@@ -189,13 +183,15 @@ def ego_from_odometry(odom: PlanarOdometry) -> EgoState:
     if math.isfinite(norm) and abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
         raise ValueError(f"Odometry.pose.orientation: expected a unit quaternion, got norm {norm:.3f}")
     yaw = quaternion_yaw(qx, qy, qz, qw)
-    return EgoState(pose=[odom.x, odom.y, yaw], velocity=[odom.vx, odom.vy], yaw_rate=odom.yaw_rate, stamp=odom.stamp)
+    return EgoState(
+        pose=[odom.x, odom.y, yaw], velocity=[odom.vx, odom.vy], yaw_rate=odom.yaw_rate, stamp_ns=odom.stamp_ns
+    )
 
 
-def odometry(ego: EgoState, stamp: float, frame_id: str = "map", child_frame_id: str = "base_link") -> Odometry:
+def odometry(ego: EgoState, stamp_ns: int, frame_id: str = "map", child_frame_id: str = "base_link") -> Odometry:
     """``nav_msgs/Odometry`` of ``ego``: pose of base_link in ``frame_id``, twist in base_link."""
     msg = Odometry()
-    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    msg.header = Header(stamp=to_time(stamp_ns), frame_id=frame_id)
     msg.child_frame_id = child_frame_id
     msg.pose.pose = Pose(
         position=Point(x=float(ego.pose[0]), y=float(ego.pose[1]), z=0.0), orientation=yaw_quaternion(ego.pose[2])
@@ -211,29 +207,29 @@ def decode_image(msg: Image | CompressedImage, expected_size: tuple[int, int] | 
 
 
 def compressed_image(
-    image: np.ndarray, stamp: float, frame_id: str, fmt: str = "jpeg", quality: int = 90
+    image: np.ndarray, stamp_ns: int, frame_id: str, fmt: str = "jpeg", quality: int = 90
 ) -> CompressedImage:
     msg = CompressedImage()
-    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    msg.header = Header(stamp=to_time(stamp_ns), frame_id=frame_id)
     msg.format = imgs.compressed_format_string(fmt)
     msg.data = imgs.encode_compressed(image, fmt, quality)
     return msg
 
 
-def raw_image(image: np.ndarray, stamp: float, frame_id: str, encoding: str = "rgb8") -> Image:
+def raw_image(image: np.ndarray, stamp_ns: int, frame_id: str, encoding: str = "rgb8") -> Image:
     data, w, h, step = imgs.encode_raw(image, encoding)
     msg = Image()
-    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    msg.header = Header(stamp=to_time(stamp_ns), frame_id=frame_id)
     msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step = h, w, encoding, 0, step
     msg.data = data
     return msg
 
 
-def camera_info(camera: CameraSpec, stamp: float, frame_id: str | None = None) -> CameraInfo:
+def camera_info(camera: CameraSpec, stamp_ns: int, frame_id: str | None = None) -> CameraInfo:
     """``sensor_msgs/CameraInfo`` of an ideal pinhole camera of the rig (plumb_bob, no distortion)."""
     k = camera.K
     msg = CameraInfo()
-    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id or rt.optical_frame(camera.name))
+    msg.header = Header(stamp=to_time(stamp_ns), frame_id=frame_id or rt.optical_frame(camera.name))
     msg.width, msg.height = int(camera.width), int(camera.height)
     msg.distortion_model = "plumb_bob"
     msg.d = [0.0] * 5
@@ -244,20 +240,27 @@ def camera_info(camera: CameraSpec, stamp: float, frame_id: str | None = None) -
     return msg
 
 
-def path(poses: np.ndarray, stamp: float, dt: float, frame_id: str) -> Path:
-    """``nav_msgs/Path``: pose k (0-based) of ``poses`` (T, 3) stamped ``stamp + (k + 1)·dt``."""
+def pose_stamps_ns(stamp_ns: int, dt: float, count: int) -> list[int]:
+    """Stamps [ns] of a trajectory's ``count`` poses: ``stamp_ns + (k + 1)·dt`` for k = 0, 1, …"""
+    dt_ns = seconds_to_ns(dt)
+    return [stamp_ns + (k + 1) * dt_ns for k in range(count)]
+
+
+def path(poses: np.ndarray, stamp_ns: int, dt: float, frame_id: str) -> Path:
+    """``nav_msgs/Path``: header stamped ``stamp_ns`` exactly, pose k (0-based) of ``poses`` (T, 3)
+    stamped ``stamp_ns + (k + 1)·dt``."""
     poses = np.asarray(poses, np.float64)
     msg = Path()
-    msg.header = Header(stamp=to_time(stamp), frame_id=frame_id)
-    for k, (x, y, yaw) in enumerate(poses):
+    msg.header = Header(stamp=to_time(stamp_ns), frame_id=frame_id)
+    for (x, y, yaw), t in zip(poses, pose_stamps_ns(stamp_ns, dt, len(poses))):
         ps = PoseStamped()
-        ps.header = Header(stamp=to_time(stamp + (k + 1) * dt), frame_id=frame_id)
+        ps.header = Header(stamp=to_time(t), frame_id=frame_id)
         ps.pose = Pose(position=Point(x=float(x), y=float(y), z=0.0), orientation=yaw_quaternion(float(yaw)))
         msg.poses.append(ps)
     return msg
 
 
-def path_cdr(poses: np.ndarray, stamp: float, dt: float, frame_id: str) -> bytes:
+def path_cdr(poses: np.ndarray, stamp_ns: int, dt: float, frame_id: str) -> bytes:
     """:func:`path`, serialized as rclpy would (little-endian CDR), for ``Publisher.publish(bytes)``.
 
     The planner node publishes its trajectory this way: building the rclpy message and converting it
@@ -266,18 +269,17 @@ def path_cdr(poses: np.ndarray, stamp: float, dt: float, frame_id: str) -> bytes
     fid = frame_id.encode() + b"\0"
     out = bytearray(b"\x00\x01\x00\x00")  # CDR_LE encapsulation; alignment counts from after it
 
-    def header(t: float) -> None:
+    def header(t: int) -> None:
         out.extend(b"\0" * (-(len(out) - 4) % 4))
-        stamp_ = to_time(t)
-        out.extend(struct.pack("<iII", stamp_.sec, stamp_.nanosec, len(fid)))
+        out.extend(struct.pack("<iII", *split_ns(t), len(fid)))
         out.extend(fid)
 
-    header(stamp)
+    header(stamp_ns)
     rows = np.asarray(poses, np.float64).tolist()
     out.extend(b"\0" * (-(len(out) - 4) % 4))
     out.extend(struct.pack("<I", len(rows)))
-    for k, (x, y, yaw) in enumerate(rows):
-        header(stamp + (k + 1) * dt)
+    for (x, y, yaw), t in zip(rows, pose_stamps_ns(stamp_ns, dt, len(rows))):
+        header(t)
         out.extend(b"\0" * (-(len(out) - 4) % 8))
         out.extend(struct.pack("<7d", x, y, 0.0, 0.0, 0.0, math.sin(yaw / 2), math.cos(yaw / 2)))
     return bytes(out)
@@ -297,14 +299,14 @@ def path_poses(msg: Path) -> np.ndarray:
 
 
 def candidate_markers(
-    candidates: np.ndarray, scores: np.ndarray, origin: np.ndarray, stamp: float, frame_id: str, ns: str = "candidates"
+    candidates: np.ndarray, scores: np.ndarray, origin: np.ndarray, stamp_ns: int, frame_id: str, ns: str = "candidates"
 ) -> MarkerArray:
     """One LINE_STRIP per candidate (K, T, 3), starting at ``origin`` (3,) in ``frame_id``; the best
     scored is green and drawn wider, the others grey with opacity by score. A DELETEALL marker first
     clears the previous cycle's set."""
     candidates = np.asarray(candidates, np.float64).reshape(-1, *np.shape(candidates)[-2:])
     scores = np.asarray(scores, np.float64).reshape(-1)
-    header = Header(stamp=to_time(stamp), frame_id=frame_id)
+    header = Header(stamp=to_time(stamp_ns), frame_id=frame_id)
     out = MarkerArray()
     out.markers.append(Marker(header=header, ns=ns, action=Marker.DELETEALL))
     if not len(candidates):
@@ -328,7 +330,7 @@ def candidate_markers(
 
 
 def diagnostic_array(
-    stamp: float, name: str, hardware_id: str, level: int, message: str, values: dict[str, str]
+    stamp_ns: int, name: str, hardware_id: str, level: int, message: str, values: dict[str, str]
 ) -> DiagnosticArray:
     status = DiagnosticStatus(
         level=bytes([int(level)]),
@@ -337,4 +339,4 @@ def diagnostic_array(
         hardware_id=hardware_id,
         values=[KeyValue(key=str(k), value=str(v)) for k, v in values.items()],
     )
-    return DiagnosticArray(header=Header(stamp=to_time(stamp)), status=[status])
+    return DiagnosticArray(header=Header(stamp=to_time(stamp_ns)), status=[status])

@@ -46,6 +46,7 @@ import time
 
 import numpy as np
 
+from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
 from wamdiff_ros.ros.executors import EXECUTORS
 
 RATIO_TARGET = 1.15
@@ -84,6 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bag", required=True, help="rosbag2 directory or .mcap file with the rig's cameras and odometry"
     )
     parser.add_argument("--model", required=True, help="checkpoint folder (absolute, or under models/)")
+    add_remap_argument(parser, "play bag topic FROM as topic TO, the name the node subscribes")
     parser.add_argument("--rates", type=float, nargs="+", default=[10.0, 20.0], help="frame rates [Hz] (default 10 20)")
     parser.add_argument("--iterations", type=int, default=5, help="passes per rate (default 5)")
     parser.add_argument("--frames", type=int, default=100, help="frames per pass, from the bag's start (default 100)")
@@ -149,41 +151,50 @@ def jitter_ms(arrivals: list[float]) -> float:
 
 def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[list, float]:
     """``(observations, frame rate [Hz])`` of the bag's first ``max_frames`` frames: each camera stamp
-    with all rig images and an odometry message at that stamp, decoded as the node decodes them (ego
-    history resampled from the bag's past odometry, as the node's planning loop does)."""
+    with all rig images and an odometry message at that stamp, decoded as the node decodes them (images
+    at the size of the camera's camera_info in the bag, fitted to the rig's; ego history resampled from
+    the bag's past odometry, as the node's planning loop does)."""
     from wamdiff_ros.data import ros_types as rt
+    from wamdiff_ros.data.images import fit_to_camera
     from wamdiff_ros.geometry import relative, resample
+    from wamdiff_ros.stamps import NS_PER_S, time_ns
     from wamdiff_ros.types import Observation
 
     topics = image_topics(reader.topics, rig)
     store = rt.typestore()
+    infos = {rig.camera(c).camera_info_on(): c for c in topics}
+    views = {c.name: (c.width, c.height, c.focal) for c in rig.cameras}
     images: dict[int, dict] = {}
     odom: dict[int, object] = {}
-    for msg in reader.messages([*topics.values(), "/ego/odom"]):
+    for msg in reader.messages([*topics.values(), "/ego/odom", *(t for t in infos if t in reader.topics)]):
         data = store.deserialize_cdr(msg.data, msg.msgtype)
-        stamp = rt.to_ns(rt.from_time(data.header.stamp))
+        stamp = time_ns(data.header.stamp)
         if msg.topic == "/ego/odom":
             odom[stamp] = rt.ego_from_odometry(data)
+        elif msg.topic in infos:
+            views[infos[msg.topic]] = (int(data.width), int(data.height), float(data.k[0]))
         else:
             cam = next(c for c, t in topics.items() if t == msg.topic)
             images.setdefault(stamp, {})[cam] = data
     stamps = [s for s in sorted(images) if len(images[s]) == len(rig.cameras) and s in odom]
     if len(stamps) < 2:
         raise ValueError(f"{reader.path}: fewer than 2 frames with every rig camera and /ego/odom")
-    rate = 1e9 / float(np.median(np.diff(stamps)))
+    rate = NS_PER_S / float(np.median(np.diff(stamps)))
     egos = [odom[s] for s in sorted(odom)]
     out = []
     for s in stamps[:max_frames]:
         ego = odom[s]
-        past = [e for e in egos if e.stamp <= ego.stamp]
+        past = [e for e in egos if e.stamp_ns <= ego.stamp_ns]
         hist = np.zeros((history, 3))
         if history and len(past) > 1:
-            t = np.array([e.stamp for e in past]) - ego.stamp
+            t = np.array([e.stamp_ns - ego.stamp_ns for e in past]) / NS_PER_S
             poses = np.stack([e.pose for e in past])
             hist = relative(ego.pose, resample(poses, t, -dt * np.arange(history, 0, -1)))
-        sizes = {c.name: (c.width, c.height) for c in rig.cameras}
-        obs_images = {c: rt.decode_image_msg(images[s][c], sizes[c]) for c in rig.names}
-        out.append(Observation(images=obs_images, ego=ego, stamp=s * 1e-9, ego_history=hist))
+        obs_images = {
+            c.name: fit_to_camera(rt.decode_image_msg(images[s][c.name], views[c.name][:2]), c, views[c.name][2])
+            for c in rig.cameras
+        }
+        out.append(Observation(images=obs_images, ego=ego, stamp_ns=s, ego_history=hist))
     return out, rate
 
 
@@ -197,15 +208,18 @@ def reception_timestamps() -> bool:
 
 
 def image_topics(topics: dict[str, str], rig) -> dict[str, str]:
-    """Camera -> image topic of the bag (compressed preferred); ValueError naming a missing camera."""
+    """Camera -> image topic of the bag (compressed preferred, on the rig camera's topics); ValueError
+    naming a missing camera, the topics looked for and the topics the bag has."""
     out = {}
-    for cam in rig.names:
-        for t in (f"/cameras/{cam}/image/compressed", f"/cameras/{cam}/image"):
-            if t in topics:
-                out[cam] = t
-                break
-        else:
-            raise ValueError(f"bag: no image topic for rig camera {cam!r} (topics: {sorted(topics)})")
+    for cam in rig.cameras:
+        looked = [cam.images_on(True), cam.images_on(False)]
+        found = next((t for t in looked if t in topics), None)
+        if found is None:
+            raise ValueError(
+                f"bag: no image topic for rig camera {cam.name!r}: looked for {', '.join(looked)}; the bag has "
+                f"{', '.join(sorted(topics))} (rename topics with --remap FROM:=TO)"
+            )
+        out[cam.name] = found
     return out
 
 
@@ -242,7 +256,9 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
 class _Probe:
     """The benchmark's rclpy side: a node holding the player, the trajectory and /diagnostics subscribers."""
 
-    def __init__(self, context, bag: str, topics: list[str], sync_topics: set[str], clock_hz: float):
+    def __init__(
+        self, context, bag: str, topics: list[str], sync_topics: set[str], clock_hz: float, remaps: dict[str, str]
+    ):
         from diagnostic_msgs.msg import DiagnosticArray
         from nav_msgs.msg import Path as PathMsg
         from rclpy.executors import SingleThreadedExecutor
@@ -272,7 +288,10 @@ class _Probe:
                         self.sent[stamp] = max(self.sent.get(stamp, t), t)
 
         self.player = BagPlayer(
-            self.node, bag, PlaybackOptions(topics=tuple(topics), clock=True, clock_hz=clock_hz), on_publish
+            self.node,
+            bag,
+            PlaybackOptions(topics=tuple(topics), remaps=remaps, clock=True, clock_hz=clock_hz),
+            on_publish,
         )
         on_path = self._on_path_with_info if reception_timestamps() else self._on_path
         self.node.create_subscription(PathMsg, "/planner_node/trajectory", on_path, QoSProfile(depth=100))
@@ -396,14 +415,15 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     if hasattr(planner, "mode"):
         planner.mode = args.mode
     spec = planner_spec(planner)
-    with RawBagReader(args.bag) as reader:
+    remaps = parse_remaps(args.remap)
+    with RawBagReader(args.bag, remaps) as reader:
         cams = image_topics(reader.topics, planner.rig)
         observations, bag_hz = bag_frames(reader, planner.rig, planner_history(planner), spec.dt, args.frames)
         bag_topics = dict(reader.topics)
     compressed = all(t.endswith("/compressed") for t in cams.values())
     if not compressed and any(t.endswith("/compressed") for t in cams.values()):
         raise ValueError(f"bag: mixed compressed and raw image topics {sorted(cams.values())}")
-    extra = [f"/cameras/{c}/camera_info" for c in cams] + ["/ego/odom", "/ego/command", "/ego/instruction"]
+    extra = [planner.rig.camera(c).camera_info_on() for c in cams] + ["/ego/odom", "/ego/command", "/ego/instruction"]
     topics = list(cams.values()) + [t for t in extra if t in bag_topics]
     if "/ego/odom" not in topics:
         raise ValueError("bag: no /ego/odom")
@@ -433,7 +453,9 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     probe = None
     rows, iterations, idle_cpu = [], [], float("nan")
     try:
-        probe = _Probe(context, args.bag, topics, sync, args.clock_hz)
+        bag_name = {new: old for old, new in remaps.items()}  # the player takes the bag's own names
+        sync = {bag_name.get(t, t) for t in sync}
+        probe = _Probe(context, args.bag, [bag_name.get(t, t) for t in topics], sync, args.clock_hz, remaps)
         deadline = time.monotonic() + args.startup_timeout
         pubs = [probe.player.publisher(t) for t in sync]
         while not all(p.get_subscription_count() > 0 for p in pubs) or not probe.node.count_publishers(

@@ -1,5 +1,6 @@
 """Planner trajectories keyed by their header stamp, for a simulator bridge that waits for the plan of
-the tick it just published (µs-precision stamp match, bounded wall-clock wait, Ctrl-C aware)."""
+the tick it just published (exact stamp match in integer nanoseconds, bounded wall-clock wait, Ctrl-C
+aware)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import time
 
 from nav_msgs.msg import Path as PathMsg
 
-from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.stamps import time_ns
 
 
 class Shutdown(Exception):
@@ -25,7 +26,7 @@ class PathInbox:
         self._cond = threading.Condition()
 
     def put(self, msg: PathMsg) -> None:
-        key = round(conv.to_sec(msg.header.stamp) * 1e6)
+        key = time_ns(msg.header.stamp)
         with self._cond:
             self._paths[key] = msg
             if len(self._paths) > self._keep:
@@ -33,9 +34,9 @@ class PathInbox:
                     del self._paths[k]
             self._cond.notify_all()
 
-    def wait(self, t: float, timeout: float) -> PathMsg | None:
-        """The Path stamped ``t``, waiting up to ``timeout`` s of wall time; Shutdown if ROS goes down."""
-        key = round(t * 1e6)
+    def wait(self, stamp_ns: int, timeout: float) -> PathMsg | None:
+        """The Path stamped ``stamp_ns`` [ns], waiting up to ``timeout`` s of wall time; Shutdown if ROS goes down."""
+        key = stamp_ns
         deadline = time.monotonic() + timeout
         with self._cond:
             while key not in self._paths:

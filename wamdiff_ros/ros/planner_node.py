@@ -18,7 +18,9 @@ rejected, the old model keeps driving and /diagnostics says why.
 Topics (``<prefix>`` = ``camera_topic_prefix``):
 
 - in: ``<prefix>/<camera>/image/compressed`` (sensor_msgs/CompressedImage) or ``<prefix>/<camera>/image``
-  (sensor_msgs/Image) per rig camera, ``<prefix>/<camera>/camera_info``, ``odom_topic``
+  (sensor_msgs/Image) per rig camera, ``<prefix>/<camera>/camera_info`` (a rig camera's ``image_topic`` and
+  ``camera_info_topic`` replace these; images at another resolution with the rig's field of view are
+  resized), ``odom_topic``
   (nav_msgs/Odometry), ``command_topic`` and ``instruction_topic`` (std_msgs/String);
 - out: ``~/trajectory`` (nav_msgs/Path), ``~/candidates`` (visualization_msgs/MarkerArray),
   ``~/reasoning`` (std_msgs/String), ``~/debug/processing_time_ms`` (the cycle),
@@ -114,7 +116,7 @@ def load_checked_planner(params: dict, rig: Rig):
     blank = Observation(
         images={c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras},
         ego=EgoState(pose=np.zeros(3)),
-        stamp=0.0,
+        stamp_ns=0,
     )
     if hasattr(planner, "warm_up"):
         planner.warm_up(blank)  # every graph run once, and the gate's slow-path cost measured warm
@@ -193,11 +195,10 @@ class PlannerNode(LifecycleNode):
         subscribe(String, p["instruction_topic"], on_instruction, qos_cmd, raw=True)
         subscribe(Odometry, p["odom_topic"], self._on_odom, qos_in, raw=True)
         for cam in rig.cameras:
-            topic = f"{prefix}/{cam.name}/image" + ("" if raw else "/compressed")
             on_image = functools.partial(self._on_image, cam.name, not raw)
-            subscribe(Image if raw else CompressedImage, topic, on_image, qos_in, raw=True)
+            subscribe(Image if raw else CompressedImage, cam.images_on(not raw, prefix), on_image, qos_in, raw=True)
             on_info = functools.partial(self._on_camera_info, cam.name)
-            subscribe(CameraInfo, f"{prefix}/{cam.name}/camera_info", on_info, qos_in, raw=True)
+            subscribe(CameraInfo, cam.camera_info_on(prefix), on_info, qos_in, raw=True)
         clock_sub = getattr(getattr(self, "_time_source", None), "_clock_sub", None)  # use_sim_time only
         if clock_sub is not None:
             poller.adopt(clock_sub, functools.partial(self._on_clock, clock_sub.callback))
@@ -271,8 +272,9 @@ class PlannerNode(LifecycleNode):
 
     # ---- inputs --------------------------------------------------------------------------------
 
-    def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+    def _now(self) -> int:
+        """Node time [ns]."""
+        return self.get_clock().now().nanoseconds
 
     def _on_image(self, camera: str, compressed: bool, data: bytes) -> bool:
         """Images arrive serialized; only their header and format are read here (see conv.read_image)."""
@@ -281,7 +283,7 @@ class PlannerNode(LifecycleNode):
         except ValueError as e:
             self.get_logger().warning(f"camera {camera}: {e}", throttle_duration_sec=5.0)
             return False
-        return self._loop.on_image(camera, image.stamp, image)
+        return self._loop.on_image(camera, image.stamp_ns, image)
 
     def _on_camera_info(self, camera: str, data: bytes) -> None:
         """Check a serialized camera_info when it differs from the camera's previous one beyond its stamp:
@@ -326,7 +328,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().warning(str(e), throttle_duration_sec=5.0)
             return False
         self._frames = (odom.frame_id or "map", odom.child_frame_id or "base_link")
-        return self._loop.on_odometry(odom.stamp, odom)
+        return self._loop.on_odometry(odom.stamp_ns, odom)
 
     # ---- planning thread -----------------------------------------------------------------------
 
@@ -350,18 +352,18 @@ class PlannerNode(LifecycleNode):
         poses, candidates, dt = out.result.trajectory.poses, out.result.candidates, out.result.trajectory.spec.dt
         in_odom = p["trajectory_frame"] == "odom" and out.origin is not None
         frame, origin = (odom_frame, out.origin) if in_odom else (base_frame, np.zeros(3))
-        pubs["trajectory"].publish(conv.path_cdr(compose(origin, poses) if in_odom else poses, out.stamp, dt, frame))
+        pubs["trajectory"].publish(conv.path_cdr(compose(origin, poses) if in_odom else poses, out.stamp_ns, dt, frame))
         if p["publish_candidates"]:  # after the trajectory, which is what a controller waits for
             shown = compose(origin, candidates) if in_odom else candidates
             scores = out.result.candidate_scores
-            pubs["candidates"].publish(conv.candidate_markers(shown, scores, origin, out.stamp, frame))
+            pubs["candidates"].publish(conv.candidate_markers(shown, scores, origin, out.stamp_ns, frame))
         if out.result.reasoning:
             pubs["reasoning"].publish(String(data=out.result.reasoning))
         pubs["processing"].publish(Float64(data=out.processing_ms))
         if out.planner_ms is not None:
             pubs["planner_time"].publish(Float64(data=out.planner_ms))
-        if out.input_stamp is not None:
-            pubs["latency"].publish(Float64(data=(self._now() - out.input_stamp) * 1e3))
+        if out.input_stamp_ns is not None:
+            pubs["latency"].publish(Float64(data=(self._now() - out.input_stamp_ns) * 1e-6))
         if out.deadline_missed:
             self.get_logger().warning(
                 f"deadline missed: {out.processing_ms:.1f} ms > {p['deadline_ms']:g} ms", throttle_duration_sec=5.0
@@ -456,7 +458,7 @@ class PlannerNode(LifecycleNode):
                 level, message = LEVEL_WARN, problem
         if self._status == "inactive" and level == LEVEL_OK:
             message = "inactive"
-        stamp = max(now, 0.0)
+        stamp = max(now, 0)
         self._diag_pub.publish(
             conv.diagnostic_array(
                 stamp, f"{self.get_name()}: planning", self.get_fully_qualified_name(), level, message, values

@@ -206,7 +206,7 @@ class RLFinetuneNode(Node):
             if "PDMS" in v:
                 values["val_pdms"] = f"{v['PDMS']:.4f}"
                 values["val_pdms_start"] = f"{self.trainer.state['initial']['PDMS']:.4f}"
-        now = self.get_clock().now().nanoseconds * 1e-9
+        now = self.get_clock().now().nanoseconds
         self._diag_pub.publish(
             conv.diagnostic_array(
                 now, f"{self.get_name()}: fine-tuning", self.get_fully_qualified_name(), level, message, values

@@ -43,8 +43,8 @@ def resample_polyline(points: np.ndarray, spacing: float = MAP_SPACING_M) -> np.
     return interpolate_polyline(points, np.linspace(0.0, length, n))[:, :2]
 
 
-def _header(stamp: float, frame_id: str) -> Header:
-    return Header(stamp=conv.to_time(stamp), frame_id=frame_id)
+def _header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=conv.to_time(stamp_ns), frame_id=frame_id)
 
 
 def _line(header: Header, ns: str, mid: int, points: np.ndarray, width: float, rgba) -> Marker:
@@ -65,9 +65,9 @@ def _box(header: Header, ns: str, mid: int, pose: np.ndarray, length: float, wid
     return m
 
 
-def lane_markers(lanes: list[Lane], stamp: float, frame_id: str = "map") -> MarkerArray:
+def lane_markers(lanes: list[Lane], stamp_ns: int, frame_id: str = "map") -> MarkerArray:
     """The road network: DELETEALL, then centerline and boundary LINE_STRIPs per lane."""
-    header = _header(stamp, frame_id)
+    header = _header(stamp_ns, frame_id)
     out = MarkerArray()
     out.markers.append(Marker(header=header, action=Marker.DELETEALL))
     for i, lane in enumerate(lanes):
@@ -78,11 +78,11 @@ def lane_markers(lanes: list[Lane], stamp: float, frame_id: str = "map") -> Mark
 
 
 def scene_markers(
-    frame: LogFrame, stamp: float, ego_size: tuple[float, float], rear_axle_to_center: float, frame_id: str = "map"
+    frame: LogFrame, stamp_ns: int, ego_size: tuple[float, float], rear_axle_to_center: float, frame_id: str = "map"
 ) -> MarkerArray:
     """One tick's traffic: DELETEALL, a CUBE per agent at its box centre, and the ego's box
     (``ego_size`` = (length, width) [m], centre ``rear_axle_to_center`` m ahead of base_link)."""
-    header = _header(stamp, frame_id)
+    header = _header(stamp_ns, frame_id)
     out = MarkerArray()
     out.markers.append(Marker(header=header, action=Marker.DELETEALL))
     agents = frame.agents

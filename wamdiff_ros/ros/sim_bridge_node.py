@@ -39,7 +39,7 @@ from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from wamdiff_ros.atomic import atomic_write_json
-from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME
+from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP_NS, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME_NS
 from wamdiff_ros.data.ros_types import BASE_FRAME, MAP_FRAME, optical_frame
 from wamdiff_ros.geometry import compose, prepend_origin, relative
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
@@ -47,6 +47,7 @@ from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
+from wamdiff_ros.stamps import NS_PER_S, ns_to_seconds, time_ns
 from wamdiff_ros.types import LogFrame, PlanResult, Trajectory, TrajectorySpec
 
 NODE_NAME = "sim_bridge_node"
@@ -76,8 +77,8 @@ def path_to_trajectory(msg: PathMsg, ego_pose: np.ndarray, odom_frame: str = MAP
     n = len(msg.poses)
     if n == 0:
         raise ValueError("Path: no poses")
-    t0 = conv.to_sec(msg.header.stamp)
-    rel = np.array([conv.to_sec(p.header.stamp) - t0 for p in msg.poses])
+    t0 = time_ns(msg.header.stamp)
+    rel = np.array([time_ns(p.header.stamp) - t0 for p in msg.poses]) / NS_PER_S
     dt = rel[0]
     if not (dt > 0 and np.allclose(rel, dt * np.arange(1, n + 1), atol=1e-6)):
         raise ValueError(f"Path: pose stamps are not header + k·dt (offsets {np.round(rel, 4).tolist()})")
@@ -96,25 +97,26 @@ def path_to_trajectory(msg: PathMsg, ego_pose: np.ndarray, odom_frame: str = MAP
 class _RosDriver:
     """run_episode's driver: publishes a tick, waits for the planner's Path, returns it as a PlanResult."""
 
-    def __init__(self, node: SimBridgeNode, time_offset: float):
+    def __init__(self, node: SimBridgeNode, offset_ns: int):
         self.node = node
-        self.offset = time_offset
+        self.offset_ns = offset_ns
         self.latencies_ms: list[float] = []
         self.timeouts = 0
         self.rejected = 0
         self._held: tuple[np.ndarray, np.ndarray] | None = None
-        self.last_stamp = time_offset
+        self.last_stamp_ns = offset_ns
 
     def reset(self) -> None:
         self._held = None
 
     def plan(self, frame: LogFrame, lanes, images) -> PlanResult:
         node, p = self.node, self.node.params
-        t = self.offset + frame.stamp
-        self.last_stamp = t
+        t_ns = self.offset_ns + frame.stamp_ns
+        t = ns_to_seconds(t_ns)
+        self.last_stamp_ns = t_ns
         wall0 = time.perf_counter()
-        node.publish_tick(frame, images, t)
-        msg = node.wait_for_path(t, p["trajectory_timeout_s"])
+        node.publish_tick(frame, images, t_ns)
+        msg = node.wait_for_path(t_ns, p["trajectory_timeout_s"])
         traj, info = None, {}
         if msg is not None:
             self.latencies_ms.append((time.perf_counter() - wall0) * 1e3)
@@ -132,7 +134,7 @@ class _RosDriver:
                 throttle_duration_sec=2.0,
             )
         if traj is None:
-            traj = self._last_plan(frame, t)
+            traj = self._last_plan(frame, t_ns)
             mode = "fallback"
         else:
             mode = "fast"
@@ -144,15 +146,15 @@ class _RosDriver:
                 time.sleep(rest)
         return PlanResult(trajectory=traj, candidates=traj.poses[None], mode=mode, info=info)
 
-    def _last_plan(self, frame: LogFrame, t: float) -> Trajectory:
-        spec = TrajectorySpec()
+    def _last_plan(self, frame: LogFrame, t_ns: int) -> Trajectory:
+        spec, t = TrajectorySpec(), ns_to_seconds(t_ns)
         if self._held is not None and t <= self._held[1][-1]:
             poses_odom, times = self._held
             spec = TrajectorySpec(len(times) - 1, float(times[1] - times[0]))
             poses = continue_plan(poses_odom, times, t, spec, frame.ego.pose)
         else:
             poses = comfortable_stop(frame.ego.speed, frame.ego.yaw_rate, spec, STOP_DECEL)
-        return Trajectory(poses, spec, BASE_FRAME, t)
+        return Trajectory(poses, spec, BASE_FRAME, t_ns)
 
 
 class SimBridgeNode(Node):
@@ -172,14 +174,11 @@ class SimBridgeNode(Node):
         raw = self.params["image_format"] == "raw"
         self._clock = self.create_publisher(Clock, "/clock", RELIABLE)
         self._images = {
-            c.name: self.create_publisher(
-                Image if raw else CompressedImage, f"{prefix}/{c.name}/image" + ("" if raw else "/compressed"), RELIABLE
-            )
+            c.name: self.create_publisher(Image if raw else CompressedImage, c.images_on(not raw, prefix), RELIABLE)
             for c in self.rig.cameras
         }
         self._infos = {
-            c.name: self.create_publisher(CameraInfo, f"{prefix}/{c.name}/camera_info", RELIABLE)
-            for c in self.rig.cameras
+            c.name: self.create_publisher(CameraInfo, c.camera_info_on(prefix), RELIABLE) for c in self.rig.cameras
         }
         self._odom = self.create_publisher(Odometry, ODOM_TOPIC, RELIABLE)
         self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
@@ -203,7 +202,8 @@ class SimBridgeNode(Node):
 
     # ---- per tick ------------------------------------------------------------------------------
 
-    def publish_tick(self, frame: LogFrame, images: dict | None, t: float) -> None:
+    def publish_tick(self, frame: LogFrame, images: dict | None, t: int) -> None:
+        """Publish a tick stamped ``t`` [ns]."""
         p = self.params
         self._clock.publish(Clock(clock=conv.to_time(t)))
         for cam in self.rig.cameras:
@@ -225,8 +225,8 @@ class SimBridgeNode(Node):
 
             self._scene_markers.publish(scene_markers(frame, t, EGO_SIZE, REAR_AXLE_TO_CENTER, MAP_FRAME))
 
-    def wait_for_path(self, t: float, timeout: float) -> PathMsg | None:
-        """The Path stamped ``t`` (µs precision), waiting up to ``timeout`` s of wall time."""
+    def wait_for_path(self, t: int, timeout: float) -> PathMsg | None:
+        """The Path stamped ``t`` [ns] exactly, waiting up to ``timeout`` s of wall time."""
         return self._inbox.wait(t, timeout)
 
     # ---- episodes ------------------------------------------------------------------------------
@@ -255,7 +255,7 @@ class SimBridgeNode(Node):
         p = self.params
         jobs = self._jobs
         renderer = None
-        offset = START_TIME
+        offset = START_TIME_NS
         all_metrics = []
         for job_scenario, seed in jobs:
             scenario = job_scenario
@@ -272,7 +272,9 @@ class SimBridgeNode(Node):
                     from wamdiff_ros.ros.scene_markers import lane_markers
 
                     self._map_markers.publish(lane_markers(world.lanes, offset, MAP_FRAME))
-                self.get_logger().info(f"episode {world.episode} ({scenario.kind}) starts at sim time {offset:.1f} s")
+                self.get_logger().info(
+                    f"episode {world.episode} ({scenario.kind}) starts at sim time {ns_to_seconds(offset):.1f} s"
+                )
                 result = run_episode(world, driver, renderer=renderer, score_every=p["score_every"])
             finally:
                 world.close()
@@ -286,7 +288,7 @@ class SimBridgeNode(Node):
                 "trajectories_rejected": driver.rejected,
                 "latency_ms_p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
                 "latency_ms_p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
-                "start_time": offset,
+                "start_time": ns_to_seconds(offset),
             }
             self.episodes.append(record)
             self._metrics_pub.publish(String(data=json.dumps(record)))
@@ -297,7 +299,7 @@ class SimBridgeNode(Node):
             )
             if p["metrics_path"]:
                 atomic_write_json(p["metrics_path"], {"episodes": self.episodes, "summary": summarize(all_metrics)})
-            offset = driver.last_stamp + EPISODE_GAP
+            offset = driver.last_stamp_ns + EPISODE_GAP_NS
         return self.episodes
 
 

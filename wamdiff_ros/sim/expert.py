@@ -358,7 +358,7 @@ class Expert:
         chosen = cands[owner[best]]
         self._previous_lanes = chosen.lanes
         self._previous_plan = trajs[best]
-        traj = Trajectory(trajs[best], self.spec, "base_link", frame.stamp)
+        traj = Trajectory(trajs[best], self.spec, "base_link", frame.stamp_ns)
         order = np.argsort(-value)[:16]
         return PlanResult(
             trajectory=traj,
@@ -402,7 +402,7 @@ class Expert:
         poses = np.stack([s, np.zeros_like(s), np.zeros_like(s)], axis=1)
         self._previous_plan = poses
         return PlanResult(
-            trajectory=Trajectory(poses, self.spec, "base_link", frame.stamp),
+            trajectory=Trajectory(poses, self.spec, "base_link", frame.stamp_ns),
             mode="fallback",
             timings_ms={"total": 1e3 * (time.perf_counter() - t0)},
             info={"lane": "none"},

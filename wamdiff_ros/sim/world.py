@@ -24,9 +24,11 @@ from wamdiff_ros.geometry import to_local_points, wrap_angle
 from wamdiff_ros.sim import language
 from wamdiff_ros.sim.roadnet import LaneKey, crop_lanes, lanes_from_network, successor_keys, to_map_xy, to_map_yaw
 from wamdiff_ros.sim.scenarios import Scenario
+from wamdiff_ros.stamps import ns_to_seconds, seconds_to_ns
 from wamdiff_ros.types import Agents, AgentType, EgoState, Lane, LogFrame
 
 DT = 0.1
+DT_NS = seconds_to_ns(DT)
 """World tick [s] (policy frequency 10 Hz)."""
 SIM_FREQUENCY = 10
 """highway-env integration frequency [Hz] (one integration step per tick)."""
@@ -123,7 +125,8 @@ def _restore_idm_defaults() -> None:
 class World:
     """A scenario episode on highway-env, deterministic per ``(scenario, seed)``.
 
-    Attributes after :meth:`reset`: ``lanes`` (map-frame road network), ``time`` [s], ``collision``,
+    Attributes after :meth:`reset`: ``lanes`` (map-frame road network), ``time`` [s] and ``time_ns``
+    (the same clock in integer nanoseconds, which stamps states and frames), ``collision``,
     ``route_length`` [m], ``route_progress`` [m], ``command``, ``instruction``, ``done``, ``reason``.
     """
 
@@ -167,7 +170,7 @@ class World:
         self._env.reset(seed=self.seed)
         self._rng = np.random.default_rng([self.seed, 0x5EED])
         env = self._env
-        self.time = 0.0
+        self.time, self.time_ns = 0.0, 0
         self.collision: Collision | None = None
         self.done, self.reason = False, ""
         self._offroad = 0.0
@@ -309,7 +312,8 @@ class World:
             env._clear_vehicles()
             per_second = float(env.config["spawn_probability"])
             env._spawn_vehicle(spawn_probability=1.0 - (1.0 - per_second) ** DT)
-        self.time = round(self.time + DT, 9)
+        self.time_ns += DT_NS
+        self.time = ns_to_seconds(self.time_ns)
         if self.ego_vehicle.crashed and self.collision is None:
             self.collision = self._classify_collision()
         self._offroad = 0.0 if self.ego_vehicle.on_road else self._offroad + DT
@@ -407,7 +411,7 @@ class World:
         pose = np.array([c[0] - REAR_AXLE_TO_CENTER * np.cos(c[2]), c[1] - REAR_AXLE_TO_CENTER * np.sin(c[2]), c[2]])
         vel = np.array([v * np.cos(beta), v * np.sin(beta) - REAR_AXLE_TO_CENTER * yaw_rate])
         acc = np.array([float(ego.action.get("acceleration", 0.0)), v * yaw_rate])
-        return EgoState(pose=pose, velocity=vel, acceleration=acc, yaw_rate=yaw_rate, stamp=self.time)
+        return EgoState(pose=pose, velocity=vel, acceleration=acc, yaw_rate=yaw_rate, stamp_ns=self.time_ns)
 
     def agents(self) -> Agents:
         """Other traffic now (one time step), map frame: vehicles and static obstacles."""
@@ -462,7 +466,7 @@ class World:
     def frame(self) -> LogFrame:
         """The current tick as a log frame (no futures)."""
         return LogFrame(
-            stamp=self.time,
+            stamp_ns=self.time_ns,
             episode=self.episode,
             ego=self.ego_state(),
             agents=self.agents(),

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
 from wamdiff_ros.training.settings import passive_omp
 from wamdiff_ros.types import Observation, PlanResult, Trajectory
 
@@ -47,22 +48,22 @@ class LoggedPlanner:
         self._futures: dict[tuple, tuple[int, int]] = {}
         for b, k in dataset.index:
             f = dataset.bags[b].log.frames[k]
-            self._futures[self._key(f.stamp, f.ego.pose)] = (b, k)
+            self._futures[self._key(f.stamp_ns, f.ego.pose)] = (b, k)
         self._dataset = dataset
 
     @staticmethod
-    def _key(stamp: float, pose) -> tuple:
-        return (round(float(stamp), 6), round(float(pose[0]), 3), round(float(pose[1]), 3))
+    def _key(stamp_ns: int, pose) -> tuple:
+        return (int(stamp_ns), round(float(pose[0]), 3), round(float(pose[1]), 3))
 
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
-        key = self._key(obs.stamp, obs.ego.pose)
+        key = self._key(obs.stamp_ns, obs.ego.pose)
         if key not in self._futures:
-            raise ValueError(f"LoggedPlanner: observation at stamp {obs.stamp} is not a frame of its dataset")
+            raise ValueError(f"LoggedPlanner: observation at stamp {obs.stamp_ns} ns is not a frame of its dataset")
         b, k = self._futures[key]
         future = self._dataset.bags[b].target(k, self.spec)[0]
         poses = np.asarray(future, np.float64).copy()
         return PlanResult(
-            trajectory=Trajectory(poses, self.spec, "base_link", obs.stamp),
+            trajectory=Trajectory(poses, self.spec, "base_link", obs.stamp_ns),
             candidates=poses[None],
             candidate_scores=np.ones(1),
             mode="fast",
@@ -92,6 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "<= MAX_SLOW_RATE (fit on validation data, report on test data)",
     )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
+    add_remap_argument(parser)
 
 
 def run_all(planners: dict, dataset, every: int = 1, max_frames=None, budget_ms=None, keep_frames=False) -> dict:
@@ -204,6 +206,7 @@ def main(args: argparse.Namespace) -> int:
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig if planner is not None else None,
             scenes=False,
+            remaps=parse_remaps(args.remap),
         )
         planners: dict = {}
         if planner is not None:
