@@ -65,6 +65,7 @@ from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.executors import make_executor, spin
 from wamdiff_ros.ros.input_poller import InputPoller
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
 from wamdiff_ros.runtime.planner import export_in_subprocess
@@ -351,6 +352,8 @@ class PlannerNode(LifecycleNode):
                     continue
                 poller.take(CLOCK_POLL_S if loop.waiting_for_clock else loop.config.period, stopped)
             except Exception as e:  # a bug must not kill the planning thread silently
+                if not self.context.ok():  # a signal shut the context down before main() stopped this thread
+                    return
                 self.get_logger().error(f"planning cycle failed: {type(e).__name__}: {e}")
                 self._stop.wait(loop.config.period)
 
@@ -496,6 +499,7 @@ class PlannerNode(LifecycleNode):
         )
 
 
+@interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``planner_node [--ros-args ...]``: create the node, configure + activate it if ``autostart``."""
     rclpy.init(args=args)

@@ -45,6 +45,7 @@ from wamdiff_ros.geometry import compose, prepend_origin, relative
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
 from wamdiff_ros.types import LogFrame, PlanResult, Trajectory, TrajectorySpec
@@ -301,6 +302,7 @@ class SimBridgeNode(Node):
         return self.episodes
 
 
+@interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``sim_bridge_node [--ros-args ...]``: run the episodes, then exit (or keep spinning)."""
     rclpy.init(args=args)
