@@ -45,8 +45,8 @@ pytestmark = [
         "make setup installs them from ../shared/ros2-cli, or source a ROS 2",
     ),
 ]
-CLI_SPIN = ["--no-daemon", "--spin-time", "3"]
-"""The default 0.5 s of graph discovery is too short on a loaded machine."""
+NO_DAEMON = ["--no-daemon", "--spin-time", "3"]
+"""Graph discovery without the daemon: its default 0.5 s is too short on a loaded machine."""
 SIGINT_DEFAULT = (
     "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
 )
@@ -77,6 +77,18 @@ class Ros2:
         return subprocess.run(
             cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout
         )
+
+    @contextlib.contextmanager
+    def daemon(self):
+        """The ros2 daemon of this test's domain, running for the block and stopped after it: the verbs
+        then read the graph it has been watching instead of each spinning to discover it."""
+        started = self("daemon", "start")
+        assert started.returncode == 0, started.stdout
+        try:
+            yield
+        finally:
+            self("daemon", "stop")
+            assert "not running" in self("daemon", "status").stdout
 
     def start(self, *args: str, name: str = "ros2") -> Launch:
         launch = Launch(self, args, self.tmp / f"{name}.log")
@@ -212,53 +224,75 @@ def _feed(feeder: Feeder, stop: threading.Event, period: float = 0.1) -> threadi
 
 def test_planner_launch_plans_answers_the_ros2_verbs_and_stops_cleanly_on_ctrl_c(ros2, graph, tmp_path):
     model = cv_checkpoint(tmp_path / "cv")
-    launch = ros2.launch("planner.launch.py", f"model_path:={model}", "trajectory_topic:=/test/trajectory")
-    feeder = graph.add(Feeder(graph.context))
-    out = graph.add(Trajectories(graph.context, "/test/trajectory"))
-    feeder.wait_connected(timeout=45.0)
-    _answered(feeder, out)
-
-    got = ros2("param", "get", "/planner_node", "model_path", *CLI_SPIN)
-    assert got.returncode == 0 and str(model) in got.stdout, got.stdout
-    got = ros2("param", "set", "/planner_node", "plan_rate_hz", "20.0", *CLI_SPIN)
-    assert "Set parameter successful" in got.stdout, got.stdout
-    assert "20.0" in ros2("param", "get", "/planner_node", "plan_rate_hz", *CLI_SPIN).stdout
     truncated = tmp_path / "truncated"
     truncated.mkdir()
     shipped = resolve("wamdiff_small", "models")
     shutil.copy(shipped / CONFIG_FILE, truncated / CONFIG_FILE)
     (truncated / WEIGHTS_FILE).write_bytes((shipped / WEIGHTS_FILE).read_bytes()[:100_000])
-    got = ros2("param", "set", "/planner_node", "model_path", str(truncated), *CLI_SPIN)
-    assert "Setting parameter failed" in got.stdout and "model.safetensors" in got.stdout, got.stdout
-    assert str(model) in ros2("param", "get", "/planner_node", "model_path", *CLI_SPIN).stdout
+    with ros2.daemon():
+        launch = ros2.launch("planner.launch.py", f"model_path:={model}", "trajectory_topic:=/test/trajectory")
+        feeder = graph.add(Feeder(graph.context))
+        out = graph.add(Trajectories(graph.context, "/test/trajectory"))
+        feeder.wait_connected(timeout=45.0)
+        _answered(feeder, out)
+        wait_until(lambda: "/planner_node" in ros2("node", "list").stdout, 20.0, what="the daemon to see the node")
 
-    stop = threading.Event()
-    feeding = _feed(feeder, stop)
-    try:
-        hz = ros2.start("topic", "hz", "/test/trajectory", "--window", "10", name="hz")
-        hz.wait_for("average rate:", 30.0)
-        hz.ctrl_c()
-        assert hz.wait(10.0) == 0 and not hz.group_alive(), hz.output()
-        rates = [float(line.split(":")[1]) for line in hz.output().splitlines() if "average rate:" in line]
-        assert 5.0 < rates[-1] < 15.0, hz.output()  # the 10 Hz input answered frame by frame
-        echo = ros2("topic", "echo", "--once", "/test/trajectory", *CLI_SPIN)
-        assert echo.returncode == 0 and "frame_id: map" in echo.stdout and "poses:" in echo.stdout, echo.stdout
-    finally:
-        stop.set()
-        feeding.join()
+        got = ros2("param", "get", "/planner_node", "model_path")
+        assert got.returncode == 0 and f"String value is: {model}" in got.stdout, got.stdout
+        got = ros2("param", "set", "/planner_node", "plan_rate_hz", "20.0")
+        assert "Set parameter successful" in got.stdout, got.stdout
+        got = ros2("param", "set", "/planner_node", "model_path", str(truncated))
+        assert "Setting parameter failed: model_path refused" in got.stdout and WEIGHTS_FILE in got.stdout, got.stdout
+        assert f"String value is: {model}" in ros2("param", "get", "/planner_node", "model_path").stdout
 
-    assert "active [3]" in ros2("lifecycle", "get", "/planner_node", *CLI_SPIN).stdout
-    got = ros2("lifecycle", "set", "/planner_node", "deactivate", *CLI_SPIN)
-    assert "Transitioning successful" in got.stdout, got.stdout
-    assert "inactive [2]" in ros2("lifecycle", "get", "/planner_node", *CLI_SPIN).stdout
-    wait_until(lambda: feeder.odom.get_subscription_count() == 0, 10.0, what="inputs released")
-    assert "Transitioning successful" in ros2("lifecycle", "set", "/planner_node", "activate", *CLI_SPIN).stdout
-    feeder.wait_connected(timeout=20.0)
-    _answered(feeder, out)
+        stop = threading.Event()
+        feeding = _feed(feeder, stop)
+        try:
+            hz = ros2.start("topic", "hz", "/test/trajectory", "--window", "10", name="hz")
+            hz.wait_for("average rate:", 30.0)
+            hz.ctrl_c()
+            assert hz.wait(10.0) == 0 and not hz.group_alive(), hz.output()
+            rates = [float(line.split(":")[1]) for line in hz.output().splitlines() if "average rate:" in line]
+            assert 5.0 < rates[-1] < 15.0, hz.output()  # the 10 Hz input answered frame by frame
+            echo = ros2("topic", "echo", "--once", "/test/trajectory")
+            assert echo.returncode == 0 and "frame_id: map" in echo.stdout and "poses:" in echo.stdout, echo.stdout
+        finally:
+            stop.set()
+            feeding.join()
 
-    launch.ctrl_c()
-    launch.wait(30.0)
-    launch.assert_ended_cleanly(["planner_node"])
+        assert "active [3]" in ros2("lifecycle", "get", "/planner_node").stdout
+        got = ros2("lifecycle", "set", "/planner_node", "deactivate")
+        assert "Transitioning successful" in got.stdout, got.stdout
+        wait_until(lambda: feeder.odom.get_subscription_count() == 0, 10.0, what="inputs released")
+        got = ros2("lifecycle", "set", "/planner_node", "activate")
+        assert "Transitioning successful" in got.stdout, got.stdout
+        feeder.wait_connected(timeout=20.0)
+        _answered(feeder, out)
+
+        launch.ctrl_c()
+        launch.wait(30.0)
+        launch.assert_ended_cleanly(["planner_node"])
+
+
+def test_ros2_run_starts_the_planner_without_the_daemon_and_it_survives_two_sigints(ros2, tmp_path):
+    model = cv_checkpoint(tmp_path / "cv")
+    run = ros2.start("run", "wamdiff_ros", "planner_node", "--ros-args", "-p", f"model_path:={model}", name="run")
+    run.wait_for("spinning the", 45.0)
+    assert "active [3]" in ros2("lifecycle", "get", "/planner_node", *NO_DAEMON).stdout
+    os.kill(_child(run.pgid), signal.SIGINT)
+    time.sleep(0.05)
+    run.ctrl_c()  # the second one, to the group, lands in the node's cleanup
+    assert run.wait(30.0) == 0, run.output()
+    assert "Traceback" not in run.output(), run.output()
+    wait_until(lambda: not run.group_alive(), 10.0, what="no process of ros2 run left")
+
+
+def _child(pgid: int) -> int:
+    """The one process of group ``pgid`` besides its leader (the node under `ros2 run`)."""
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True).stdout
+    pids = [int(p) for p in out.split() if int(p) != pgid]
+    assert len(pids) == 1, out
+    return pids[0]
 
 
 def test_sim_closed_loop_launch_runs_an_episode_and_ends_when_the_bridge_is_done(ros2, tmp_path):
@@ -275,7 +309,7 @@ def test_sim_closed_loop_launch_runs_an_episode_and_ends_when_the_bridge_is_done
 def test_sim_closed_loop_launch_stops_cleanly_on_ctrl_c_mid_episode(ros2, tmp_path):
     model = cv_checkpoint(tmp_path / "cv")
     launch = ros2.launch("sim_closed_loop.launch.py", f"model_path:={model}", "episodes:=1")
-    launch.wait_for("episode 0", 60.0)  # the bridge is driving
+    launch.wait_for(") starts at sim time", 60.0)  # the bridge is driving an episode
     launch.ctrl_c()
     launch.wait(30.0)
     launch.assert_ended_cleanly(["planner_node", "sim_bridge_node"])

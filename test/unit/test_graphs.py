@@ -127,4 +127,4 @@ def test_launch_description_uses_launch_configurations(fake_launch):
     bridge = [a for a in ld.args[0] if type(a).__name__ == "Node"][1]
     params = next(p for p in bridge.kwargs["parameters"] if isinstance(p, dict))
     assert repr(params["episodes"]) == "$(arg episodes)"
-    assert params["use_sim_time"] == "true"
+    assert params["use_sim_time"] is True  # typed: launch_ros would take a plain "true" as a string
