@@ -60,6 +60,7 @@ class Ros2:
 
     def __init__(self, prefix: Path, tmp: Path):
         site = next((prefix / "lib").glob("python3*/site-packages"))
+        self.prefix = prefix
         self.env = {
             **os.environ,
             "PATH": f"{Path(ROS2).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -91,7 +92,11 @@ class Ros2:
             assert "not running" in self("daemon", "status").stdout
 
     def start(self, *args: str, name: str = "ros2") -> Launch:
-        launch = Launch(self, args, self.tmp / f"{name}.log")
+        """`ros2 ARGS` in the background."""
+        return self.start_executable(ROS2, *args, name=name)
+
+    def start_executable(self, path: str, *args: str, name: str) -> Launch:
+        launch = Launch(self, [path, *args], self.tmp / f"{name}.log")
         self.launches.append(launch)
         return launch
 
@@ -104,12 +109,13 @@ class Ros2:
 
 
 class Launch:
-    """A `ros2` command in its own session (so a Ctrl-C can be sent to its process group), stdin not a tty."""
+    """A command (`ros2 …` or a node executable) in its own session, so a Ctrl-C can be sent to its process
+    group; stdin is not a tty, as under a script or a service manager."""
 
-    def __init__(self, ros2: Ros2, args, log: Path):
+    def __init__(self, ros2: Ros2, argv: list[str], log: Path):
         self.log = log
         self._file = open(log, "w")  # noqa: SIM115 (closed in kill/wait)
-        cmd = [sys.executable, "-c", SIGINT_DEFAULT, ROS2, *args]
+        cmd = [sys.executable, "-c", SIGINT_DEFAULT, *argv]
         self.proc = subprocess.Popen(
             cmd,
             env=ros2.env,
@@ -370,3 +376,48 @@ def test_carla_launch_comes_up_as_far_as_it_can_without_a_server(ros2, tmp_path)
     assert "Traceback" not in out, out
     assert "[INFO] [planner_node-1]: process has finished cleanly" in out, out
     wait_until(lambda: not launch.group_alive(), 10.0, what="no process of the launch left")
+
+
+def _node_args(tmp_path: Path, drive_bag: Path, executable: str) -> tuple[list[str], int]:
+    """``--ros-args`` that bring ``executable`` up without other nodes, and its exit code on Ctrl-C."""
+    if executable == "planner_node":
+        return ["-p", f"model_path:={cv_checkpoint(tmp_path / 'cv')}"], 0
+    if executable == "sim_bridge_node":
+        return ["-p", "scenarios:=[highway_sparse]", "-p", "episodes:=1"], 0  # waits for a planner
+    if executable == "carla_bridge_node":
+        return ["-p", "port:=1", "-p", "timeout_s:=2.0"], 0  # tries to connect
+    if executable == "bag_player":
+        return ["-p", f"bag:={drive_bag}", "-p", "loop:=true"], 0
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    import torch
+    from _training_helpers import tiny_cfg, write_tiny_bag
+
+    from wamdiff_ros.models.net import WamDiffNet
+
+    torch.manual_seed(0)
+    model = WamDiffNet(tiny_cfg()).save(tmp_path / "tiny_model")
+    bag = write_tiny_bag(tmp_path / "tiny.mcap")
+    params = {"model_path": model, "data": f"[{bag}]", "val_data": "['']", "out_dir": tmp_path / "run"}
+    params |= {"planner_node": "''", "max_steps": 1000}
+    return [a for k, v in params.items() for a in ("-p", f"{k}:={v}")], 130  # rl_finetune_node: stopped, resumable
+
+
+@pytest.mark.parametrize(
+    "executable", ["planner_node", "sim_bridge_node", "carla_bridge_node", "bag_player", "rl_finetune_node"]
+)
+def test_node_executable_ends_cleanly_on_a_second_sigint_during_its_shutdown(
+    ros2, graph, tmp_path, drive_bag, executable
+):
+    """As under `ros2 launch` without a terminal: one SIGINT from the process group, one forwarded."""
+    args, code = _node_args(tmp_path, drive_bag, executable)
+    path = str(ros2.prefix / "lib" / "wamdiff_ros" / executable)
+    node = ros2.start_executable(path, "--ros-args", *args, name=executable)
+    probe = graph.add(Node("probe", context=graph.context))
+    wait_until(lambda: executable in probe.get_node_names(), 45.0, what=f"{executable} in the graph")
+    time.sleep(1.0)  # past its start-up, into its main loop
+    node.ctrl_c()
+    time.sleep(0.1)
+    node.ctrl_c()
+    assert node.wait(30.0) == code, node.output()
+    assert "Traceback" not in node.output() and "KeyboardInterrupt" not in node.output(), node.output()
+    wait_until(lambda: not node.group_alive(), 10.0, what=f"no {executable} process left")
