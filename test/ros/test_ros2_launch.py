@@ -340,17 +340,32 @@ def test_replay_launch_plans_on_the_bag_and_ends_when_it_is_played(ros2, graph, 
     assert len(out.paths) >= 10, f"{len(out.paths)} trajectories for 20 frames"
 
 
-def test_rl_finetune_launch_fine_tunes_and_ends_when_done(ros2, tmp_path):
+def test_replay_launch_stops_cleanly_on_ctrl_c_while_playing(ros2, graph, tmp_path, drive_bag):
+    model = cv_checkpoint(tmp_path / "cv")
+    out = graph.add(Trajectories(graph.context, "/planner/trajectory"))
+    launch = ros2.launch("replay.launch.py", f"bag:={drive_bag}", f"model_path:={model}", "loop:=true")
+    wait_until(lambda: len(out.paths) >= 3, 45.0, what="trajectories from the replayed bag")
+    launch.ctrl_c()
+    launch.wait(30.0)
+    launch.assert_ended_cleanly(["planner_node", "bag_player"])
+
+
+def _tiny_model_and_bag(tmp_path: Path) -> tuple[Path, Path]:
+    """An untrained tiny WAM-Diff checkpoint and a bag of its rig (test/unit/_training_helpers.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
     import torch
-    import yaml
     from _training_helpers import tiny_cfg, write_tiny_bag
 
     from wamdiff_ros.models.net import WamDiffNet
 
     torch.manual_seed(0)
-    model = WamDiffNet(tiny_cfg()).save(tmp_path / "tiny_model")
-    bag = write_tiny_bag(tmp_path / "tiny.mcap")
+    return WamDiffNet(tiny_cfg()).save(tmp_path / "tiny_model"), write_tiny_bag(tmp_path / "tiny.mcap")
+
+
+def test_rl_finetune_launch_fine_tunes_and_ends_when_done(ros2, tmp_path):
+    import yaml
+
+    model, bag = _tiny_model_and_bag(tmp_path)
     settings = {"group_size": 4, "scenes_per_step": 2, "every": 8, "epochs": 50, "threads": 1, "val_frames": 2}
     settings |= {"val_every_steps": 2, "save_every_steps": 1}
     (tmp_path / "rl.yaml").write_text(yaml.safe_dump(settings))
@@ -361,6 +376,21 @@ def test_rl_finetune_launch_fine_tunes_and_ends_when_done(ros2, tmp_path):
     launch.assert_ended_cleanly(["rl_finetune_node"])
     state = json.loads((tmp_path / "run" / "last" / "trainer_state.json").read_text())
     assert state["step"] == 2
+
+
+def test_rl_finetune_launch_stops_on_ctrl_c_with_a_resume_point(ros2, tmp_path):
+    """rl_finetune_node's own exit code on Ctrl-C is 130 (stopped, resumable: see its main), which launch
+    logs as a process that died; launch itself exits 0."""
+    model, bag = _tiny_model_and_bag(tmp_path)
+    args = [f"model_path:={model}", f"data:=[{bag}]", "val_data:=['']", f"out_dir:={tmp_path / 'run'}"]
+    launch = ros2.launch("rl_finetune.launch.py", *args, "planner_node:=''", "max_steps:=1000")
+    launch.wait_for("GSPO on", 60.0)
+    launch.ctrl_c()
+    assert launch.wait(60.0) == 0, launch.output()
+    out = launch.output()
+    assert f"stopped; resume point {tmp_path / 'run' / 'last'}" in out and "exit code 130" in out, out
+    assert "Traceback" not in out, out
+    wait_until(lambda: not launch.group_alive(), 10.0, what="no process of the launch left")
 
 
 def test_carla_launch_comes_up_as_far_as_it_can_without_a_server(ros2, tmp_path):
@@ -388,15 +418,7 @@ def _node_args(tmp_path: Path, drive_bag: Path, executable: str) -> tuple[list[s
         return ["-p", "port:=1", "-p", "timeout_s:=2.0"], 0  # tries to connect
     if executable == "bag_player":
         return ["-p", f"bag:={drive_bag}", "-p", "loop:=true"], 0
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-    import torch
-    from _training_helpers import tiny_cfg, write_tiny_bag
-
-    from wamdiff_ros.models.net import WamDiffNet
-
-    torch.manual_seed(0)
-    model = WamDiffNet(tiny_cfg()).save(tmp_path / "tiny_model")
-    bag = write_tiny_bag(tmp_path / "tiny.mcap")
+    model, bag = _tiny_model_and_bag(tmp_path)
     params = {"model_path": model, "data": f"[{bag}]", "val_data": "['']", "out_dir": tmp_path / "run"}
     params |= {"planner_node": "''", "max_steps": 1000}
     return [a for k, v in params.items() for a in ("-p", f"{k}:={v}")], 130  # rl_finetune_node: stopped, resumable
