@@ -33,9 +33,8 @@ from wamdiff_ros.ros import conversions as conv
 from .conftest import RIG, Feeder, cv_checkpoint, wait_until
 
 ROS2 = shutil.which("ros2", path=str(Path(sys.executable).parent)) or shutil.which("ros2")
-MISSING = [
-    m for m in ("launch", "launch_ros", "ros2launch", "ros2param", "ros2lifecycle") if not importlib.util.find_spec(m)
-]
+NEEDED = ("launch", "launch_ros", "ros2launch", "ros2param", "ros2lifecycle", "ros2topic")
+MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
 pytestmark = [
     pytest.mark.ros,
     pytest.mark.slow,
