@@ -173,7 +173,9 @@ def launch_description(name: str):
     """A launch_ros LaunchDescription of graph ``name`` (for ``launch/<name>.launch.py`` on real ROS 2).
 
     Arguments become DeclareLaunchArgument; ``$(arg x)`` becomes LaunchConfiguration('x') (launch_ros
-    parses parameter substitutions as YAML, as ``-p`` does); a required node shuts the launch down.
+    parses parameter substitutions as YAML, as ``-p`` does); a value without one is given typed, parsed
+    as YAML here (launch_ros takes a plain string as a string parameter); a required node shuts the
+    launch down.
     """
     from launch.actions import DeclareLaunchArgument, Shutdown
     from launch.substitutions import LaunchConfiguration
@@ -182,6 +184,9 @@ def launch_description(name: str):
     from launch import LaunchDescription
 
     graph = load_graph(name)
+
+    def value(text: str):
+        return subst(text) if ARG.search(text) else yaml.safe_load(text or _EMPTY)
 
     def subst(text: str):
         parts, pos = [], 0
@@ -198,7 +203,7 @@ def launch_description(name: str):
     for node in graph.nodes:
         params = [str(param_file(f)) for f in node.param_files]
         if node.parameters:
-            params.append({k: subst(v) for k, v in node.parameters.items()})
+            params.append({k: value(v) for k, v in node.parameters.items()})
         kwargs = {"on_exit": Shutdown()} if node.required else {}
         actions.append(
             Node(

@@ -13,6 +13,9 @@ rclpy = pytest.importorskip("rclpy")
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from nav_msgs.msg import Odometry, Path  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
+from rcl_interfaces.srv import SetParameters  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
@@ -165,6 +168,21 @@ class Collector(Node):
 
     def diagnostic(self, predicate, timeout=10.0, what="a diagnostic"):
         return wait_until(lambda: next((d for d in list(self.diagnostics) if predicate(d)), None), timeout, what=what)
+
+
+def set_remote(graph, name, value, ptype):
+    """Set a parameter through the node's SetParameters service (as `ros2 param set` does)."""
+    client_node = next((n for n in graph.nodes if n.get_name() == "param_client"), None)
+    if client_node is None:
+        client_node = graph.add(Node("param_client", context=graph.context))
+    client = client_node.create_client(SetParameters, "/planner_node/set_parameters")
+    assert client.wait_for_service(timeout_sec=10.0)
+    field = {ParameterType.PARAMETER_STRING: "string_value", ParameterType.PARAMETER_DOUBLE: "double_value"}[ptype]
+    pv = ParameterValue(type=ptype, **{field: value})
+    future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=pv)]))
+    wait_until(future.done, 10.0, what="set_parameters response")
+    client_node.destroy_client(client)
+    return future.result().results[0]
 
 
 def values(status) -> dict:

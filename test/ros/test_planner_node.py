@@ -9,9 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import yaml
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.msg import ParameterType
 from rclpy.parameter import Parameter
 
 from wamdiff_ros.geometry import compose
@@ -22,7 +20,7 @@ from wamdiff_ros.ros.planner_node import PlannerNode
 from wamdiff_ros.stamps import NS_PER_S, time_ns
 from wamdiff_ros.types import EgoState, TrajectorySpec
 
-from .conftest import RIG, Collector, Feeder, cv_checkpoint, values, wait_until
+from .conftest import RIG, Collector, Feeder, cv_checkpoint, set_remote, values, wait_until
 
 pytestmark = pytest.mark.ros
 SPEC = TrajectorySpec(8, 0.5)
@@ -276,74 +274,17 @@ def test_missing_camera_gives_fallback_naming_it(graph, tmp_path):
     assert node._loop.counts["plans"] == 2
 
 
-def _set_remote(graph, name, value, ptype):
-    """Set a parameter through the node's SetParameters service (as `ros2 param set` does)."""
-    from rclpy.node import Node
-
-    client_node = next((n for n in graph.nodes if n.get_name() == "param_client"), None)
-    if client_node is None:
-        client_node = graph.add(Node("param_client", context=graph.context))
-    client = client_node.create_client(SetParameters, "/planner_node/set_parameters")
-    assert client.wait_for_service(timeout_sec=10.0)
-    field = {ParameterType.PARAMETER_STRING: "string_value", ParameterType.PARAMETER_DOUBLE: "double_value"}[ptype]
-    pv = ParameterValue(type=ptype, **{field: value})
-    future = client.call_async(SetParameters.Request(parameters=[ParameterMsg(name=name, value=pv)]))
-    wait_until(future.done, 10.0, what="set_parameters response")
-    client_node.destroy_client(client)
-    return future.result().results[0]
-
-
-def test_hot_reload_swaps_good_checkpoints_and_rejects_bad_ones(graph, tmp_path):
-    node, feeder, collector = start(graph, tmp_path)
-    feeder.wait_connected()
-    turning = EgoState(pose=[0.0, 0.0, 0.0], velocity=[8.0, 0.0], yaw_rate=0.2)
-    t = feeder.send(ego=turning)
-    assert conv.path_poses(collector.path_for(t))[-1, 1] > 1.0  # first model follows the yaw rate
-
-    straight = cv_checkpoint(tmp_path / "straight", use_yaw_rate=False)
-    res = _set_remote(graph, "model_path", str(straight), ParameterType.PARAMETER_STRING)
-    assert res.successful, res.reason
-    collector.diagnostic(lambda d: values(d).get("reload", "").startswith("loaded"), what="reload done")
-    t = feeder.send(ego=turning)
-    assert conv.path_poses(collector.path_for(t))[-1, 1] == pytest.approx(0.0, abs=1e-9)
-
-    corrupt = tmp_path / "corrupt"
-    corrupt.mkdir()
-    (corrupt / "config.json").write_text('{"family": "constant_velocity", "format_ver')
-    res = _set_remote(graph, "model_path", str(corrupt), ParameterType.PARAMETER_STRING)
-    assert res.successful  # accepted for loading; the load itself fails in the background
-    status = collector.diagnostic(
-        lambda d: d.level == b"\x01" and "rejected" in d.message and "corrupt" in d.message, what="reload rejected"
-    )
-    assert values(status)["reloads_rejected"] == "1"
-    assert values(status)["model_path"] == str(straight)
-    t = feeder.send(ego=turning)
-    assert conv.path_poses(collector.path_for(t))[-1, 1] == pytest.approx(0.0, abs=1e-9)  # old model drives
-
-    from wamdiff_ros.rig import Rig
-
-    one_camera = cv_checkpoint(tmp_path / "one_cam", rig=Rig("mono", (RIG.cameras[0],)))
-    assert _set_remote(graph, "model_path", str(one_camera), ParameterType.PARAMETER_STRING).successful
-    collector.diagnostic(lambda d: "rig" in values(d).get("reload", "") and "one_cam" in d.message, what="rig reject")
-
-    res = _set_remote(graph, "model_path", str(tmp_path / "nowhere"), ParameterType.PARAMETER_STRING)
-    assert not res.successful and "nowhere" in res.reason
-    assert node.get_parameter("model_path").value == str(one_camera)
-    t = feeder.send(ego=turning)
-    assert conv.path_poses(collector.path_for(t))[-1, 1] == pytest.approx(0.0, abs=1e-9)
-
-
 def test_invalid_parameter_values_are_rejected_with_a_reason(graph, tmp_path):
     node, _, _ = start(graph, tmp_path)
-    res = _set_remote(graph, "plan_rate_hz", -1.0, ParameterType.PARAMETER_DOUBLE)
+    res = set_remote(graph, "plan_rate_hz", -1.0, ParameterType.PARAMETER_DOUBLE)
     assert not res.successful and "plan_rate_hz" in res.reason
-    res = _set_remote(graph, "trajectory_frame", "map", ParameterType.PARAMETER_STRING)
+    res = set_remote(graph, "trajectory_frame", "map", ParameterType.PARAMETER_STRING)
     assert not res.successful and "trajectory_frame" in res.reason and "odom" in res.reason
-    res = _set_remote(graph, "odom_topic", "relative/odom", ParameterType.PARAMETER_STRING)
+    res = set_remote(graph, "odom_topic", "relative/odom", ParameterType.PARAMETER_STRING)
     assert not res.successful and "odom_topic" in res.reason
-    res = _set_remote(graph, "input_timeout_s", 0.0, ParameterType.PARAMETER_DOUBLE)  # exclusiveMinimum 0
+    res = set_remote(graph, "input_timeout_s", 0.0, ParameterType.PARAMETER_DOUBLE)  # exclusiveMinimum 0
     assert not res.successful and "input_timeout_s" in res.reason
-    res = _set_remote(graph, "sync_slop_s", 0.2, ParameterType.PARAMETER_DOUBLE)
+    res = set_remote(graph, "sync_slop_s", 0.2, ParameterType.PARAMETER_DOUBLE)
     assert res.successful and node._loop.sync.slop == 0.2
     (d,) = node.describe_parameters(["sync_slop_s"])
     assert d.floating_point_range[0].from_value == 0.0 and d.floating_point_range[0].to_value == 1.0

@@ -161,3 +161,43 @@ def test_text_ids_survive_a_change_of_base_words(tmp_path, monkeypatch):
     (path / CONFIG_FILE).write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="text tokens"):
         WamDiffNet.load(path)
+
+
+def test_weights_without_a_recorded_hash_load_unverified(tmp_path):
+    from wamdiff_ros.models.checkpoint import verify_weights
+
+    path = _net().save(tmp_path / "c")
+    assert verify_weights(path, read_config(path)) is True
+    doc = json.loads((path / CONFIG_FILE).read_text())
+    del doc["weights_sha256"]
+    (path / CONFIG_FILE).write_text(json.dumps(doc))
+    assert verify_weights(path, doc) is False
+    WamDiffNet.load(path)
+
+
+def test_shipped_checkpoints_record_the_hash_of_their_weights():
+    from wamdiff_ros.models.checkpoint import verify_weights
+    from wamdiff_ros.paths import resolve
+
+    for name in ("wamdiff_small", "wamdiff_small_rl"):
+        folder = resolve(name, "models")
+        assert verify_weights(folder, read_config(folder)) is True, name
+
+
+def test_check_checkpoint_refuses_without_building_the_model(tmp_path):
+    from wamdiff_ros.planners.base import RigMismatchError, check_checkpoint
+    from wamdiff_ros.rig import load_rig
+
+    net = _net()
+    path = net.save(tmp_path / "c")
+    check = check_checkpoint(path, net.cfg.rig_obj)
+    assert check.family == "wamdiff" and check.weights_verified and "match" in check.summary
+    with pytest.raises(RigMismatchError, match="tiny_2cam"):
+        check_checkpoint(path, load_rig("rigs/default.yaml"))
+    (path / WEIGHTS_FILE).write_bytes((path / WEIGHTS_FILE).read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="model.safetensors \\(1000 bytes\\) does not match the SHA-256"):
+        check_checkpoint(path)
+    doc = json.loads((path / CONFIG_FILE).read_text())
+    (path / CONFIG_FILE).write_text(json.dumps({**doc, "family": "nope"}))
+    with pytest.raises(ValueError, match="unknown planner family 'nope'"):
+        check_checkpoint(path)

@@ -2,7 +2,8 @@
 
 ``config.json`` carries the family, the model config (sizes, rig, trajectory spec, vocabulary …),
 a format version and the SHA-256 of the weights file, so a weights file that does not belong to its
-config (torn copy, partial download, swapped file) is refused. Both files are written atomically,
+config (torn copy, partial download, swapped file) is refused. A config that records no SHA-256 (written
+by hand or by older code) is loaded unverified. Both files are written atomically,
 weights first and config last, so a reader never pairs a new config with old weights.
 """
 
@@ -75,8 +76,29 @@ def read_config(path: str | os.PathLike) -> dict:
     return doc
 
 
+def verify_weights(path: str | os.PathLike, doc: dict) -> bool:
+    """Check the folder's weights file against the SHA-256 that its config document ``doc`` records.
+
+    True when it matches; False when ``doc`` records none (nothing to verify against). CheckpointError
+    naming the file when it is missing, truncated, corrupt or from another checkpoint.
+    """
+    expected = doc.get("weights_sha256")
+    if expected is None:
+        return False
+    weights = Path(path) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} is missing ({CONFIG_FILE} records its SHA-256)")
+    if _sha256(weights) != expected:
+        raise CheckpointError(
+            f"checkpoint {path}: {WEIGHTS_FILE} ({weights.stat().st_size} bytes) does not match the SHA-256 "
+            f"recorded in {CONFIG_FILE} (truncated, corrupt or from another checkpoint)"
+        )
+    return True
+
+
 def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[dict, dict]:
-    """``(config.json document, tensors)``; checks the weights' SHA-256 against the config."""
+    """``(config.json document, tensors)``; checks the weights' SHA-256 against the config (see
+    :func:`verify_weights`)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -85,11 +107,8 @@ def load_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[dict,
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"checkpoint {path}: {WEIGHTS_FILE} is missing")
-    if verify and doc.get("weights_sha256") != _sha256(weights):
-        raise CheckpointError(
-            f"checkpoint {path}: {WEIGHTS_FILE} does not match the SHA-256 recorded in {CONFIG_FILE} "
-            "(corrupt or from another checkpoint)"
-        )
+    if verify:
+        verify_weights(path, doc)
     try:
         tensors = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

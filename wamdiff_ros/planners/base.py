@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -79,6 +80,46 @@ def check_rig(expected: Rig, given: Rig | None, source: str) -> None:
         raise RigMismatchError(
             f"{source}: rig {given.name!r} does not match the model's rig {expected.name!r}: {reason}"
         )
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """What :func:`check_checkpoint` found in a checkpoint folder that passed it.
+
+    Attributes:
+        folder: the checkpoint folder.
+        family: its planner family.
+        weights_verified: its weights matched the SHA-256 recorded in config.json; False when config.json
+            records none (a family without weights, or a checkpoint from older code), so nothing was verified.
+    """
+
+    folder: Path
+    family: str
+    weights_verified: bool
+
+    @property
+    def summary(self) -> str:
+        weights = "weights match their recorded SHA-256" if self.weights_verified else "weights not verified"
+        detail = "" if self.weights_verified else " (config.json records no SHA-256)"
+        return f"checkpoint {self.folder}: {self.family}, {weights}{detail}"
+
+
+def check_checkpoint(path: str | os.PathLike, rig: Rig | None = None) -> CheckpointCheck:
+    """The checks that need no model built, for refusing a checkpoint before a slow load: the folder and
+    its config.json, a known family, the rig recorded in the config against ``rig`` (when both are given)
+    and the weights against their recorded SHA-256. Raises ValueError (CheckpointError, RigMismatchError)
+    with the reason."""
+    from wamdiff_ros.models.checkpoint import read_config, verify_weights
+
+    path = Path(path)
+    doc = read_config(path)
+    family = doc["family"]
+    if family not in families():
+        raise ValueError(f"checkpoint {path}: unknown planner family {family!r} (known: {families()})")
+    recorded = doc["config"].get("rig")
+    if rig is not None and recorded is not None:
+        check_rig(Rig.from_dict(recorded, f"checkpoint {path}: config.json rig"), rig, f"checkpoint {path}")
+    return CheckpointCheck(path, family, verify_weights(path, doc))
 
 
 def load_planner(path: str | os.PathLike, rig: Rig | None = None, **options) -> Planner:

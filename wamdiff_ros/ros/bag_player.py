@@ -29,6 +29,7 @@ from dataclasses import replace
 from wamdiff_ros.data.playback import CLOCK_TOPIC, PlaybackOptions, PlaybackStats, run_playback
 from wamdiff_ros.data.raw_bag import RawBagReader, RawMessage
 from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.stamps import split_ns
 
 NODE_NAME = "bag_player"
@@ -290,6 +291,7 @@ def _node_from_parameters(bag, options):
     return node, bag, options
 
 
+@interrupt_once
 def node_main(argv: list[str] | None = None) -> int:
     """``bag_player --ros-args -p bag:=PATH [-p rate:=2.0 ...]`` (console script and ``python -m``)."""
     return _play(_node_from_parameters, PlaybackOptions(), "", sys.argv if argv is None else argv)

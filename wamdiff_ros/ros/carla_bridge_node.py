@@ -41,6 +41,8 @@ from wamdiff_ros.geometry import compose, prepend_origin
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.executors import spin
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
 from wamdiff_ros.ros.sim_bridge_node import RELIABLE, STOP_DECEL, path_to_trajectory
@@ -300,6 +302,7 @@ class CarlaBridgeNode(Node):
         return record
 
 
+@interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``carla_bridge_node [--ros-args ...]``: drive the routes on the CARLA server, then exit (or keep spinning)."""
     rclpy.init(args=args)
@@ -313,7 +316,7 @@ def main(args: list[str] | None = None) -> int:
         # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner = threading.Thread(target=spin, args=(executor, node.context), daemon=True)
         spinner.start()
         node.run(planner_timeout=60.0)
         if not node.params["shutdown_when_done"]:

@@ -51,15 +51,16 @@ def spin(executor: Executor, context: Context | None = None) -> None:
 
     The EventsExecutor's own ``spin()`` busy-waits in the rclpy measured here (kilted: a whole core with
     no work), while its ``spin_once`` blocks until work or the timeout, so both kinds are spun that way.
-    A shutdown while ``spin_once`` waits raises ``ExternalShutdownException`` there; that is this
-    function's normal end, not an error.
+    A context shut down (a signal) while ``spin_once`` waits raises ``ExternalShutdownException`` there,
+    an executor shut down (by the thread that owns it) ``ShutdownException``; both are this function's
+    normal end, not an error, also in a background thread.
     """
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, ShutdownException
 
     context = context or rclpy.get_default_context()
     try:
         while context.ok():
             executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-    except ExternalShutdownException:
+    except (ExternalShutdownException, ShutdownException):
         return

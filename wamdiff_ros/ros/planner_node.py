@@ -11,9 +11,12 @@ Planning runs in its own thread, which also takes the input messages itself
 (:class:`~wamdiff_ros.ros.input_poller.InputPoller`: no executor between the middleware and the
 planner) and plans as soon as they complete a set, or falls back at least once per cycle period; the
 executor thread serves only services, parameters, timers and /clock. Changing ``model_path`` (or
-the backend) at run time loads the new checkpoint in a background thread (its ONNX graphs exported by
-a child process, off the GIL) and swaps it in atomically; a checkpoint that fails to load or to run is
-rejected, the old model keeps driving and /diagnostics says why.
+the backend) at run time first passes the checks that need no model built (folder, config.json,
+family, rig, the weights' recorded SHA-256: :func:`~wamdiff_ros.planners.base.check_checkpoint`); a
+checkpoint that fails them is refused by the parameter call itself, with the reason. Only then is it
+loaded in a background thread (its ONNX graphs exported by a child process, off the GIL) and swapped in
+atomically; one that fails to load or to run is rejected, the old model keeps driving, the parameters
+go back to the model in use and /diagnostics says why.
 
 Topics (``<prefix>`` = ``camera_topic_prefix``):
 
@@ -49,6 +52,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Float64, String
@@ -56,12 +60,14 @@ from visualization_msgs.msg import MarkerArray
 
 from wamdiff_ros.geometry import compose
 from wamdiff_ros.paths import resolve
+from wamdiff_ros.planners.base import CheckpointCheck, check_checkpoint
 from wamdiff_ros.planning import CycleOutput, LoopConfig, PlanningLoop
 from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner_spec
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.executors import make_executor, spin
 from wamdiff_ros.ros.input_poller import InputPoller
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
 from wamdiff_ros.runtime.planner import export_in_subprocess
@@ -148,6 +154,10 @@ class PlannerNode(LifecycleNode):
         self._reload_status = ""
         self._reload_lock = threading.Lock()
         self._reloads = {"ok": 0, "rejected": 0}
+        self._in_use: dict = {}
+        """The RELOAD_KEYS values of the model planning now (what a failed reload sets the parameters back to)."""
+        self._reverting = threading.local()
+        """``active`` while a failed reload sets the parameters back, so that change starts no reload."""
         self._frames = ("map", "base_link")
         self._pubs: dict = {}
         self._thread: threading.Thread | None = None
@@ -172,6 +182,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(self._error)
             return TransitionCallbackReturn.FAILURE
         self._rig, self._model_folder, self._error = rig, folder, ""
+        self._in_use = {k: p[k] for k in RELOAD_KEYS}
         self._loop = PlanningLoop(planner, rig, LoopConfig.from_params(p), conv.decode_image, conv.ego_from_odometry)
         self._status = "inactive"
         family = getattr(planner, "family", type(planner).__name__)
@@ -343,6 +354,8 @@ class PlannerNode(LifecycleNode):
                     continue
                 poller.take(CLOCK_POLL_S if loop.waiting_for_clock else loop.config.period, stopped)
             except Exception as e:  # a bug must not kill the planning thread silently
+                if not self.context.ok():  # a signal shut the context down before main() stopped this thread
+                    return
                 self.get_logger().error(f"planning cycle failed: {type(e).__name__}: {e}")
                 self._stop.wait(loop.config.period)
 
@@ -384,11 +397,14 @@ class PlannerNode(LifecycleNode):
         new = {p.name: p.value for p in params if p.name in self._schema["properties"]}
         merged = {**self.params, **new}
         reload = self._loop is not None and any(k in new and new[k] != self.params[k] for k in RELOAD_KEYS)
+        reload = reload and not getattr(self._reverting, "active", False)
         if reload:
             try:
-                resolve_model(merged["model_path"])
+                check = check_checkpoint(resolve_model(merged["model_path"]), self._rig)
             except ValueError as e:
-                return SetParametersResult(successful=False, reason=str(e))
+                return SetParametersResult(successful=False, reason=f"model_path refused: {e}")
+            if not check.weights_verified:
+                self.get_logger().warning(check.summary)
         self.params = merged
         loop = self._loop
         if loop is not None:
@@ -396,7 +412,7 @@ class PlannerNode(LifecycleNode):
             if "reasoning_mode" in new and loop.planner is not None:
                 set_reasoning_mode(loop.planner, merged["reasoning_mode"])
             if reload:
-                threading.Thread(target=self._reload, args=(dict(merged),), daemon=True).start()
+                threading.Thread(target=self._reload, args=(dict(merged), check), daemon=True).start()
         if "diagnostics_period_s" in new:
             self.destroy_timer(self._diag_timer)
             self._diag_timer = self._diagnostics_timer(merged["diagnostics_period_s"])
@@ -405,7 +421,7 @@ class PlannerNode(LifecycleNode):
             self.get_logger().info(f"{', '.join(later)} will apply at the next configure/activate")
         return SetParametersResult(successful=True)
 
-    def _reload(self, params: dict) -> None:
+    def _reload(self, params: dict, check: CheckpointCheck) -> None:
         with self._reload_lock:
             loop, rig = self._loop, self._rig
             if loop is None:
@@ -416,14 +432,33 @@ class PlannerNode(LifecycleNode):
                 planner, folder = load_checked_planner(params, rig)
             except Exception as e:
                 self._reloads["rejected"] += 1
-                self._reload_status = f"rejected {params['model_path']}: {type(e).__name__}: {e}"
-                self.get_logger().error(f"hot reload {self._reload_status}; keeping {self._model_folder}")
+                rejected = f"rejected {params['model_path']}: {type(e).__name__}: {e}"
+                self._reload_status = f"{rejected}; {self._revert(params)}"
+                self.get_logger().error(f"hot reload {self._reload_status}")
                 return
             loop.swap_planner(planner)
             self._model_folder = folder
+            self._in_use = {k: params[k] for k in RELOAD_KEYS}
             self._reloads["ok"] += 1
-            self._reload_status = f"loaded {folder}"
+            self._reload_status = f"loaded {folder}" if check.weights_verified else f"loaded {check.summary}"
             self.get_logger().info(f"hot reload: now planning with {folder}")
+
+    def _revert(self, failed: dict) -> str:
+        """After the reload of ``failed`` parameters failed: set the reload parameters back to the model in
+        use (starting no reload), unless a newer change has replaced them meanwhile; says what it did."""
+        if any(self.params[k] != failed[k] for k in RELOAD_KEYS):
+            return f"still planning with {self._model_folder}; a newer change is queued"
+        back = [Parameter(k, value=v) for k, v in self._in_use.items() if self.params[k] != v]
+        self._reverting.active = True
+        try:
+            results = self.set_parameters(back)
+        finally:
+            self._reverting.active = False
+        refused = [f"{p.name}: {r.reason}" for p, r in zip(back, results, strict=True) if not r.successful]
+        if refused:
+            return f"still planning with {self._model_folder}; could not set back {'; '.join(refused)}"
+        names = ", ".join(f"{p.name}={p.value}" for p in back)
+        return f"still planning with {self._model_folder}; parameters set back ({names})"
 
     # ---- diagnostics ---------------------------------------------------------------------------
 
@@ -466,6 +501,7 @@ class PlannerNode(LifecycleNode):
         )
 
 
+@interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``planner_node [--ros-args ...]``: create the node, configure + activate it if ``autostart``."""
     rclpy.init(args=args)

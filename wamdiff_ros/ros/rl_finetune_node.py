@@ -32,6 +32,7 @@ from std_msgs.msg import String
 
 from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 
 NODE_NAME = "rl_finetune_node"
@@ -214,6 +215,7 @@ class RLFinetuneNode(Node):
         )
 
 
+@interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``rl_finetune_node [--ros-args ...]``: fine-tune until done (exit 0), Ctrl-C (last/ saved, exit 130)
     or a failure (exit 1; bad parameters or inputs exit 2 with the reason)."""

@@ -45,6 +45,8 @@ from wamdiff_ros.geometry import compose, prepend_origin, relative
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.ros.executors import spin
+from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
 from wamdiff_ros.stamps import NS_PER_S, ns_to_seconds, time_ns
@@ -303,6 +305,7 @@ class SimBridgeNode(Node):
         return self.episodes
 
 
+@interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``sim_bridge_node [--ros-args ...]``: run the episodes, then exit (or keep spinning)."""
     rclpy.init(args=args)
@@ -316,7 +319,7 @@ def main(args: list[str] | None = None) -> int:
         # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner = threading.Thread(target=spin, args=(executor, node.context), daemon=True)
         spinner.start()
         if not node.wait_for_planner(timeout=60.0):
             node.get_logger().warning("no planner seen on the trajectory topic after 60 s; starting anyway")
