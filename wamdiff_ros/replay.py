@@ -36,7 +36,6 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.evaluation import evaluate_open_loop
     from wamdiff_ros.paths import resolve
     from wamdiff_ros.planners.base import load_planner
-    from wamdiff_ros.planning.loop import planner_history, planner_spec
     from wamdiff_ros.reporting.plots import plot_bev, plot_metric_curves
     from wamdiff_ros.reporting.summary import replay_summary
 
@@ -46,12 +45,12 @@ def main(args: argparse.Namespace) -> int:
     try:
         model = resolve(args.model, "models")
         planner = load_planner(model)
-        if args.mode is not None and hasattr(planner, "mode"):
-            planner.mode = args.mode
+        if args.mode is not None:
+            planner.set_mode(args.mode)
         dataset = DrivingDataset(
             args.bag,
-            spec=planner_spec(planner),
-            history=planner_history(planner),
+            spec=planner.spec,
+            history=planner.history,
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig,
         )
@@ -92,8 +91,8 @@ def main(args: argparse.Namespace) -> int:
     report = {
         "bags": [str(b) for b in args.bag],
         "model": str(model),
-        "family": str(getattr(planner, "family", type(planner).__name__)),
-        "spec": planner_spec(planner).to_dict(),
+        "family": planner.family,
+        "spec": planner.spec.to_dict(),
         "samples": len(dataset),
         "plots": plots,
         **result,

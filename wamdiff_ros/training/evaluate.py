@@ -179,7 +179,6 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.paths import resolve
     from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
-    from wamdiff_ros.planning.loop import planner_history, planner_spec
     from wamdiff_ros.training.gate_calibration import calibrate_gate
     from wamdiff_ros.training.supervised import data_summary
 
@@ -199,20 +198,19 @@ def main(args: argparse.Namespace) -> int:
             planner = load_planner(model)
         dataset = DrivingDataset(
             args.data,
-            spec=planner_spec(planner) if planner is not None else None,
-            history=planner_history(planner) if planner is not None else 0,
+            spec=planner.spec if planner is not None else None,
+            history=planner.history if planner is not None else 0,
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig if planner is not None else None,
             scenes=False,
         )
         planners: dict = {}
         if planner is not None:
-            family = str(getattr(planner, "family", type(planner).__name__))
-            if hasattr(planner, "mode"):
+            if planner.modes:
                 for mode in modes:
-                    planners[f"{family}/{mode}"] = _ModeView(planner, mode)
+                    planners[f"{planner.family}/{mode}"] = _ModeView(planner, mode)
             else:
-                planners[family] = planner
+                planners[planner.family] = planner
         if "constant_velocity" in args.baseline:
             planners["constant_velocity"] = ConstantVelocityPlanner(dataset.rig, dataset.spec)
         if "navsim_constant_velocity" in args.baseline:
@@ -225,7 +223,9 @@ def main(args: argparse.Namespace) -> int:
         results, frames = run_all(planners, dataset, args.every, args.max_frames, args.budget_ms, args.frames)
         calibration = None
         if args.calibrate_gate is not None:
-            family = str(getattr(planner, "family", ""))
+            if planner is None or not {"fast", "slow"} <= set(planner.modes):
+                raise ValueError("--calibrate-gate needs --model of a family with fast and slow modes")
+            family = planner.family
             calibration = calibrate_gate(frames[f"{family}/fast"], frames[f"{family}/slow"], args.calibrate_gate)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"wamdiff eval: {e}", file=sys.stderr)
@@ -239,9 +239,8 @@ def main(args: argparse.Namespace) -> int:
         "spec": dataset.spec.to_dict(),
         "results": results,
     }
-    if planner is not None and hasattr(planner, "net"):
-        report["quantisation"] = planner.net.space.traj.report()
-        report["gate"] = {"theta": planner.cfg.gate.theta, "c_min": planner.cfg.gate.c_min}
+    if planner is not None:
+        report["planner"] = planner.describe()
     if calibration is not None:
         report["gate_calibration"] = calibration
     atomic_write_json(Path(args.json), report)
@@ -263,7 +262,7 @@ class _ModeView:
         self.spec = planner.spec
 
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
-        self._planner.mode = self.mode
+        self._planner.set_mode(self.mode)
         return self._planner.plan(obs, budget_ms)
 
 

@@ -7,10 +7,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from wamdiff_ros.models.config import tiny_config
-from wamdiff_ros.models.export import GRAPHS, example_inputs, export_onnx, graph_module
-from wamdiff_ros.models.masked_diffusion import decode_block
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.config import tiny_config
+from wamdiff_ros.planners.wamdiff.graphs import GRAPHS, example_inputs, graph_module, graph_modules
+from wamdiff_ros.planners.wamdiff.masked_diffusion import decode_block
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.runtime.export import export_onnx
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +51,7 @@ def _random_inputs(net, name, g):
 @pytest.mark.parametrize("routing", ["expert_choice", "token_choice", "none"])
 def test_graphs_pass_checker_and_match_torch(tmp_path, routing):
     net = _net(routing)
-    paths = export_onnx(net, tmp_path)
+    paths = export_onnx(graph_modules(net), tmp_path)
     assert not net.training
     assert set(paths) == set(GRAPHS)
     g = torch.Generator().manual_seed(1)
@@ -73,7 +74,7 @@ def test_graphs_pass_checker_and_match_torch(tmp_path, routing):
 
 def test_fast_decode_through_onnxruntime_matches_torch(tmp_path):
     net = _net("expert_choice")
-    paths = export_onnx(net, tmp_path, names=("encode", "step_traj_fast"))
+    paths = export_onnx([g for g in graph_modules(net) if g.name in ("encode", "step_traj_fast")], tmp_path)
     enc = ort.InferenceSession(str(paths["encode"]), providers=["CPUExecutionProvider"])
     step = ort.InferenceSession(str(paths["step_traj_fast"]), providers=["CPUExecutionProvider"])
     x = _random_inputs(net, "encode", torch.Generator().manual_seed(5))
