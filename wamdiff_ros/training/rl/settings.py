@@ -28,8 +28,8 @@ class RLSettings(SettingsFile):
         kl_beta: weight of the k3 KL to the frozen starting model.
         adv_std_floor: lower bound of the group reward std in the advantage normalisation (see
             :func:`~wamdiff_ros.training.rl.objectives.group_advantages`).
-        trainable: what RL trains, by a name the family's policy knows (``all``: every weight; WAM-Diff's
-            ``transformer``: token embeddings + transformer, its scene encoder and complexity head frozen).
+        trainable: what RL trains, by a name the family's policy knows (``all``: every weight; see the
+            family's ``trainable_parameters`` for the others).
         every: use every N-th training sample as a scene (neighbouring ticks are nearly identical).
         max_minutes: budget [min] over all resumes (None: until ``epochs`` or ``max_steps``).
         val_every_steps: validate (open-loop PDMS of the fast path) this often; also at the start and end.
