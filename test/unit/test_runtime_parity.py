@@ -2,11 +2,14 @@
 decoded trajectories and MoE statistics through the planner (deterministic decoding, fast and slow), the runtime's
 load_planner on a checkpoint, and clear errors for what this machine cannot run."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
 from _runtime_helpers import ensure_export, graphs_by_name, observation, tiny_net
 
+from wamdiff_ros.models.checkpoint import CheckpointError
 from wamdiff_ros.planners.base import load_planner, on_backend
 from wamdiff_ros.planners.export import export_in_subprocess
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
@@ -110,10 +113,17 @@ def test_export_in_a_child_process_is_found_current_by_load_planner(tmp_path):
     assert (folder / "onnx" / "export.json").is_file()
     assert load_planner(folder, backend="onnxruntime", threads=1).runtime["exported"] is None
     cv = ConstantVelocityPlanner(tiny_net().cfg.rig_obj).save(tmp_path / "cv")
-    assert export_in_subprocess(cv, "onnxruntime") is True  # `wamdiff export` has nothing to do for it
+    assert export_in_subprocess(cv, "onnxruntime") is False  # no graphs, nothing to export
     assert not (cv / "onnx").exists()
-    (folder / "model.safetensors").write_bytes(b"not weights")
+    (folder / "onnx" / "export.json").write_text("{}")  # the export is redone in the child
+    assert export_in_subprocess(folder, "onnxruntime") is True
+    assert load_planner(folder, backend="onnxruntime", threads=1).runtime["exported"] is None
+    shutil.rmtree(folder / "onnx")
+    (folder / "onnx").write_text("a file where the export folder goes")
     with pytest.raises(RuntimeError, match="ONNX export of .*ckpt failed"):
+        export_in_subprocess(folder, "onnxruntime")
+    (folder / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
         export_in_subprocess(folder, "onnxruntime")
 
 

@@ -114,17 +114,19 @@ def _run(args: argparse.Namespace) -> int:
 
 def export_in_subprocess(folder: str | os.PathLike, backend: str, timeout_s: float = 600.0) -> bool:
     """Bring the ONNX export of checkpoint ``folder`` up to date in a child process (``wamdiff export
-    --build-only``, which does nothing for a planner without graphs) when ``backend`` runs exported
-    graphs; True if it ran.
+    --build-only``) when ``backend`` runs exported graphs and the planner declares graphs; True if it ran.
 
     For a process that keeps planning meanwhile (the planner node's hot reload): an in-process export
-    holds the GIL for seconds. :func:`~wamdiff_ros.planners.base.load_planner` then finds the export
-    current. RuntimeError with the child's output when it fails.
+    holds the GIL for seconds, loading the checkpoint to ask for its graphs does not.
+    :func:`~wamdiff_ros.planners.base.load_planner` then finds the export current. RuntimeError with the
+    child's output when it fails; the checkpoint's own errors (CheckpointError, ValueError) as loading raises them.
     """
     import subprocess
     import sys
 
-    if backend == "torch":
+    from wamdiff_ros.planners.base import load_planner
+
+    if backend == "torch" or not load_planner(folder).graphs():
         return False
     cmd = [sys.executable, "-m", "wamdiff_ros.cli", "export", "--model", str(folder), "--build-only"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
