@@ -170,31 +170,17 @@ def test_make_backends_builds_engines_through_the_injected_builder(tmp_path, mon
     meta, _ = ensure_export(net, tmp_path / "onnx")
     b.shapes = {n: s.io_shapes() for n, s in graph_specs(meta).items()}
     graphs = list(graphs_by_name(net).values())
-    backends, info = make_backends(
-        graphs,
-        "tensorrt",
-        net_hash(net),
-        "wamdiff",
-        "cuda",
-        "fp16",
-        export_dir=tmp_path / "onnx",
-        engine_dir=tmp_path / "eng",
-        builder=b,
-    )
+
+    def make():
+        return make_backends(
+            graphs, "tensorrt", net_hash(net), "wamdiff", "cuda", "fp16", tmp_path / "onnx", tmp_path / "eng", builder=b
+        )
+
+    backends, info = make()
     assert set(backends) == set(GRAPHS) and sorted(b.builds) == sorted((f"{n}.onnx", "fp16") for n in GRAPHS)
     assert all(e["action"] == "built" for e in info["engines"].values())
     assert backends["encode"].path == tmp_path / "eng" / "encode.fp16.engine"
-    _, info2 = make_backends(
-        graphs,
-        "tensorrt",
-        net_hash(net),
-        "wamdiff",
-        "cuda",
-        "fp16",
-        export_dir=tmp_path / "onnx",
-        engine_dir=tmp_path / "eng",
-        builder=b,
-    )
+    _, info2 = make()
     assert all(e["action"] == "reused" for e in info2["engines"].values()) and len(b.builds) == len(GRAPHS)
 
 

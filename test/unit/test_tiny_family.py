@@ -21,13 +21,7 @@ from wamdiff_ros.training.rl.rewards import RewardConfig
 from wamdiff_ros.training.rl.session import build_trainer
 from wamdiff_ros.training.rl.settings import RLSettings
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
