@@ -14,11 +14,13 @@ network                     :meth:`Planner.network` (None: nothing to train, has
 exportable graphs           :meth:`Planner.graphs` and :meth:`Planner.with_backends`
 RL                          :meth:`Planner.rl_policy` (None: not trainable by RL)
 checkpoint                  :meth:`Planner.save`, :meth:`Planner.checkpoint_config`
+untrained model of a YAML   :func:`register_untrained` (benchmarks and export before training)
 ==========================  =====================================================================
 
 Families are found by :func:`load_planner` three ways: built-ins in :data:`FAMILY_MODULES`, installed
 plug-ins under the ``wamdiff_ros.planners`` entry-point group (name = family, value = module), and
-anything registered in-process with :func:`register`.
+anything registered in-process with :func:`register`. :func:`load_planner` also puts a planner's graphs
+on an inference backend (:mod:`wamdiff_ros.runtime`) through :meth:`Planner.with_backends`.
 """
 
 from __future__ import annotations
