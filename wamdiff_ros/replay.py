@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot-every", type=int, default=10, help="BEV plot of every N-th evaluated frame (0: none)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--budget-ms", type=float, default=None, help="latency budget given to the planner")
-    parser.add_argument("--mode", choices=("adaptive", "fast", "slow"), default=None, help="reasoning mode (WAM-Diff)")
+    parser.add_argument("--mode", choices=("adaptive", "fast", "slow"), default=None, help="reasoning mode (fast/slow)")
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
 
 

@@ -3,8 +3,8 @@ over bags, one JSON with every run and a table on the terminal.
 
 Runs, all through :func:`wamdiff_ros.evaluation.evaluate_open_loop` on the same frames:
 
-- ``--model DIR --mode fast,slow,adaptive``: the model once per mode (WAM-Diff's reasoning gate forced
-  or adaptive); the label is ``<family>/<mode>``;
+- ``--model DIR --mode fast,slow,adaptive``: the model once per mode (a family with a fast/slow gate,
+  forced or adaptive; the label is ``<family>/<mode>``), or once as ``<family>`` for a family with one path;
 - ``--baseline constant_velocity``: :class:`~wamdiff_ros.planners.constant_velocity.ConstantVelocityPlanner`,
   the ego's current twist (speed and yaw rate: an arc) held over the horizon;
 - ``--baseline navsim_constant_velocity``: the same planner as NAVSIM's ConstantVelocityAgent (straight
