@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("wamdiff_ros.demo", "closed-loop demo: sim bridge + planner over ROS topics, summary table, metrics, GIF"),
     "collect": ("wamdiff_ros.data.collect", "record expert episodes of the embedded world as an MCAP bag"),
     "expert-eval": ("wamdiff_ros.sim.episode", "closed-loop expert driver over a scenario seed split"),
-    "export": ("wamdiff_ros.runtime.export", "ONNX graphs (static shapes, metadata) and cached TensorRT engines"),
+    "export": ("wamdiff_ros.planners.export", "ONNX graphs (static shapes, metadata) and cached TensorRT engines"),
     "play": ("wamdiff_ros.ros.bag_player", "publish a bag's messages through rclpy with their recorded timing"),
     "record": ("wamdiff_ros.ros.bag_recorder", "record live topics into a rosbag2 MCAP bag (Ctrl-C finishes it)"),
     "replay": ("wamdiff_ros.replay", "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots"),
@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 BENCHES: dict[str, tuple[str, str]] = {
     "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
     "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
-    "model": ("wamdiff_ros.planners.bench", "WAM-Diff planner: p50/p99 latency per mode (fast, slow, adaptive)"),
+    "model": ("wamdiff_ros.planners.bench", "a planner of any family: p50/p99 latency per backend and mode"),
     "node": (
         "wamdiff_ros.ros.node_bench",
         "planner_node under a played bag at 10/20 Hz: end-to-end latency, jitter, CPU",

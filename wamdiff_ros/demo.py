@@ -84,7 +84,7 @@ def check_model(name: str | os.PathLike) -> Path:
     if not (folder / CONFIG_FILE).is_file():
         raise ValueError(f"model {str(name)!r}: {folder} has no {CONFIG_FILE}, so it is not a checkpoint; {TRAIN_HINT}")
     doc = read_config(folder)
-    if doc["family"] != "constant_velocity" and not (folder / WEIGHTS_FILE).is_file():
+    if "weights_sha256" in doc and not (folder / WEIGHTS_FILE).is_file():
         raise ValueError(f"model {str(name)!r}: {folder} has no {WEIGHTS_FILE} (training not finished?); {TRAIN_HINT}")
     return folder
 

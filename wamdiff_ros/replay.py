@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plot-every", type=int, default=10, help="BEV plot of every N-th evaluated frame (0: none)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--budget-ms", type=float, default=None, help="latency budget given to the planner")
-    parser.add_argument("--mode", choices=("adaptive", "fast", "slow"), default=None, help="reasoning mode (WAM-Diff)")
+    parser.add_argument("--mode", choices=("adaptive", "fast", "slow"), default=None, help="reasoning mode (fast/slow)")
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
     add_remap_argument(parser)
 
@@ -39,7 +39,6 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.evaluation import evaluate_open_loop
     from wamdiff_ros.paths import resolve
     from wamdiff_ros.planners.base import load_planner
-    from wamdiff_ros.planning.loop import planner_history, planner_spec
     from wamdiff_ros.reporting.plots import plot_bev, plot_metric_curves
     from wamdiff_ros.reporting.summary import replay_summary
 
@@ -50,12 +49,12 @@ def main(args: argparse.Namespace) -> int:
         remaps = parse_remaps(args.remap)
         model = resolve(args.model, "models")
         planner = load_planner(model)
-        if args.mode is not None and hasattr(planner, "mode"):
-            planner.mode = args.mode
+        if args.mode is not None:
+            planner.set_mode(args.mode)
         dataset = DrivingDataset(
             args.bag,
-            spec=planner_spec(planner),
-            history=planner_history(planner),
+            spec=planner.spec,
+            history=planner.history,
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig,
             remaps=remaps,
@@ -97,8 +96,8 @@ def main(args: argparse.Namespace) -> int:
     report = {
         "bags": [str(b) for b in args.bag],
         "model": str(model),
-        "family": str(getattr(planner, "family", type(planner).__name__)),
-        "spec": planner_spec(planner).to_dict(),
+        "family": planner.family,
+        "spec": planner.spec.to_dict(),
         "samples": len(dataset),
         "plots": plots,
         **result,

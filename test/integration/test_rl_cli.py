@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from _training_helpers import tiny_cfg, write_tiny_bag
 
 from wamdiff_ros.cli import main
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ import yaml
 
 from wamdiff_ros.cli import main
 from wamdiff_ros.models.checkpoint import load_checkpoint
-from wamdiff_ros.models.config import tiny_config
 from wamdiff_ros.paths import config_path
+from wamdiff_ros.planners.wamdiff.config import tiny_config
 
 pytestmark = pytest.mark.slow
 

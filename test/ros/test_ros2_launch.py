@@ -354,7 +354,7 @@ def _tiny_model_and_bag(tmp_path: Path) -> tuple[Path, Path]:
     import torch
     from _training_helpers import tiny_cfg, write_tiny_bag
 
-    from wamdiff_ros.models.net import WamDiffNet
+    from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
     torch.manual_seed(0)
     return WamDiffNet(tiny_cfg()).save(tmp_path / "tiny_model"), write_tiny_bag(tmp_path / "tiny.mcap")

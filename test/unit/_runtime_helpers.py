@@ -4,8 +4,11 @@ statistics are far from their initial values (so every graph path matters), and 
 import numpy as np
 import torch
 
-from wamdiff_ros.models.config import tiny_config
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.base import planner_hash
+from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+from wamdiff_ros.planners.wamdiff.config import tiny_config
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.runtime import export
 from wamdiff_ros.types import EgoState, Observation
 
 
@@ -22,6 +25,22 @@ def tiny_net(routing: str = "expert_choice", seed: int = 0) -> WamDiffNet:
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
     return net
+
+
+def net_hash(net: WamDiffNet) -> str:
+    """The model hash the runtime keys exports of ``net`` by."""
+    return planner_hash(WamDiffPlanner(net))
+
+
+def ensure_export(net: WamDiffNet, out, source: str = "", **kw):
+    """:func:`wamdiff_ros.runtime.export.ensure_export` of every graph of ``net``."""
+    planner = WamDiffPlanner(net, source=source)
+    return export.ensure_export(planner.graphs(), out, net_hash(net), "wamdiff", source, **kw)
+
+
+def graphs_by_name(net: WamDiffNet) -> dict:
+    """``{name: GraphModule}`` of every graph of ``net``."""
+    return {g.name: g for g in WamDiffPlanner(net).graphs()}
 
 
 def observation(rig, seed: int = 0, command: str = "straight") -> Observation:

@@ -8,7 +8,7 @@ import dataclasses
 from wamdiff_ros.data.bag import BagWriter
 from wamdiff_ros.data.dataset import DrivingDataset
 from wamdiff_ros.data.synthetic import synthetic_frames, synthetic_images, synthetic_lanes
-from wamdiff_ros.models.config import tiny_config
+from wamdiff_ros.planners.wamdiff.config import tiny_config
 from wamdiff_ros.sim.language import vocabulary
 
 

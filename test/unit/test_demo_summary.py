@@ -40,7 +40,7 @@ def test_missing_model_names_it_and_how_to_train(tmp_path):
     folder = ConstantVelocityPlanner(load_rig("rigs/default.yaml")).save(tmp_path / "cv")
     assert demo.check_model(folder) == folder.resolve()
     doc = json.loads((folder / "config.json").read_text())
-    doc["family"] = "wamdiff"
+    doc.update(family="wamdiff", weights_sha256="0" * 64)  # a checkpoint that records weights
     (tmp_path / "net").mkdir()
     (tmp_path / "net" / "config.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"no model\.safetensors"):

@@ -7,8 +7,8 @@ import torch
 
 from wamdiff_ros.config import ConfigError
 from wamdiff_ros.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointError, read_config
-from wamdiff_ros.models.config import ModelConfig, tiny_config
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.config import ModelConfig, tiny_config
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
 
 @pytest.fixture(autouse=True)

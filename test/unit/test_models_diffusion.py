@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from wamdiff_ros.models.config import tiny_config
-from wamdiff_ros.models.layout import make_sample
-from wamdiff_ros.models.masked_diffusion import (
+from wamdiff_ros.planners.wamdiff.config import tiny_config
+from wamdiff_ros.planners.wamdiff.layout import make_sample
+from wamdiff_ros.planners.wamdiff.masked_diffusion import (
     TrainBatch,
     compute_losses,
     decode_block,
@@ -18,7 +18,7 @@ from wamdiff_ros.models.masked_diffusion import (
     p_mask_of,
     training_step,
 )
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
 MASK = 1
 

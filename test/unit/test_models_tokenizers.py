@@ -6,11 +6,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wamdiff_ros.config import ConfigError
-from wamdiff_ros.models.config import AxisBinsConfig, TrajectoryTokensConfig, tiny_config
-from wamdiff_ros.models.layout import SequenceLayout, TokenSpace, make_sample
-from wamdiff_ros.models.net import build_layout, build_token_space
 from wamdiff_ros.models.text_tokenizer import SPECIALS, TextTokenizer, split_words
-from wamdiff_ros.models.trajectory_tokenizer import AxisBinning, TrajectoryTokenizer, yaw_from_path
+from wamdiff_ros.planners.wamdiff.config import AxisBinsConfig, TrajectoryTokensConfig, tiny_config
+from wamdiff_ros.planners.wamdiff.layout import SequenceLayout, TokenSpace, make_sample
+from wamdiff_ros.planners.wamdiff.net import build_layout, build_token_space
+from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import AxisBinning, TrajectoryTokenizer, yaw_from_path
 from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.types import EgoState
 

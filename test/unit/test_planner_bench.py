@@ -5,9 +5,9 @@ import json
 import torch
 
 from wamdiff_ros.cli import main as cli_main
-from wamdiff_ros.models.config import tiny_config
-from wamdiff_ros.models.net import WamDiffNet
 from wamdiff_ros.planners.bench import synthetic_observations
+from wamdiff_ros.planners.wamdiff.config import tiny_config
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
 
 def test_bench_model_reports_each_mode(tmp_path):

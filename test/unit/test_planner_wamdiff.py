@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from wamdiff_ros.models.checkpoint import CheckpointError
-from wamdiff_ros.models.config import GateConfig, TrajectoryTokensConfig, tiny_config
-from wamdiff_ros.models.net import WamDiffNet
 from wamdiff_ros.planners.base import Planner, RigMismatchError, checkpoint_family, load_planner
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner, fresh_planner
+from wamdiff_ros.planners.wamdiff.config import GateConfig, TrajectoryTokensConfig, tiny_config
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.types import EgoState, Observation
@@ -104,7 +104,7 @@ def test_adaptive_goes_slow_for_unsure_untrained_model_unless_budget_says_no():
     res = p.plan(_obs(p.rig))
     assert res.mode == "slow" and "confidence" in res.info["gate"]
     assert res.candidates.shape == (2, 8, 3)  # the fast plan stays as a candidate
-    p.gate.reasoning_call_ms = p.gate.trajectory_step_ms = 1e6
+    p.gate.per_call_ms = {"reasoning": 1e6, "trajectory": 1e6}
     res = p.plan(_obs(p.rig), budget_ms=50.0)
     assert res.mode == "fast" and "left" in res.info["gate"]
     p2 = _planner(mode="adaptive", theta=1.0, c_min=0.0)
@@ -132,7 +132,7 @@ def test_plan_rejects_observation_that_does_not_fit_the_rig():
     with pytest.raises(ValueError, match=r"expected 32×64×3"):
         p.plan(obs)
     with pytest.raises(ValueError, match="mode"):
-        p.mode = "medium"
+        p.set_mode("medium")
 
 
 def test_load_planner_by_family_and_rig_check(tmp_path):
@@ -171,7 +171,9 @@ def test_warm_up_seeds_the_gate_with_the_last_slow_pass_and_keeps_the_mode(monke
     p = _planner(mode="adaptive", slow_cost_ms=500.0)
     measured = []
     record = p.gate.record_slow_pass
-    monkeypatch.setattr(p.gate, "record_slow_pass", lambda r, t, steps: (measured.append(r + t), record(r, t, steps)))
+    monkeypatch.setattr(
+        p.gate, "record_slow_pass", lambda t, steps: (measured.append(sum(t.values())), record(t, steps))
+    )
     estimate = p.warm_up(_obs(p.rig), passes=3)
     assert len(measured) == 3 and p.mode == "adaptive"
     assert estimate == p.gate.slow_cost_ms == pytest.approx(measured[-1])  # not an average with the cold pass

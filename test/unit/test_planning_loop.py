@@ -322,12 +322,12 @@ def test_inputs_stopping_goes_stale_then_fallback_each_period():
 
 def test_planner_errors_and_non_finite_plans_fall_back():
     class Broken(Recording):
-        def __init__(self, mode):
+        def __init__(self, failure):
             super().__init__()
-            self.mode = mode
+            self.failure = failure
 
         def plan(self, obs, budget_ms=None):
-            if self.mode == "raise":
+            if self.failure == "raise":
                 raise RuntimeError("cuda went away")
             res = super().plan(obs, budget_ms)
             res.trajectory.poses[3, 1] = np.nan

@@ -8,7 +8,7 @@ from _runtime_helpers import tiny_net
 
 import wamdiff_ros.runtime.tensorrt_backend as trt_mod
 from wamdiff_ros import cli
-from wamdiff_ros.models.export import GRAPHS
+from wamdiff_ros.planners.wamdiff.graphs import GRAPHS
 from wamdiff_ros.runtime.engine_cache import EngineKey, engine_key, engine_paths, ensure_engine
 from wamdiff_ros.runtime.export import graph_spec_of
 
@@ -150,11 +150,10 @@ def test_key_and_inputs_are_validated(onnx_file, tmp_path):
 def test_make_backends_builds_engines_through_the_injected_builder(tmp_path, monkeypatch):
     """The planner path (export -> one engine per graph -> backends) with the fake builder: engines
     are built once per graph and reused by the next load; only the final TensorRT run is faked."""
-    from _runtime_helpers import tiny_net
+    from _runtime_helpers import ensure_export, graphs_by_name, net_hash
 
-    import wamdiff_ros.runtime.tensorrt_backend as trt_mod
-    from wamdiff_ros.models.export import GRAPHS
-    from wamdiff_ros.runtime.planner import make_backends
+    from wamdiff_ros.runtime.backends import make_backends
+    from wamdiff_ros.runtime.export import graph_specs
 
     class ShapeBuilder(FakeBuilder):
         def build(self, onnx_path, precision):
@@ -168,19 +167,20 @@ def test_make_backends_builds_engines_through_the_injected_builder(tmp_path, mon
     monkeypatch.setattr(trt_mod, "TensorRTBackend", NoRun)
     net = tiny_net()
     b = ShapeBuilder()
-    from wamdiff_ros.runtime.export import ensure_export, graph_specs
-
     meta, _ = ensure_export(net, tmp_path / "onnx")
     b.shapes = {n: s.io_shapes() for n, s in graph_specs(meta).items()}
-    backends, info = make_backends(
-        net, "tensorrt", "cuda", "fp16", export_dir=tmp_path / "onnx", engine_dir=tmp_path / "eng", builder=b
-    )
+    graphs = list(graphs_by_name(net).values())
+
+    def make():
+        return make_backends(
+            graphs, "tensorrt", net_hash(net), "wamdiff", "cuda", "fp16", tmp_path / "onnx", tmp_path / "eng", builder=b
+        )
+
+    backends, info = make()
     assert set(backends) == set(GRAPHS) and sorted(b.builds) == sorted((f"{n}.onnx", "fp16") for n in GRAPHS)
     assert all(e["action"] == "built" for e in info["engines"].values())
     assert backends["encode"].path == tmp_path / "eng" / "encode.fp16.engine"
-    _, info2 = make_backends(
-        net, "tensorrt", "cuda", "fp16", export_dir=tmp_path / "onnx", engine_dir=tmp_path / "eng", builder=b
-    )
+    _, info2 = make()
     assert all(e["action"] == "reused" for e in info2["engines"].values()) and len(b.builds) == len(GRAPHS)
 
 

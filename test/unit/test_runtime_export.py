@@ -7,18 +7,15 @@ import json
 import onnx
 import pytest
 import torch
-from _runtime_helpers import tiny_net
+from _runtime_helpers import ensure_export, graphs_by_name, net_hash, tiny_net
 
 from wamdiff_ros import cli
-from wamdiff_ros.models.export import GRAPHS
+from wamdiff_ros.planners.wamdiff.graphs import GRAPHS
 from wamdiff_ros.runtime.export import (
     EXPORT_FILE,
     ExportError,
     default_export_dir,
-    ensure_export,
     graph_specs,
-    graph_specs_of_net,
-    model_hash,
     read_export,
     sha256_file,
 )
@@ -45,7 +42,7 @@ def test_metadata_records_opset_shapes_hash_and_files(export):
     assert "export.json is missing" in reason
     doc = json.loads((out / EXPORT_FILE).read_text())
     assert doc == meta
-    assert meta["opset"] == 17 and meta["batch"] == 1 and meta["model_hash"] == model_hash(net)
+    assert meta["opset"] == 17 and meta["batch"] == 1 and meta["model_hash"] == net_hash(net)
     assert meta["family"] == "wamdiff" and meta["model"] == "tiny" and meta["created"].endswith("+00:00")
     assert set(meta["graphs"]) == set(GRAPHS)
     lay, tc = net.layout, net.cfg.transformer
@@ -71,7 +68,7 @@ def test_metadata_records_opset_shapes_hash_and_files(export):
 
 def test_specs_without_export_match_the_exported_ones(export):
     net, _, meta, _ = export
-    assert graph_specs_of_net(net) == {
+    assert {n: g.spec() for n, g in graphs_by_name(net).items()} == {
         n: s.__class__(s.name, s.inputs, s.outputs) for n, s in graph_specs(meta).items()
     }
 
@@ -84,7 +81,7 @@ def test_current_export_is_reused_and_stale_one_redone(export, tmp_path):
     work = tmp_path / "onnx"
     ensure_export(net, work)
     meta2, reason2 = ensure_export(other, work)
-    assert "model hash" in reason2 and meta2["model_hash"] == model_hash(other) != meta["model_hash"]
+    assert "model hash" in reason2 and meta2["model_hash"] == net_hash(other) != meta["model_hash"]
 
 
 def test_damaged_export_is_refused_then_redone(tmp_path):
@@ -104,10 +101,10 @@ def test_damaged_export_is_refused_then_redone(tmp_path):
 
 def test_model_hash_tracks_weights():
     a, b = tiny_net(), tiny_net()
-    assert model_hash(a) == model_hash(b)
+    assert net_hash(a) == net_hash(b)
     with torch.no_grad():
         b.complexity[0].bias[0] += 1e-3
-    assert model_hash(a) != model_hash(b)
+    assert net_hash(a) != net_hash(b)
 
 
 def test_default_export_dir_falls_back_to_the_cache(tmp_path, monkeypatch):

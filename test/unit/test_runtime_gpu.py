@@ -7,11 +7,11 @@ import importlib.util
 import numpy as np
 import pytest
 import torch
-from _runtime_helpers import observation, tiny_net
+from _runtime_helpers import ensure_export, graphs_by_name, observation, tiny_net
 
+from wamdiff_ros.planners.base import on_backend
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
-from wamdiff_ros.runtime.export import compare_backends, ensure_export, graph_specs, random_inputs
-from wamdiff_ros.runtime.planner import backend_planner
+from wamdiff_ros.runtime.export import compare_backends, graph_specs
 from wamdiff_ros.runtime.torch_backend import TorchBackend
 
 HAS_CUDA = torch.cuda.is_available()
@@ -30,7 +30,8 @@ def exported(tmp_path_factory):
 
 def _planners_agree(eager, other, modes=("fast", "slow")):
     for mode in modes:
-        eager.mode = other.mode = mode
+        eager.set_mode(mode)
+        other.set_mode(mode)
         for seed in range(3):
             obs = observation(eager.rig, seed)
             np.testing.assert_array_equal(eager.plan(obs).trajectory.poses, other.plan(obs).trajectory.poses)
@@ -41,10 +42,10 @@ def _planners_agree(eager, other, modes=("fast", "slow")):
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_torch_cuda_matches_cpu(exported, cuda_graph):
     net, _, specs = exported
-    ref = {n: TorchBackend(net, s) for n, s in specs.items()}
-    cuda = {n: TorchBackend(tiny_net(), s, "cuda", cuda_graph=cuda_graph) for n, s in specs.items()}
+    ref = {n: TorchBackend(graphs_by_name(net)[n], s) for n, s in specs.items()}
+    cuda = {n: TorchBackend(graphs_by_name(tiny_net())[n], s, "cuda", cuda_graph=cuda_graph) for n, s in specs.items()}
     assert all(b.describe()["cuda_graph"] == cuda_graph for b in cuda.values())
-    diffs = compare_backends(ref, cuda, lambda n: random_inputs(net, n))
+    diffs = compare_backends(ref, cuda, lambda n: graphs_by_name(net)[n].sample_inputs())
     assert max(v for d in diffs.values() for v in d.values()) <= 1e-4, diffs
 
 
@@ -53,7 +54,7 @@ def test_torch_cuda_matches_cpu(exported, cuda_graph):
 def test_planner_on_cuda_graphs_decodes_like_cpu(exported):
     net, _, _ = exported
     eager = WamDiffPlanner(net, collect_stats=False)
-    gpu = backend_planner(eager, "torch", device="cuda", cuda_graph=True)
+    gpu = on_backend(eager, "torch", device="cuda", cuda_graph=True)
     assert gpu.runtime["cuda_graph"]
     _planners_agree(eager, gpu)
 
@@ -62,9 +63,13 @@ def test_planner_on_cuda_graphs_decodes_like_cpu(exported):
 @needs_cuda
 def test_torch_fp16_autocast_is_close(exported):
     net, _, specs = exported
-    ref = {"step_traj_fast": TorchBackend(net, specs["step_traj_fast"])}
-    half = {"step_traj_fast": TorchBackend(tiny_net(), specs["step_traj_fast"], "cuda", "fp16")}
-    diffs = compare_backends(ref, half, lambda n: random_inputs(net, n))
+    ref = {"step_traj_fast": TorchBackend(graphs_by_name(net)["step_traj_fast"], specs["step_traj_fast"])}
+    half = {
+        "step_traj_fast": TorchBackend(
+            graphs_by_name(tiny_net())["step_traj_fast"], specs["step_traj_fast"], "cuda", "fp16"
+        )
+    }
+    diffs = compare_backends(ref, half, lambda n: graphs_by_name(net)[n].sample_inputs())
     assert diffs["step_traj_fast"]["logits"] <= 5e-2
 
 
@@ -78,9 +83,9 @@ def test_onnxruntime_cuda_provider(exported):
     except Exception as e:
         pytest.skip(str(e))
     net, out, specs = exported
-    ref = {n: TorchBackend(net, s) for n, s in specs.items()}
+    ref = {n: TorchBackend(graphs_by_name(net)[n], s) for n, s in specs.items()}
     ort = {n: OnnxRuntimeBackend(out / s.file, s, "cuda") for n, s in specs.items()}
-    diffs = compare_backends(ref, ort, lambda n: random_inputs(net, n))
+    diffs = compare_backends(ref, ort, lambda n: graphs_by_name(net)[n].sample_inputs())
     assert max(v for d in diffs.values() for v in d.values()) <= 1e-4, diffs
 
 
@@ -98,8 +103,8 @@ def test_tensorrt_fp32_engines_match_torch_and_are_cached(exported, tmp_path):
         assert st.action == "built"
         assert ensure_engine(out / s.file, "fp32", builder, s.io_shapes(), tmp_path).action == "reused"
         engines[n] = TensorRTBackend(st.path, s)
-    ref = {n: TorchBackend(net, s) for n, s in specs.items()}
-    diffs = compare_backends(ref, engines, lambda n: random_inputs(net, n))
+    ref = {n: TorchBackend(graphs_by_name(net)[n], s) for n, s in specs.items()}
+    diffs = compare_backends(ref, engines, lambda n: graphs_by_name(net)[n].sample_inputs())
     assert max(v for d in diffs.values() for v in d.values()) <= 1e-3, diffs
 
 
@@ -108,5 +113,5 @@ def test_tensorrt_fp32_engines_match_torch_and_are_cached(exported, tmp_path):
 def test_tensorrt_planner_decodes_like_torch(exported, tmp_path):
     net, out, _ = exported
     eager = WamDiffPlanner(net, collect_stats=False)
-    trt = backend_planner(eager, "tensorrt", device="cuda", export_dir=out, engine_dir=tmp_path)
+    trt = on_backend(eager, "tensorrt", device="cuda", export_dir=out, engine_dir=tmp_path)
     _planners_agree(eager, trt, modes=("fast",))

@@ -2,17 +2,23 @@
 decoded trajectories and MoE statistics through the planner (deterministic decoding, fast and slow), the runtime's
 load_planner on a checkpoint, and clear errors for what this machine cannot run."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
-from _runtime_helpers import observation, tiny_net
+from _runtime_helpers import ensure_export, graphs_by_name, observation, tiny_net
 
-from wamdiff_ros.models.export import GRAPHS
+from wamdiff_ros.models.checkpoint import CheckpointError
+from wamdiff_ros.planners.base import load_planner, on_backend
+from wamdiff_ros.planners.export import export_in_subprocess
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
-from wamdiff_ros.runtime import BackendUnavailable, load_planner
-from wamdiff_ros.runtime.export import compare_backends, ensure_export, graph_specs, random_inputs
+from wamdiff_ros.planners.wamdiff.backend_net import BackendNet
+from wamdiff_ros.planners.wamdiff.graphs import GRAPHS
+from wamdiff_ros.runtime import BackendUnavailable
+from wamdiff_ros.runtime.backends import check_combination
+from wamdiff_ros.runtime.export import compare_backends, graph_specs
 from wamdiff_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend, check_provider
-from wamdiff_ros.runtime.planner import BackendNet, backend_planner, check_combination, export_in_subprocess
 from wamdiff_ros.runtime.torch_backend import TorchBackend
 
 
@@ -29,39 +35,39 @@ def exported(tmp_path_factory):
     net = tiny_net()
     out = tmp_path_factory.mktemp("onnx")
     meta, _ = ensure_export(net, out)
-    return net, out, graph_specs(meta)
+    return net, out, graph_specs(meta), graphs_by_name(net)
 
 
 @pytest.mark.parametrize("io_binding", [True, False])
 def test_every_graph_matches_torch_within_1e_4(exported, io_binding):
-    net, out, specs = exported
-    ref = {n: TorchBackend(net, s) for n, s in specs.items()}
+    _, out, specs, graphs = exported
+    ref = {n: TorchBackend(graphs[n], s) for n, s in specs.items()}
     ort = {n: OnnxRuntimeBackend(out / s.file, s, intra_op_threads=1, io_binding=io_binding) for n, s in specs.items()}
     for seed in (0, 1):
-        diffs = compare_backends(ref, ort, lambda n, seed=seed: random_inputs(net, n, seed))
+        diffs = compare_backends(ref, ort, lambda n, seed=seed: graphs[n].sample_inputs(seed))
         assert set(diffs) == set(GRAPHS)
         for name, d in diffs.items():
             assert set(d) == set(specs[name].output_names)
             assert max(d.values()) <= 1e-4, (name, d)
-    logits = ort["step_traj_fast"].run(random_inputs(net, "step_traj_fast"))["logits"]
+    logits = ort["step_traj_fast"].run(graphs["step_traj_fast"].sample_inputs())["logits"]
     assert logits.shape == specs["step_traj_fast"].outputs[0].shape and logits.abs().max() > 0
 
 
 def test_outputs_differ_for_different_inputs(exported):
     """The comparison is not vacuous: other inputs give other logits on both backends."""
-    net, out, specs = exported
+    _, out, specs, graphs = exported
     ort = OnnxRuntimeBackend(out / specs["step_text"].file, specs["step_text"], intra_op_threads=1)
-    a = ort.run(random_inputs(net, "step_text", 0))["logits"].clone()
-    b = ort.run(random_inputs(net, "step_text", 1))["logits"]
+    a = ort.run(graphs["step_text"].sample_inputs(0))["logits"].clone()
+    b = ort.run(graphs["step_text"].sample_inputs(1))["logits"]
     assert (a - b).abs().max() > 1e-2
 
 
 @pytest.mark.parametrize("mode", ["fast", "slow"])
 def test_planner_on_onnxruntime_decodes_identical_trajectories(exported, mode):
-    net, out, _ = exported
+    net, out, _, _ = exported
     eager = WamDiffPlanner(net, mode=mode, collect_stats=False)
-    ort = backend_planner(eager, "onnxruntime", export_dir=out, threads=1)
-    torch_graphs = backend_planner(eager, "torch")
+    ort = on_backend(eager, "onnxruntime", export_dir=out, threads=1)
+    torch_graphs = on_backend(eager, "torch")
     assert isinstance(ort.net, BackendNet) and ort.runtime["exported"] is None  # reused the module's export
     for seed in range(3):
         obs = observation(eager.rig, seed, command=("straight", "left")[seed % 2])
@@ -75,9 +81,9 @@ def test_planner_on_onnxruntime_decodes_identical_trajectories(exported, mode):
 
 
 def test_planner_on_onnxruntime_reports_the_same_moe_statistics(exported):
-    net, out, _ = exported
+    net, out, _, _ = exported
     eager = WamDiffPlanner(net, mode="slow", collect_stats=True)
-    ort = backend_planner(eager, "onnxruntime", export_dir=out, threads=1)
+    ort = on_backend(eager, "onnxruntime", export_dir=out, threads=1)
     obs = observation(eager.rig, 0)
     a, b = eager.plan(obs).moe, ort.plan(obs).moe
     assert a and set(a) == set(b) and a["tokens"] == b["tokens"] > 0
@@ -107,9 +113,17 @@ def test_export_in_a_child_process_is_found_current_by_load_planner(tmp_path):
     assert (folder / "onnx" / "export.json").is_file()
     assert load_planner(folder, backend="onnxruntime", threads=1).runtime["exported"] is None
     cv = ConstantVelocityPlanner(tiny_net().cfg.rig_obj).save(tmp_path / "cv")
-    assert export_in_subprocess(cv, "onnxruntime") is False  # no network, nothing to export
-    (folder / "model.safetensors").write_bytes(b"not weights")
+    assert export_in_subprocess(cv, "onnxruntime") is False  # no graphs, nothing to export
+    assert not (cv / "onnx").exists()
+    (folder / "onnx" / "export.json").write_text("{}")  # the export is redone in the child
+    assert export_in_subprocess(folder, "onnxruntime") is True
+    assert load_planner(folder, backend="onnxruntime", threads=1).runtime["exported"] is None
+    shutil.rmtree(folder / "onnx")
+    (folder / "onnx").write_text("a file where the export folder goes")
     with pytest.raises(RuntimeError, match="ONNX export of .*ckpt failed"):
+        export_in_subprocess(folder, "onnxruntime")
+    (folder / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
         export_in_subprocess(folder, "onnxruntime")
 
 
@@ -124,9 +138,9 @@ def test_torch_cpu_fp32_is_the_eager_planner(tmp_path):
 
 
 def test_backend_checks_inputs(exported):
-    net, out, specs = exported
+    _, out, specs, graphs = exported
     ort = OnnxRuntimeBackend(out / specs["encode"].file, specs["encode"], intra_op_threads=1)
-    x = random_inputs(net, "encode")
+    x = graphs["encode"].sample_inputs()
     with pytest.raises(ValueError, match="input 'ego' is missing"):
         ort.run({k: v for k, v in x.items() if k != "ego"})
     with pytest.raises(ValueError, match=r"input 'images' expected shape"):
@@ -176,7 +190,7 @@ def test_missing_tensorrt_is_named(tmp_path):
 
 
 def test_planner_node_contract(tmp_path):
-    """The node's loader calls wamdiff_ros.runtime.load_planner for non-default backends, then plans
+    """The node's loader calls wamdiff_ros.planners.load_planner for non-default backends, then plans
     once on a blank frame: that works on onnxruntime and fails with the reason on tensorrt."""
     node = pytest.importorskip("wamdiff_ros.ros.planner_node", reason="rclpy is not installed")
     net = tiny_net()

@@ -7,8 +7,8 @@ import torch
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.config import ConfigError
-from wamdiff_ros.models.config import TrajectoryTokensConfig
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.config import TrajectoryTokensConfig
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.training.batching import Collator, choose_task, epoch_order, step_generator, step_rng
 from wamdiff_ros.training.settings import TaskMix, TrainSettings, learning_rate
 

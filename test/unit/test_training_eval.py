@@ -10,7 +10,7 @@ from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.cli import main
 from wamdiff_ros.models.checkpoint import load_checkpoint
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.scoring.metrics import SUB_METRICS, TOTALS
 from wamdiff_ros.training.evaluate import LoggedPlanner
 from wamdiff_ros.training.gate_calibration import apply_gate, calibrate_gate
@@ -53,7 +53,7 @@ def test_eval_json_fields(setup):
     expert = res["expert_log"]["aggregate"]
     assert expert["ade"] == pytest.approx(0.0, abs=1e-9) and expert["fde"] == pytest.approx(0.0, abs=1e-9)
     assert res["constant_velocity"]["aggregate"]["ade"] < 0.5  # the synthetic ego drives at constant speed
-    assert report["quantisation"]["x"]["bins"] == cfg.trajectory.x.bins
+    assert report["planner"]["quantisation"]["x"]["bins"] == cfg.trajectory.x.bins
 
 
 def test_eval_baseline_only_and_bad_input(setup, capsys):

@@ -12,14 +12,14 @@ from _training_helpers import tiny_cfg, write_tiny_bag
 
 from wamdiff_ros.config import ConfigError
 from wamdiff_ros.data.dataset import DrivingDataset
-from wamdiff_ros.models.masked_diffusion import decode_block
-from wamdiff_ros.models.net import WamDiffNet
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+from wamdiff_ros.planners.wamdiff.masked_diffusion import decode_block
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.policy import WamDiffPolicy
 from wamdiff_ros.training.rl.objectives import group_advantages, grpo_loss, gspo_loss, kl_k3
-from wamdiff_ros.training.rl.policy import WamDiffPolicy
 from wamdiff_ros.training.rl.rewards import RewardConfig, group_rewards
 from wamdiff_ros.training.rl.settings import RLSettings
-from wamdiff_ros.training.rl.trainer import BEST, HISTORY, LAST, RLTrainer, better, freeze_for, reference_copy
+from wamdiff_ros.training.rl.trainer import BEST, HISTORY, LAST, RLTrainer, better, reference_copy
 
 
 @pytest.fixture(autouse=True)
@@ -128,12 +128,13 @@ def test_policy_likelihood_matches_the_decoder(dataset):
     policy = _policy(temperature=1.0)
     obs = dataset.observation(0)
     ro = policy.sample(obs, 6, torch.Generator().manual_seed(3))
-    assert ro.ids.shape == (6, 16) and ro.poses.shape == (6, 8, 3) and bool(ro.mask.all())
-    assert len({tuple(r) for r in ro.ids.tolist()}) > 1  # sampling differs between group members
+    assert ro.actions.shape == (6, 16) and ro.poses.shape == (6, 8, 3) and bool(ro.mask.all())
+    assert ro.actions.dtype == torch.int64 and ro.groups is None
+    assert len({tuple(r) for r in ro.actions.tolist()}) > 1  # sampling differs between group members
     net, lay = policy.net, policy.net.layout
-    images, ego, prompt = ro.context
+    ctx = ro.context
     with torch.no_grad():
-        kv = net.encode(images, ego, prompt)[0].expand(-1, -1, 6, -1, -1, -1)
+        kv = net.encode(ctx.images, ctx.ego, ctx.prompt)[0].expand(-1, -1, 6, -1, -1, -1)
         ids = torch.full((6, lay.traj_len), policy._mask_id, dtype=torch.long)
         order = policy.planner.cfg.decoding.order_for(obs.command, None)
         res = decode_block(
@@ -141,13 +142,13 @@ def test_policy_likelihood_matches_the_decoder(dataset):
             policy._allowed, None, None, 1.0, torch.Generator().manual_seed(3),
         )  # fmt: skip
         logp = policy.logprobs(ro)
-    assert torch.equal(res.ids, ro.ids)
+    assert torch.equal(res.ids, ro.actions) and torch.equal(res.step_of, ctx.step_of)
     np.testing.assert_allclose(logp.exp().numpy(), res.confidences.numpy(), rtol=1e-4, atol=1e-6)
 
 
 def test_policy_gradients_reach_only_the_trained_parameters(dataset):
     policy = _policy()
-    trained = freeze_for(policy.net, "transformer")
+    trained = policy.trainable_parameters(policy.net, "transformer")
     ro = policy.sample(dataset.observation(0), 3, torch.Generator().manual_seed(0))
     policy.logprobs(ro).sum().backward()
     names = {n for n, p in policy.net.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
@@ -161,6 +162,8 @@ def test_policy_rejects_bad_settings():
         _policy(temperature=0.0)
     with pytest.raises(ValueError, match="order"):
         _policy(order="sideways")
+    with pytest.raises(ValueError, match="rl trainable: expected one of"):
+        _policy().trainable_parameters(_policy().net, "encoder_only")
 
 
 # -- rewards and settings --------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import torch
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.models.checkpoint import CheckpointError, load_checkpoint
-from wamdiff_ros.models.masked_diffusion import compute_losses
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.training.batching import Collator
 from wamdiff_ros.training.checkpointing import (
     OPTIMIZER_FILE,

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from wamdiff_ros.config import ConfigError
-from wamdiff_ros.models.config import DecodingConfig, tiny_config
-from wamdiff_ros.models.net import WamDiffNet
-from wamdiff_ros.models.trajectory_tokenizer import smooth_path
 from wamdiff_ros.planners.bench import synthetic_observations
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+from wamdiff_ros.planners.wamdiff.config import DecodingConfig, tiny_config
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import smooth_path
 from wamdiff_ros.types import TrajectorySpec
 
 T = TrajectorySpec().times

@@ -34,23 +34,21 @@ def _sha256(path: Path) -> str:
 
 
 def save_checkpoint(
-    path: str | os.PathLike, family: str, config: dict, tensors: dict, meta: dict | None = None
+    path: str | os.PathLike, family: str, config: dict, tensors: dict | None, meta: dict | None = None
 ) -> Path:
-    """Write ``tensors`` (name -> torch.Tensor) and ``config`` into the folder ``path``; returns it."""
-    from safetensors.torch import save_file
-
+    """Write ``tensors`` (name -> torch.Tensor; None: a planner without weights, ``config.json`` only)
+    and ``config`` into the folder ``path``; returns it."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    with atomic_path(path / WEIGHTS_FILE) as tmp:
-        save_file(flat, str(tmp), metadata={"family": family})
-    doc = {
-        "family": family,
-        "format_version": FORMAT_VERSION,
-        "weights_sha256": _sha256(path / WEIGHTS_FILE),
-        "meta": meta or {},
-        "config": config,
-    }
+    doc: dict = {"family": family, "format_version": FORMAT_VERSION}
+    if tensors is not None:
+        from safetensors.torch import save_file
+
+        flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+        with atomic_path(path / WEIGHTS_FILE) as tmp:
+            save_file(flat, str(tmp), metadata={"family": family})
+        doc["weights_sha256"] = _sha256(path / WEIGHTS_FILE)
+    doc.update(meta=meta or {}, config=config)
     atomic_write_json(path / CONFIG_FILE, doc)
     return path
 

@@ -1,76 +1,18 @@
-"""Model configuration of the WAM-Diff family: plain dataclasses, validated, round-tripped through JSON.
-
-The checkpoint's ``config.json`` holds :meth:`ModelConfig.to_dict`; a YAML file under
-``config/models/`` holds the same tree minus the vocabulary and with the rig given as a rig file.
-"""
+"""Configuration of the shared building blocks (scene encoder, transformer, MoE) and the helpers that
+build any family's nested config dataclasses from JSON/YAML mappings (unknown keys refused with their
+path) and turn them back into plain mappings."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.types import COMMANDS, TrajectorySpec
+from wamdiff_ros.config import ConfigError
+from wamdiff_ros.types import TrajectorySpec
 
 ROUTINGS: tuple[str, ...] = ("expert_choice", "token_choice", "none")
 """MoE routing: WAM-Diff's expert choice, TrajMoE's token-choice top-k with a shared expert, or no MoE."""
-
-ORDERS: tuple[str, ...] = ("low_confidence", "random", "causal", "reverse_causal")
-"""Remasking orders: which masked tokens a decoding step reveals first."""
-
-GATE_MODES: tuple[str, ...] = ("adaptive", "fast", "slow")
-
-
-TRAJECTORY_PRIORS: tuple[str, ...] = ("none", "constant_velocity")
-"""What trajectory tokens encode: the waypoints, or their offset from the constant-twist path."""
-
-
-@dataclass
-class AxisBinsConfig:
-    """Bins of one trajectory coordinate.
-
-    Attributes:
-        lo, hi: covered range [m]; values outside are clamped to the edge bins.
-        bins: number of bins (tokens) for this axis.
-        scale: 0 for uniform bins; > 0 for asinh companding ``u = asinh(v / scale)`` with uniform bins
-            in ``u``: bins are ``scale``-times finer near 0 than far out (width ≈ Δu·sqrt(scale² + v²)).
-    """
-
-    lo: float
-    hi: float
-    bins: int
-    scale: float = 0.0
-
-    def __post_init__(self):
-        if not self.hi > self.lo:
-            raise ConfigError(f"trajectory bins: expected hi > lo, got lo={self.lo}, hi={self.hi}")
-        if self.bins < 2:
-            raise ConfigError(f"trajectory bins: expected >= 2 bins, got {self.bins}")
-        if self.scale < 0:
-            raise ConfigError(f"trajectory bins: expected scale >= 0 (0 = uniform), got {self.scale}")
-
-
-@dataclass
-class TrajectoryTokensConfig:
-    """Discretisation of waypoints: x uniform 0.2 m; y asinh-companded (fine near the lane centre).
-
-    Attributes:
-        x, y: bins of each axis.
-        prior: what the tokens encode. ``none``: the waypoints themselves. ``constant_velocity``: the
-            waypoints minus the path the ego would drive holding its current twist (the arc of
-            :func:`wamdiff_ros.planning.motion.constant_twist_path`), so the network predicts a
-            correction to that extrapolation (acceleration, a turn's change of curvature).
-    """
-
-    x: AxisBinsConfig = field(default_factory=lambda: AxisBinsConfig(lo=-5.0, hi=130.0, bins=675))
-    y: AxisBinsConfig = field(default_factory=lambda: AxisBinsConfig(lo=-30.0, hi=30.0, bins=200, scale=2.0))
-    prior: str = "none"
-
-    def __post_init__(self):
-        if self.prior not in TRAJECTORY_PRIORS:
-            raise ConfigError(f"trajectory.prior: expected one of {TRAJECTORY_PRIORS}, got {self.prior!r}")
 
 
 @dataclass
@@ -150,213 +92,6 @@ class MoEConfig:
             raise ConfigError(f"moe.capacity_factor: expected > 0, got {self.capacity_factor}")
 
 
-@dataclass
-class LayoutConfig:
-    """Token blocks after the scene tokens: prompt (command + instruction or question), text answer
-    (reasoning or VQA answer), trajectory (2 tokens per waypoint)."""
-
-    prompt_len: int = 16
-    text_len: int = 72
-
-    def __post_init__(self):
-        if self.prompt_len < 4 or self.text_len < 2:
-            raise ConfigError(f"layout: expected prompt_len >= 4 and text_len >= 2, got {self}")
-
-
-@dataclass
-class DecodingConfig:
-    """Masked-diffusion decoding.
-
-    Attributes:
-        fast_steps, slow_steps: decoding steps for the trajectory block in fast / slow mode.
-        reasoning_steps: steps for the reasoning text block (slow mode).
-        order: default remasking order of the trajectory block (one of :data:`ORDERS`).
-        reasoning_order: remasking order of the text block.
-        order_map: scenario name or command -> order (scenario-aware decoding); a scenario key wins
-            over a command key.
-        threshold: confidence threshold τ for parallel unmasking (every masked token with confidence ≥ τ
-            is revealed, at least the scheduled count per step); None = fixed schedule.
-        temperature: 0 = greedy; > 0 samples with Gumbel noise on logits / temperature.
-        smooth_degree: 0 = waypoints as decoded; k > 0 = least-squares polynomial of degree k in time
-            through the ego origin fitted to the decoded waypoints (tokens are predicted independently,
-            so the raw path jitters by up to a bin and fails NAVSIM's comfort bounds).
-    """
-
-    fast_steps: int = 4
-    slow_steps: int = 8
-    reasoning_steps: int = 8
-    order: str = "low_confidence"
-    reasoning_order: str = "low_confidence"
-    order_map: dict[str, str] = field(default_factory=dict)
-    threshold: float | None = None
-    temperature: float = 0.0
-    smooth_degree: int = 0
-
-    def __post_init__(self):
-        for name in ("fast_steps", "slow_steps", "reasoning_steps"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"decoding.{name}: expected >= 1, got {getattr(self, name)}")
-        for key, order in {"order": self.order, "reasoning_order": self.reasoning_order, **self.order_map}.items():
-            if order not in ORDERS:
-                raise ConfigError(f"decoding order for {key!r}: expected one of {ORDERS}, got {order!r}")
-        if self.threshold is not None and not 0 < self.threshold <= 1:
-            raise ConfigError(f"decoding.threshold: expected in (0, 1] or null, got {self.threshold}")
-        if self.temperature < 0:
-            raise ConfigError(f"decoding.temperature: expected >= 0, got {self.temperature}")
-        if not 0 <= self.smooth_degree <= 6:
-            raise ConfigError(f"decoding.smooth_degree: expected 0 (off) to 6, got {self.smooth_degree}")
-
-    def order_for(self, command: str | None = None, scenario: str | None = None) -> str:
-        """The trajectory order for a frame: ``order_map[scenario]``, else ``order_map[command]``, else ``order``."""
-        for key in (scenario, command):
-            if key is not None and key in self.order_map:
-                return self.order_map[key]
-        return self.order
-
-
-@dataclass
-class GateConfig:
-    """Fast/slow reasoning gate (see :mod:`wamdiff_ros.planners.reasoning`).
-
-    Attributes:
-        mode: ``adaptive`` (gate decides), ``fast`` or ``slow`` (forced).
-        theta: go slow when the complexity head's probability exceeds this.
-        c_min: go slow when the fast pass's mean trajectory confidence is below this.
-        slow_cost_ms: prior estimate of the slow path's cost until it has been measured.
-        min_slow_steps: ``(reasoning, trajectory)`` decoding steps of the shortest slow pass: when the
-            full slow pass (``decoding.reasoning_steps``, ``decoding.slow_steps``) does not fit in what
-            is left of the budget, the gate runs one with fewer steps, not fewer than these.
-    """
-
-    mode: str = "adaptive"
-    theta: float = 0.5
-    c_min: float = 0.5
-    slow_cost_ms: float = 40.0
-    min_slow_steps: tuple[int, int] = (2, 4)
-
-    def __post_init__(self):
-        if self.mode not in GATE_MODES:
-            raise ConfigError(f"gate.mode: expected one of {GATE_MODES}, got {self.mode!r}")
-        if not (0 <= self.theta <= 1 and 0 <= self.c_min <= 1 and self.slow_cost_ms >= 0):
-            raise ConfigError(f"gate: expected theta, c_min in [0, 1] and slow_cost_ms >= 0, got {self}")
-        steps = tuple(self.min_slow_steps)
-        if len(steps) != 2 or not all(isinstance(n, int) and n >= 1 for n in steps):
-            raise ConfigError(
-                f"gate.min_slow_steps: expected [reasoning, trajectory] steps >= 1, got {self.min_slow_steps!r}"
-            )
-        self.min_slow_steps = steps
-
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild a WAM-Diff model and its planner from a checkpoint.
-
-    Attributes:
-        rig: the camera rig the model was trained with (:meth:`wamdiff_ros.rig.Rig.to_dict`).
-        vocab: the text words (the tokenizer adds specials, digits and commands).
-        text_tokens: the tokenizer's exact id -> token list, filled when a checkpoint is saved; when
-            present it is authoritative (ids stay fixed whatever the code's base words become).
-        spec: trajectory time grid (8 × 0.5 s by default).
-    """
-
-    rig: dict
-    vocab: list[str]
-    text_tokens: list[str] = field(default_factory=list)
-    family: str = "wamdiff"
-    spec: TrajectorySpec = field(default_factory=TrajectorySpec)
-    trajectory: TrajectoryTokensConfig = field(default_factory=TrajectoryTokensConfig)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    transformer: TransformerConfig = field(default_factory=TransformerConfig)
-    moe: MoEConfig = field(default_factory=MoEConfig)
-    layout: LayoutConfig = field(default_factory=LayoutConfig)
-    decoding: DecodingConfig = field(default_factory=DecodingConfig)
-    gate: GateConfig = field(default_factory=GateConfig)
-
-    def __post_init__(self):
-        from wamdiff_ros.rig import Rig
-
-        self.rig_obj = Rig.from_dict(self.rig, "model config rig")
-        stride = self.encoder.stride
-        for cam in self.rig_obj.cameras:
-            if cam.width % stride or cam.height % stride:
-                raise ConfigError(
-                    f"model config: camera {cam.name!r} is {cam.width}×{cam.height} px; the encoder needs "
-                    f"multiples of its stride {stride}"
-                )
-        self.vocab = [str(w) for w in self.vocab]
-        for cmd in self.decoding.order_map:
-            if not isinstance(cmd, str):
-                raise ConfigError(f"decoding.order_map: keys must be strings, got {cmd!r}")
-
-    @property
-    def scene_tokens_per_camera(self) -> int:
-        s = self.encoder.stride
-        cam = self.rig_obj.cameras[0]
-        return (cam.height // s) * (cam.width // s)
-
-    @property
-    def scene_len(self) -> int:
-        """Scene tokens (all cameras) plus the ego token."""
-        s = self.encoder.stride
-        return sum((c.height // s) * (c.width // s) for c in self.rig_obj.cameras) + 1
-
-    def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else _plain(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
-        if d.get("family", "wamdiff") != "wamdiff":
-            raise ConfigError(f"{source}: family {d.get('family')!r} is not 'wamdiff'")
-        return _build(cls, d, source)
-
-    @classmethod
-    def from_yaml(
-        cls,
-        path: str | os.PathLike = "models/wamdiff_small.yaml",
-        vocab: list[str] | None = None,
-        rig: dict | None = None,
-    ) -> ModelConfig:
-        """Load ``config/models/*.yaml``; ``rig:`` names a rig file; the vocabulary comes from ``vocab``,
-        else :func:`wamdiff_ros.sim.language.vocabulary` when that module exists, else the built-in
-        base words only."""
-        from wamdiff_ros.rig import load_rig
-
-        data = dict(load_yaml(path))
-        if rig is None:
-            rig_ref = data.get("rig", "rigs/default.yaml")
-            rig = load_rig(rig_ref).to_dict() if isinstance(rig_ref, str) else rig_ref
-        data["rig"] = rig
-        data["vocab"] = list(vocab) if vocab is not None else default_vocabulary()
-        return cls.from_dict(data, str(path))
-
-
-def tiny_config(routing: str = "expert_choice", vocab: list[str] | None = None, **overrides) -> ModelConfig:
-    """A ~0.1 M-parameter config on a 2-camera 64×32 rig, for unit tests and smoke runs
-    (trains on one batch in seconds). ``overrides`` replace top-level sections."""
-    cams = [
-        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
-        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
-    ]
-    parts = {
-        "rig": {"name": "tiny_2cam", "cameras": cams},
-        "vocab": vocab if vocab is not None else ["slow", "down", "lead", "car", "brakes", "how", "many", "lanes"],
-        "trajectory": TrajectoryTokensConfig(AxisBinsConfig(-5.0, 45.0, 50), AxisBinsConfig(-10.0, 10.0, 20, 2.0)),
-        "encoder": EncoderConfig(stem_channels=4, channels=(8,), history=2),
-        "transformer": TransformerConfig(d_model=64, layers=2, heads=2, mlp_ratio=2.0),
-        "moe": MoEConfig(routing=routing, num_experts=4, rank=2, alpha=4.0),
-        "layout": LayoutConfig(prompt_len=8, text_len=6),
-        "decoding": DecodingConfig(fast_steps=4, slow_steps=4, reasoning_steps=3),
-    }
-    parts.update(overrides)
-    return ModelConfig(**parts)
-
-
 def default_vocabulary() -> list[str]:
     """The world's words (``wamdiff_ros.sim.language.vocabulary()``) if available, else []."""
     try:
@@ -366,17 +101,17 @@ def default_vocabulary() -> list[str]:
     return list(vocabulary())
 
 
-def _plain(v):
+def plain(v):
     if dataclasses.is_dataclass(v):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, tuple | list):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): plain(x) for k, x in v.items()}
     return v
 
 
-def _build(cls, d: dict, source: str):
+def build(cls, d: dict, source: str):
     """Construct dataclass ``cls`` from ``d`` recursively, rejecting unknown keys with their path."""
     if not isinstance(d, dict):
         raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
@@ -391,7 +126,7 @@ def _build(cls, d: dict, source: str):
         if hint is TrajectorySpec:
             kwargs[name] = value if isinstance(value, TrajectorySpec) else TrajectorySpec.from_dict(value)
         elif dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, f"{source}.{name}")
+            kwargs[name] = build(hint, value, f"{source}.{name}")
         else:
             kwargs[name] = value
     try:
@@ -401,20 +136,11 @@ def _build(cls, d: dict, source: str):
 
 
 __all__ = [
-    "COMMANDS",
-    "GATE_MODES",
-    "ORDERS",
     "ROUTINGS",
-    "TRAJECTORY_PRIORS",
-    "AxisBinsConfig",
-    "DecodingConfig",
     "EncoderConfig",
-    "GateConfig",
-    "LayoutConfig",
     "MoEConfig",
-    "ModelConfig",
-    "TrajectoryTokensConfig",
     "TransformerConfig",
+    "build",
     "default_vocabulary",
-    "tiny_config",
+    "plain",
 ]

@@ -2,8 +2,8 @@
 
 A block computes ``x + Attn(LN(x))`` then ``x + MLP(LN(x)) + MoE(LN(x))``. Attention is bidirectional
 within the tokens passed in; ``prefix_kv`` adds cached keys/values of earlier blocks (which the new
-tokens see but which never see the new tokens), which is how the block-causal layout of
-:mod:`wamdiff_ros.models.layout` is evaluated one block at a time.
+tokens see but which never see the new tokens), which is how a block-causal sequence layout (a prefix,
+then answer blocks) is evaluated one block at a time.
 """
 
 from __future__ import annotations

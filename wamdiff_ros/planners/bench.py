@@ -1,11 +1,11 @@
-"""``wamdiff bench model``: planning latency (p50/p99) of a WAM-Diff planner per backend and mode
-(fast, slow, adaptive) on synthetic observations of its rig.
+"""``wamdiff bench model``: planning latency (p50/p99) of a planner of any family per backend and mode
+(fast, slow, adaptive; a family with one path plans it in every mode) on synthetic observations of its rig.
 
 ``--backend torch,onnxruntime,tensorrt`` times the same network on each backend
 (:mod:`wamdiff_ros.runtime`): ``torch`` on the CPU is the eager planner the node runs by default, on
 ``--device cuda`` the torch graph modules (plus a CUDA-graph row with ``--cuda-graph``). Rows of other
 backends carry ``x_torch``, torch's p50 over theirs for the same mode. ``--no-moe-stats`` leaves out
-the MoE routing statistics (computed on every backend, from the graphs' router outputs).
+the MoE routing statistics (the family's ``collect_stats`` option).
 
 With ``--model DIR`` the checkpoint is loaded; without it a freshly initialised model of
 ``--config`` (default ``config/models/wamdiff_small.yaml``) is timed and labelled ``untrained``: its
@@ -94,8 +94,8 @@ def other_load(before, after, own_cpu_s: float) -> float | None:
 
 def _variants(args, planner) -> list[tuple[str, object]]:
     """``(label, planner)`` per timed configuration; the eager CPU planner is ``planner`` itself."""
-    from wamdiff_ros.runtime.export import default_export_dir, model_hash
-    from wamdiff_ros.runtime.planner import backend_planner
+    from wamdiff_ros.planners.base import on_backend, planner_hash
+    from wamdiff_ros.runtime.export import default_export_dir
 
     out = []
     for b in [b.strip() for b in args.backend.split(",") if b.strip()]:
@@ -104,13 +104,13 @@ def _variants(args, planner) -> list[tuple[str, object]]:
             if args.cuda_graph:
                 print("  torch CUDA graph: skipped (device cpu; CUDA graphs need --device cuda and a CUDA GPU)")
         elif b == "torch":
-            out.append((f"torch/{args.device}/{args.precision}", backend_planner(planner, b, **_kw(args, False))))
+            out.append((f"torch/{args.device}/{args.precision}", on_backend(planner, b, **_kw(args, False))))
             if args.cuda_graph:
                 label = f"torch/{args.device}/{args.precision}/graph"
-                out.append((label, backend_planner(planner, b, **_kw(args, True))))
+                out.append((label, on_backend(planner, b, **_kw(args, True))))
         else:
-            export_dir = args.export_dir or default_export_dir(args.model, model_hash(planner.net))
-            p = backend_planner(planner, b, export_dir=export_dir, **_kw(args, None))
+            export_dir = args.export_dir or default_export_dir(args.model, planner_hash(planner))
+            p = on_backend(planner, b, export_dir=export_dir, **_kw(args, None))
             label = b if args.device == "cpu" and args.precision == "fp32" else f"{b}/{args.device}/{args.precision}"
             out.append((label, p))
     return out
@@ -129,21 +129,21 @@ def _kw(args, cuda_graph) -> dict:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from wamdiff_ros.planners.wamdiff import WamDiffPlanner, fresh_planner
+    from wamdiff_ros.planners.base import load_planner, untrained_planner
+    from wamdiff_ros.runtime import BackendUnavailable
 
     torch.set_num_threads(args.threads)
     stats = not args.no_moe_stats
-    if args.model:
-        planner = WamDiffPlanner.from_checkpoint(args.model, collect_stats=stats)
-        label = str(args.model)
-    else:
-        planner = fresh_planner(args.config, seed=args.seed, collect_stats=stats)
-        label = f"untrained (fresh {args.config})"
-    print(f"model: {label}")
-    obs = synthetic_observations(planner.rig, seed=args.seed)
-    from wamdiff_ros.runtime import BackendUnavailable
-
+    options = {} if stats else {"collect_stats": False}
     try:
+        if args.model:
+            planner = load_planner(args.model, **options)
+            label = str(args.model)
+        else:
+            planner = untrained_planner(args.config, seed=args.seed, **options)
+            label = f"untrained (fresh {args.config})"
+        print(f"model: {label}")
+        obs = synthetic_observations(planner.rig, seed=args.seed)
         variants = _variants(args, planner)
     except (BackendUnavailable, ValueError) as e:
         print(f"wamdiff bench model: {e}")
@@ -155,26 +155,20 @@ def main(args: argparse.Namespace) -> int:
     for r in rows:
         if r["backend"] != "torch" and r["mode"] in base:
             r["x_torch"] = base[r["mode"]] / r["p50_ms"]
+    net = planner.network()
     meta = {
         "model": label,
         "untrained": not args.model,
-        "parameters": planner.net.num_parameters,
+        "planner": planner.describe(),
+        "parameters": 0 if net is None else sum(p.numel() for p in net.parameters()),
         "size_mb": planner.model_size_bytes() / 1e6,
         "rig": planner.rig.to_dict(),
-        "decoding": {
-            "fast_steps": planner.cfg.decoding.fast_steps,
-            "slow_steps": planner.cfg.decoding.slow_steps,
-            "reasoning_steps": planner.cfg.decoding.reasoning_steps,
-            "threshold": planner.cfg.decoding.threshold,
-        },
-        "moe": planner.cfg.moe.routing,
+        "model_config": planner.checkpoint_config(),
         "moe_stats": stats,
         "iters": args.iters,
         "threads": args.threads,
         "budget_ms": args.budget_ms,
-        "backends": {
-            b: getattr(p, "runtime", {"backend": "torch", "device": "cpu", "eager": True}) for b, p in variants
-        },
+        "backends": {b: p.runtime or {"backend": "torch", "device": "cpu", "eager": True} for b, p in variants},
     }
     print(f"  {label}: {meta['parameters'] / 1e6:.2f} M parameters, {meta['size_mb']:.1f} MB fp32")
     report("model", rows, args.json, meta=meta, targets=TARGETS)
@@ -185,7 +179,7 @@ def _time_mode(variants: list, mode: str, obs: list, args) -> list[dict]:
     """One row per variant for ``mode``; the variants take turns plan by plan, so a change in the
     machine's load during the run affects them alike."""
     for _, planner in variants:
-        planner.mode = mode
+        planner.set_mode(mode)
         for i in range(args.warmup):
             planner.plan(obs[i % len(obs)], args.budget_ms)
     n = len(variants)

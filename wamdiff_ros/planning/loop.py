@@ -50,12 +50,13 @@ import numpy as np
 
 from wamdiff_ros.data.images import fit_to_camera
 from wamdiff_ros.geometry import compose, prepend_origin, resample, wrap_angle
+from wamdiff_ros.planners.base import Planner
 from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.planning.motion import propagate
 from wamdiff_ros.planning.sync import ApproxTimeSync, SyncSet
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.stamps import ns_to_seconds
-from wamdiff_ros.types import COMMANDS, EgoState, Observation, PlanResult, Trajectory, TrajectorySpec
+from wamdiff_ros.types import COMMANDS, EgoState, Observation, PlanResult, Trajectory
 
 ODOM = "odom"
 """Stream name of the odometry in the sync (cameras use their rig names)."""
@@ -75,22 +76,10 @@ RATE_TOLERANCE = 0.25
 CLOCK_BACK_NS = 1_000
 """The node clock counts as gone back when it reads more than this before a mark [ns]."""
 
-DEFAULT_HISTORY = 8
-"""Past poses given to planners that do not say how many they use (networks take the newest they need)."""
-
-
-def planner_spec(planner: Any) -> TrajectorySpec:
-    """The trajectory grid a planner plans on: its ``spec``, else its model config's ``cfg.spec``."""
-    spec = getattr(planner, "spec", None) or getattr(getattr(planner, "cfg", None), "spec", None)
-    if not isinstance(spec, TrajectorySpec):
-        raise ValueError(f"planner {type(planner).__name__}: has no TrajectorySpec (.spec or .cfg.spec)")
-    return spec
-
-
-def planner_history(planner: Any) -> int:
-    """Past poses a planner wants in ``Observation.ego_history``: its ``history``, else :data:`DEFAULT_HISTORY`."""
-    history = getattr(planner, "history", None)
-    return DEFAULT_HISTORY if history is None else int(history)
+def _checked(planner: Planner | None) -> Planner | None:
+    if planner is not None and not isinstance(planner, Planner):
+        raise TypeError(f"planner: expected a wamdiff_ros.planners.base.Planner, got {type(planner).__name__}")
+    return planner
 
 
 @dataclass
@@ -202,9 +191,8 @@ class PlanningLoop:
     """Input buffers, the planning cycle and its counters, for one planner and one rig.
 
     Args:
-        planner: a :class:`wamdiff_ros.planners.base.Planner` (``plan(obs, budget_ms) -> PlanResult``)
-            with a trajectory grid (see :func:`planner_spec`); ``history`` (see :func:`planner_history`)
-            and ``family`` are used when present.
+        planner: a :class:`~wamdiff_ros.planners.base.Planner` (None: none loaded yet; every cycle falls
+            back); its ``spec`` and ``history`` say what the loop feeds it.
         rig: the cameras the inputs must match (names, sizes, fields of view).
         config: run-time settings.
         decode_image: ``(payload, (width, height) or None) -> H×W×3 uint8 RGB``, of that size (None: any);
@@ -215,7 +203,7 @@ class PlanningLoop:
 
     def __init__(
         self,
-        planner: Any,
+        planner: Planner | None,
         rig: Rig,
         config: LoopConfig,
         decode_image: Callable[[Any, tuple[int, int] | None], np.ndarray],
@@ -228,9 +216,7 @@ class PlanningLoop:
         self._decode_odom = decode_odom
         self._wall = wall
         self._lock = threading.RLock()
-        if planner is not None:
-            planner_spec(planner)
-        self._planner = planner
+        self._planner = _checked(planner)
         self.sync = ApproxTimeSync([*rig.names, ODOM], config.sync_slop_s, key_streams=rig.names)
         self._camera_info: dict[str, str | None] = {}
         self._camera_view: dict[str, tuple[int, int, float]] = {}
@@ -268,14 +254,12 @@ class PlanningLoop:
             self.sync.slop = config.sync_slop_s
 
     @property
-    def planner(self) -> Any:
+    def planner(self) -> Planner | None:
         return self._planner
 
-    def swap_planner(self, planner: Any) -> None:
+    def swap_planner(self, planner: Planner | None) -> None:
         """Replace the planner atomically; the next cycle uses the new one, a running cycle finishes."""
-        if planner is not None:
-            planner_spec(planner)
-        self._planner = planner
+        self._planner = _checked(planner)
 
     # ---- inputs (subscription callbacks) -------------------------------------------------------
 
@@ -402,7 +386,7 @@ class PlanningLoop:
         self._input_jump_wall = None
         return False
 
-    def _cycle(self, s: SyncSet, now: int, planner: Any, cfg: LoopConfig) -> CycleOutput:
+    def _cycle(self, s: SyncSet, now: int, planner: Planner, cfg: LoopConfig) -> CycleOutput:
         t0 = self._wall()
         key = s.key_ns
         self._last_set_stamp = key
@@ -437,7 +421,7 @@ class PlanningLoop:
         answer_stamp = now if stale else key
         if reasons:
             return self._fallback(answer_stamp, reasons, ego if not stale else None, key, t0, planner)
-        spec = planner_spec(planner)
+        spec = planner.spec
         try:
             obs = Observation(
                 images=images,
@@ -471,9 +455,9 @@ class PlanningLoop:
         ego: EgoState | None,
         input_stamp: int | None,
         t0: float,
-        planner: Any,
+        planner: Planner,
     ) -> CycleOutput:
-        cfg, spec, held = self._config, planner_spec(planner), self._held
+        cfg, spec, held = self._config, planner.spec, self._held
         if held is not None and 0.0 <= held.age(stamp) <= cfg.fallback_hold_s:
             at = held.age(stamp)
             pose = propagate(ego, stamp).pose if ego is not None else resample(held.poses, held.times, [at])[0]
@@ -595,10 +579,10 @@ class PlanningLoop:
         return np.array(rows)
 
     def _history_len(self) -> int:
-        return planner_history(self._planner) if self._planner is not None else 0
+        return self._planner.history if self._planner is not None else 0
 
     def _spec_dt(self) -> float:
-        return planner_spec(self._planner).dt if self._planner is not None else 0.5
+        return self._planner.spec.dt if self._planner is not None else 0.5
 
     def _on_time_jump(self) -> None:
         with self._lock:
@@ -631,7 +615,7 @@ class PlanningLoop:
             new_fallbacks = sum(c[f"fallback_{k}"] - prev[f"fallback_{k}"] for k in ("hold", "stop"))
             values: dict[str, str] = {
                 "model_loaded": str(planner is not None).lower(),
-                "family": str(getattr(planner, "family", type(planner).__name__)) if planner is not None else "",
+                "family": planner.family if planner is not None else "",
                 "plans": str(c["plans"]),
                 "fallbacks_hold": str(c["fallback_hold"]),
                 "fallbacks_stop": str(c["fallback_stop"]),

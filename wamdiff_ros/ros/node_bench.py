@@ -394,9 +394,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     from wamdiff_ros.data.raw_bag import RawBagReader
     from wamdiff_ros.graphs import executable_command
     from wamdiff_ros.paths import config_path, resolve
-    from wamdiff_ros.planning.loop import planner_history, planner_spec
+    from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.ros.params import load_schema, schema_path
-    from wamdiff_ros.runtime import load_planner
 
     if args.iterations < 1 or args.frames < 2 or args.warmup_frames < 0 or any(r <= 0 for r in args.rates):
         raise ValueError("--iterations >= 1, --frames >= 2, --warmup-frames >= 0 and --rates > 0 expected")
@@ -412,13 +411,12 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     executor = args.executor or node_params["executor"]
     model = resolve(args.model, "models")
     planner = load_planner(model, backend=backend, threads=threads, spinning=False)  # as planner_node does
-    if hasattr(planner, "mode"):
-        planner.mode = args.mode
-    spec = planner_spec(planner)
+    planner.set_mode(args.mode)
+    spec = planner.spec
     remaps = parse_remaps(args.remap)
     with RawBagReader(args.bag, remaps) as reader:
         cams = image_topics(reader.topics, planner.rig)
-        observations, bag_hz = bag_frames(reader, planner.rig, planner_history(planner), spec.dt, args.frames)
+        observations, bag_hz = bag_frames(reader, planner.rig, planner.history, spec.dt, args.frames)
         bag_topics = dict(reader.topics)
     compressed = all(t.endswith("/compressed") for t in cams.values())
     if not compressed and any(t.endswith("/compressed") for t in cams.values()):
@@ -429,7 +427,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
         raise ValueError("bag: no /ego/odom")
     sync = set(cams.values()) | {"/ego/odom"}
 
-    log(f"bare planner: {len(observations)} frames ({getattr(planner, 'family', '?')})")
+    log(f"bare planner: {len(observations)} frames ({planner.family})")
     bare_before = bare_times(planner, observations, args.budget_ms)
 
     cmd = [*executable_command("planner_node"), "--ros-args", "-r", "__node:=planner_node", "--params-file", params]
@@ -573,7 +571,7 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     meta = {
         "bag": str(args.bag),
         "model": str(model),
-        "family": str(getattr(planner, "family", type(planner).__name__)),
+        "family": planner.family,
         "reasoning_mode": args.mode,
         "backend": backend,
         "threads": threads or "default",

@@ -61,8 +61,9 @@ from visualization_msgs.msg import MarkerArray
 from wamdiff_ros.geometry import compose
 from wamdiff_ros.paths import resolve
 from wamdiff_ros.planners.base import CheckpointCheck, check_checkpoint
+from wamdiff_ros.planners.export import export_in_subprocess
 from wamdiff_ros.planning import CycleOutput, LoopConfig, PlanningLoop
-from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN, planner_spec
+from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.executors import make_executor, spin
@@ -70,7 +71,6 @@ from wamdiff_ros.ros.input_poller import InputPoller
 from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
-from wamdiff_ros.runtime.planner import export_in_subprocess
 from wamdiff_ros.types import EgoState, Observation
 
 NODE_NAME = "planner_node"
@@ -100,7 +100,7 @@ def load_checked_planner(params: dict, rig: Rig):
     Raises (ValueError and friends) if the folder, the family, the rig, the backend or a warm-up
     plan fails, so a bad checkpoint never replaces a working one.
     """
-    from wamdiff_ros.runtime import load_planner
+    from wamdiff_ros.planners.base import load_planner
 
     folder = resolve_model(params["model_path"])
     planner = load_planner(
@@ -117,25 +117,18 @@ def load_checked_planner(params: dict, rig: Rig):
     mismatch = rig.mismatch(planner.rig)
     if mismatch:
         raise ValueError(f"checkpoint {folder}: rig differs from {params['rig_path']}: {mismatch}")
-    set_reasoning_mode(planner, params["reasoning_mode"])
-    spec = planner_spec(planner)
+    planner.set_mode(params["reasoning_mode"])
+    spec = planner.spec
     blank = Observation(
         images={c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras},
         ego=EgoState(pose=np.zeros(3)),
         stamp_ns=0,
     )
-    if hasattr(planner, "warm_up"):
-        planner.warm_up(blank)  # every graph run once, and the gate's slow-path cost measured warm
+    planner.warm_up(blank)  # every path run once (a gate's slow-path cost measured warm)
     result = planner.plan(blank, None)
     if result.trajectory.poses.shape != (spec.num_poses, 3) or not np.isfinite(result.trajectory.poses).all():
         raise ValueError(f"checkpoint {folder}: warm-up plan is not a finite ({spec.num_poses}, 3) trajectory")
     return planner, folder
-
-
-def set_reasoning_mode(planner, mode: str) -> None:
-    """Apply ``reasoning_mode`` to planners that have a fast/slow gate (others only plan fast)."""
-    if hasattr(planner, "mode"):
-        planner.mode = mode
 
 
 class PlannerNode(LifecycleNode):
@@ -185,8 +178,7 @@ class PlannerNode(LifecycleNode):
         self._in_use = {k: p[k] for k in RELOAD_KEYS}
         self._loop = PlanningLoop(planner, rig, LoopConfig.from_params(p), conv.decode_image, conv.ego_from_odometry)
         self._status = "inactive"
-        family = getattr(planner, "family", type(planner).__name__)
-        self.get_logger().info(f"configured: {family} from {folder}, rig {rig.name} ({', '.join(rig.names)})")
+        self.get_logger().info(f"configured: {planner.family} from {folder}, rig {rig.name} ({', '.join(rig.names)})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -410,7 +402,7 @@ class PlannerNode(LifecycleNode):
         if loop is not None:
             loop.config = LoopConfig.from_params(merged)
             if "reasoning_mode" in new and loop.planner is not None:
-                set_reasoning_mode(loop.planner, merged["reasoning_mode"])
+                loop.planner.set_mode(merged["reasoning_mode"])
             if reload:
                 threading.Thread(target=self._reload, args=(dict(merged), check), daemon=True).start()
         if "diagnostics_period_s" in new:

@@ -9,8 +9,9 @@ its inputs against the same static shapes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "tensorrt")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
@@ -88,6 +89,58 @@ class GraphSpec:
             tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
             str(d.get("file", "")),
         )
+
+
+@dataclass
+class GraphModule:
+    """One graph a planner exports and a backend runs: a torch module with named, static-shape I/O.
+
+    Attributes:
+        name: graph name (also the ONNX file stem).
+        module: ``torch.nn.Module`` whose ``forward(*inputs)`` returns a tuple in ``output_names`` order.
+        input_names, output_names: I/O names, in argument / result order.
+        example_inputs: torch tensors at the static shapes (tracing, shape specs).
+        random_inputs: ``generator -> inputs`` valid for the graph (ids in range, raw pixels), for parity
+            checks; None: standard normal floats and zero integers at the example shapes.
+    """
+
+    name: str
+    module: Any
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    example_inputs: tuple
+    random_inputs: Callable[[Any], tuple] | None = None
+
+    def sample_inputs(self, seed: int = 0) -> dict:
+        """Named random inputs (see ``random_inputs``) drawn from ``seed``."""
+        import torch
+
+        g = torch.Generator().manual_seed(seed)
+        if self.random_inputs is not None:
+            vals = self.random_inputs(g)
+        else:
+            vals = tuple(
+                torch.randn(x.shape, generator=g) if x.is_floating_point() else torch.zeros_like(x)
+                for x in self.example_inputs
+            )
+        return dict(zip(self.input_names, vals))
+
+    def spec(self) -> GraphSpec:
+        """The graph's I/O spec without exporting: inputs from the examples, outputs from one forward pass
+        (on the module's device)."""
+        import torch
+
+        params = list(self.module.parameters())
+        device = params[0].device if params else "cpu"
+        with torch.inference_mode():
+            outs = self.module(*(x.to(device) for x in self.example_inputs))
+
+        def specs(names, tensors):
+            return tuple(
+                TensorSpec(n, tuple(t.shape), str(t.dtype).removeprefix("torch.")) for n, t in zip(names, tensors)
+            )
+
+        return GraphSpec(self.name, specs(self.input_names, self.example_inputs), specs(self.output_names, outs))
 
 
 class StepBackend(ABC):

@@ -1,4 +1,4 @@
-"""torch backend: the graph modules of :mod:`wamdiff_ros.models.export` run eagerly on CPU or CUDA,
+"""torch backend: a planner's :class:`~wamdiff_ros.runtime.base.GraphModule` run eagerly on CPU or CUDA,
 optionally replayed as a captured CUDA graph (static input/output buffers, one launch per step).
 
 fp16 runs under CUDA autocast (weights stay fp32); outputs are cast back to their fp32 specs so the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wamdiff_ros.runtime.base import BackendUnavailable, GraphSpec, StepBackend, to_torch
+from wamdiff_ros.runtime.base import BackendUnavailable, GraphModule, GraphSpec, StepBackend, to_torch
 
 
 def require_cuda(what: str) -> None:
@@ -26,21 +26,26 @@ def require_cuda(what: str) -> None:
 
 
 class TorchBackend(StepBackend):
-    """One graph of ``net`` in torch.
+    """One graph in torch.
 
     Args:
-        net: the :class:`~wamdiff_ros.models.net.WamDiffNet` (moved to ``device``; shared between graphs).
+        module: the graph's module (moved to ``device``; graphs of one planner share their weights).
         graph: the graph's spec (name and static I/O).
         cuda_graph: capture the graph on CUDA and replay it (needs ``device='cuda'``).
     """
 
     name = "torch"
 
-    def __init__(self, net, graph: GraphSpec, device: str = "cpu", precision: str = "fp32", cuda_graph: bool = False):
+    def __init__(
+        self,
+        module: GraphModule,
+        graph: GraphSpec,
+        device: str = "cpu",
+        precision: str = "fp32",
+        cuda_graph: bool = False,
+    ):
         super().__init__(graph, device, precision)
         import torch
-
-        from wamdiff_ros.models.export import graph_module
 
         if device == "cuda":
             require_cuda("torch backend on device cuda")
@@ -48,7 +53,8 @@ class TorchBackend(StepBackend):
             raise BackendUnavailable("torch backend: fp16 runs under CUDA autocast; set device cuda or use fp32")
         if cuda_graph and device != "cuda":
             raise BackendUnavailable("torch backend: CUDA graphs need device cuda (no CUDA on a CPU device)")
-        self.module, in_names, out_names = graph_module(net.to(device), graph.name)
+        self.module = module.module.to(device).eval()
+        in_names, out_names = list(module.input_names), list(module.output_names)
         if in_names != graph.input_names or out_names != graph.output_names:
             raise ValueError(
                 f"graph {graph.name!r}: module I/O {in_names}->{out_names} differs from the export's "

@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from wamdiff_ros.carla.metrics import driving_score, infraction_penalty
 from wamdiff_ros.control.tracker import Tracker
 from wamdiff_ros.scenes import future_available, scene_at
+from wamdiff_ros.scoring.closed_loop import driving_score, infraction_penalty
 from wamdiff_ros.sim.roadnet import crop_lanes
 from wamdiff_ros.sim.world import CROP_RADIUS, DT, World
 from wamdiff_ros.types import Lane, LogFrame, PlanResult, TrajectorySpec
@@ -39,7 +39,7 @@ class EpisodeMetrics:
         route_completion: progress / route length in [0, 1]; progress, route_length [m].
         mean_pdms, mean_epdms: means over the scored ticks (nan when none could be scored; the ticks
             before an at-fault collision or off-road ending score 0, see :func:`score_log`); scored: their number.
-        driving_score: the CARLA leaderboard's driving score [%] (:func:`wamdiff_ros.carla.metrics.driving_score`):
+        driving_score: the CARLA leaderboard's driving score [%] (:mod:`wamdiff_ros.scoring.closed_loop`):
             route completion in percent times 0.60 for a collision (every collision here is with a
             vehicle; at fault or not, as the leaderboard counts); leaving the road ends the route
             without a penalty, as the leaderboard's route deviation does.

@@ -1,4 +1,4 @@
-"""Collate driving samples into multi-task :class:`~wamdiff_ros.models.masked_diffusion.TrainBatch` es.
+"""Collate driving samples into multi-task :class:`~wamdiff_ros.planners.wamdiff.masked_diffusion.TrainBatch` es.
 
 Each sample draws a task from the :class:`~wamdiff_ros.training.settings.TaskMix`:
 
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from wamdiff_ros.models.encoder import ego_features
-from wamdiff_ros.models.layout import TASKS, Sample, SequenceLayout, TokenSpace, make_sample
-from wamdiff_ros.models.masked_diffusion import TrainBatch
+from wamdiff_ros.planners.wamdiff.layout import TASKS, Sample, SequenceLayout, TokenSpace, make_sample
+from wamdiff_ros.planners.wamdiff.masked_diffusion import TrainBatch
 from wamdiff_ros.training.settings import TaskMix
 
 
@@ -81,7 +81,7 @@ class Collator:
 
     @classmethod
     def for_net(cls, net, mix: TaskMix | None = None) -> Collator:
-        """A collator for a :class:`wamdiff_ros.models.net.WamDiffNet`."""
+        """A collator for a :class:`wamdiff_ros.planners.wamdiff.net.WamDiffNet`."""
         return cls(net.space, net.layout, net.cfg.rig_obj.names, net.cfg.encoder.history, mix or TaskMix())
 
     def __call__(

@@ -99,12 +99,13 @@ def staged_dir(target: str | os.PathLike):
         raise
 
 
-def save_training_state(folder: str | os.PathLike, net, optimizer: torch.optim.Optimizer, state: dict, meta: dict):
-    """Write the resume folder ``folder`` (model checkpoint + optimiser + ``state``) atomically."""
+def save_training_state(folder: str | os.PathLike, model, optimizer: torch.optim.Optimizer, state: dict, meta: dict):
+    """Write the resume folder ``folder`` (model checkpoint + optimiser + ``state``) atomically; ``model``
+    writes the checkpoint with ``save(folder, meta)`` (a network or a planner)."""
     from safetensors.torch import save_file
 
     with staged_dir(folder) as tmp:
-        net.save(tmp, meta)
+        model.save(tmp, meta)
         tensors, opt_meta = optimizer_tensors(optimizer)
         tensors["rng.torch"] = torch.get_rng_state()
         with atomic_path(tmp / OPTIMIZER_FILE) as f:
@@ -123,7 +124,7 @@ def save_training_state(folder: str | os.PathLike, net, optimizer: torch.optim.O
 def load_training_state(folder: str | os.PathLike, optimizer: torch.optim.Optimizer | None = None) -> dict:
     """Read ``trainer_state.json`` of a resume folder, check both weight files against it, restore
     ``optimizer`` and the global torch RNG; returns the state dict. The model weights are loaded by
-    the caller (:meth:`wamdiff_ros.models.net.WamDiffNet.load`). CheckpointError on any defect."""
+    the caller. CheckpointError on any defect."""
     from safetensors.torch import load_file
 
     folder = Path(folder)

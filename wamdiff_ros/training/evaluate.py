@@ -3,8 +3,8 @@ over bags, one JSON with every run and a table on the terminal.
 
 Runs, all through :func:`wamdiff_ros.evaluation.evaluate_open_loop` on the same frames:
 
-- ``--model DIR --mode fast,slow,adaptive``: the model once per mode (WAM-Diff's reasoning gate forced
-  or adaptive); the label is ``<family>/<mode>``;
+- ``--model DIR --mode fast,slow,adaptive``: the model once per mode (a family with a fast/slow gate,
+  forced or adaptive; the label is ``<family>/<mode>``), or once as ``<family>`` for a family with one path;
 - ``--baseline constant_velocity``: :class:`~wamdiff_ros.planners.constant_velocity.ConstantVelocityPlanner`,
   the ego's current twist (speed and yaw rate: an arc) held over the horizon;
 - ``--baseline navsim_constant_velocity``: the same planner as NAVSIM's ConstantVelocityAgent (straight
@@ -181,7 +181,6 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.paths import resolve
     from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
-    from wamdiff_ros.planning.loop import planner_history, planner_spec
     from wamdiff_ros.training.gate_calibration import calibrate_gate
     from wamdiff_ros.training.supervised import data_summary
 
@@ -201,8 +200,8 @@ def main(args: argparse.Namespace) -> int:
             planner = load_planner(model)
         dataset = DrivingDataset(
             args.data,
-            spec=planner_spec(planner) if planner is not None else None,
-            history=planner_history(planner) if planner is not None else 0,
+            spec=planner.spec if planner is not None else None,
+            history=planner.history if planner is not None else 0,
             cache_dir=None if args.no_cache else default_cache_dir(),
             rig=planner.rig if planner is not None else None,
             scenes=False,
@@ -210,12 +209,11 @@ def main(args: argparse.Namespace) -> int:
         )
         planners: dict = {}
         if planner is not None:
-            family = str(getattr(planner, "family", type(planner).__name__))
-            if hasattr(planner, "mode"):
+            if planner.modes:
                 for mode in modes:
-                    planners[f"{family}/{mode}"] = _ModeView(planner, mode)
+                    planners[f"{planner.family}/{mode}"] = _ModeView(planner, mode)
             else:
-                planners[family] = planner
+                planners[planner.family] = planner
         if "constant_velocity" in args.baseline:
             planners["constant_velocity"] = ConstantVelocityPlanner(dataset.rig, dataset.spec)
         if "navsim_constant_velocity" in args.baseline:
@@ -228,7 +226,9 @@ def main(args: argparse.Namespace) -> int:
         results, frames = run_all(planners, dataset, args.every, args.max_frames, args.budget_ms, args.frames)
         calibration = None
         if args.calibrate_gate is not None:
-            family = str(getattr(planner, "family", ""))
+            if planner is None or not {"fast", "slow"} <= set(planner.modes):
+                raise ValueError("--calibrate-gate needs --model of a family with fast and slow modes")
+            family = planner.family
             calibration = calibrate_gate(frames[f"{family}/fast"], frames[f"{family}/slow"], args.calibrate_gate)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"wamdiff eval: {e}", file=sys.stderr)
@@ -242,9 +242,8 @@ def main(args: argparse.Namespace) -> int:
         "spec": dataset.spec.to_dict(),
         "results": results,
     }
-    if planner is not None and hasattr(planner, "net"):
-        report["quantisation"] = planner.net.space.traj.report()
-        report["gate"] = {"theta": planner.cfg.gate.theta, "c_min": planner.cfg.gate.c_min}
+    if planner is not None:
+        report["planner"] = planner.describe()
     if calibration is not None:
         report["gate_calibration"] = calibration
     atomic_write_json(Path(args.json), report)
@@ -266,7 +265,7 @@ class _ModeView:
         self.spec = planner.spec
 
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
-        self._planner.mode = self.mode
+        self._planner.set_mode(self.mode)
         return self._planner.plan(obs, budget_ms)
 
 

@@ -86,7 +86,7 @@ def apply_gate(checkpoint: str | os.PathLike, out: str | os.PathLike, theta: flo
     """Write a copy of a WAM-Diff checkpoint into ``out`` with the gate's ``theta`` and ``c_min`` set
     (the weights are unchanged); ``note`` is recorded in the checkpoint's meta."""
     from wamdiff_ros.models.checkpoint import load_checkpoint
-    from wamdiff_ros.models.net import WamDiffNet
+    from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
     doc, _ = load_checkpoint(checkpoint)
     net = WamDiffNet.load(checkpoint)

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.layout import TASKS
+from wamdiff_ros.planners.wamdiff.layout import TASKS
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class TaskMix:
         return [float(getattr(self, t)) for t in TASKS]
 
     def probabilities(self) -> list[float]:
-        """Probabilities in :data:`wamdiff_ros.models.layout.TASKS` order."""
+        """Probabilities in :data:`wamdiff_ros.planners.wamdiff.layout.TASKS` order."""
         w = self.weights()
         return [v / sum(w) for v in w]
 

@@ -99,7 +99,7 @@ def train_step(net, optimizer, batch, generator, grad_clip: float) -> dict[str, 
     """One optimiser step (LLaDA + balance + complexity losses, gradient clipping); losses as floats."""
     import torch
 
-    from wamdiff_ros.models.masked_diffusion import compute_losses
+    from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
 
     net.train()
     losses = compute_losses(net, batch, generator)
@@ -117,8 +117,8 @@ def validate(net, dataset, collator, settings) -> dict:
     import torch
 
     from wamdiff_ros.evaluation import evaluate_open_loop
-    from wamdiff_ros.models.masked_diffusion import compute_losses
     from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+    from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
 
     t0 = time.perf_counter()
     rec: dict = {}
@@ -402,8 +402,8 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.config import ConfigError
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.models.checkpoint import CheckpointError
-    from wamdiff_ros.models.config import ModelConfig
-    from wamdiff_ros.models.net import WamDiffNet
+    from wamdiff_ros.planners.wamdiff.config import ModelConfig
+    from wamdiff_ros.planners.wamdiff.net import WamDiffNet
     from wamdiff_ros.training.settings import TrainSettings
 
     try:

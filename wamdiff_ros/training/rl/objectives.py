@@ -25,6 +25,20 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-4, std_floor: float 
     return ((r - mean) / (std + eps)).to(rewards.dtype)
 
 
+def rollout_advantages(
+    rewards: torch.Tensor, groups: torch.Tensor | None = None, eps: float = 1e-4, std_floor: float = 0.0
+) -> torch.Tensor:
+    """(G,) rewards of one rollout -> (G,) advantages, normalised as :func:`group_advantages` over the
+    whole group, or within each sub-group when ``groups`` (G,) int says which answer belongs where."""
+    if groups is None:
+        return group_advantages(rewards[None], eps, std_floor)[0]
+    out = torch.empty_like(rewards)
+    for g in torch.unique(groups):
+        sel = groups == g
+        out[sel] = group_advantages(rewards[sel][None], eps, std_floor)[0]
+    return out
+
+
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token unbiased, non-negative estimate of KL(π_θ ‖ π_ref) from samples of π_θ (Schulman's k3):
     ``exp(ref − logp) − (ref − logp) − 1``."""
@@ -106,4 +120,4 @@ def grpo_loss(
 OBJECTIVES = ("gspo", "grpo")
 
 
-__all__ = ["OBJECTIVES", "group_advantages", "grpo_loss", "gspo_loss", "kl_k3"]
+__all__ = ["OBJECTIVES", "group_advantages", "grpo_loss", "gspo_loss", "kl_k3", "rollout_advantages"]

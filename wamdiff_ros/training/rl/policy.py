@@ -1,12 +1,10 @@
-"""Policies for RL fine-tuning: sample a group of answers for one logged scene, and re-evaluate the
-per-token log-probabilities of those answers under the current or the reference weights.
+"""What the RL trainer needs from a planner family: a :class:`Policy` that samples a group of answers
+for one logged scene as a :class:`Rollout`, and re-evaluates their per-step log-probabilities under
+the current or the reference weights.
 
-For masked diffusion (WAM-Diff) an answer's likelihood is the product, over decoding steps, of the
-probabilities of the tokens revealed at that step given the partial answer before it (tokens revealed
-earlier, ``[MASK]`` elsewhere). Sampling records only the step at which each token was revealed; the
-partial answer of step k is then every token with ``step_of < k``, so re-evaluation rebuilds all K
-partial answers of all G samples and scores them in one batched model call against the scene prefix,
-which is encoded once (with gradients for the trained weights).
+An answer is A actions: discrete tokens (a masked-diffusion or autoregressive decoder) or continuous
+samples (the Gaussian steps of a diffusion sampler). Either way the family returns one log-probability
+per action, so the objectives (GRPO, GSPO, k3 KL) see (G, A) log-probabilities and a (G, A) mask.
 """
 
 from __future__ import annotations
@@ -17,8 +15,6 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from wamdiff_ros.models.config import ORDERS
-from wamdiff_ros.models.masked_diffusion import decode_block
 from wamdiff_ros.types import Observation
 
 
@@ -27,110 +23,70 @@ class Rollout:
     """G sampled answers for one scene.
 
     Attributes:
-        ids: (G, A) int64 answer tokens.
-        step_of: (G, A) int64 decoding step at which each token was revealed (-1: given, not sampled).
-        mask: (G, A) bool, tokens sampled by the policy (they count towards |y|).
+        actions: (G, A) int64 tokens, or (G, A, D) float continuous samples.
+        mask: (G, A) bool, actions sampled by the policy (they count towards |y|).
         poses: (G, T, 3) decoded trajectories in base_link [m, m, rad].
-        context: the policy's inputs for this scene, reused by re-evaluation.
+        context: the family's private record of the scene and the sampling (re-evaluation reads it).
+        groups: (G,) int sub-group of each answer: advantages are normalised within each (None: one group).
         old_logp: (G, A) float32 log-probabilities under the sampling weights (set by the trainer).
     """
 
-    ids: torch.Tensor
-    step_of: torch.Tensor
+    actions: torch.Tensor
     mask: torch.Tensor
     poses: np.ndarray
     context: Any = None
+    groups: torch.Tensor | None = None
     old_logp: torch.Tensor | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        g = int(self.actions.shape[0])
+        if self.actions.dim() not in (2, 3) or tuple(self.mask.shape) != tuple(self.actions.shape[:2]):
+            raise ValueError(
+                f"Rollout: expected actions (G, A) or (G, A, D) and mask (G, A), got {tuple(self.actions.shape)} "
+                f"and {tuple(self.mask.shape)}"
+            )
+        if np.shape(self.poses)[0] != g or (self.groups is not None and tuple(self.groups.shape) != (g,)):
+            raise ValueError(f"Rollout: poses and groups must have G={g} rows")
 
     @property
     def group_size(self) -> int:
-        return int(self.ids.shape[0])
+        return int(self.actions.shape[0])
 
 
 class Policy(Protocol):
-    """What the RL trainer needs from a planner family."""
+    """A planner family's RL policy (from :meth:`~wamdiff_ros.planners.base.Planner.rl_policy`).
+
+    Attributes:
+        net: the weights being trained (a torch module).
+        planner: a planner over ``net`` (validation plans with it, checkpoints are saved through it).
+    """
 
     net: torch.nn.Module
+    planner: Any
 
     def sample(self, obs: Observation, group_size: int, generator: torch.Generator) -> Rollout:
         """G stochastic answers for ``obs`` (no gradients)."""
         ...
 
     def logprobs(self, rollout: Rollout, net: torch.nn.Module | None = None) -> torch.Tensor:
-        """(G, A) per-token log-probabilities of ``rollout`` under ``net`` (default: the policy's own
-        weights); differentiable when gradients are enabled."""
+        """(G, A) per-action log-probabilities of ``rollout`` under ``net`` (default: the policy's own
+        weights; the KL reference passes its frozen copy); differentiable when gradients are enabled."""
+        ...
+
+    def trainable_parameters(self, net: torch.nn.Module, which: str) -> list:
+        """Set ``requires_grad`` on ``net`` for what RL trains under the name ``which`` (``all`` trains
+        everything); returns the trained parameters. ValueError naming the family's choices otherwise."""
         ...
 
 
-class WamDiffPolicy:
-    """WAM-Diff's fast path (trajectory block only) as a stochastic policy.
-
-    Sampling is the planner's decoder with Gumbel-max sampling at ``temperature`` (the policy is
-    ``softmax(logits / temperature)`` restricted to each position's legal tokens) and the remasking
-    ``order`` (None: the model's scenario/command order map); ``steps`` decoding steps (None: the
-    model's ``fast_steps``). Decoded trajectories are smoothed exactly as the planner does.
-    """
-
-    def __init__(self, planner, temperature: float = 1.0, order: str | None = None, steps: int | None = None):
-        if not temperature > 0:
-            raise ValueError(f"rl temperature: expected > 0 (sampling), got {temperature!r}")
-        if order is not None and order not in ORDERS:
-            raise ValueError(f"rl order: expected one of {ORDERS} or null, got {order!r}")
-        self.planner = planner
-        self.net = planner.net
-        self.temperature = float(temperature)
-        self.order = order
-        self.steps = int(steps or planner.cfg.decoding.fast_steps)
-        if self.steps < 1:
-            raise ValueError(f"rl steps: expected >= 1, got {steps!r}")
-        space = self.net.space
-        self._mask_id = space.text.mask_id
-        self._allowed = torch.from_numpy(space.trajectory_allowed())
-
-    def sample(self, obs: Observation, group_size: int, generator: torch.Generator) -> Rollout:
-        net, lay = self.net, self.net.layout
-        images, ego, prompt = self.planner.inputs(obs)
-        order = self.order or self.planner.cfg.decoding.order_for(obs.command, self.planner.scenario)
-        was_training = net.training
-        net.eval()
-        try:
-            with torch.no_grad():
-                prefix_kv, _, _ = net.encode(images, ego, prompt)
-                kv = prefix_kv.expand(-1, -1, group_size, -1, -1, -1)
-
-                def step(ids):
-                    return net.step(kv, ids, lay.traj_offset)[0]
-
-                ids = torch.full((group_size, lay.traj_len), self._mask_id, dtype=torch.long)
-                res = decode_block(
-                    step, ids, self._mask_id, self.steps, order, self._allowed, None, None, self.temperature, generator
-                )
-        finally:
-            net.train(was_training)
-        poses = np.stack([self.planner.poses(row, obs.ego) for row in res.ids.numpy()])
-        return Rollout(res.ids, res.step_of, res.step_of >= 0, poses, context=(images, ego, prompt))
-
-    def logprobs(self, rollout: Rollout, net: torch.nn.Module | None = None) -> torch.Tensor:
-        net = self.net if net is None else net
-        lay = net.layout
-        images, ego, prompt = rollout.context
-        g, a = rollout.ids.shape
-        k = self.steps
-        was_training = net.training
-        net.eval()
-        try:
-            prefix_kv, _, _ = net.encode(images, ego, prompt)
-            known = rollout.step_of[None] < torch.arange(k)[:, None, None]  # given tokens (-1) always known
-            states = torch.where(known, rollout.ids[None], torch.full_like(rollout.ids[None], self._mask_id))
-            kv = prefix_kv.expand(-1, -1, k * g, -1, -1, -1)
-            logits, _, _ = net.step(kv, states.reshape(k * g, a), lay.traj_offset)
-        finally:
-            net.train(was_training)
-        logits = logits.float().masked_fill(~self._allowed, float("-inf")) / self.temperature
-        token_logp = logits.log_softmax(-1).gather(-1, rollout.ids.repeat(k, 1)[..., None])
-        token_logp = token_logp.view(k, g, a)
-        at = rollout.step_of.clamp_min(0)[None]
-        return token_logp.gather(0, at).squeeze(0).masked_fill(~rollout.mask, 0.0)
+def trainable_by_prefix(net: torch.nn.Module, frozen_prefixes: tuple[str, ...]) -> list:
+    """Freeze the parameters whose names start with one of ``frozen_prefixes``; returns the others."""
+    params = []
+    for name, p in net.named_parameters():
+        p.requires_grad_(not name.startswith(frozen_prefixes))
+        if p.requires_grad:
+            params.append(p)
+    return params
 
 
-__all__ = ["Policy", "Rollout", "WamDiffPolicy"]
+__all__ = ["Policy", "Rollout", "trainable_by_prefix"]

@@ -22,20 +22,20 @@ def compare_models(models: dict[str, str], bags: list[str], every: int, modes=("
 
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.evaluation import evaluate_open_loop
-    from wamdiff_ros.planners.wamdiff import WamDiffPlanner
+    from wamdiff_ros.planners.base import load_planner
 
     torch.set_num_threads(threads)
     out: dict[str, dict] = {}
     dataset = None
     for label, path in models.items():
-        planner = WamDiffPlanner.from_checkpoint(path)
+        planner = load_planner(path)
         if dataset is None:
             dataset = DrivingDataset(
                 bags, spec=planner.spec, history=planner.history, cache_dir=default_cache_dir(), rig=planner.rig,
                 scenes=False,
             )  # fmt: skip
         for mode in modes:
-            planner.mode = mode
+            planner.set_mode(mode)
             out[f"{label}/{mode}"] = evaluate_open_loop(planner, dataset, every, progress=True)["aggregate"]
     return out
 

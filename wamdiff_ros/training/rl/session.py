@@ -19,15 +19,13 @@ def build_trainer(
 ):
     """An :class:`RLTrainer` fine-tuning checkpoint ``model`` (the KL reference is a second copy of
     it) on ``data`` bags, validating on ``val``. With ``resume`` the weights come from ``out/last/``
-    (loaded by :meth:`RLTrainer.run`). Only WAM-Diff checkpoints have a policy so far. Raises
+    (loaded by :meth:`RLTrainer.run`). ValueError for a family without an RL policy. Raises
     CheckpointError / ValueError / FileNotFoundError with a message naming the bad input."""
     import torch
 
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.models.checkpoint import CheckpointError
-    from wamdiff_ros.models.net import WamDiffNet
-    from wamdiff_ros.planners.wamdiff import WamDiffPlanner
-    from wamdiff_ros.training.rl.policy import WamDiffPolicy
+    from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.training.rl.trainer import LAST, RLTrainer
     from wamdiff_ros.training.supervised import data_summary
 
@@ -35,19 +33,20 @@ def build_trainer(
     model = Path(model)
     if resume and not (Path(out) / LAST).exists() and not any(Path(out).glob(f".{LAST}.old-*")):
         raise CheckpointError(f"--resume: {Path(out) / LAST} does not exist (nothing to resume)")
-    net = WamDiffNet.load(model)
-    ref = WamDiffNet.load(model)
-    planner = WamDiffPlanner(net, mode="fast", collect_stats=False, seed=settings.seed, source=str(model))
-    policy = WamDiffPolicy(planner, settings.temperature, settings.order, settings.steps)
+    planner = load_planner(model)
+    policy = planner.rl_policy(**settings.policy_options())
+    if policy is None:
+        raise ValueError(f"--model {model}: the {planner.family!r} family has no RL policy (nothing RL can train)")
+    ref = load_planner(model).network()
     cache_dir = default_cache_dir() if cache else None
 
     def dataset(bags):
         return DrivingDataset(
             bags,
-            spec=net.cfg.spec,
-            history=net.cfg.encoder.history,
+            spec=planner.spec,
+            history=planner.history,
             cache_dir=cache_dir,
-            rig=net.cfg.rig_obj,
+            rig=planner.rig,
             scenes=False,
         )
 

@@ -7,12 +7,9 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from wamdiff_ros.config import ConfigError
-from wamdiff_ros.models.config import ORDERS
 from wamdiff_ros.training.rl.objectives import OBJECTIVES
 from wamdiff_ros.training.rl.rewards import RewardConfig
 from wamdiff_ros.training.settings import SettingsFile
-
-TRAINABLE = ("all", "transformer")
 
 
 @dataclass
@@ -25,13 +22,14 @@ class RLSettings(SettingsFile):
         scenes_per_step: groups per optimiser step.
         inner_epochs: optimiser steps on each batch of rollouts (the first is on-policy, later ones
             use the importance ratio against the sampling weights).
-        temperature / order / steps: the sampling policy (order None: the model's order map; steps None:
-            the model's fast steps).
+        temperature / order / steps: the sampling policy, passed to the family's
+            :meth:`~wamdiff_ros.planners.base.Planner.rl_policy` (order and steps None: the family's
+            defaults; the family checks them).
         kl_beta: weight of the k3 KL to the frozen starting model.
         adv_std_floor: lower bound of the group reward std in the advantage normalisation (see
             :func:`~wamdiff_ros.training.rl.objectives.group_advantages`).
-        trainable: ``transformer`` (token embeddings + transformer; scene encoder and complexity head
-            frozen) or ``all``.
+        trainable: what RL trains, by a name the family's policy knows (``all``: every weight; see the
+            family's ``trainable_parameters`` for the others).
         every: use every N-th training sample as a scene (neighbouring ticks are nearly identical).
         max_minutes: budget [min] over all resumes (None: until ``epochs`` or ``max_steps``).
         val_every_steps: validate (open-loop PDMS of the fast path) this often; also at the start and end.
@@ -79,7 +77,7 @@ class RLSettings(SettingsFile):
             "scenes_per_step": self.scenes_per_step >= 1,
             "inner_epochs": self.inner_epochs >= 1,
             "temperature": self.temperature > 0,
-            "order": self.order is None or self.order in ORDERS,
+            "order": self.order is None or isinstance(self.order, str),
             "steps": self.steps is None or self.steps >= 1,
             "clip_low": 0 <= self.clip_low < 1,
             "clip_high": self.clip_high >= 0,
@@ -89,7 +87,7 @@ class RLSettings(SettingsFile):
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "grad_clip": self.grad_clip >= 0,
-            "trainable": self.trainable in TRAINABLE,
+            "trainable": isinstance(self.trainable, str) and bool(self.trainable),
             "every": self.every >= 1,
             "epochs": self.epochs >= 1,
             "max_minutes": self.max_minutes is None or self.max_minutes > 0,
@@ -103,9 +101,15 @@ class RLSettings(SettingsFile):
         if bad:
             raise ConfigError(
                 f"rl settings: invalid {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)} (algorithm in "
-                f"{OBJECTIVES}, order in {ORDERS} or null, trainable in {TRAINABLE}, group_size >= 2, "
+                f"{OBJECTIVES}, order a name or null, trainable a name, group_size >= 2, "
                 "temperature/lr > 0, clip ranges in [0, 1), counts >= 1, others >= 0)"
             )
 
+    def policy_options(self) -> dict:
+        """The sampling settings for :meth:`~wamdiff_ros.planners.base.Planner.rl_policy` (unset ones left
+        to the family), with the run's seed."""
+        opts = {"temperature": self.temperature, "order": self.order, "steps": self.steps, "seed": self.seed}
+        return {k: v for k, v in opts.items() if v is not None}
 
-__all__ = ["TRAINABLE", "RLSettings"]
+
+__all__ = ["RLSettings"]

@@ -33,17 +33,6 @@ from wamdiff_ros.atomic import atomic_write_json
 BEST, LAST, HISTORY = "best", "last", "history.json"
 
 
-def freeze_for(net, trainable: str) -> list:
-    """Set ``requires_grad`` per ``trainable`` (``all`` | ``transformer``); returns the trained parameters."""
-    frozen_prefixes = () if trainable == "all" else ("encoder.", "complexity.")
-    params = []
-    for name, p in net.named_parameters():
-        p.requires_grad_(not name.startswith(frozen_prefixes))
-        if p.requires_grad:
-            params.append(p)
-    return params
-
-
 def better(rec: dict, than: dict) -> bool:
     """Higher validation PDMS; at equal PDMS, lower ADE (an untrained model scores PDMS 0 everywhere)."""
     if "PDMS" not in rec or "PDMS" not in than:
@@ -111,7 +100,7 @@ class RLTrainer:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.on_step = on_step
         self.on_best = on_best
-        params = freeze_for(self.net, settings.trainable)
+        params = policy.trainable_parameters(self.net, settings.trainable)
         self.optimizer = torch.optim.AdamW(
             params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
         )
@@ -173,7 +162,7 @@ class RLTrainer:
     def save_last(self) -> None:
         from wamdiff_ros.training.checkpointing import save_training_state
 
-        save_training_state(self.out / LAST, self.net, self.optimizer, self.state, self._meta())
+        save_training_state(self.out / LAST, self.policy.planner, self.optimizer, self.state, self._meta())
 
     def request_stop(self) -> None:
         """Finish the current step, save ``last/`` and return (thread-safe)."""
@@ -187,7 +176,6 @@ class RLTrainer:
     # -- validation --------------------------------------------------------------------------------
     def _validate(self) -> dict:
         from wamdiff_ros.evaluation import evaluate_open_loop
-        from wamdiff_ros.planners.wamdiff import WamDiffPlanner
         from wamdiff_ros.training.checkpointing import staged_dir
 
         s, st = self.state, self.settings
@@ -195,9 +183,10 @@ class RLTrainer:
         if self.val_set is not None and len(self.val_set) and st.val_frames:
             t0 = time.perf_counter()
             every = max(1, len(self.val_set) // st.val_frames)
-            planner = WamDiffPlanner(self.net, mode="fast", collect_stats=False, seed=st.seed)
             try:
-                agg = evaluate_open_loop(planner, self.val_set, every, max_frames=st.val_frames)["aggregate"]
+                agg = evaluate_open_loop(self.policy.planner, self.val_set, every, max_frames=st.val_frames)[
+                    "aggregate"
+                ]
             finally:
                 self.net.eval()
             rec.update({k: agg[k] for k in ("PDMS", "EPDMS", "NC", "DAC", "EP", "TTC", "C", "ade")})
@@ -211,7 +200,7 @@ class RLTrainer:
         if improved:
             s["best"] = rec
             with staged_dir(self.out / BEST) as tmp:
-                self.net.save(tmp, self._meta(rec))
+                self.policy.planner.save(tmp, self._meta(rec))
         self._write_history()
         if "PDMS" in rec:
             ref = s["initial"]["PDMS"]
@@ -228,7 +217,7 @@ class RLTrainer:
         """Sample and reward one group per scene; returns ``[(rollout, advantages)]`` and statistics."""
         import torch
 
-        from wamdiff_ros.training.rl.objectives import group_advantages
+        from wamdiff_ros.training.rl.objectives import rollout_advantages
         from wamdiff_ros.training.rl.rewards import group_rewards
 
         st, s = self.settings, self.state
@@ -241,7 +230,10 @@ class RLTrainer:
             groups.append(ro)
             rewards.append(r)
             metrics.append(m)
-        adv = group_advantages(torch.as_tensor(np.stack(rewards)), std_floor=st.adv_std_floor)
+        adv = [
+            rollout_advantages(torch.as_tensor(r), ro.groups, std_floor=st.adv_std_floor)
+            for ro, r in zip(groups, rewards)
+        ]
         r = np.stack(rewards)
         stats = {
             "reward_mean": float(r.mean()),
@@ -402,4 +394,4 @@ def reference_copy(net):
     return ref
 
 
-__all__ = ["BEST", "HISTORY", "LAST", "RLTrainer", "better", "freeze_for", "reference_copy", "sampling_generator"]
+__all__ = ["BEST", "HISTORY", "LAST", "RLTrainer", "better", "reference_copy", "sampling_generator"]

@@ -19,16 +19,14 @@ The decoding loop (remasking orders, thresholds, the gate) stays in Python aroun
 
 from __future__ import annotations
 
-import os
-import warnings
-from pathlib import Path
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from wamdiff_ros.atomic import atomic_path
 from wamdiff_ros.models.encoder import ego_feature_dim
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.runtime.base import GraphModule
 
 GRAPHS: tuple[str, ...] = ("encode", "step_traj_fast", "step_text", "step_traj_slow")
 ROUTER_OUTPUTS: tuple[str, ...] = ("router_probs", "router_gates")
@@ -103,33 +101,30 @@ def graph_module(net: WamDiffNet, name: str) -> tuple[nn.Module, list[str], list
     return StepGraph(net, offset[name]).eval(), ["prefix_kv", "ids"], ["logits", "block_kv", *stats]
 
 
-def export_onnx(
-    net: WamDiffNet, out_dir: str | os.PathLike, names: tuple[str, ...] = GRAPHS, opset: int = 17, batch: int = 1
-) -> dict[str, Path]:
-    """Export graphs to ``out_dir/<name>.onnx`` (atomically) and check each with onnx.checker.
-    The network's train/eval mode is left as it was."""
-    import onnx
+def random_inputs(net: WamDiffNet, name: str) -> Callable[[torch.Generator], tuple[torch.Tensor, ...]]:
+    """Random inputs of graph ``name`` at its static shapes: valid ids, raw pixels, N(0, 1) floats."""
+    x = example_inputs(net, name)
 
-    was_training = net.training
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in names:
-        module, inputs, outputs = graph_module(net, name)
-        path = out_dir / f"{name}.onnx"
-        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter (no onnxscript here)
-            torch.onnx.export(
-                module,
-                example_inputs(net, name, batch),
-                str(tmp),
-                input_names=inputs,
-                output_names=outputs,
-                opset_version=opset,
-                dynamo=False,
+    def draw(g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        if name == "encode":
+            return (
+                torch.randint(0, 256, x[0].shape, generator=g, dtype=torch.uint8),
+                torch.randn(x[1].shape, generator=g),
+                torch.randint(0, len(net.space.text), x[2].shape, generator=g),
             )
-            onnx.checker.check_model(str(tmp), full_check=True)
-        paths[name] = path
-    net.train(was_training)
-    return paths
+        return torch.randn(x[0].shape, generator=g), torch.randint(0, len(net.space), x[1].shape, generator=g)
+
+    return draw
+
+
+def graph_modules(net: WamDiffNet, batch: int = 1) -> list[GraphModule]:
+    """Every graph of ``net`` (sharing its weights) as the runtime's :class:`GraphModule` items."""
+    out = []
+    for name in GRAPHS:
+        module, ins, outs = graph_module(net, name)
+        out.append(
+            GraphModule(
+                name, module, tuple(ins), tuple(outs), example_inputs(net, name, batch), random_inputs(net, name)
+            )
+        )
+    return out

@@ -6,51 +6,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from _runtime_helpers import tiny_net
 
-from wamdiff_ros.models.config import tiny_config
-from wamdiff_ros.models.export import GRAPHS, example_inputs, export_onnx, graph_module
-from wamdiff_ros.models.masked_diffusion import decode_block
-from wamdiff_ros.models.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.graphs import GRAPHS, graph_module, graph_modules, random_inputs
+from wamdiff_ros.planners.wamdiff.masked_diffusion import decode_block
+from wamdiff_ros.runtime.export import export_onnx
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _net(routing):
-    torch.manual_seed(0)
-    net = WamDiffNet(tiny_config(routing)).eval()
-    with torch.no_grad():
-        for blk in net.transformer.blocks:
-            if blk.moe is not None:
-                torch.nn.init.normal_(blk.moe.lora_b, std=0.2)
-                torch.nn.init.normal_(blk.moe.router.weight, std=1.0)
-        for m in net.encoder.cnn:
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-    return net
-
-
-def _random_inputs(net, name, g):
-    x = example_inputs(net, name)
-    if name == "encode":
-        return (
-            torch.randint(0, 255, x[0].shape, generator=g, dtype=torch.uint8),
-            torch.randn(x[1].shape, generator=g),
-            torch.randint(0, len(net.space.text), x[2].shape, generator=g),
-        )
-    return torch.randn(x[0].shape, generator=g), torch.randint(0, len(net.space), x[1].shape, generator=g)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("routing", ["expert_choice", "token_choice", "none"])
 def test_graphs_pass_checker_and_match_torch(tmp_path, routing):
-    net = _net(routing)
-    paths = export_onnx(net, tmp_path)
+    net = tiny_net(routing)
+    paths = export_onnx(graph_modules(net), tmp_path)
     assert not net.training
     assert set(paths) == set(GRAPHS)
     g = torch.Generator().manual_seed(1)
@@ -61,7 +29,7 @@ def test_graphs_pass_checker_and_match_torch(tmp_path, routing):
             dims = [d.dim_value for d in inp.type.tensor_type.shape.dim]
             assert all(d > 0 for d in dims), (name, inp.name, dims)  # static shapes
         module, in_names, _ = graph_module(net, name)
-        x = _random_inputs(net, name, g)
+        x = random_inputs(net, name)(g)
         with torch.no_grad():
             ref = module(*x)
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -72,11 +40,11 @@ def test_graphs_pass_checker_and_match_torch(tmp_path, routing):
 
 
 def test_fast_decode_through_onnxruntime_matches_torch(tmp_path):
-    net = _net("expert_choice")
-    paths = export_onnx(net, tmp_path, names=("encode", "step_traj_fast"))
+    net = tiny_net("expert_choice")
+    paths = export_onnx([g for g in graph_modules(net) if g.name in ("encode", "step_traj_fast")], tmp_path)
     enc = ort.InferenceSession(str(paths["encode"]), providers=["CPUExecutionProvider"])
     step = ort.InferenceSession(str(paths["step_traj_fast"]), providers=["CPUExecutionProvider"])
-    x = _random_inputs(net, "encode", torch.Generator().manual_seed(5))
+    x = random_inputs(net, "encode")(torch.Generator().manual_seed(5))
     lay, mask = net.layout, net.space.text.mask_id
     allowed = torch.from_numpy(net.space.trajectory_allowed())
     ids0 = torch.full((1, lay.traj_len), mask)

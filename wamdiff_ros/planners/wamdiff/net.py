@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wamdiff_ros.models.config import ModelConfig
 from wamdiff_ros.models.encoder import SceneEncoder
-from wamdiff_ros.models.layout import SequenceLayout, TokenSpace
 from wamdiff_ros.models.text_tokenizer import TextTokenizer
-from wamdiff_ros.models.trajectory_tokenizer import TrajectoryTokenizer
 from wamdiff_ros.models.transformer import Transformer
+from wamdiff_ros.planners.wamdiff.config import ModelConfig
+from wamdiff_ros.planners.wamdiff.layout import SequenceLayout, TokenSpace
+from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import TrajectoryTokenizer
 
 
 def build_token_space(cfg: ModelConfig) -> TokenSpace:

@@ -18,13 +18,11 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-from wamdiff_ros.atomic import atomic_write_json
-from wamdiff_ros.models.checkpoint import CONFIG_FILE, FORMAT_VERSION, read_config
-from wamdiff_ros.planners.base import check_rig, register
+from wamdiff_ros.models.checkpoint import read_config
+from wamdiff_ros.planners.base import Planner, check_rig, register
 from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import Observation, PlanResult, Trajectory, TrajectorySpec
@@ -32,7 +30,7 @@ from wamdiff_ros.types import Observation, PlanResult, Trajectory, TrajectorySpe
 FAMILY = "constant_velocity"
 
 
-class ConstantVelocityPlanner:
+class ConstantVelocityPlanner(Planner):
     """Extrapolates the ego's twist; see the module docstring.
 
     Attributes:
@@ -42,7 +40,6 @@ class ConstantVelocityPlanner:
     """
 
     family = FAMILY
-    history = 0
 
     def __init__(self, rig: Rig, spec: TrajectorySpec | None = None, use_yaw_rate: bool = True):
         self.rig = rig
@@ -61,17 +58,8 @@ class ConstantVelocityPlanner:
             timings_ms={"total": (time.perf_counter() - t0) * 1e3},
         )
 
-    def config(self) -> dict:
-        """The ``config`` mapping of the checkpoint."""
-        return {"rig": self.rig.to_dict(), "spec": self.spec.to_dict(), "use_yaw_rate": self.use_yaw_rate}
-
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the checkpoint folder (``config.json`` only); returns the folder."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        doc = {"family": FAMILY, "format_version": FORMAT_VERSION, "meta": {}, "config": self.config()}
-        atomic_write_json(folder / CONFIG_FILE, doc)
-        return folder
+    def checkpoint_config(self) -> dict:
+        return {**super().checkpoint_config(), "use_yaw_rate": self.use_yaw_rate}
 
     @classmethod
     def from_config(cls, config: dict, source: str = "<config>") -> ConstantVelocityPlanner:

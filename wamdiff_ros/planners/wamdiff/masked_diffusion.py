@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from wamdiff_ros.models.config import ORDERS
+from wamdiff_ros.planners.wamdiff.config import ORDERS
 
 MASK_EPS = 1e-3
 
@@ -69,7 +69,7 @@ class TrainBatch:
     Attributes:
         images: (B, C, H, W, 3) uint8.
         ego: (B, F) float32 ego features.
-        tokens: (B, P+R+T) int64 target ids (see :func:`wamdiff_ros.models.layout.make_sample`).
+        tokens: (B, P+R+T) int64 target ids (see :func:`wamdiff_ros.planners.wamdiff.layout.make_sample`).
         answer: (B, P+R+T) bool answer positions.
         present: (B, 2) bool (text, trajectory) blocks present.
         complex: (B,) float complexity labels.

@@ -13,27 +13,39 @@ import dataclasses
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from wamdiff_ros.models.config import GATE_MODES, ModelConfig
 from wamdiff_ros.models.encoder import ego_features
-from wamdiff_ros.models.masked_diffusion import DecodeResult, decode_block
 from wamdiff_ros.models.moe import routing_stats
-from wamdiff_ros.models.net import WamDiffNet
-from wamdiff_ros.models.trajectory_tokenizer import smooth_path
-from wamdiff_ros.planners.base import check_rig, register
-from wamdiff_ros.planners.reasoning import ReasoningGate
+from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
+from wamdiff_ros.planners.gate import FastSlowGate, SlowStep
+from wamdiff_ros.planners.wamdiff.config import DecodingConfig, ModelConfig
+from wamdiff_ros.planners.wamdiff.masked_diffusion import DecodeResult, decode_block
+from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import smooth_path
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import EgoState, Observation, PlanResult, Trajectory
 
+if TYPE_CHECKING:
+    from wamdiff_ros.runtime.base import GraphModule, StepBackend
 
-class WamDiffPlanner:
-    """:class:`wamdiff_ros.planners.base.Planner` for a :class:`WamDiffNet`.
+TRAINABLE: dict[str, tuple[str, ...]] = {"all": (), "transformer": ("encoder.", "complexity.")}
+"""What RL may train -> parameter-name prefixes it freezes (``transformer``: token embeddings and
+transformer; the scene encoder and complexity head stay as trained)."""
 
-    Attributes ``rig``, ``spec`` (trajectory grid) and ``history`` (past poses used from
-    ``Observation.ego_history``) tell a planning loop what to feed.
+
+def slow_path(decoding: DecodingConfig) -> tuple[SlowStep, SlowStep]:
+    """What a slow pass costs the gate: reasoning steps plus the reasoning's key/value pass, then the
+    trajectory steps (kept longest when the pass is shortened)."""
+    return SlowStep("reasoning", decoding.reasoning_steps, extra_calls=1), SlowStep("trajectory", decoding.slow_steps)
+
+
+class WamDiffPlanner(Planner):
+    """:class:`~wamdiff_ros.planners.base.Planner` for a :class:`WamDiffNet` (or a
+    :class:`~wamdiff_ros.planners.wamdiff.backend_net.BackendNet` running its graphs on a backend).
 
     Args:
         net: the network (put in eval mode here).
@@ -45,6 +57,7 @@ class WamDiffPlanner:
     """
 
     family = "wamdiff"
+    modes = MODES
 
     def __init__(
         self,
@@ -61,12 +74,13 @@ class WamDiffPlanner:
         self.spec = self.cfg.spec
         self.history = self.cfg.encoder.history
         dec = self.cfg.decoding
-        self.gate = ReasoningGate(dataclasses.replace(self.cfg.gate), steps=(dec.reasoning_steps, dec.slow_steps))
+        self.gate = FastSlowGate(dataclasses.replace(self.cfg.gate), slow_path(dec))
         if mode is not None:
-            self.mode = mode
+            self.set_mode(mode)
         self.scenario = scenario
         self.collect_stats = collect_stats
         self.source = source
+        self.runtime: dict = {}
         self.generator = torch.Generator().manual_seed(seed)
         space, lay = net.space, net.layout
         self._mask_id = space.text.mask_id
@@ -78,11 +92,9 @@ class WamDiffPlanner:
     def mode(self) -> str:
         return self.gate.cfg.mode
 
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in GATE_MODES:
-            raise ValueError(f"WamDiffPlanner.mode: expected one of {GATE_MODES}, got {value!r}")
-        self.gate.cfg.mode = value
+    def set_mode(self, mode: str) -> None:
+        super().set_mode(mode)
+        self.gate.cfg.mode = mode
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, rig: Rig | None = None, **options) -> WamDiffPlanner:
@@ -201,7 +213,9 @@ class WamDiffPlanner:
             scores.append(float(tok.mean()))
             info.update(reasoning_steps=text.steps, slow_steps=slow.steps)
             t = lap("slow_decode", t)
-            self.gate.record_slow_pass(timings["reasoning"], timings["slow_decode"], decision.steps)
+            self.gate.record_slow_pass(
+                {"reasoning": timings["reasoning"], "trajectory": timings["slow_decode"]}, decision.steps
+            )
         else:
             traj, wp, tok = fast_traj, fast_wp, fast_tok
         info["token_confidences"] = tok.tolist()
@@ -226,26 +240,79 @@ class WamDiffPlanner:
         """Plan ``obs`` ``passes`` times in slow mode and seed the gate's slow-cost estimate [ms] with the
         last pass, which is returned.
 
-        The first run of each graph is slower (allocations, cold caches: 77 ms against 60 ms warm for the
-        default model here); an estimate seeded by it made the gate refuse every slow pass within an 80 ms
-        budget on a slower day, and a refused slow pass is never measured again.
+        The first run of each graph is slower (allocations, cold caches); an estimate seeded by it can
+        make the gate refuse every slow pass within a tight budget, and a refused slow pass is never
+        measured again.
         """
         if passes < 1:
             raise ValueError(f"WamDiffPlanner.warm_up: passes must be >= 1, got {passes}")
         mode = self.mode
-        self.mode = "slow"
+        self.set_mode("slow")
         try:
             for _ in range(passes):
                 self.gate.forget_slow_cost()
                 self.plan(obs, None)
         finally:
-            self.mode = mode
+            self.set_mode(mode)
         return self.gate.slow_cost_ms
 
-    def model_size_bytes(self) -> int:
-        return sum(p.numel() * p.element_size() for p in self.net.parameters())
+    # -- network, export, RL -------------------------------------------------------------------------
+    def network(self) -> WamDiffNet:
+        return self.net if isinstance(self.net, WamDiffNet) else self.net.torch_net
+
+    def checkpoint_config(self) -> dict:
+        net = self.network()
+        return {**self.cfg.to_dict(), "text_tokens": list(net.space.text.tokens)}
+
+    def save(self, folder: str | os.PathLike, meta: dict | None = None) -> Path:
+        return Path(self.network().save(folder, meta))
+
+    def graphs(self, batch: int = 1) -> list[GraphModule]:
+        from wamdiff_ros.planners.wamdiff.graphs import graph_modules
+
+        return graph_modules(self.network(), batch)
+
+    def with_backends(self, backends: dict[str, StepBackend], info: dict) -> WamDiffPlanner:
+        """A planner with this one's network, options, gate settings and generator whose network calls
+        go to ``backends`` (one per graph of :meth:`graphs`)."""
+        from wamdiff_ros.planners.wamdiff.backend_net import BackendNet
+
+        out = WamDiffPlanner(
+            BackendNet(self.network(), backends),
+            mode=self.mode,
+            scenario=self.scenario,
+            collect_stats=self.collect_stats,
+            source=self.source,
+        )
+        out.generator = self.generator
+        out.runtime = dict(info)
+        return out
+
+    def describe(self) -> dict:
+        gate = self.cfg.gate
+        quantisation = self.network().space.traj.report()
+        return {**super().describe(), "gate": {"theta": gate.theta, "c_min": gate.c_min}, "quantisation": quantisation}
+
+    def rl_policy(
+        self,
+        temperature: float = 1.0,
+        order: str | None = None,
+        steps: int | None = None,
+        seed: int = 0,
+        **unknown: Any,
+    ):
+        """:class:`~wamdiff_ros.planners.wamdiff.policy.WamDiffPolicy` on the fast path of this planner's
+        torch network (its planner plans fast without MoE statistics, drawing from ``seed``); ``order``
+        and ``steps`` None take the model's."""
+        from wamdiff_ros.planners.wamdiff.policy import WamDiffPolicy
+
+        if unknown:
+            raise ValueError(f"wamdiff rl_policy: unknown settings {sorted(unknown)}")
+        planner = WamDiffPlanner(self.network(), mode="fast", collect_stats=False, seed=seed, source=self.source)
+        return WamDiffPolicy(planner, temperature, order, steps)
 
 
+@register_untrained("wamdiff")
 def fresh_planner(
     config: str | os.PathLike = "models/wamdiff_small.yaml", vocab: list[str] | None = None, seed: int = 0, **options
 ) -> WamDiffPlanner:
@@ -262,4 +329,4 @@ def load(path: str | os.PathLike, rig: Rig | None = None, **options) -> WamDiffP
     return WamDiffPlanner.from_checkpoint(path, rig=rig, **options)
 
 
-__all__ = ["WamDiffPlanner", "fresh_planner", "load"]
+__all__ = ["TRAINABLE", "WamDiffPlanner", "fresh_planner", "load", "slow_path"]

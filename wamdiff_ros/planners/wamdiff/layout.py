@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wamdiff_ros.models.text_tokenizer import TextTokenizer
-from wamdiff_ros.models.trajectory_tokenizer import TrajectoryTokenizer
+from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import TrajectoryTokenizer
 from wamdiff_ros.types import COMMANDS, EgoState
 
 TASKS: tuple[str, ...] = ("motion", "reasoning", "vqa")

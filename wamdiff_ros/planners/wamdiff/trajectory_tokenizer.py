@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wamdiff_ros.models.config import AxisBinsConfig, TrajectoryTokensConfig
+from wamdiff_ros.planners.wamdiff.config import AxisBinsConfig, TrajectoryTokensConfig
 from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.types import EgoState, TrajectorySpec
 
@@ -92,7 +92,7 @@ class TrajectoryTokenizer:
     """Waypoints (T, ≥2) in base_link <-> (2T,) bin indices ``x0 y0 x1 y1 …``.
 
     Indices are local to each axis (x in ``0…nx-1``, y in ``0…ny-1``); the joint token space
-    (:class:`wamdiff_ros.models.layout.TokenSpace`) offsets them.
+    (:class:`wamdiff_ros.planners.wamdiff.layout.TokenSpace`) offsets them.
     """
 
     def __init__(self, cfg: TrajectoryTokensConfig | None = None, spec: TrajectorySpec | None = None):
