@@ -76,6 +76,7 @@ RATE_TOLERANCE = 0.25
 CLOCK_BACK_NS = 1_000
 """The node clock counts as gone back when it reads more than this before a mark [ns]."""
 
+
 def _checked(planner: Planner | None) -> Planner | None:
     if planner is not None and not isinstance(planner, Planner):
         raise TypeError(f"planner: expected a wamdiff_ros.planners.base.Planner, got {type(planner).__name__}")
