@@ -12,6 +12,7 @@ warm-up                     :meth:`Planner.warm_up` (default: one plan)
 ego history                 :attr:`Planner.history` (past poses wanted in ``Observation.ego_history``)
 network                     :meth:`Planner.network` (None: nothing to train, hash or export)
 exportable graphs           :meth:`Planner.graphs` and :meth:`Planner.with_backends`
+supervised training         :meth:`Planner.supervised_task` (None: nothing to train)
 RL                          :meth:`Planner.rl_policy` (None: not trainable by RL)
 checkpoint                  :meth:`Planner.save`, :meth:`Planner.checkpoint_config`
 untrained model of a YAML   :func:`register_untrained` (benchmarks and export before training)
@@ -146,6 +147,12 @@ class Planner(ABC):
     def rl_policy(self, **settings: Any):
         """A :class:`~wamdiff_ros.training.rl.policy.Policy` around this planner's weights (None: the
         family has no RL fine-tuning). ``settings`` are the run's family options."""
+        return None
+
+    def supervised_task(self, **settings: Any):
+        """A :class:`~wamdiff_ros.training.task.SupervisedTask` training this planner's weights from
+        logged drives (None: the family has nothing to train). ``settings`` are the family's options
+        from the training config."""
         return None
 
     def model_size_bytes(self) -> int:

@@ -1,0 +1,72 @@
+"""What the shared supervised training loop needs from a planner family.
+
+A family's :meth:`~wamdiff_ros.planners.base.Planner.supervised_task` returns a :class:`SupervisedTask`;
+the loop (data order, sharding across ranks, optimiser, schedule, progress bar, checkpoints, resume,
+validation, Ctrl-C) is shared and names no family. Random draws inside :meth:`SupervisedTask.collate`
+come from ``rngs``, one generator per sample fixed by (seed, step, position in the global batch), so a
+run split over ranks draws exactly what one process would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from wamdiff_ros.rig import Rig
+from wamdiff_ros.types import TrajectorySpec
+
+
+@dataclass(frozen=True)
+class DataNeeds:
+    """What the task reads from a :class:`~wamdiff_ros.data.dataset.DrivingDataset`.
+
+    Attributes:
+        rig: cameras (order, size) the images are fitted to.
+        spec: trajectory grid of the logged future targets.
+        history: past ego poses per sample.
+        scenes: whether samples need scene truth (scorer labels, rewards); slower to load.
+        extras: family-specific dataset options (e.g. a label file beside the dataset cache).
+    """
+
+    rig: Rig
+    spec: TrajectorySpec
+    history: int = 0
+    scenes: bool = False
+    extras: dict = field(default_factory=dict)
+
+
+class SupervisedTask(Protocol):
+    """One family's supervised objective.
+
+    Attributes:
+        planner: the planner whose ``network()`` is trained (and validated by open-loop PDMS).
+    """
+
+    planner: Any
+
+    def data_needs(self) -> DataNeeds:
+        """What each sample must carry."""
+        ...
+
+    def prepare(self, train_set) -> dict:
+        """Fit the data-derived parts before the first step (anchors, codebook, vocabulary …; they go
+        into the checkpoint config). Called once, never on resume; returns a report for the log."""
+        ...
+
+    def collate(self, samples: list, rngs: list[np.random.Generator]) -> Any:
+        """A training batch of dataset ``samples`` (random draws from ``rngs``, one per sample)."""
+        ...
+
+    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+        """The scalar loss to minimise on ``batch`` and its parts (floats, for the log)."""
+        ...
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates."""
+        ...
+
+
+__all__ = ["DataNeeds", "SupervisedTask"]
