@@ -60,9 +60,15 @@ def header(stamp: float, frame_id: str):
 
 def compressed_image(image: np.ndarray, stamp: float, camera: str, fmt: str = "jpeg", quality: int = 90):
     """``sensor_msgs/CompressedImage`` of an RGB image, JPEG or PNG."""
-    data = np.frombuffer(imgs.encode_compressed(image, fmt, quality), dtype=np.uint8)
+    return compressed_image_msg(imgs.encode_compressed(image, fmt, quality), stamp, camera, fmt)
+
+
+def compressed_image_msg(data: bytes, stamp: float, camera: str, fmt: str = "jpeg"):
+    """``sensor_msgs/CompressedImage`` around already encoded JPEG or PNG ``data``."""
     return typestore().types["sensor_msgs/msg/CompressedImage"](
-        header=header(stamp, optical_frame(camera)), format=imgs.compressed_format_string(fmt), data=data
+        header=header(stamp, optical_frame(camera)),
+        format=imgs.compressed_format_string(fmt),
+        data=np.frombuffer(data, dtype=np.uint8),
     )
 
 
