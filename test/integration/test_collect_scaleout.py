@@ -60,7 +60,7 @@ def short_scenario(tmp_path_factory):
 
 def collect_argv(scenario, out, workers: int, episodes: int = 3) -> list[str]:
     argv = ["collect", "--split", "val", "--episodes", str(episodes), "--out", str(out), "--seed", "1"]
-    return argv + ["--scenarios", str(scenario), "--workers", str(workers)]
+    return [*argv, "--scenarios", str(scenario), "--workers", str(workers)]
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 
 import sys
 
+import _fanout_tasks as tasks
 import pytest
 
-import _fanout_tasks as tasks
 from wamdiff_ros.cli import build_parser
 from wamdiff_ros.distributed.fanout import Workers, map_ordered, workers_from_args
 
