@@ -109,7 +109,14 @@ def _ray_map(fn, items, workers: Workers, window, bar, on_result) -> Iterator:
     started = not ray.is_initialized()
     if started:
         if workers.address:
-            ray.init(address=workers.address, logging_level=logging.WARNING)
+            try:
+                ray.init(address=workers.address, logging_level=logging.WARNING)
+            except ConnectionError as e:
+                raise ConnectionError(
+                    f"--address {workers.address}: could not join the Ray cluster ({e}); a cluster started by "
+                    "`ray start` checks a token: run with RAY_AUTH_MODE=token and the cluster's token in "
+                    "~/.ray/auth_token (docs/scale-out.md)"
+                ) from None
         else:
             ray.init(
                 address="local",
