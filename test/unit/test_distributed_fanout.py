@@ -22,6 +22,8 @@ def test_workers_from_args_and_environment(monkeypatch):
     assert workers_from_args(args).address == "h:1"
     with pytest.raises(ValueError, match="--workers: expected >= 1, got 0"):
         Workers(0)
+    assert Workers(4).at_most(1).in_process and Workers(4).at_most(3) == Workers(3)
+    assert Workers(4, "h:1").at_most(1) == Workers(4, "h:1")
 
 
 def test_one_worker_runs_in_process_in_order_without_ray():

@@ -149,6 +149,7 @@ def main(args: argparse.Namespace) -> int:
         metadata=meta,
     )
     tasks = [EpisodeJob(scenario, seed, writer.encoder) for scenario, seed in jobs]
+    workers = workers.at_most(len(tasks))
 
     frames = 0
 

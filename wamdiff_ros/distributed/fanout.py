@@ -45,6 +45,10 @@ class Workers:
     def in_process(self) -> bool:
         return self.count == 1 and not self.address
 
+    def at_most(self, tasks: int) -> Workers:
+        """No more local workers than ``tasks`` (a single task runs in-process); a cluster is kept."""
+        return self if self.address else Workers(max(1, min(self.count, tasks)))
+
 
 def default_workers() -> int:
     """One worker per core this process may run on."""
