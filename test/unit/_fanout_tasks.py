@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -23,10 +22,6 @@ def square_or_die_once(item: tuple[int, str]) -> tuple[int, int]:
         Path(marker).write_text(str(os.getpid()))
         os.kill(os.getpid(), signal.SIGKILL)
     return i, i * i
-
-
-def ray_imported(_item) -> bool:
-    return "ray" in sys.modules
 
 
 def fail_on_two(item: tuple[int, str]) -> int:

@@ -15,6 +15,7 @@ of workers (``--workers 1`` runs the same task in this process without Ray).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -159,10 +160,11 @@ def main(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{frames} frames {frames / (time.perf_counter() - t_start):.1f} fps", refresh=False)
 
     episodes_meta = []
-    with writer:
-        for episode in fanout.map_ordered(
-            record_episode, tasks, workers, total=len(tasks), desc=f"collect {args.split}", on_result=shown
-        ):
+    episodes = fanout.map_ordered(
+        record_episode, tasks, workers, total=len(tasks), desc=f"collect {args.split}", on_result=shown
+    )
+    with writer, contextlib.closing(episodes):
+        for episode in episodes:
             for frame, encoded, lanes in episode.ticks:
                 writer.write_encoded(frame, encoded, lanes)
             episodes_meta.append(episode.meta)
