@@ -29,15 +29,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 """Subcommand -> (module, one-line help). Modules register here as features land."""
 
 BENCHES: dict[str, tuple[str, str]] = {
-    "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
-    "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
-    "model": ("wamdiff_ros.planners.bench", "a planner of any family: p50/p99 latency per backend and mode"),
+    "render": ("wamdiff_ros.bench.render", "multi-camera renderer: per-camera and total ms on a synthetic road"),
+    "scorer": ("wamdiff_ros.bench.scorer", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
+    "model": ("wamdiff_ros.bench.model", "a planner of any family: p50/p99 latency per backend and mode"),
     "node": (
-        "wamdiff_ros.ros.node_bench",
+        "wamdiff_ros.bench.node",
         "planner_node under a played bag at 10/20 Hz: end-to-end latency, jitter, CPU",
     ),
     "scaleout": (
-        "wamdiff_ros.distributed.bench",
+        "wamdiff_ros.bench.scaleout",
         "wamdiff collect on 1 and on 2 Ray workers: wall times, speedup, byte-identical bags",
     ),
 }

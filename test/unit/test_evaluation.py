@@ -19,7 +19,7 @@ from wamdiff_ros.evaluation import aggregate, evaluate_open_loop
 from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
 from wamdiff_ros.reporting.plots import plot_bev
 from wamdiff_ros.rig import CameraSpec, Rig
-from wamdiff_ros.ros import node_bench
+from wamdiff_ros.bench import node as node_bench
 from wamdiff_ros.types import TrajectorySpec
 
 RIG = Rig("small", (CameraSpec("front", 48, 32, 90.0, (1.5, 0.0, 1.6)),))
