@@ -21,9 +21,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("wamdiff_ros.planners.export", "ONNX graphs (static shapes, metadata) and cached TensorRT engines"),
     "play": ("wamdiff_ros.ros.bag_player", "publish a bag's messages through rclpy with their recorded timing"),
     "record": ("wamdiff_ros.ros.bag_recorder", "record live topics into a rosbag2 MCAP bag (Ctrl-C finishes it)"),
-    "replay": ("wamdiff_ros.replay", "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots"),
+    "replay": (
+        "wamdiff_ros.evaluation.replay_command",
+        "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots",
+    ),
     "train": ("wamdiff_ros.training.supervised", "train WAM-Diff on driving bags (resumable, validation PDMS)"),
-    "eval": ("wamdiff_ros.training.evaluate", "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline"),
+    "eval": (
+        "wamdiff_ros.evaluation.eval_command",
+        "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline",
+    ),
     "rl": ("wamdiff_ros.training.rl.cli", "RL fine-tuning (GSPO/GRPO) on replayed bags, scored by the NAVSIM scorer"),
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""
