@@ -20,13 +20,10 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 
 import numpy as np
-import rclpy
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import String
 
@@ -35,7 +32,7 @@ from wamdiff_ros.control.tracker import Tracker, TrackerParams
 from wamdiff_ros.data.bag import EPISODE_GAP_NS, START_TIME_NS
 from wamdiff_ros.planning.fallback import HeldPlan
 from wamdiff_ros.rig import load_rig
-from wamdiff_ros.ros.executors import spin
+from wamdiff_ros.ros.bridge_main import run_bridge
 from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
@@ -249,36 +246,7 @@ class CarlaBridgeNode(Node):
 @interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``carla_bridge_node [--ros-args ...]``: drive the routes on the CARLA server, then exit (or keep spinning)."""
-    rclpy.init(args=args)
-    node = None
-    executor = None
-    spinner = None
-    code = 0
-    try:
-        node = CarlaBridgeNode()
-        # One callback thread (only the trajectory inbox and parameter services run there): a
-        # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spinner = threading.Thread(target=spin, args=(executor, node.context), daemon=True)
-        spinner.start()
-        node.run(planner_timeout=60.0)
-        if not node.params["shutdown_when_done"]:
-            spinner.join()
-    except (KeyboardInterrupt, ExternalShutdownException, Shutdown):
-        pass
-    except Exception as e:
-        print(f"carla_bridge_node: {type(e).__name__}: {e}", file=sys.stderr)
-        code = 1
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-        if spinner is not None:
-            spinner.join(timeout=2.0)  # a spin thread left running at exit aborts the process (std::terminate)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_bridge(NODE_NAME, CarlaBridgeNode, lambda node: node.run(planner_timeout=60.0), args)
 
 
 if __name__ == "__main__":

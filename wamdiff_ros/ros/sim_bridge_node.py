@@ -23,13 +23,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import threading
 import time
 
 import numpy as np
-import rclpy
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -42,7 +39,7 @@ from wamdiff_ros.geometry import relative
 from wamdiff_ros.planning.fallback import HeldPlan
 from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
-from wamdiff_ros.ros.executors import spin
+from wamdiff_ros.ros.bridge_main import run_bridge
 from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
@@ -267,38 +264,13 @@ class SimBridgeNode(Node):
 @interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``sim_bridge_node [--ros-args ...]``: run the episodes, then exit (or keep spinning)."""
-    rclpy.init(args=args)
-    node = None
-    executor = None
-    spinner = None
-    code = 0
-    try:
-        node = SimBridgeNode()
-        # One callback thread (only the trajectory inbox and parameter services run there): a
-        # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spinner = threading.Thread(target=spin, args=(executor, node.context), daemon=True)
-        spinner.start()
-        if not node.wait_for_planner(timeout=60.0):
-            node.get_logger().warning("no planner seen on the trajectory topic after 60 s; starting anyway")
-        node.run()
-        if not node.params["shutdown_when_done"]:
-            spinner.join()
-    except (KeyboardInterrupt, ExternalShutdownException, Shutdown):
-        pass
-    except Exception as e:
-        print(f"sim_bridge_node: {type(e).__name__}: {e}", file=sys.stderr)
-        code = 1
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-            if spinner is not None:
-                spinner.join(timeout=2.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_bridge(NODE_NAME, SimBridgeNode, _drive, args)
+
+
+def _drive(node: SimBridgeNode) -> None:
+    if not node.wait_for_planner(timeout=60.0):
+        node.get_logger().warning("no planner seen on the trajectory topic after 60 s; starting anyway")
+    node.run()
 
 
 if __name__ == "__main__":
