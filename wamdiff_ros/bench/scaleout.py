@@ -80,7 +80,7 @@ def same_bytes(a: Path, b: Path) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from wamdiff_ros.benchmarking import report
+    from wamdiff_ros.bench.report import report
 
     if args.workers < 2:
         raise SystemExit(f"wamdiff bench scaleout: --workers: expected >= 2 (compared with 1), got {args.workers}")
