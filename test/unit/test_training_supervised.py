@@ -152,3 +152,33 @@ def test_optimizer_round_trip_and_folder_swap(tmp_path):
     target.rename(tmp_path / ".last.old-1-x")  # a crash between the two renames of a swap
     assert recover_dir(target) == target and (target / "config.json").read_text() == "b"
     assert recover_dir(tmp_path / "nothing") is None
+
+
+def test_cli_builds_the_family_from_the_training_config_and_resumes_with_its_settings(dataset, tmp_path, capsys):
+    import yaml
+
+    from wamdiff_ros.cli import main
+
+    model = {k: v for k, v in tiny_cfg().to_dict().items() if k not in ("vocab", "text_tokens")}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(model))
+    settings = dict(model=str(tmp_path / "tiny.yaml"), batch_size=4, epochs=1, warmup_steps=1, threads=1)
+    settings.update(val_frames=0, val_loss_samples=0, family={"mix": {"motion": 1.0, "reasoning": 0.0, "vqa": 0.0}})
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(settings))
+    bag = str(dataset.bags[0].path)
+    run = tmp_path / "run"
+    argv = ["train", "--data", bag, "--out", str(run), "--no-progress", "--no-cache"]
+    assert main([*argv, "--config", str(tmp_path / "train.yaml"), "--max-steps", "1"]) == 0
+    assert main([*argv, "--resume", "--max-steps", "2"]) == 0  # the run's own settings, from last/
+    doc, _ = load_checkpoint(run / "last")
+    recorded = doc["meta"]["training"]["settings"]
+    assert (
+        doc["meta"]["training"]["step"] == 2
+        and recorded["batch_size"] == 4
+        and recorded["family"] == settings["family"]
+    )
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({**settings, "family": {"mixx": {}}}))
+    capsys.readouterr()
+    assert main([*argv[:-4], "--out", str(tmp_path / "bad"), "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "unknown settings ['mixx']" in capsys.readouterr().err
+    assert main(["train", "--data", bag, "--out", str(tmp_path / "none")]) == 2
+    assert "expected --config" in capsys.readouterr().err

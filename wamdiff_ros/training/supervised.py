@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         help="training config (config/training/*.yaml): shared settings, the model config to build (model:) "
-        "and the family's settings (family:); optional with --init or --resume",
+        "and the family's settings (family:); optional with --init (defaults) or --resume (the run's own)",
     )
     parser.add_argument(
         "--model",
@@ -332,6 +332,22 @@ def build_planner(args: argparse.Namespace, settings):
     return planner
 
 
+def _base_settings(args: argparse.Namespace):
+    """``--config``'s settings; without it, those ``last/`` recorded (``--resume``) or the defaults."""
+    from wamdiff_ros.models.checkpoint import read_config
+    from wamdiff_ros.training.checkpointing import recover_dir
+    from wamdiff_ros.training.settings import TrainSettings
+
+    if args.config:
+        return TrainSettings.from_yaml(args.config)
+    last = recover_dir(Path(args.out) / LAST) if args.resume else None
+    if last is not None:
+        recorded = read_config(last).get("meta", {}).get("training", {}).get("settings")
+        if recorded is not None:
+            return TrainSettings.from_dict(recorded, f"{last}/config.json (meta.training.settings)")
+    return TrainSettings()
+
+
 def _train(args: argparse.Namespace, ctx) -> int:
     passive_omp()
     import torch
@@ -339,12 +355,11 @@ def _train(args: argparse.Namespace, ctx) -> int:
     from wamdiff_ros.config import ConfigError
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.models.checkpoint import CheckpointError
-    from wamdiff_ros.training.settings import TrainSettings
 
     try:
         if not (args.config or args.init or args.resume):
             raise ValueError("expected --config TRAINING_YAML (or --init MODEL_DIR, or --resume)")
-        settings = (TrainSettings.from_yaml(args.config) if args.config else TrainSettings()).replace(
+        settings = _base_settings(args).replace(
             epochs=args.epochs,
             max_minutes=args.max_minutes,
             max_steps=args.max_steps,
