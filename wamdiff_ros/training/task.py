@@ -82,8 +82,8 @@ def torch_stream(rng: np.random.Generator, stream: int) -> torch.Generator:
     """A torch generator keyed on the same (seed, step, position) as the per-sample ``rng`` of
     :func:`sample_rngs` but on stream ``stream`` (> 1): independent of ``rng``'s own draws, and the
     same whatever ``rng`` has drawn already (e.g. a family's masking noise beside its numpy draws)."""
-    entropy = getattr(rng.bit_generator, "seed_seq", None)
-    key = list(entropy.entropy) if isinstance(getattr(entropy, "entropy", None), list | tuple) else []
+    seq = rng.bit_generator.seed_seq
+    key = list(seq.entropy) if isinstance(seq, np.random.SeedSequence) and isinstance(seq.entropy, list) else []
     if len(key) != 4 or key[1] != SAMPLE_STREAM or int(stream) == SAMPLE_STREAM:
         raise ValueError(f"torch_stream: expected a generator of sample_rngs and another stream, got {key}, {stream}")
     key[1] = int(stream)
