@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("wamdiff_ros.ros.bag_player", "publish a bag's messages through rclpy with their recorded timing"),
     "record": ("wamdiff_ros.ros.bag_recorder", "record live topics into a rosbag2 MCAP bag (Ctrl-C finishes it)"),
     "replay": ("wamdiff_ros.replay", "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots"),
-    "train": ("wamdiff_ros.training.supervised", "train a planner (any family) on driving bags, resumable, validation PDMS"),
+    "train": ("wamdiff_ros.training.supervised", "train a planner of any family on driving bags (resumable)"),
     "eval": ("wamdiff_ros.training.evaluate", "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline"),
     "rl": ("wamdiff_ros.training.rl.cli", "RL fine-tuning (GSPO/GRPO) on replayed bags, scored by the NAVSIM scorer"),
 }
