@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from wamdiff_ros.cli import main
-from wamdiff_ros.distributed.bench import same_bytes, short_scenarios
+from wamdiff_ros.bench.scaleout import same_bytes, short_scenarios
 from wamdiff_ros.sim.scenarios import load_scenarios
 
 
