@@ -227,6 +227,8 @@ class RLTrainer:
             scene = self.train_set.scene(int(i))
             ro = self.policy.sample(obs, st.group_size, sampling_generator(st.seed, s["step"], j))
             r, m = group_rewards(ro.poses, scene, st.reward)
+            if ro.reward is not None:
+                r = np.asarray(ro.reward(scene), np.float64).reshape(len(r))
             groups.append(ro)
             rewards.append(r)
             metrics.append(m)
