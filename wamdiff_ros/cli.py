@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("wamdiff_ros.replay", "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots"),
     "train": ("wamdiff_ros.training.supervised", "train WAM-Diff on driving bags (resumable, validation PDMS)"),
     "eval": ("wamdiff_ros.training.evaluate", "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline"),
+    "label": (
+        "wamdiff_ros.planners.trajmoe.label_cli",
+        "score a trajectory vocabulary against every frame of bags (TrajMoE labels; resumable)",
+    ),
     "rl": ("wamdiff_ros.training.rl.cli", "RL fine-tuning (GSPO/GRPO) on replayed bags, scored by the NAVSIM scorer"),
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""

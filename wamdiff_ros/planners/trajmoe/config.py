@@ -74,6 +74,7 @@ class ModelConfig:
         vocab_size: vocabulary entries V (clusters of the training futures).
         vocabulary: V × T × 3 poses in base_link [m, m, rad], most-populous cluster first (empty until
             fitted; an untrained model gets a fan of constant-turn paths).
+        mirror_futures: cluster the training futures together with their left-right mirror images.
         decoder_layers: vocabulary-query blocks (cross-attention to the scene tokens, then a sparse-MoE FFN).
         moe: ``token_choice`` routing: ``num_experts`` private FFN experts + 1 shared, ``top_k``,
             ``balance_weight`` of CV²(importance) + CV²(load) summed over layers; ``rank`` is unused.
@@ -84,6 +85,7 @@ class ModelConfig:
     spec: TrajectorySpec = field(default_factory=TrajectorySpec)
     vocab_size: int = 4096
     vocabulary: list = field(default_factory=list)
+    mirror_futures: bool = True
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     transformer: TransformerConfig = field(default_factory=lambda: TransformerConfig(d_model=64, layers=1, heads=2))
     decoder_layers: int = 2

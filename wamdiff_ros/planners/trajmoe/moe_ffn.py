@@ -3,7 +3,9 @@
 ``N`` private experts and one always-on shared expert ``e_0``, each a two-layer GELU FFN; the router
 picks the top-k experts per token with renormalised softmax weights
 (:func:`~wamdiff_ros.models.moe.token_choice_gates`). Every expert is evaluated densely and weighted by
-its gate (zero outside the top k), so the exported graph has static shapes; the balance loss is
+its gate (zero outside the top k) as two matmuls over the concatenated experts
+(``Σ_e g_e e_e(h) = (g ⊗ GELU(h W1_cat + b1)) W2_cat + g B2``), so the exported graph has static shapes
+and no gather; the balance loss is
 :func:`~wamdiff_ros.models.moe.balance_loss` (CV²(importance) + CV²(load)) of the layer's gates.
 """
 
@@ -39,9 +41,10 @@ class SparseMoEFFN(nn.Module):
     def forward(self, h: torch.Tensor, collect_stats: bool = False) -> tuple[torch.Tensor, dict]:
         probs = F.softmax(self.router(h).float(), dim=-1)
         gates = token_choice_gates(probs, self.top_k).to(h.dtype)
-        z = F.gelu(torch.einsum("bnd,edh->bneh", h, self.w1) + self.b1)
-        experts = torch.einsum("bneh,ehd->bned", z, self.w2) + self.b2
-        out = (experts * gates.unsqueeze(-1)).sum(2) + self.shared(h)
+        e, d, hidden = self.w1.shape
+        z = F.gelu(h @ self.w1.permute(1, 0, 2).reshape(d, e * hidden) + self.b1.reshape(-1))
+        z = (z.view(*z.shape[:-1], e, hidden) * gates.unsqueeze(-1)).flatten(-2)
+        out = z @ self.w2.reshape(e * hidden, d) + gates @ self.b2 + self.shared(h)
         aux: dict = {}
         if self.training:
             aux["balance_loss"] = balance_loss(gates.reshape(-1, gates.shape[-1]))

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from wamdiff_ros.models.encoder import ego_features
 from wamdiff_ros.planners.trajmoe.config import METRICS
 from wamdiff_ros.planners.trajmoe.labels import LabelStore
-from wamdiff_ros.planners.trajmoe.vocabulary import cluster_futures, coverage
+from wamdiff_ros.planners.trajmoe.vocabulary import coverage, fit_vocabulary
 from wamdiff_ros.training.task import DataNeeds
 
 
@@ -65,7 +65,7 @@ class TrajMoETask:
 
     def prepare(self, train_set) -> dict:
         futures = dataset_futures(train_set)
-        fit = cluster_futures(futures, self.cfg.vocab_size, self.kmeans_iterations, self.seed)
+        fit = fit_vocabulary(futures, self.cfg.vocab_size, self.cfg.mirror_futures, self.kmeans_iterations, self.seed)
         self.net.set_vocabulary(fit.entries)
         self._store = None
         return {

@@ -97,6 +97,18 @@ def cluster_futures(futures: np.ndarray, k: int, iterations: int = 25, seed: int
     return Clustering(entries, counts[order], inertia, run)
 
 
+def mirrored(futures: np.ndarray) -> np.ndarray:
+    """``futures`` followed by their left-right mirror images (y and yaw negated)."""
+    f = np.asarray(futures, np.float64)
+    return np.concatenate([f, f * np.array([1.0, -1.0, -1.0])])
+
+
+def fit_vocabulary(futures: np.ndarray, k: int, mirror: bool, iterations: int = 25, seed: int = 0) -> Clustering:
+    """The vocabulary of a training split: k-means of its futures (with their mirror images when
+    ``mirror``, which doubles the data and makes the vocabulary left-right symmetric in coverage)."""
+    return cluster_futures(mirrored(futures) if mirror else futures, k, iterations, seed)
+
+
 def coverage(vocabulary: np.ndarray, futures: np.ndarray, thresholds=(0.5, 1.0, 2.0)) -> dict:
     """How well ``vocabulary`` (K, T, 3) covers ``futures`` (N, T, 3): the mean and median over futures
     of the ADE [m] to the nearest entry (by the 2T-vector distance), and the fraction within each
@@ -130,4 +142,13 @@ def default_vocabulary(size: int, spec: TrajectorySpec) -> np.ndarray:
     return np.stack([x, y, yaw], -1)
 
 
-__all__ = ["Clustering", "cluster_futures", "coverage", "default_vocabulary", "nearest_entry", "squared_distances"]
+__all__ = [
+    "Clustering",
+    "cluster_futures",
+    "coverage",
+    "default_vocabulary",
+    "fit_vocabulary",
+    "mirrored",
+    "nearest_entry",
+    "squared_distances",
+]

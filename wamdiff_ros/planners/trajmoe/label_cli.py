@@ -1,0 +1,81 @@
+"""``wamdiff label``: score a trajectory vocabulary against every frame of a dataset, for training.
+
+The vocabulary is a checkpoint's (``--model``) or, with ``--config``, clustered from the dataset's
+futures exactly as training's ``prepare`` clusters it (same k, seed and iterations), so training on the
+same data finds these labels. Labels already on disk are reused (a run can be stopped and rerun);
+``--workers N`` scores frames in N local processes through :func:`~.labels.make_labels`'s ``mapper``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from wamdiff_ros.data.remap import add_remap_argument
+
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", help="TrajMoE checkpoint folder whose vocabulary is labelled")
+    src.add_argument("--config", help="TrajMoE model YAML: cluster the vocabulary from --data first")
+    parser.add_argument("--data", nargs="+", required=True, metavar="BAG", help="bags to label (one dataset)")
+    parser.add_argument("--labels", metavar="DIR", help="label root (default: labels/ beside the dataset cache)")
+    parser.add_argument("--workers", type=int, default=1, help="local worker processes (1: in this process)")
+    parser.add_argument("--every", type=int, default=1, help="label every N-th frame")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument("--seed", type=int, default=0, help="vocabulary clustering seed (--config)")
+    parser.add_argument("--kmeans-iterations", type=int, default=25, help="vocabulary clustering (--config)")
+    parser.add_argument("--json", metavar="OUT", help="write the summary here")
+    add_remap_argument(parser)
+
+
+def _vocabulary(args, dataset):
+    from wamdiff_ros.planners.base import load_planner, untrained_planner
+    from wamdiff_ros.planners.trajmoe.task import dataset_futures
+    from wamdiff_ros.planners.trajmoe.vocabulary import coverage, fit_vocabulary
+
+    if args.model:
+        planner = load_planner(args.model)
+        if planner.family != "trajmoe":
+            raise SystemExit(f"wamdiff label: --model {args.model} is a {planner.family!r} model, not 'trajmoe'")
+        vocab = planner.network().vocabulary.double().numpy()
+        return vocab, {"vocabulary": f"checkpoint {args.model}"}
+    planner = untrained_planner(args.config)
+    if planner.family != "trajmoe":
+        raise SystemExit(f"wamdiff label: --config {args.config} is a {planner.family!r} model, not 'trajmoe'")
+    futures = dataset_futures(dataset)
+    fit = fit_vocabulary(futures, planner.cfg.vocab_size, planner.cfg.mirror_futures, args.kmeans_iterations, args.seed)
+    return fit.entries, {
+        "vocabulary": f"clustered from {len(futures)} futures",
+        "coverage": coverage(fit.entries, futures),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from wamdiff_ros.atomic import atomic_write_json
+    from wamdiff_ros.data.dataset import DrivingDataset
+    from wamdiff_ros.data.remap import parse_remaps
+    from wamdiff_ros.planners.trajmoe.labels import make_labels
+
+    if args.workers < 1 or args.every < 1:
+        raise SystemExit("wamdiff label: --workers >= 1 and --every >= 1 required")
+    dataset = DrivingDataset(args.data, remaps=parse_remaps(args.remap))
+    vocab, info = _vocabulary(args, dataset)
+    frames = list(range(0, len(dataset), args.every))[: args.max_frames]
+    print(f"wamdiff label: {len(frames)} frames × {len(vocab)} entries, {args.workers} worker(s)", file=sys.stderr)
+    t0 = time.perf_counter()
+    if args.workers == 1:
+        summary = make_labels(dataset, vocab, args.labels, frames)
+    else:
+        with ProcessPoolExecutor(args.workers) as pool:
+            mapper = lambda fn, items: pool.map(fn, items, chunksize=8)  # noqa: E731
+            summary = make_labels(dataset, vocab, args.labels, frames, mapper=mapper)
+    summary.update(info, seconds=time.perf_counter() - t0, entries=len(vocab))
+    print(json.dumps(summary, indent=2))
+    if args.json:
+        atomic_write_json(args.json, summary)
+    return 0
