@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 BENCHES: dict[str, tuple[str, str]] = {
     "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
-    "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
+    "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024/4096 candidates, 20 agents"),
     "model": ("wamdiff_ros.planners.bench", "a planner of any family: p50/p99 latency per backend and mode"),
     "node": (
         "wamdiff_ros.ros.node_bench",
