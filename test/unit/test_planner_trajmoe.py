@@ -255,3 +255,29 @@ def test_two_rl_steps_on_gaussian_score_heads(bag, tmp_path):
     after = trainer.net.state_dict()
     assert not torch.equal(before["sigma_head.bias"], after["sigma_head.bias"])
     assert type(load_planner(tmp_path / "rl" / "last")) is TrajMoEPlanner
+
+
+def test_gaussian_kl_is_the_closed_form_and_reaches_the_objective(bag, tmp_path):
+    from wamdiff_ros.training.rl.objectives import grpo_loss
+    from wamdiff_ros.training.rl.trainer import reference_copy
+
+    policy = TrajMoEPlanner(tiny_net()).rl_policy(entries=4)
+    ref = reference_copy(policy.net)
+    ro = policy.sample(dataset(bag).observation(0), 3, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(policy.kl(ro, ref), torch.zeros(3, 4))
+    with torch.no_grad():
+        policy.net.sigma_head.bias.add_(0.3)
+        policy.net.score_head.bias.add_(0.5)
+    mu, sigma = policy._gaussian(policy.net, ro.context)
+    rmu, rsigma = policy._gaussian(ref, ro.context)
+    expected = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, sigma), torch.distributions.Normal(rmu, rsigma)
+    )
+    kl = policy.kl(ro, ref)
+    torch.testing.assert_close(kl, expected.sum(-1).expand(3, -1).detach(), rtol=1e-5, atol=1e-6)
+    logp = policy.logprobs(ro)
+    adv = torch.tensor([1.0, 0.0, -1.0])
+    base, _ = grpo_loss(logp, logp.detach(), adv, ro.mask)
+    with_kl, stats = grpo_loss(logp, logp.detach(), adv, ro.mask, beta=0.5, kl=kl)
+    assert float(with_kl - base) == pytest.approx(0.5 * float(kl.mean()), rel=1e-5)
+    assert stats["kl"] == pytest.approx(float(kl.mean()), rel=1e-5)

@@ -6,7 +6,8 @@ against the scorer's labels ``s*`` of those K entries for the scene (:attr:`Roll
 advantages are normalised over the G answers of the scene (the seed normalises per entry and head; the
 shared trainer normalises per answer). Each entry is one action of D = M values, its log-probability
 the sum over heads of the Gaussian log-density. The answer's poses are the entry its sampled scores
-rank best (the trainer logs the scorer's metrics of those poses).
+rank best (the trainer logs the scorer's metrics of those poses). The KL to the reference is the closed
+form between Gaussians (:meth:`GaussianScorePolicy.kl`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,15 @@ class GaussianScorePolicy:
     def logprobs(self, rollout: Rollout, net: nn.Module | None = None) -> torch.Tensor:
         mu, sigma = self._gaussian(net or self.net, rollout.context)
         return torch.distributions.Normal(mu, sigma).log_prob(rollout.actions).sum(-1)
+
+    def kl(self, rollout: Rollout, ref_net: nn.Module) -> torch.Tensor:
+        """(G, K) closed-form KL(N(μ, σ²) ‖ N(μ_ref, σ_ref²)) summed over heads, per entry (the same for
+        every answer: the heads' distributions do not depend on the sample)."""
+        mu, sigma = self._gaussian(self.net, rollout.context)
+        with torch.no_grad():
+            ref_mu, ref_sigma = self._gaussian(ref_net, rollout.context)
+        kl = torch.log(ref_sigma / sigma) + (sigma**2 + (mu - ref_mu) ** 2) / (2 * ref_sigma**2) - 0.5
+        return kl.sum(-1).expand(rollout.group_size, -1)
 
     def trainable_parameters(self, net: nn.Module, which: str) -> list:
         from wamdiff_ros.planners.trajmoe.planner import TRAINABLE

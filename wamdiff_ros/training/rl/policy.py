@@ -64,6 +64,10 @@ class Policy(Protocol):
     Attributes:
         net: the weights being trained (a torch module).
         planner: a planner over ``net`` (validation plans with it, checkpoints are saved through it).
+
+    Optional method: ``kl(rollout, ref_net) -> (G, A)``, the exact per-action KL(π_θ ‖ π_ref)
+    (differentiable) of a policy with a closed form (Gaussian heads); without it the trainer estimates the
+    KL by k3 from :meth:`logprobs` under the reference.
     """
 
     net: torch.nn.Module
