@@ -40,6 +40,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "wamdiff_ros.ros.node_bench",
         "planner_node under a played bag at 10/20 Hz: end-to-end latency, jitter, CPU",
     ),
+    "scaleout": (
+        "wamdiff_ros.distributed.bench",
+        "wamdiff collect on 1 and on 2 Ray workers: wall times, speedup, byte-identical bags",
+    ),
 }
 """``wamdiff bench <name>`` -> (module, one-line help)."""
 

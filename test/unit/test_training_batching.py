@@ -9,7 +9,7 @@ from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 from wamdiff_ros.config import ConfigError
 from wamdiff_ros.planners.wamdiff.config import TrajectoryTokensConfig
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
-from wamdiff_ros.training.batching import Collator, choose_task, epoch_order, step_generator, step_rng
+from wamdiff_ros.training.batching import Collator, choose_task, epoch_order, mask_draws, sample_rngs
 from wamdiff_ros.training.settings import TaskMix, TrainSettings, learning_rate
 
 
@@ -74,15 +74,23 @@ def test_task_mix_falls_back_to_motion(dataset):
     assert 0.4 < draws.count("vqa") / 400 < 0.6
 
 
-def test_draws_are_reproducible(dataset, net):
+def test_draws_are_reproducible_per_sample_position(dataset, net):
+    """A sample's draws depend on (seed, step, its position in the global batch) only, so the two halves
+    of a batch collated apart (two DDP ranks) equal the batch collated whole."""
     collate = Collator.for_net(net)
     samples = [dataset[i] for i in range(8)] + [dataset[len(dataset) - 1 - i] for i in range(8)]
-    a, ta = collate(samples, step_rng(3, 17))
-    b, tb = collate(samples, step_rng(3, 17))
+    a, ta = collate(samples, sample_rngs(3, 17, range(16)))
+    b, tb = collate(samples, sample_rngs(3, 17, range(16)))
     assert ta == tb and torch.equal(a.tokens, b.tokens)
     assert len(set(ta)) > 1
-    assert torch.equal(torch.rand(4, generator=step_generator(3, 5)), torch.rand(4, generator=step_generator(3, 5)))
-    assert not torch.equal(torch.rand(4, generator=step_generator(3, 5)), torch.rand(4, generator=step_generator(3, 6)))
+    lo, tlo = collate(samples[:8], sample_rngs(3, 17, range(8)))
+    hi, thi = collate(samples[8:], sample_rngs(3, 17, range(8, 16)))
+    assert tlo + thi == ta and torch.equal(torch.cat([lo.tokens, hi.tokens]), a.tokens)
+    t, u = mask_draws(3, 5, range(4), 7)
+    assert t.shape == (4,) and u.shape == (4, 7) and bool(((t >= 0) & (t < 1)).all())
+    t2, u2 = mask_draws(3, 5, range(2, 4), 7)
+    assert torch.equal(t[2:], t2) and torch.equal(u[2:], u2)
+    assert not torch.equal(mask_draws(3, 6, range(4), 7)[1], u)
     np.testing.assert_array_equal(epoch_order(50, 1, 2), epoch_order(50, 1, 2))
     assert sorted(epoch_order(50, 1, 2)) == list(range(50)) and not np.array_equal(
         epoch_order(50, 1, 2), epoch_order(50, 1, 3)

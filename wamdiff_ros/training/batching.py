@@ -10,6 +10,10 @@ Each sample draws a task from the :class:`~wamdiff_ros.training.settings.TaskMix
 
 The complexity label is "the tick has reasoning text" whatever task was drawn, so the gate's head
 sees every sample. Draws come from the ``rng`` passed in, so a batch is reproducible from its seed.
+
+In training every sample of a step has its own draws (task, VQA pair, masking), fixed by
+``(seed, step, position in the global batch)`` (:func:`sample_rngs`, :func:`mask_draws`), so a rank
+holding a shard of the batch draws exactly what a single process holding all of it would.
 """
 
 from __future__ import annotations
@@ -85,15 +89,26 @@ class Collator:
         return cls(net.space, net.layout, net.cfg.rig_obj.names, net.cfg.encoder.history, mix or TaskMix())
 
     def __call__(
-        self, samples: Sequence, rng: np.random.Generator, tasks: Sequence[str] | None = None
+        self,
+        samples: Sequence,
+        rng: np.random.Generator | Sequence[np.random.Generator],
+        tasks: Sequence[str] | None = None,
     ) -> tuple[TrainBatch, list[str]]:
-        """``(batch, tasks)``; ``tasks`` forces each sample's task instead of drawing it."""
+        """``(batch, tasks)``; ``rng``: one generator for the batch, or one per sample (:func:`sample_rngs`);
+        ``tasks`` forces each sample's task instead of drawing it."""
         if not samples:
             raise ValueError("Collator: expected at least one sample")
         if tasks is not None and len(tasks) != len(samples):
             raise ValueError(f"Collator: got {len(tasks)} tasks for {len(samples)} samples")
-        chosen = [choose_task(s, self.mix, rng) for s in samples] if tasks is None else list(tasks)
-        encoded = [encode_sample(self.space, self.layout, s, t, rng) for s, t in zip(samples, chosen, strict=True)]
+        rngs = list(rng) if isinstance(rng, Sequence) else [rng] * len(samples)
+        if len(rngs) != len(samples):
+            raise ValueError(f"Collator: got {len(rngs)} generators for {len(samples)} samples")
+        if tasks is None:
+            tasks = [choose_task(s, self.mix, r) for s, r in zip(samples, rngs, strict=True)]
+        chosen = list(tasks)
+        encoded = [
+            encode_sample(self.space, self.layout, s, t, r) for s, t, r in zip(samples, chosen, rngs, strict=True)
+        ]
         images = []
         for s in samples:
             missing = [c for c in self.cameras if c not in s.images]
@@ -118,14 +133,21 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
 
 
-def step_rng(seed: int, step: int) -> np.random.Generator:
-    """Task / VQA draws of optimiser step ``step`` (fixed by ``(seed, step)``)."""
-    return np.random.default_rng([int(seed), 1, int(step)])
+def sample_rngs(seed: int, step: int, positions: Sequence[int]) -> list[np.random.Generator]:
+    """Task / VQA draws of the samples at ``positions`` of optimiser step ``step``'s global batch."""
+    return [np.random.default_rng([int(seed), 1, int(step), int(i)]) for i in positions]
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """Masking draws (t, masked positions) of optimiser step ``step``."""
-    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step)) % (2**63))
+def mask_draws(seed: int, step: int, positions: Sequence[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masking draws of the samples at ``positions`` of step ``step``'s global batch: ``t`` (B,) and
+    ``u`` (B, length), uniform in [0, 1) (see :func:`wamdiff_ros.planners.wamdiff.masked_diffusion.mask_tokens`)."""
+    t, u = [], []
+    for i in positions:
+        key = np.random.SeedSequence([int(seed), 2, int(step), int(i)]).generate_state(1, np.uint64)[0]
+        g = torch.Generator().manual_seed(int(key) % (2**63))
+        t.append(torch.rand(1, generator=g))
+        u.append(torch.rand(length, generator=g))
+    return torch.cat(t), torch.stack(u)
 
 
-__all__ = ["Collator", "choose_task", "encode_sample", "epoch_order", "step_generator", "step_rng"]
+__all__ = ["Collator", "choose_task", "encode_sample", "epoch_order", "mask_draws", "sample_rngs"]

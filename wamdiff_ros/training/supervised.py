@@ -5,8 +5,16 @@ plus the MoE balance loss and the complexity head's BCE (label: the tick has rea
 run. AdamW (weight decay on matrices only), linear warmup then cosine decay; with a time budget the
 cosine follows whichever ends first, the steps or the budget, so a budget-limited run still anneals.
 
-Every random draw is fixed by ``(seed, epoch)`` (sample order) or ``(seed, step)`` (tasks, masks), so
-a run stopped after k steps and resumed from ``last/`` reproduces the uninterrupted run exactly.
+Every random draw is fixed by ``(seed, epoch)`` (sample order) or ``(seed, step, position in the
+batch)`` (tasks, masks), so a run stopped after k steps and resumed from ``last/`` reproduces the
+uninterrupted run exactly.
+
+Under ``torchrun`` (:mod:`wamdiff_ros.distributed.torchrun`) every rank trains a DDP copy on its equal
+contiguous shard of each global batch (``--batch-size`` is the global batch and must divide by the
+world size), with batch norms over the global batch, so the weights follow the single-process run on
+the same global batch; only the MoE balance loss (token-choice routing) is taken per shard, as DDP
+does with any batch-level loss. Rank 0 validates and writes every file; a resume may use another
+world size.
 
 Output folder::
 
@@ -95,19 +103,21 @@ def make_optimizer(net, settings):
     return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98))
 
 
-def train_step(net, optimizer, batch, generator, grad_clip: float) -> dict[str, float]:
-    """One optimiser step (LLaDA + balance + complexity losses, gradient clipping); losses as floats."""
+def train_step(model, optimizer, batch, t, u, grad_clip: float) -> dict[str, float]:
+    """One optimiser step (LLaDA + balance + complexity losses, gradient clipping); losses as floats.
+
+    ``model``: :func:`wamdiff_ros.distributed.torchrun.training_module` of the network (DDP in a larger
+    world); ``t``, ``u``: the batch's masking draws (:func:`wamdiff_ros.training.batching.mask_draws`).
+    """
     import torch
 
-    from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
-
-    net.train()
-    losses = compute_losses(net, batch, generator)
+    model.train()
+    losses = model(batch, t=t, u=u)
     optimizer.zero_grad(set_to_none=True)
     losses["total"].backward()
     out = {k: float(v.detach()) for k, v in losses.items()}
     if grad_clip > 0:
-        out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip))
+        out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip))
     optimizer.step()
     return out
 
@@ -171,13 +181,20 @@ class Trainer:
         train_set / val_set: :class:`wamdiff_ros.data.dataset.DrivingDataset` (``scenes=False`` suits).
         settings: :class:`wamdiff_ros.training.settings.TrainSettings`.
         data_info: recorded in the checkpoints' meta (bags, samples, episodes).
+        dist: this process's :class:`wamdiff_ros.distributed.torchrun.DistContext` (default: a world of one).
     """
 
-    def __init__(self, net, train_set, out, settings, val_set=None, data_info=None, progress=True, log=None):
+    def __init__(self, net, train_set, out, settings, val_set=None, data_info=None, progress=True, log=None, dist=None):
+        from wamdiff_ros.distributed.torchrun import DistContext
         from wamdiff_ros.training.batching import Collator
 
         if len(train_set) < 1:
             raise ValueError("training data: no samples (every frame lacks a full future horizon or its images)")
+        self.dist = dist or DistContext()
+        if settings.batch_size % self.dist.world_size:
+            raise ValueError(
+                f"--batch-size {settings.batch_size}: expected a multiple of the world size {self.dist.world_size}"
+            )
         self.net = net
         self.train_set = train_set
         self.val_set = val_set
@@ -187,6 +204,8 @@ class Trainer:
         self.data_info = data_info or {}
         self.progress = progress
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        if not self.dist.is_main:
+            self.log = lambda msg: None
         self.optimizer = make_optimizer(net, settings)
         n, bs = len(train_set), settings.batch_size
         self.steps_per_epoch = max(1, n // bs)
@@ -241,6 +260,8 @@ class Trainer:
     def save_last(self) -> None:
         from wamdiff_ros.training.checkpointing import save_training_state
 
+        if not self.dist.is_main:
+            return
         save_training_state(self.out / LAST, self.net, self.optimizer, self.state, self._meta())
 
     def _save_best(self, record: dict) -> None:
@@ -261,8 +282,11 @@ class Trainer:
         budget = self.settings.max_minutes
         return bool(budget) and self.state["train_seconds"] + self.state["last_val_seconds"] >= 60.0 * budget
 
-    def _validate(self, partial: bool) -> dict:
+    def _validate(self, partial: bool) -> dict | None:
         s = self.state
+        if not self.dist.is_main:
+            s["validated_step"] = s["step"]
+            return None
         rec = {
             "epoch": s["epoch"] + (s["step_in_epoch"] / self.steps_per_epoch if partial else 1.0),
             "step": s["step"],
@@ -298,7 +322,9 @@ class Trainer:
         """Train until all epochs, ``max_steps`` or ``max_minutes`` are done; returns a summary."""
         import torch
 
-        from wamdiff_ros.training.batching import epoch_order, step_generator, step_rng
+        from wamdiff_ros.distributed.torchrun import shard, training_module
+        from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
+        from wamdiff_ros.training.batching import epoch_order, mask_draws, sample_rngs
         from wamdiff_ros.training.settings import learning_rate
 
         st = self.settings
@@ -312,8 +338,10 @@ class Trainer:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 handlers[sig] = signal.signal(sig, self._request_stop)
         s = self.state
+        model = training_module(self.net, compute_losses, self.dist)
+        stops = ("", "interrupted", f"time budget {st.max_minutes or 0:g} min", f"max_steps {st.max_steps}")
         bar = None
-        if self.progress:
+        if self.progress and self.dist.is_main:
             from tqdm import tqdm
 
             bar = tqdm(total=self.total_steps, initial=s["step"], desc="train", unit="step", dynamic_ncols=True)
@@ -332,22 +360,24 @@ class Trainer:
                 while s["step_in_epoch"] < self.steps_per_epoch:
                     tick()
                     if st.max_steps is not None and s["step"] >= st.max_steps:
-                        s["stop_reason"] = f"max_steps {st.max_steps}"
+                        stop = 3
                     elif self._out_of_time():
-                        s["stop_reason"] = f"time budget {st.max_minutes:g} min"
-                    elif self._stop:
-                        s["stop_reason"] = "interrupted"
+                        stop = 2
+                    else:
+                        stop = int(self._stop)
+                    s["stop_reason"] = stops[self.dist.max_int(stop)]
                     if s["stop_reason"]:
                         break
                     j = s["step_in_epoch"]
                     idx = order[j * bs : (j + 1) * bs]
-                    batch, _ = self.collator([self.train_set[int(i)] for i in idx], step_rng(st.seed, s["step"]))
+                    mine = shard(range(len(idx)), self.dist)
+                    samples = [self.train_set[int(idx[i])] for i in mine]
+                    batch, _ = self.collator(samples, sample_rngs(st.seed, s["step"], mine))
+                    t, u = mask_draws(st.seed, s["step"], mine, batch.tokens.shape[1])
                     lr = learning_rate(st, s["step"], self._progress())
                     for g in self.optimizer.param_groups:
                         g["lr"] = lr
-                    losses = train_step(
-                        self.net, self.optimizer, batch, step_generator(st.seed, s["step"]), st.grad_clip
-                    )
+                    losses = self.dist.mean(train_step(model, self.optimizer, batch, t, u, st.grad_clip))
                     if not math.isfinite(losses["total"]):
                         raise FloatingPointError(f"training diverged at step {s['step']}: losses {losses}")
                     s["step"] += 1
@@ -379,6 +409,7 @@ class Trainer:
             s["finished"] = s["epoch"] >= st.epochs or (st.max_steps is not None and s["step"] >= st.max_steps)
             tick()
             self.save_last()
+            self.dist.barrier()
         finally:
             if bar is not None:
                 bar.close()
@@ -396,6 +427,18 @@ class Trainer:
 
 
 def main(args: argparse.Namespace) -> int:
+    """``wamdiff train``: one process, or one DDP rank of a run started by ``torchrun``."""
+    from wamdiff_ros.distributed.torchrun import process_group
+
+    try:
+        with process_group() as ctx:
+            return _train(args, ctx)
+    except ValueError as e:
+        print(f"wamdiff train: {e}", file=sys.stderr)
+        return 2
+
+
+def _train(args: argparse.Namespace, ctx) -> int:
     passive_omp()
     import torch
 
@@ -455,17 +498,22 @@ def main(args: argparse.Namespace) -> int:
             info["init"] = str(args.init)
         if val_set is not None:
             info["val"] = data_summary(val_set)
-        print(
-            f"wamdiff train: {net.num_parameters / 1e6:.2f} M parameters; {info['train']['samples']} samples from "
-            f"{info['train']['episodes']} episodes"
-            + (f"; validation {info['val']['samples']} samples" if val_set is not None else ""),
-            file=sys.stderr,
-        )
-        trainer = Trainer(net, train_set, args.out, settings, val_set, info, progress=not args.no_progress)
+        if ctx.is_main:
+            print(
+                f"wamdiff train: {net.num_parameters / 1e6:.2f} M parameters; {info['train']['samples']} samples "
+                f"from {info['train']['episodes']} episodes"
+                + (f"; validation {info['val']['samples']} samples" if val_set is not None else "")
+                + (f"; DDP over {ctx.world_size} ranks ({ctx.backend})" if ctx.distributed else ""),
+                file=sys.stderr,
+            )
+        trainer = Trainer(net, train_set, args.out, settings, val_set, info, not args.no_progress, dist=ctx)
         summary = trainer.run(resume=args.resume)
     except (ValueError, FileNotFoundError, ConfigError, CheckpointError) as e:
         print(f"wamdiff train: {e}", file=sys.stderr)
         return 2
+    code = 130 if summary["stop_reason"] == "interrupted" else 0
+    if not ctx.is_main:
+        return code
     best = summary["best"] or {}
     shown = ", ".join(
         f"{k} {best[k]:.4g}" for k in ("val_pdms", "val_epdms", "val_llada", "train_loss") if best.get(k) is not None
@@ -476,7 +524,7 @@ def main(args: argparse.Namespace) -> int:
         f"wrote {args.out}/last" + (f", {args.out}/best" if summary["best"] else ""),
         file=sys.stderr,
     )
-    return 130 if summary["stop_reason"] == "interrupted" else 0
+    return code
 
 
 __all__ = ["Trainer", "data_summary", "make_optimizer", "train_step", "validate"]
