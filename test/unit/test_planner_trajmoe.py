@@ -17,7 +17,14 @@ from wamdiff_ros.planners import load_planner
 from wamdiff_ros.planners.base import families
 from wamdiff_ros.planners.trajmoe import TrajMoEPlanner
 from wamdiff_ros.planners.trajmoe.config import METRICS, ScoringConfig, tiny_config
-from wamdiff_ros.planners.trajmoe.labels import LabelStore, label_frame, make_labels
+from wamdiff_ros.planners.trajmoe.labels import (
+    LabelJob,
+    LabelStore,
+    label_frame,
+    make_labels,
+    run_label_job,
+    score_vocabulary,
+)
 from wamdiff_ros.planners.trajmoe.moe_ffn import SparseMoEFFN
 from wamdiff_ros.planners.trajmoe.net import TrajMoENet, plan_scores
 from wamdiff_ros.planners.trajmoe.task import dataset_futures
@@ -199,6 +206,39 @@ def test_labels_are_the_scorers_resumable_and_safe(bag, tmp_path):
     assert label.shape == (VOCAB, len(METRICS)) and np.ptp(label[:, METRICS.index("ep")]) > 0
     other = LabelStore(vocab[::-1].copy(), tmp_path)
     assert other.folder != store.folder and other.read(ds.scene(3)) is None
+
+
+def test_a_label_job_is_a_small_picklable_task_that_reopens_the_dataset(bag, tmp_path):
+    import pickle
+
+    ds = dataset(bag)
+    vocab = default_vocabulary(VOCAB, ds.spec)
+    store = LabelStore(vocab, tmp_path)
+    store.save_vocabulary()
+    bags, remaps, cache_dir = ds.sources
+    job = LabelJob(bags, (ds.spec.num_poses, ds.spec.dt), 7, str(store.folder), remaps, cache_dir)
+    assert len(pickle.dumps(job)) < 1000
+    assert run_label_job(pickle.loads(pickle.dumps(job))) is True
+    assert run_label_job(job) is False
+    np.testing.assert_array_equal(store.read(ds.scene(7)), score_vocabulary(vocab, ds.scene(7)))
+
+
+@pytest.mark.slow
+def test_labels_on_two_ray_workers_equal_in_process_labels(bag, tmp_path):
+    pytest.importorskip("ray")
+    from wamdiff_ros.distributed.fanout import Workers
+
+    ds = dataset(bag)
+    vocab = default_vocabulary(VOCAB, ds.spec)
+    out = make_labels(ds, vocab, tmp_path / "ray", frames=[1, 2, 9], workers=Workers(2))
+    assert out["scored"] == 3
+    make_labels(ds, vocab, tmp_path / "local", frames=[1, 2, 9])
+    for i in (1, 2, 9):
+        a, b = (
+            LabelStore(vocab, tmp_path / "ray").read(ds.scene(i)),
+            LabelStore(vocab, tmp_path / "local").read(ds.scene(i)),
+        )
+        np.testing.assert_array_equal(a, b)
 
 
 def test_supervised_task_fits_vocabulary_and_reduces_loss(bag, tmp_path):

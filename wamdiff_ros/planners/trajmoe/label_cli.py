@@ -2,8 +2,9 @@
 
 The vocabulary is a checkpoint's (``--model``) or, with ``--config``, clustered from the dataset's
 futures exactly as training's ``prepare`` clusters it (same k, seed and iterations), so training on the
-same data finds these labels. Labels already on disk are reused (a run can be stopped and rerun);
-``--workers N`` scores frames in N local processes through :func:`~.labels.make_labels`'s ``mapper``.
+same data finds these labels. Labels already on disk are reused (a run can be stopped and rerun).
+Frames are scored on the Ray fan-out (:mod:`wamdiff_ros.distributed.fanout`: ``--workers``, ``--address``;
+``--workers 1`` in this process).
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ import time
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wamdiff_ros.data.remap import add_remap_argument
+    from wamdiff_ros.distributed import fanout
 
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="TrajMoE checkpoint folder whose vocabulary is labelled")
     src.add_argument("--config", help="TrajMoE model YAML: cluster the vocabulary from --data first")
     parser.add_argument("--data", nargs="+", required=True, metavar="BAG", help="bags to label (one dataset)")
     parser.add_argument("--labels", metavar="DIR", help="label root (default: labels/ beside the dataset cache)")
-    parser.add_argument("--workers", type=int, default=1, help="local worker processes (1: in this process)")
     parser.add_argument("--every", type=int, default=1, help="label every N-th frame")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--seed", type=int, default=0, help="vocabulary clustering seed (--config)")
     parser.add_argument("--kmeans-iterations", type=int, default=25, help="vocabulary clustering (--config)")
     parser.add_argument("--json", metavar="OUT", help="write the summary here")
     add_remap_argument(parser)
+    fanout.add_arguments(parser)
 
 
 def _vocabulary(args, dataset):
@@ -54,27 +56,22 @@ def _vocabulary(args, dataset):
 
 
 def main(args: argparse.Namespace) -> int:
-    from concurrent.futures import ProcessPoolExecutor
-
     from wamdiff_ros.atomic import atomic_write_json
     from wamdiff_ros.data.dataset import DrivingDataset
     from wamdiff_ros.data.remap import parse_remaps
+    from wamdiff_ros.distributed.fanout import workers_from_args
     from wamdiff_ros.planners.trajmoe.labels import make_labels
 
-    if args.workers < 1 or args.every < 1:
-        raise SystemExit("wamdiff label: --workers >= 1 and --every >= 1 required")
+    if args.every < 1:
+        raise SystemExit("wamdiff label: --every >= 1 required")
+    workers = workers_from_args(args)
     dataset = DrivingDataset(args.data, remaps=parse_remaps(args.remap))
     vocab, info = _vocabulary(args, dataset)
     frames = list(range(0, len(dataset), args.every))[: args.max_frames]
-    print(f"wamdiff label: {len(frames)} frames × {len(vocab)} entries, {args.workers} worker(s)", file=sys.stderr)
+    print(f"wamdiff label: {len(frames)} frames × {len(vocab)} entries, {workers.count} worker(s)", file=sys.stderr)
     t0 = time.perf_counter()
-    if args.workers == 1:
-        summary = make_labels(dataset, vocab, args.labels, frames)
-    else:
-        with ProcessPoolExecutor(args.workers) as pool:
-            mapper = lambda fn, items: pool.map(fn, items, chunksize=8)  # noqa: E731
-            summary = make_labels(dataset, vocab, args.labels, frames, mapper=mapper)
-    summary.update(info, seconds=time.perf_counter() - t0, entries=len(vocab))
+    summary = make_labels(dataset, vocab, args.labels, frames, workers=workers, progress=True)
+    summary.update(info, seconds=time.perf_counter() - t0, entries=len(vocab), workers=workers.count)
     print(json.dumps(summary, indent=2))
     if args.json:
         atomic_write_json(args.json, summary)
