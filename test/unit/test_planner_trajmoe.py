@@ -321,3 +321,11 @@ def test_gaussian_kl_is_the_closed_form_and_reaches_the_objective(bag, tmp_path)
     with_kl, stats = grpo_loss(logp, logp.detach(), adv, ro.mask, beta=0.5, kl=kl)
     assert float(with_kl - base) == pytest.approx(0.5 * float(kl.mean()), rel=1e-5)
     assert stats["kl"] == pytest.approx(float(kl.mean()), rel=1e-5)
+
+
+def test_rl_config_loads_and_its_options_reach_the_policy():
+    settings = RLSettings.from_yaml("training/rl_trajmoe_small.yaml")
+    assert settings.algorithm == "grpo" and settings.trainable == "all"
+    policy = TrajMoEPlanner(tiny_net()).rl_policy(**settings.policy_options())
+    assert policy.temperature == settings.temperature
+    assert len(policy.trainable_parameters(policy.net, "heads")) == 6  # three heads, weight and bias each

@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     parser.add_argument("--seed", type=int, default=0, help="vocabulary clustering seed (--config)")
     parser.add_argument("--kmeans-iterations", type=int, default=25, help="vocabulary clustering (--config)")
+    parser.add_argument(
+        "--coverage", nargs="+", default=[], metavar="BAG", help="also report the vocabulary's coverage of these bags"
+    )
     parser.add_argument("--json", metavar="OUT", help="write the summary here")
     add_remap_argument(parser)
     fanout.add_arguments(parser)
@@ -72,6 +75,12 @@ def main(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     summary = make_labels(dataset, vocab, args.labels, frames, workers=workers, progress=True)
     summary.update(info, seconds=time.perf_counter() - t0, entries=len(vocab), workers=workers.count)
+    if args.coverage:
+        from wamdiff_ros.planners.trajmoe.task import dataset_futures
+        from wamdiff_ros.planners.trajmoe.vocabulary import coverage
+
+        other = DrivingDataset(args.coverage, dataset.spec, remaps=parse_remaps(args.remap))
+        summary["coverage_of"] = {"bags": args.coverage, **coverage(vocab, dataset_futures(other))}
     print(json.dumps(summary, indent=2))
     if args.json:
         atomic_write_json(args.json, summary)
