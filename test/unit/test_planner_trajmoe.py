@@ -267,7 +267,7 @@ def test_supervised_task_fits_vocabulary_and_reduces_loss(bag, tmp_path):
         loss.backward()
         assert all(torch.isfinite(p.grad).all() for p in task.trainable_parameters() if p.grad is not None)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert parts["balance"] > 0 and set(parts) >= {"score", "imitation", "bce_nc"}
     assert losses[-1] < 0.8 * losses[0]
 
