@@ -329,3 +329,16 @@ def test_rl_config_loads_and_its_options_reach_the_policy():
     policy = TrajMoEPlanner(tiny_net()).rl_policy(**settings.policy_options())
     assert policy.temperature == settings.temperature
     assert len(policy.trainable_parameters(policy.net, "heads")) == 6  # three heads, weight and bias each
+
+
+def test_eval_cli_reports_expert_load_and_entropy_per_scenario(bag, tmp_path):
+    folder = TrajMoEPlanner(tiny_net()).save(tmp_path / "m")
+    out = tmp_path / "eval.json"
+    argv = ["eval", "--model", str(folder), "--data", str(bag), "--json", str(out), "--every", "4"]
+    assert main([*argv, "--no-cache", "--threads", "1", "--mode", "fast"]) == 0
+    agg = json.loads(out.read_text())["results"]["trajmoe"]["aggregate"]
+    assert set(agg["by_scenario"]) == {"highway", "cut_in"}
+    for scenario in agg["by_scenario"].values():
+        moe = scenario["moe"]
+        assert len(moe["load_mean"]) == 2 and all(abs(sum(layer) - 1) < 1e-3 for layer in moe["load_mean"])
+        assert 0 < moe["entropy_mean"] <= np.log(4) + 1e-9
