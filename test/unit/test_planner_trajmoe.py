@@ -342,3 +342,15 @@ def test_eval_cli_reports_expert_load_and_entropy_per_scenario(bag, tmp_path):
         moe = scenario["moe"]
         assert len(moe["load_mean"]) == 2 and all(abs(sum(layer) - 1) < 1e-3 for layer in moe["load_mean"])
         assert 0 < moe["entropy_mean"] <= np.log(4) + 1e-9
+
+
+def test_inference_on_a_configured_subset_of_the_vocabulary(tmp_path):
+    net = tiny_net(scoring=ScoringConfig(candidates=4, inference_size=8))
+    planner = TrajMoEPlanner(net)
+    res = planner.plan(observation(planner.rig, 0))
+    assert res.info["entries_scored"] == 8 and res.info["entry"] < 8
+    outputs = {t.name: tuple(t.shape) for t in planner.graphs()[0].spec().outputs}
+    assert outputs == {"plan_scores": (1, 8), "logits": (1, 8, len(METRICS))}
+    ort = load_planner(planner.save(tmp_path / "m"), backend="onnxruntime", threads=1)
+    ranked, logits, _ = ort.scores(*ort.inputs(observation(planner.rig, 1)))
+    assert ranked.shape == (8,) and logits.shape == (8, len(METRICS))
