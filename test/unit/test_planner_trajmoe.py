@@ -354,3 +354,14 @@ def test_inference_on_a_configured_subset_of_the_vocabulary(tmp_path):
     ort = load_planner(planner.save(tmp_path / "m"), backend="onnxruntime", threads=1)
     ranked, logits, _ = ort.scores(*ort.inputs(observation(planner.rig, 1)))
     assert ranked.shape == (8,) and logits.shape == (8, len(METRICS))
+
+
+def test_training_config_builds_the_task():
+    from wamdiff_ros.config import load_yaml
+    from wamdiff_ros.planners.base import untrained_planner
+    from wamdiff_ros.planners.trajmoe.task import TrajMoETask
+
+    doc = load_yaml("training/trajmoe_small.yaml")
+    task = untrained_planner(doc["model"]).supervised_task(**doc["family"])
+    assert isinstance(task, TrajMoETask) and task.kmeans_iterations == 25 and task.data_needs().scenes
+    assert task.cfg.vocab_size == 4096 and task.cfg.moe.num_experts == 4 and task.cfg.decoder_layers == 2
