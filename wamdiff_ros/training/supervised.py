@@ -339,6 +339,7 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._request_stop)
         s = self.state
         model = training_module(self.net, compute_losses, self.dist)
+        # Stop codes in rising priority; the ranks stop together on the highest any of them sees.
         stops = ("", "interrupted", f"time budget {st.max_minutes or 0:g} min", f"max_steps {st.max_steps}")
         bar = None
         if self.progress and self.dist.is_main:
