@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wamdiff_ros.evaluation.replay_command",
         "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots",
     ),
-    "train": ("wamdiff_ros.training.supervised", "train WAM-Diff on driving bags (resumable, validation PDMS)"),
+    "train": ("wamdiff_ros.training.supervised", "train a planner of any family on driving bags (resumable)"),
     "eval": (
         "wamdiff_ros.evaluation.eval_command",
         "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline",

@@ -19,6 +19,7 @@ import torch.multiprocessing as mp
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
+from wamdiff_ros.planners.wamdiff.planner import WamDiffPlanner
 from wamdiff_ros.training import supervised
 from wamdiff_ros.training.checkpointing import STATE_FILE
 from wamdiff_ros.training.settings import TrainSettings
@@ -34,13 +35,17 @@ def _settings(**kw):
     return TrainSettings(**{**base, **kw})
 
 
-def _sgd(net, settings):
-    return torch.optim.SGD(net.parameters(), lr=settings.lr)
+def _sgd(params, names, settings):
+    return torch.optim.SGD(params, lr=settings.lr)
 
 
 def _net():
     torch.manual_seed(0)
     return WamDiffNet(tiny_cfg())
+
+
+def _task(net):
+    return WamDiffPlanner(net).supervised_task()
 
 
 def _rank(rank: int, world: int, port: int, bag: str, out: str, steps: int) -> None:
@@ -54,7 +59,7 @@ def _rank(rank: int, world: int, port: int, bag: str, out: str, steps: int) -> N
     supervised.make_optimizer = _sgd
     with process_group() as ctx:
         assert ctx.backend == "gloo" and ctx.world_size == world
-        trainer = Trainer(_net(), tiny_dataset(bag), out, _settings(max_steps=steps), progress=False, dist=ctx)
+        trainer = Trainer(_task(_net()), tiny_dataset(bag), out, _settings(max_steps=steps), progress=False, dist=ctx)
         trainer.run()
         torch.save(trainer.net.state_dict(), os.path.join(out, f"rank{rank}.pt"))
 
@@ -86,9 +91,9 @@ def test_two_gloo_ranks_match_one_process_and_resume_in_one(bag, tmp_path, monke
     torch.set_num_threads(1)
     monkeypatch.setattr(supervised, "make_optimizer", _sgd)
     dataset = tiny_dataset(bag)
-    one = Trainer(_net(), dataset, tmp_path / "one", _settings(max_steps=3), progress=False)
+    one = Trainer(_task(_net()), dataset, tmp_path / "one", _settings(max_steps=3), progress=False)
     one.run()
-    full = Trainer(_net(), dataset, tmp_path / "full", _settings(max_steps=5), progress=False)
+    full = Trainer(_task(_net()), dataset, tmp_path / "full", _settings(max_steps=5), progress=False)
     full.run()
 
     ddp = tmp_path / "ddp"
@@ -102,7 +107,7 @@ def test_two_gloo_ranks_match_one_process_and_resume_in_one(bag, tmp_path, monke
     assert json.loads((ddp / "last" / STATE_FILE).read_text())["step"] == 3
     assert sorted(p.name for p in ddp.iterdir()) == ["best", "history.json", "last", "rank0.pt", "rank1.pt"]
 
-    resumed = Trainer(_net(), dataset, ddp, _settings(max_steps=5), progress=False)
+    resumed = Trainer(_task(_net()), dataset, ddp, _settings(max_steps=5), progress=False)
     assert resumed.run(resume=True)["steps"] == 5
     _assert_close(resumed.net.state_dict(), full.net.state_dict())
 
@@ -111,4 +116,4 @@ def test_global_batch_must_split_evenly(bag):
     from wamdiff_ros.distributed.torchrun import DistContext
 
     with pytest.raises(ValueError, match="--batch-size 5: expected a multiple of the world size 2"):
-        Trainer(_net(), tiny_dataset(bag), "unused", _settings(batch_size=5), dist=DistContext(0, 2, 0, "gloo"))
+        Trainer(_task(_net()), tiny_dataset(bag), "unused", _settings(batch_size=5), dist=DistContext(0, 2, 0, "gloo"))

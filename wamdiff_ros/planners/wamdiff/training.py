@@ -1,6 +1,6 @@
-"""Collate driving samples into multi-task :class:`~wamdiff_ros.planners.wamdiff.masked_diffusion.TrainBatch` es.
+"""WAM-Diff's supervised objective (:class:`WamDiffTask`, a :class:`~wamdiff_ros.training.task.SupervisedTask`).
 
-Each sample draws a task from the :class:`~wamdiff_ros.training.settings.TaskMix`:
+Each sample draws a task from the :class:`TaskMix`:
 
 - ``motion``: plan prompt (command + instruction) → trajectory (the fast path);
 - ``reasoning``: plan prompt → reasoning text, then the trajectory conditioned on it (the slow path);
@@ -9,24 +9,54 @@ Each sample draws a task from the :class:`~wamdiff_ros.training.settings.TaskMix
   back to ``motion`` when the tick has none.
 
 The complexity label is "the tick has reasoning text" whatever task was drawn, so the gate's head
-sees every sample. Draws come from the ``rng`` passed in, so a batch is reproducible from its seed.
+sees every sample. The loss is LLaDA's on the masked answer tokens plus the MoE balance loss and the
+complexity head's BCE (:func:`~wamdiff_ros.planners.wamdiff.masked_diffusion.compute_losses`).
 
-In training every sample of a step has its own draws (task, VQA pair, masking), fixed by
-``(seed, step, position in the global batch)`` (:func:`sample_rngs`, :func:`mask_draws`), so a rank
-holding a shard of the batch draws exactly what a single process holding all of it would.
+Every draw of a sample (task, VQA pair, masking) comes from its own generator, fixed by the training
+loop by ``(seed, step, position in the global batch)``, so a rank holding a shard of the batch draws
+exactly what a single process holding all of it would.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from wamdiff_ros.config import ConfigError
 from wamdiff_ros.models.encoder import ego_features
 from wamdiff_ros.planners.wamdiff.layout import TASKS, Sample, SequenceLayout, TokenSpace, make_sample
-from wamdiff_ros.planners.wamdiff.masked_diffusion import TrainBatch
-from wamdiff_ros.training.settings import TaskMix
+from wamdiff_ros.planners.wamdiff.masked_diffusion import TrainBatch, compute_losses
+from wamdiff_ros.training.task import DataNeeds, torch_stream
+
+MASK_STREAM = 2
+"""Stream of a sample's masking draws (:func:`~wamdiff_ros.training.task.torch_stream`)."""
+
+
+@dataclass(frozen=True)
+class TaskMix:
+    """Relative sampling weights of the tasks (normalised); a tick without reasoning text or VQA pairs
+    falls back to ``motion`` for those draws."""
+
+    motion: float = 0.45
+    reasoning: float = 0.40
+    vqa: float = 0.15
+
+    def __post_init__(self):
+        w = self.weights()
+        if any(not math.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
+            raise ConfigError(f"training mix: expected non-negative weights with a positive sum, got {self}")
+
+    def weights(self) -> list[float]:
+        return [float(getattr(self, t)) for t in TASKS]
+
+    def probabilities(self) -> list[float]:
+        """Probabilities in :data:`~wamdiff_ros.planners.wamdiff.layout.TASKS` order."""
+        w = self.weights()
+        return [v / sum(w) for v in w]
 
 
 def choose_task(sample, mix: TaskMix, rng: np.random.Generator) -> str:
@@ -85,7 +115,7 @@ class Collator:
 
     @classmethod
     def for_net(cls, net, mix: TaskMix | None = None) -> Collator:
-        """A collator for a :class:`wamdiff_ros.planners.wamdiff.net.WamDiffNet`."""
+        """A collator for a :class:`~wamdiff_ros.planners.wamdiff.net.WamDiffNet`."""
         return cls(net.space, net.layout, net.cfg.rig_obj.names, net.cfg.encoder.history, mix or TaskMix())
 
     def __call__(
@@ -94,7 +124,7 @@ class Collator:
         rng: np.random.Generator | Sequence[np.random.Generator],
         tasks: Sequence[str] | None = None,
     ) -> tuple[TrainBatch, list[str]]:
-        """``(batch, tasks)``; ``rng``: one generator for the batch, or one per sample (:func:`sample_rngs`);
+        """``(batch, tasks)``; ``rng``: one generator for the batch, or one per sample (``sample_rngs``);
         ``tasks`` forces each sample's task instead of drawing it."""
         if not samples:
             raise ValueError("Collator: expected at least one sample")
@@ -127,27 +157,62 @@ class Collator:
         return batch, chosen
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The sample order of ``epoch``: a permutation of ``range(n)`` fixed by ``(seed, epoch)``, so a
-    resumed run replays it without stored state."""
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
-
-
-def sample_rngs(seed: int, step: int, positions: Sequence[int]) -> list[np.random.Generator]:
-    """Task / VQA draws of the samples at ``positions`` of optimiser step ``step``'s global batch."""
-    return [np.random.default_rng([int(seed), 1, int(step), int(i)]) for i in positions]
-
-
-def mask_draws(seed: int, step: int, positions: Sequence[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masking draws of the samples at ``positions`` of step ``step``'s global batch: ``t`` (B,) and
-    ``u`` (B, length), uniform in [0, 1) (see :func:`wamdiff_ros.planners.wamdiff.masked_diffusion.mask_tokens`)."""
+def mask_draws(rngs: Sequence[np.random.Generator], length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masking draws of the samples of ``rngs`` (:func:`~wamdiff_ros.training.task.sample_rngs`): ``t``
+    (B,) and ``u`` (B, length), uniform in [0, 1) (see
+    :func:`~wamdiff_ros.planners.wamdiff.masked_diffusion.mask_tokens`)."""
     t, u = [], []
-    for i in positions:
-        key = np.random.SeedSequence([int(seed), 2, int(step), int(i)]).generate_state(1, np.uint64)[0]
-        g = torch.Generator().manual_seed(int(key) % (2**63))
+    for rng in rngs:
+        g = torch_stream(rng, MASK_STREAM)
         t.append(torch.rand(1, generator=g))
         u.append(torch.rand(length, generator=g))
     return torch.cat(t), torch.stack(u)
 
 
-__all__ = ["Collator", "choose_task", "encode_sample", "epoch_order", "mask_draws", "sample_rngs"]
+@dataclass
+class MaskedBatch:
+    """A :class:`TrainBatch` with its masking draws ``t`` (B,) and ``u`` (B, L)."""
+
+    data: TrainBatch
+    t: torch.Tensor
+    u: torch.Tensor
+
+
+class WamDiffTask:
+    """:class:`~wamdiff_ros.training.task.SupervisedTask` of a :class:`WamDiffPlanner`'s network.
+
+    Args:
+        planner: the planner being trained; validation plans on its fast path.
+        mix: task sampling weights (a mapping of :class:`TaskMix` fields, or one).
+    """
+
+    def __init__(self, planner, mix: TaskMix | dict | None = None):
+        if isinstance(mix, dict):
+            try:
+                mix = TaskMix(**mix)
+            except TypeError as e:
+                raise ConfigError(f"training family.mix: expected keys {list(TASKS)}: {e}") from e
+        self.planner = planner
+        self.net = planner.network()
+        self.collator = Collator.for_net(self.net, mix)
+
+    def data_needs(self) -> DataNeeds:
+        cfg = self.net.cfg
+        return DataNeeds(rig=cfg.rig_obj, spec=cfg.spec, history=cfg.encoder.history)
+
+    def prepare(self, train_set) -> dict:
+        return {}
+
+    def collate(self, samples: list, rngs: list[np.random.Generator]) -> MaskedBatch:
+        batch, _ = self.collator(samples, rngs)
+        return MaskedBatch(batch, *mask_draws(rngs, batch.tokens.shape[1]))
+
+    def loss(self, batch: MaskedBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        losses = compute_losses(self.net, batch.data, t=batch.t, u=batch.u)
+        return losses["total"], {k: float(v.detach()) for k, v in losses.items() if k != "total"}
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.net.parameters())
+
+
+__all__ = ["Collator", "MaskedBatch", "TaskMix", "WamDiffTask", "choose_task", "encode_sample", "mask_draws"]
