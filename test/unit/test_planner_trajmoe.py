@@ -365,3 +365,28 @@ def test_training_config_builds_the_task():
     task = untrained_planner(doc["model"]).supervised_task(**doc["family"])
     assert isinstance(task, TrajMoETask) and task.kmeans_iterations == 25 and task.data_needs().scenes
     assert task.cfg.vocab_size == 4096 and task.cfg.moe.num_experts == 4 and task.cfg.decoder_layers == 2
+
+
+def test_wamdiff_train_runs_the_family_through_the_one_training_loop(bag, tmp_path):
+    import yaml
+
+    from wamdiff_ros.config import load_yaml
+    from wamdiff_ros.models.config import plain
+
+    cfg = tiny_config(vocab_size=VOCAB)
+    model_doc = {k: v for k, v in cfg.to_dict().items() if k != "vocabulary"}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(plain(model_doc)))
+    train_doc = dict(load_yaml("training/trajmoe_small.yaml"))
+    train_doc.update(model=str(tmp_path / "model.yaml"), batch_size=4, val_loss_samples=4, warmup_steps=1)
+    train_doc["family"]["label_root"] = str(tmp_path / "labels")
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train_doc))
+    argv = ["train", "--config", str(tmp_path / "train.yaml"), "--data", str(bag), "--val", str(bag)]
+    argv += ["--out", str(tmp_path / "run"), "--max-steps", "2", "--val-frames", "2", "--threads", "1"]
+    assert main([*argv, "--no-cache", "--no-progress"]) == 0
+    trained = load_planner(tmp_path / "run" / "last")
+    assert type(trained) is TrajMoEPlanner
+    fitted = trained.network().vocabulary.numpy()
+    assert not np.allclose(fitted, default_vocabulary(VOCAB, cfg.spec), atol=1e-3)
+    futures = dataset_futures(dataset(bag, scenes=False))
+    assert coverage(fitted, futures)["mean_ade_m"] < 1.0
+    assert any((tmp_path / "labels").rglob("*.npy"))
