@@ -30,13 +30,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wamdiff_ros.evaluation.eval_command",
         "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline",
     ),
+    "label": (
+        "wamdiff_ros.planners.trajmoe.label_cli",
+        "score a trajectory vocabulary against every frame of bags (TrajMoE labels; resumable)",
+    ),
     "rl": ("wamdiff_ros.training.rl.cli", "RL fine-tuning (GSPO/GRPO) on replayed bags, scored by the NAVSIM scorer"),
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""
 
 BENCHES: dict[str, tuple[str, str]] = {
     "render": ("wamdiff_ros.bench.render", "multi-camera renderer: per-camera and total ms on a synthetic road"),
-    "scorer": ("wamdiff_ros.bench.scorer", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
+    "scorer": ("wamdiff_ros.bench.scorer", "NAVSIM scorer: ms to score 1/16/256/1024/4096 candidates, 20 agents"),
     "model": ("wamdiff_ros.bench.model", "a planner of any family: p50/p99 latency per backend and mode"),
     "node": (
         "wamdiff_ros.bench.node",

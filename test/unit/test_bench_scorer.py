@@ -37,4 +37,12 @@ def test_bench_scorer_writes_json(tmp_path):
         assert row["p50_ms"] > 0 and row["p99_ms"] >= row["p50_ms"] * 0.999
     assert data["meta"]["agents"] == 5
     assert 0.0 <= data["meta"]["candidate_means"]["PDMS"] <= 1.0
-    assert "256 candidates p50 <= 50 ms" in data["targets"]
+    assert data["targets"]["256 candidates p50 <= 50 ms"] == "not run"
+    assert data["targets"]["4096 candidates p50 <= 100 ms"] == "not run"
+
+
+def test_bench_scorer_defaults_include_a_4096_vocabulary():
+    from wamdiff_ros.cli import build_parser
+
+    args = build_parser().parse_args(["bench", "scorer"])
+    assert args.sizes[-1] == 4096

@@ -81,10 +81,24 @@ def test_errors_are_measured_and_moe_aggregated(dataset):
     assert agg["slow_rate"] == 1.0
     assert agg["moe"]["load_mean"] == [[0.75, 0.25], [0.5, 0.5]]
     assert agg["moe"]["load_cv2"] == [pytest.approx(0.25), 0.0] and agg["moe"]["entropy_mean"] == pytest.approx(0.6)
+    assert agg["by_scenario"]["highway"]["moe"] == agg["moe"]
     assert [r.index for r in seen] == [0, 5, 10]
     assert seen[0].scene.previous_plan is None  # EC: the first frame has no predecessor
     np.testing.assert_allclose(seen[1].scene.previous_plan, seen[0].result.trajectory.poses)
     assert seen[1].scene.previous_plan_offset == pytest.approx(0.5)
+
+
+def test_moe_load_and_entropy_are_reported_per_scenario(dataset):
+    rows = evaluate_open_loop(Swerve(RIG, SPEC), dataset, every=5)["frames"]
+    rows[0]["scenario"] = "cut_in"
+    for r, ent in zip(rows, (0.2, 0.6, 0.7)):
+        r["moe_entropy"] = ent
+    loads = [np.array([[1.0, 0.0]]), np.array([[0.5, 0.5]]), np.array([[0.25, 0.75]])]
+    agg = aggregate(rows, loads)
+    cut_in, highway = agg["by_scenario"]["cut_in"]["moe"], agg["by_scenario"]["highway"]["moe"]
+    assert cut_in["load_mean"] == [[1.0, 0.0]] and cut_in["load_cv2"] == [1.0] and cut_in["entropy_mean"] == 0.2
+    assert highway["load_mean"] == [[0.375, 0.625]] and highway["entropy_mean"] == pytest.approx(0.65)
+    assert agg["moe"]["load_mean"] == [[0.5833, 0.4167]]
 
 
 def test_bad_arguments(dataset):

@@ -203,6 +203,12 @@ class DrivingDataset:
         if history < 0:
             raise ValueError(f"DrivingDataset.history: expected >= 0 poses, got {history}")
         self.spec = spec or TrajectorySpec()
+        self.sources = (
+            tuple(str(b) for b in bags),
+            tuple(sorted((remaps or {}).items())),
+            None if cache_dir is None else str(cache_dir),
+        )
+        """``(bags, remaps, cache_dir)`` as given: what a worker process needs to open the same data."""
         self.history = int(history)
         self.rig = rig
         self.scenes = bool(scenes)

@@ -124,7 +124,8 @@ def evaluate_open_loop(
 def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> dict:
     """Means of every per-frame metric, latency p50/p99/mean/max [ms], fast/slow rates, collision rates
     (at fault: NC = 0; open-loop box overlap within 3 s), per-scenario PDMS/EPDMS and slow-mode rate, and
-    mean MoE load per layer and expert with its CV² (0 = perfectly balanced)."""
+    mean MoE load per layer and expert with its CV² (0 = perfectly balanced) and router entropy, overall and
+    per scenario type (``moe_loads``: one per row, or none)."""
     if not rows:
         raise ValueError("aggregate: no frames")
     keys = [*TOTALS, *SUB_METRICS, *[k for k in OPEN_LOOP_KEYS if k in rows[0]]]
@@ -154,11 +155,22 @@ def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> di
         }
     out["by_scenario"] = by_scenario
     if moe_loads:
-        load = np.mean(np.stack(moe_loads), axis=0)
-        per_layer = load.reshape(-1, load.shape[-1])
-        cv2 = per_layer.var(-1) / np.maximum(per_layer.mean(-1) ** 2, 1e-12)
-        out["moe"] = {"load_mean": per_layer.round(4).tolist(), "load_cv2": cv2.round(4).tolist()}
-        ent = [r["moe_entropy"] for r in rows if "moe_entropy" in r]
-        if ent:
-            out["moe"]["entropy_mean"] = float(np.mean(ent))
+        out["moe"] = _moe_summary(moe_loads, rows)
+        scenarios = [r["scenario"] for r in rows]
+        for name, summary in by_scenario.items():
+            sel = [i for i, s in enumerate(scenarios) if s == name]
+            if len(moe_loads) == len(rows):
+                summary["moe"] = _moe_summary([moe_loads[i] for i in sel], [rows[i] for i in sel])
+    return out
+
+
+def _moe_summary(loads: list[np.ndarray], rows: list[dict]) -> dict:
+    """Mean MoE load per layer and expert over ``loads``, its CV² per layer, and the mean router entropy of ``rows``."""
+    load = np.mean(np.stack(loads), axis=0)
+    per_layer = load.reshape(-1, load.shape[-1])
+    cv2 = per_layer.var(-1) / np.maximum(per_layer.mean(-1) ** 2, 1e-12)
+    out = {"load_mean": per_layer.round(4).tolist(), "load_cv2": cv2.round(4).tolist()}
+    ent = [r["moe_entropy"] for r in rows if "moe_entropy" in r]
+    if ent:
+        out["entropy_mean"] = float(np.mean(ent))
     return out

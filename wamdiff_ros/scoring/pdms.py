@@ -64,6 +64,14 @@ def _fingerprint(scene: SceneTruth, config: ScorerConfig) -> tuple:
     return (crc, tuple(scene.route_lane_ids), scene.spec, scene.ego_size, scene.rear_axle_to_center, config)
 
 
+def scene_key(scene: SceneTruth, config: ScorerConfig | None = None) -> str:
+    """A hex key of everything in ``scene`` and ``config`` that scores depend on (labels cached per scene
+    are filed under it)."""
+    import hashlib
+
+    return hashlib.sha256(repr(_fingerprint(scene, config or ScorerConfig())).encode()).hexdigest()[:32]
+
+
 def prepare(scene: SceneTruth, config: ScorerConfig | None = None) -> ScenePrep:
     """Per-scene preparation, computed once and cached on ``scene`` (recomputed if its content changes)."""
     config = config or ScorerConfig()

@@ -68,15 +68,18 @@ def gspo_loss(
     clip_high: float = 4e-4,
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
+    kl: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """GSPO (arXiv 2507.18071): ``s_i = (π_θ(y_i)/π_old(y_i))^(1/|y_i|) = exp(mean_t(logp − old_logp))``,
-    loss ``−mean_i min(s_i·A_i, clip(s_i, 1 − clip_low, 1 + clip_high)·A_i) + beta·mean_i mean_t k3``."""
+    loss ``−mean_i min(s_i·A_i, clip(s_i, 1 − clip_low, 1 + clip_high)·A_i) + beta·mean_i mean_t k3``
+    (``kl``: the policy's exact per-action KL (G, A) in place of the k3 estimate)."""
     log_s = _masked_mean(logp - old_logp, mask)
     s = log_s.exp()
     a = advantages.to(s.dtype)
     surrogate = torch.minimum(s * a, s.clamp(1.0 - clip_low, 1.0 + clip_high) * a)
     loss = -surrogate.mean()
-    kl = _masked_mean(kl_k3(logp, ref_logp), mask).mean() if ref_logp is not None else logp.new_zeros(())
+    per_action = kl if kl is not None else kl_k3(logp, ref_logp) if ref_logp is not None else None
+    kl = _masked_mean(per_action, mask).mean() if per_action is not None else logp.new_zeros(())
     if beta:
         loss = loss + beta * kl
     clipped = _clip_active(s, a, 1.0 - clip_low, 1.0 + clip_high)
@@ -97,13 +100,15 @@ def grpo_loss(
     clip: float = 0.2,
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
+    kl: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """GRPO (DeepSeekMath): token ratio ``r_it = exp(logp − old_logp)``, loss
-    ``−mean_i mean_t [min(r_it·A_i, clip(r_it, 1 − clip, 1 + clip)·A_i) − beta·k3_it]``."""
+    ``−mean_i mean_t [min(r_it·A_i, clip(r_it, 1 − clip, 1 + clip)·A_i) − beta·k3_it]`` (``kl``: the
+    policy's exact per-action KL (G, A) in place of k3)."""
     r = (logp - old_logp).exp()
     a = advantages.to(r.dtype)[:, None]
     per_token = torch.minimum(r * a, r.clamp(1.0 - clip, 1.0 + clip) * a)
-    k3 = kl_k3(logp, ref_logp) if ref_logp is not None else torch.zeros_like(logp)
+    k3 = kl if kl is not None else kl_k3(logp, ref_logp) if ref_logp is not None else torch.zeros_like(logp)
     if beta:
         per_token = per_token - beta * k3
     loss = -_masked_mean(per_token, mask).mean()

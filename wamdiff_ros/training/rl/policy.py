@@ -9,6 +9,7 @@ per action, so the objectives (GRPO, GSPO, k3 KL) see (G, A) log-probabilities a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +30,9 @@ class Rollout:
         context: the family's private record of the scene and the sampling (re-evaluation reads it).
         groups: (G,) int sub-group of each answer: advantages are normalised within each (None: one group).
         old_logp: (G, A) float32 log-probabilities under the sampling weights (set by the trainer).
+        reward: ``scene -> (G,)`` rewards of the answers when the family rewards them itself (e.g. sampled
+            scores against the scorer's labels); None: the run's scorer reward of ``poses``. The scorer's
+            metrics of ``poses`` are logged either way.
     """
 
     actions: torch.Tensor
@@ -37,6 +41,7 @@ class Rollout:
     context: Any = None
     groups: torch.Tensor | None = None
     old_logp: torch.Tensor | None = field(default=None, repr=False)
+    reward: Callable[[Any], np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self):
         g = int(self.actions.shape[0])
@@ -59,6 +64,10 @@ class Policy(Protocol):
     Attributes:
         net: the weights being trained (a torch module).
         planner: a planner over ``net`` (validation plans with it, checkpoints are saved through it).
+
+    Optional method: ``kl(rollout, ref_net) -> (G, A)``, the exact per-action KL(π_θ ‖ π_ref)
+    (differentiable) of a policy with a closed form (Gaussian heads); without it the trainer estimates the
+    KL by k3 from :meth:`logprobs` under the reference.
     """
 
     net: torch.nn.Module

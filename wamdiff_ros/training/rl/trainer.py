@@ -197,6 +197,8 @@ class RLTrainer(TrainingLoop):
             scene = self.train_set.scene(int(i))
             ro = self.policy.sample(obs, st.group_size, sampling_generator(st.seed, s["step"], j))
             r, m = group_rewards(ro.poses, scene, st.reward)
+            if ro.reward is not None:
+                r = np.asarray(ro.reward(scene), np.float64).reshape(len(r))
             groups.append(ro)
             rewards.append(r)
             metrics.append(m)
@@ -224,8 +226,9 @@ class RLTrainer(TrainingLoop):
         live = [(ro, a) for ro, a in groups if bool(a.abs().max() > 0)]
         if not live:
             return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 1.0, "grad_norm": 0.0}
+        exact_kl = getattr(self.policy, "kl", None) if st.kl_beta else None
         ref = []
-        if st.kl_beta:
+        if st.kl_beta and exact_kl is None:
             with torch.no_grad():
                 ref = [self.policy.logprobs(ro, self.ref_net) for ro, _ in live]
         agg: dict[str, float] = {}
@@ -235,8 +238,9 @@ class RLTrainer(TrainingLoop):
                 logp = self.policy.logprobs(ro)
                 if ro.old_logp is None:
                     ro.old_logp = logp.detach()
+                kl = exact_kl(ro, self.ref_net) if exact_kl is not None else None
                 loss, stats = self.objective(
-                    logp, ro.old_logp, a, ro.mask, ref_logp=ref[g] if ref else None, beta=st.kl_beta
+                    logp, ro.old_logp, a, ro.mask, ref_logp=ref[g] if ref else None, beta=st.kl_beta, kl=kl
                 )
                 (loss / len(live)).backward()
                 for k, v in {"loss": float(loss.detach()), **stats}.items():
