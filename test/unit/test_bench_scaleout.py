@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wamdiff_ros.cli import main
 from wamdiff_ros.bench.scaleout import same_bytes, short_scenarios
+from wamdiff_ros.cli import main
 from wamdiff_ros.sim.scenarios import load_scenarios
 
 
