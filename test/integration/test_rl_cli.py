@@ -2,15 +2,11 @@
 table of the start model and best/ on held-out bags), and argument errors naming the input."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from _training_helpers import tiny_cfg, write_tiny_bag
+from unit.helpers.training import tiny_cfg, write_tiny_bag
 
 from wamdiff_ros.cli import main
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet

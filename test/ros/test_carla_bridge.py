@@ -14,8 +14,7 @@ from std_msgs.msg import String
 
 carla = pytest.importorskip("carla")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from fake_carla import FakeCarlaClient, FakeCarlaWorld, FakeMap, factory  # noqa: E402
+from unit.helpers.fake_carla import FakeCarlaClient, FakeCarlaWorld, FakeMap, factory  # noqa: E402
 
 from wamdiff_ros.ros.carla_bridge_node import CarlaBridgeNode  # noqa: E402
 

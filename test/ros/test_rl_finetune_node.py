@@ -22,8 +22,7 @@ from std_msgs.msg import String
 from .conftest import wait_until
 
 pytestmark = pytest.mark.ros
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from _training_helpers import tiny_cfg, write_tiny_bag  # noqa: E402
+from unit.helpers.training import tiny_cfg, write_tiny_bag  # noqa: E402
 
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet  # noqa: E402
 from wamdiff_ros.ros.rl_finetune_node import RLFinetuneNode  # noqa: E402

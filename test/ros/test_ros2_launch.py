@@ -348,10 +348,9 @@ def test_replay_launch_stops_cleanly_on_ctrl_c_while_playing(ros2, graph, tmp_pa
 
 
 def _tiny_model_and_bag(tmp_path: Path) -> tuple[Path, Path]:
-    """An untrained tiny WAM-Diff checkpoint and a bag of its rig (test/unit/_training_helpers.py)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    """An untrained tiny WAM-Diff checkpoint and a bag of its rig (test/unit/helpers/training.py)."""
     import torch
-    from _training_helpers import tiny_cfg, write_tiny_bag
+    from unit.helpers.training import tiny_cfg, write_tiny_bag
 
     from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
@@ -392,7 +391,7 @@ def test_rl_finetune_launch_stops_on_ctrl_c_with_a_resume_point(ros2, tmp_path):
 
 def test_carla_launch_comes_up_as_far_as_it_can_without_a_server(ros2, tmp_path):
     """Without a CARLA server the bridge fails at connect, with the reason; being required, it ends the
-    graph, and the planner (up by then) stops cleanly. Driving needs a server (test/unit/fake_carla.py
+    graph, and the planner (up by then) stops cleanly. Driving needs a server (test/unit/helpers/fake_carla.py
     covers the bridge's logic)."""
     model = cv_checkpoint(tmp_path / "cv")
     launch = ros2.launch("carla_closed_loop.launch.py", f"model_path:={model}", "port:=1")

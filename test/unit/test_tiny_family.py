@@ -10,10 +10,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from _runtime_helpers import observation
-from _training_helpers import tiny_cfg, write_tiny_bag
 from tiny_family import FAMILY, TinyPlanner, save_tiny
 
+from unit.helpers.runtime import observation
+from unit.helpers.training import tiny_cfg, write_tiny_bag
 from wamdiff_ros.cli import main
 from wamdiff_ros.planners import families, load_planner
 from wamdiff_ros.runtime.export import read_export

@@ -2,8 +2,8 @@
 
 ``events`` hands ready messages to the Python callbacks from C++ instead of rebuilding a wait set in
 Python after every callback; on the planner node, whose inputs the planning thread takes itself, that
-leaves /clock, timers and services, and it wakes the planning thread 0.5 ms sooner after a frame under
-simulated time (README: deployment). It lives in ``rclpy.experimental`` (Jazzy and later); Humble has
+leaves /clock, timers and services, and it wakes the planning thread sooner after a frame under
+simulated time (docs/deployment.md, Executor). It lives in ``rclpy.experimental`` (Jazzy and later); Humble has
 none, so asking for it there falls back to ``single_threaded`` with a reason.
 """
 
@@ -49,8 +49,8 @@ def make_executor(kind: str, context: Context | None = None) -> tuple[Executor, 
 def spin(executor: Executor, context: Context | None = None) -> None:
     """Run ``executor`` until its context shuts down, then return.
 
-    The EventsExecutor's own ``spin()`` busy-waits in the rclpy measured here (kilted: a whole core with
-    no work), while its ``spin_once`` blocks until work or the timeout, so both kinds are spun that way.
+    The EventsExecutor's own ``spin()`` busy-waits a whole core with no work in some rclpy releases
+    (kilted among them), while its ``spin_once`` blocks until work or the timeout, so both kinds are spun that way.
     A context shut down (a signal) while ``spin_once`` waits raises ``ExternalShutdownException`` there,
     an executor shut down (by the thread that owns it) ``ShutdownException``; both are this function's
     normal end, not an error, also in a background thread.

@@ -2,8 +2,8 @@
 
 rclpy's executors hand each message to its callback through Python machinery (the single-threaded
 executor rebuilds its wait set over every entity of the node, tasks, callback-group bookkeeping), and
-the planning thread then has to be woken: with nine messages a frame that was 1.7 ms of the 2.5 ms the
-planner node added around its planner (README: node benchmark). Here the planning thread waits on one
+the planning thread then has to be woken: with nine messages a frame, that was most of what the
+planner node added around its planner (docs/benchmarks.md, where the time goes). Here the planning thread waits on one
 reusable wait set holding only the input subscriptions, takes every queued message and calls the
 subscription's own callback, so the executor keeps only timers, services, parameters and /clock.
 

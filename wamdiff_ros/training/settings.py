@@ -105,8 +105,8 @@ class TrainSettings(SettingsFile):
 def passive_omp() -> None:
     """Make idle OpenMP threads sleep instead of spin (``OMP_WAIT_POLICY=PASSIVE``) unless the user
     chose otherwise. On a 2-core machine shared with other processes, spinning torch threads wait on
-    each other's descheduled peers: a 2-thread training step or plan measured 5-50x slower than with
-    passive waiting. Only effective before torch is first imported (the CLI imports it lazily)."""
+    each other's descheduled peers, which makes a multi-threaded training step or plan many times slower
+    than with passive waiting. Only effective before torch is first imported (the CLI imports it lazily)."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
