@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wamdiff_ros.models.checkpoint import load_checkpoint, load_state, save_checkpoint
@@ -29,14 +30,33 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+class MultiHeadAttention(nn.Module):
+    """Attention of queries (B, N, d) over keys/values (B, M, d) (scaled dot product; exports to ONNX)."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        hd = d // self.heads
+        q = self.q(x).view(b, n, self.heads, hd).transpose(1, 2)
+        k, v = self.kv(mem).view(b, mem.shape[1], 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
 class DecoderLayer(nn.Module):
     """Self-attention among the queries of one group, cross-attention to the scene tokens, MLP (pre-norm)."""
 
     def __init__(self, d: int, heads: int, hidden: int, self_attention: bool = True):
         super().__init__()
-        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True) if self_attention else None
+        self.self_attn = MultiHeadAttention(d, heads) if self_attention else None
         self.ln0 = nn.LayerNorm(d) if self_attention else None
-        self.cross = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.cross = MultiHeadAttention(d, heads)
         self.ln1 = nn.LayerNorm(d)
         self.ln2 = nn.LayerNorm(d)
         self.mlp = _mlp(d, d, hidden)
@@ -44,9 +64,8 @@ class DecoderLayer(nn.Module):
     def forward(self, q: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
         if self.self_attn is not None:
             h = self.ln0(q)
-            q = q + self.self_attn(h, h, h, need_weights=False)[0]
-        h = self.ln1(q)
-        q = q + self.cross(h, scene, scene, need_weights=False)[0]
+            q = q + self.self_attn(h, h)
+        q = q + self.cross(self.ln1(q), scene)
         return q + self.mlp(self.ln2(q))
 
 

@@ -28,6 +28,8 @@ class Rollout:
         poses: (G, T, 3) decoded trajectories in base_link [m, m, rad].
         context: the family's private record of the scene and the sampling (re-evaluation reads it).
         groups: (G,) int sub-group of each answer: advantages are normalised within each (None: one group).
+        weights: (G, A) float weight of each action in the objective, e.g. a discount over denoising
+            steps (None: all 1).
         old_logp: (G, A) float32 log-probabilities under the sampling weights (set by the trainer).
     """
 
@@ -36,6 +38,7 @@ class Rollout:
     poses: np.ndarray
     context: Any = None
     groups: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
     old_logp: torch.Tensor | None = field(default=None, repr=False)
 
     def __post_init__(self):
@@ -47,6 +50,10 @@ class Rollout:
             )
         if np.shape(self.poses)[0] != g or (self.groups is not None and tuple(self.groups.shape) != (g,)):
             raise ValueError(f"Rollout: poses and groups must have G={g} rows")
+        if self.weights is not None and tuple(self.weights.shape) != tuple(self.mask.shape):
+            raise ValueError(
+                f"Rollout: weights must be (G, A) = {tuple(self.mask.shape)}, got {tuple(self.weights.shape)}"
+            )
 
     @property
     def group_size(self) -> int:
@@ -72,6 +79,9 @@ class Policy(Protocol):
         """(G, A) per-action log-probabilities of ``rollout`` under ``net`` (default: the policy's own
         weights; the KL reference passes its frozen copy); differentiable when gradients are enabled."""
         ...
+
+    # Optional: ``imitation_loss(rollout, target) -> scalar tensor``, a differentiable distance of the
+    # policy's answers to the logged future ``target`` (T, 3), used when the run's imitation weights are set.
 
     def trainable_parameters(self, net: torch.nn.Module, which: str) -> list:
         """Set ``requires_grad`` on ``net`` for what RL trains under the name ``which`` (``all`` trains

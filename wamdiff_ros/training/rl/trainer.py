@@ -100,6 +100,8 @@ class RLTrainer:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.on_step = on_step
         self.on_best = on_best
+        if (settings.imitation_weight or settings.imitation_weight_idle) and not hasattr(policy, "imitation_loss"):
+            raise ValueError("rl settings: imitation_weight needs a policy with imitation_loss; this family's has none")
         params = policy.trainable_parameters(self.net, settings.trainable)
         self.optimizer = torch.optim.AdamW(
             params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
@@ -217,23 +219,34 @@ class RLTrainer:
         """Sample and reward one group per scene; returns ``[(rollout, advantages)]`` and statistics."""
         import torch
 
-        from wamdiff_ros.training.rl.objectives import rollout_advantages
+        from wamdiff_ros.training.rl.objectives import gate_advantages, rollout_advantages
         from wamdiff_ros.training.rl.rewards import group_rewards
 
         st, s = self.settings, self.state
-        groups, rewards, metrics = [], [], []
+        groups, rewards, metrics, targets = [], [], [], []
         for j, i in enumerate(indices):
             obs = self.train_set.observation(int(i))
             scene = self.train_set.scene(int(i))
             ro = self.policy.sample(obs, st.group_size, sampling_generator(st.seed, s["step"], j))
             r, m = group_rewards(ro.poses, scene, st.reward)
+            targets.append(scene.human_trajectory)
             groups.append(ro)
             rewards.append(r)
             metrics.append(m)
-        adv = [
-            rollout_advantages(torch.as_tensor(r), ro.groups, std_floor=st.adv_std_floor)
-            for ro, r in zip(groups, rewards)
-        ]
+        adv = []
+        for ro, r, m, j in zip(groups, rewards, metrics, indices):
+            a = rollout_advantages(torch.as_tensor(r), ro.groups, std_floor=st.adv_std_floor)
+            logged = None
+            if st.beat_logged:
+                scene = self.train_set.scene(int(j))
+                logged = float(group_rewards(scene.human_trajectory[None], scene, st.reward)[0][0])
+            failed = torch.as_tensor((m["NC"] != 1.0) | (m["DAC"] != 1.0))
+            adv.append(
+                gate_advantages(
+                    a, torch.as_tensor(r), floor=st.advantage_floor, reference_reward=logged, failed=failed,
+                    fail_value=st.fail_advantage,
+                )
+            )  # fmt: skip
         r = np.stack(rewards)
         stats = {
             "reward_mean": float(r.mean()),
@@ -245,29 +258,36 @@ class RLTrainer:
             "ade_mean": float(np.mean([m["ade"] for m in metrics])),
             "informative_groups": int((r.std(axis=1) > 1e-9).sum()),
         }
-        return [(ro, adv[g]) for g, ro in enumerate(groups)], stats
+        stats["positive_advantage_rate"] = float(np.mean([bool((a > 0).any()) for a in adv]))
+        return [(ro, adv[g], targets[g]) for g, ro in enumerate(groups)], stats
 
     def _update(self, groups) -> dict:
         import torch
 
         st = self.settings
-        live = [(ro, a) for ro, a in groups if bool(a.abs().max() > 0)]
+        imitate = st.imitation_weight > 0 or st.imitation_weight_idle > 0
+        live = [(ro, a, tgt) for ro, a, tgt in groups if imitate or bool(a.abs().max() > 0)]
         if not live:
             return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 1.0, "grad_norm": 0.0}
         ref = []
         if st.kl_beta:
             with torch.no_grad():
-                ref = [self.policy.logprobs(ro, self.ref_net) for ro, _ in live]
+                ref = [self.policy.logprobs(ro, self.ref_net) for ro, _, _ in live]
         agg: dict[str, float] = {}
         for _ in range(st.inner_epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            for g, (ro, a) in enumerate(live):
+            for g, (ro, a, tgt) in enumerate(live):
                 logp = self.policy.logprobs(ro)
                 if ro.old_logp is None:
                     ro.old_logp = logp.detach()
                 loss, stats = self.objective(
-                    logp, ro.old_logp, a, ro.mask, ref_logp=ref[g] if ref else None, beta=st.kl_beta
+                    logp, ro.old_logp, a, ro.mask, ref_logp=ref[g] if ref else None, beta=st.kl_beta, weights=ro.weights
                 )
+                if imitate:
+                    w = st.imitation_weight if bool((a > 0).any()) else st.imitation_weight_idle
+                    imitation = self.policy.imitation_loss(ro, tgt)
+                    loss = loss + w * imitation
+                    stats["imitation"] = float(imitation.detach())
                 (loss / len(live)).backward()
                 for k, v in {"loss": float(loss.detach()), **stats}.items():
                     agg[k] = agg.get(k, 0.0) + v / (len(live) * st.inner_epochs)
