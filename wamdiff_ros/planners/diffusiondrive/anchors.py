@@ -74,4 +74,29 @@ def coverage(anchors: np.ndarray, futures: np.ndarray) -> dict[str, float]:
     return out
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m wamdiff_ros.planners.diffusiondrive.anchors --model M --data BAG…``: print how well the
+    model's anchors cover the logged futures of the bags (JSON)."""
+    import argparse
+    import json
+
+    from wamdiff_ros.data.dataset import DrivingDataset
+    from wamdiff_ros.models.checkpoint import read_config
+    from wamdiff_ros.planners.diffusiondrive.config import ModelConfig
+    from wamdiff_ros.planners.diffusiondrive.task import logged_futures
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--model", required=True, help="diffusiondrive checkpoint folder")
+    parser.add_argument("--data", nargs="+", required=True, help="bags whose futures are covered")
+    args = parser.parse_args(argv)
+    cfg = ModelConfig.from_dict(read_config(args.model)["config"], f"checkpoint {args.model}")
+    ds = DrivingDataset(args.data, spec=cfg.spec, history=0, rig=cfg.rig_obj, scenes=False)
+    print(json.dumps({"anchors": cfg.num_anchors, **coverage(cfg.anchor_array, logged_futures(ds))}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
 __all__ = ["SCALE", "coverage", "denormalise", "fit_anchors", "kmeans", "normalise"]

@@ -28,7 +28,6 @@ from wamdiff_ros.planners.diffusiondrive.anchors import SCALE
 from wamdiff_ros.planners.diffusiondrive.config import ModelConfig
 from wamdiff_ros.planners.diffusiondrive.net import DiffusionDriveNet
 from wamdiff_ros.planners.diffusiondrive.scheduler import DDIMScheduler
-from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import yaw_from_path
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import Observation, PlanResult, Trajectory
 
@@ -39,12 +38,25 @@ SLOW_COST_SMOOTHING = 0.2
 """Weight of the newest slow plan in the running estimate of the slow path's cost."""
 
 
+def path_yaw(xy: np.ndarray, min_step: float = 0.05) -> np.ndarray:
+    """(..., T, 2) paths starting after the origin -> (..., T) headings [rad]: the rule of
+    :func:`~wamdiff_ros.planners.wamdiff.trajectory_tokenizer.yaw_from_path` (central chords, a chord
+    shorter than ``min_step`` m keeps the previous heading, from 0), vectorised over the leading dims."""
+    xy = np.asarray(xy, np.float64)
+    p = np.concatenate([np.zeros((*xy.shape[:-2], 1, 2)), xy], axis=-2)
+    n = xy.shape[-2]
+    nxt = np.minimum(np.arange(1, n + 1) + 1, n)
+    d = p[..., nxt, :] - p[..., :n, :]
+    valid = np.hypot(d[..., 0], d[..., 1]) >= min_step
+    last = np.maximum.accumulate(np.where(valid, np.arange(n), -1), axis=-1)
+    raw = np.arctan2(d[..., 1], d[..., 0])
+    return np.where(last >= 0, np.take_along_axis(raw, np.maximum(last, 0), axis=-1), 0.0)
+
+
 def to_poses(u: np.ndarray) -> np.ndarray:
     """(..., T, 2) normalised waypoints -> (..., T, 3) poses [m, m, rad] with yaw along the path."""
     xy = np.asarray(u, np.float64) * SCALE
-    flat = xy.reshape(-1, *xy.shape[-2:])
-    yaw = np.stack([yaw_from_path(p) for p in flat]).reshape(*xy.shape[:-1], 1)
-    return np.concatenate([xy, yaw], axis=-1)
+    return np.concatenate([xy, path_yaw(xy)[..., None]], axis=-1)
 
 
 def scheduler_of(cfg: ModelConfig) -> DDIMScheduler:
@@ -148,9 +160,11 @@ class DiffusionDrivePlanner(Planner):
         for sp in self.scheduler.schedule(t0, steps, eta):
             x0, logits = self._run(graph, scene=scene, x_t=x[None], t=torch.tensor([float(sp.t)]))
             x0, logits = x0[0], logits[0]
-            z = torch.randn(x.shape, generator=generator)
-            z[:k] = 0.0
-            x = sp.mean(x, x0) + sp.sigma * z
+            x = sp.mean(x, x0)
+            if sp.sigma:
+                z = torch.randn(x.shape, generator=generator)
+                z[:k] = 0.0
+                x = x + sp.sigma * z
         return x0, logits
 
     # -- planning ------------------------------------------------------------------------------------
@@ -272,4 +286,4 @@ def load(path: str | os.PathLike, rig: Rig | None = None, **options) -> Diffusio
     return DiffusionDrivePlanner.from_checkpoint(path, rig=rig, **options)
 
 
-__all__ = ["DiffusionDrivePlanner", "fresh_planner", "load", "scheduler_of", "to_poses"]
+__all__ = ["DiffusionDrivePlanner", "fresh_planner", "load", "path_yaw", "scheduler_of", "to_poses"]
