@@ -100,8 +100,11 @@ class DiffusionDriveTask:
         return batch
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.loss_on_scene(self.net.encode(batch["images"], batch["ego"]), batch)
+
+    def loss_on_scene(self, scene: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """:meth:`loss` given the batch's scene tokens (B, S, d) (e.g. cached from a frozen encoder)."""
         net, p, st = self.net, self.planner, self.settings
-        scene = net.encode(batch["images"], batch["ego"])
         a = p.anchors[None].expand(len(scene), -1, -1, -1)
         x_t = p.scheduler.add_noise(a, batch["noise"], batch["t"])
         x0, logits = net.denoise(scene, x_t, batch["t"].float())
