@@ -21,20 +21,30 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("wamdiff_ros.planners.export", "ONNX graphs (static shapes, metadata) and cached TensorRT engines"),
     "play": ("wamdiff_ros.ros.bag_player", "publish a bag's messages through rclpy with their recorded timing"),
     "record": ("wamdiff_ros.ros.bag_recorder", "record live topics into a rosbag2 MCAP bag (Ctrl-C finishes it)"),
-    "replay": ("wamdiff_ros.replay", "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots"),
-    "train": ("wamdiff_ros.training.supervised", "train WAM-Diff on driving bags (resumable, validation PDMS)"),
-    "eval": ("wamdiff_ros.training.evaluate", "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline"),
+    "replay": (
+        "wamdiff_ros.evaluation.replay_command",
+        "open-loop evaluation of a planner over a bag: metrics JSON, summary, plots",
+    ),
+    "train": ("wamdiff_ros.training.supervised", "train a planner of any family on driving bags (resumable)"),
+    "eval": (
+        "wamdiff_ros.evaluation.eval_command",
+        "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline",
+    ),
     "rl": ("wamdiff_ros.training.rl.cli", "RL fine-tuning (GSPO/GRPO) on replayed bags, scored by the NAVSIM scorer"),
 }
 """Subcommand -> (module, one-line help). Modules register here as features land."""
 
 BENCHES: dict[str, tuple[str, str]] = {
-    "render": ("wamdiff_ros.sim.bench", "multi-camera renderer: per-camera and total ms on a synthetic road"),
-    "scorer": ("wamdiff_ros.scoring.bench", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
-    "model": ("wamdiff_ros.planners.bench", "a planner of any family: p50/p99 latency per backend and mode"),
+    "render": ("wamdiff_ros.bench.render", "multi-camera renderer: per-camera and total ms on a synthetic road"),
+    "scorer": ("wamdiff_ros.bench.scorer", "NAVSIM scorer: ms to score 1/16/256/1024 candidates, 20 agents"),
+    "model": ("wamdiff_ros.bench.model", "a planner of any family: p50/p99 latency per backend and mode"),
     "node": (
-        "wamdiff_ros.ros.node_bench",
+        "wamdiff_ros.bench.node",
         "planner_node under a played bag at 10/20 Hz: end-to-end latency, jitter, CPU",
+    ),
+    "scaleout": (
+        "wamdiff_ros.bench.scaleout",
+        "wamdiff collect on 1 and on 2 Ray workers: wall times, speedup, byte-identical bags",
     ),
 }
 """``wamdiff bench <name>`` -> (module, one-line help)."""

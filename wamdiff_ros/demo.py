@@ -132,7 +132,7 @@ def summarize(episodes: list[dict], processing_ms: list[float], diagnostics: dic
 
 
 def table_rows(episodes: list[dict], summary: dict) -> tuple[list[dict], list[dict]]:
-    """``(per-episode rows, summary rows (metric, value))`` for :func:`wamdiff_ros.benchmarking.print_table`."""
+    """``(per-episode rows, summary rows (metric, value))`` for :func:`wamdiff_ros.bench.report.print_table`."""
     rows = [
         {
             "episode": e["episode"],
@@ -267,7 +267,7 @@ def _read_episodes(path: Path, live: list[dict]) -> list[dict]:
 def main(args: argparse.Namespace) -> int:
     """``wamdiff demo``."""
     from wamdiff_ros.atomic import atomic_write_json
-    from wamdiff_ros.benchmarking import print_table, summarize_ms
+    from wamdiff_ros.bench.report import print_table, summarize_ms
     from wamdiff_ros.config import ConfigError
     from wamdiff_ros.reporting.episode_video import VideoTopics, episode_gif
     from wamdiff_ros.rig import load_rig

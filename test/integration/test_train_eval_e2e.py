@@ -1,6 +1,6 @@
 """End to end on the real world: `wamdiff collect` one short episode → `wamdiff train` 2 epochs of a
 tiny model (with validation PDMS) → `wamdiff train --resume` → `wamdiff eval` against the baselines →
-`wamdiff train --init` fine-tuning from the trained checkpoint, and with `--config` into a config whose
+`wamdiff train --init` fine-tuning from the trained checkpoint, and with `--model` into a model config whose
 trajectory tokens have a prior."""
 
 import json
@@ -25,6 +25,7 @@ def test_collect_train_resume_eval(tmp_path):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(model))
     settings = yaml.safe_load(config_path("training", "wamdiff_small.yaml").read_text())
     settings.update(batch_size=4, epochs=2, warmup_steps=2, threads=1, val_frames=4, val_loss_samples=8)
+    settings["model"] = str(tmp_path / "tiny.yaml")
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(settings))
     short = yaml.safe_load(config_path("scenarios", "highway_sparse.yaml").read_text())
     short["duration"] = 6.0  # 61 ticks: 21 with a full 4 s future
@@ -36,7 +37,7 @@ def test_collect_train_resume_eval(tmp_path):
 
     run = tmp_path / "run"
     train = ["train", "--data", str(tmp_path / "drive"), "--val", str(tmp_path / "drive"), "--out", str(run)]
-    train += ["--config", str(tmp_path / "tiny.yaml"), "--train-config", str(tmp_path / "train.yaml"), "--no-progress"]
+    train += ["--config", str(tmp_path / "train.yaml"), "--no-progress"]
     assert main([*train, "--max-steps", "3", "--no-cache"]) == 0
     assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 3
     assert main([*train, "--resume", "--no-cache"]) == 0
@@ -54,7 +55,7 @@ def test_collect_train_resume_eval(tmp_path):
 
     tuned = tmp_path / "tuned"
     argv = ["train", "--data", str(tmp_path / "drive"), "--out", str(tuned), "--init", str(run / "best")]
-    argv += ["--train-config", str(tmp_path / "train.yaml"), "--no-progress", "--no-cache"]
+    argv += ["--config", str(tmp_path / "train.yaml"), "--no-progress", "--no-cache"]
     assert main([*argv, "--max-steps", "1", "--lr", "1e-9"]) == 0
     doc, weights = load_checkpoint(tuned / "last")
     init_doc, init = load_checkpoint(run / "best")
@@ -71,7 +72,7 @@ def test_collect_train_resume_eval(tmp_path):
     (tmp_path / "tiny_prior.yaml").write_text(yaml.safe_dump(prior))
     rebased = tmp_path / "rebased"
     argv = ["train", "--data", str(tmp_path / "drive"), "--out", str(rebased), "--init", str(run / "best")]
-    argv += ["--config", str(tmp_path / "tiny_prior.yaml"), "--train-config", str(tmp_path / "train.yaml")]
+    argv += ["--model", str(tmp_path / "tiny_prior.yaml"), "--config", str(tmp_path / "train.yaml")]
     assert main([*argv, "--no-progress", "--no-cache", "--max-steps", "1", "--lr", "1e-9"]) == 0
     doc, weights = load_checkpoint(rebased / "last")
     assert doc["config"]["trajectory"]["prior"] == "constant_velocity"  # the weights, in the new config

@@ -191,3 +191,20 @@ def values(status) -> dict:
 
 def cv_checkpoint(folder, use_yaw_rate=True, rig=RIG, spec=None):
     return ConstantVelocityPlanner(rig, spec or TrajectorySpec(8, 0.5), use_yaw_rate).save(folder)
+
+
+def sim_time_planner(graph, folder):
+    """An active planner_node on simulated time over a constant-velocity checkpoint saved in ``folder``,
+    spun by ``graph`` (the planner a bridge test drives with)."""
+    from rclpy.parameter import Parameter
+
+    from wamdiff_ros.ros.planner_node import PlannerNode
+
+    model = cv_checkpoint(folder)
+    planner = PlannerNode(
+        context=graph.context,
+        parameter_overrides=[Parameter("model_path", value=str(model)), Parameter("use_sim_time", value=True)],
+    )
+    planner.trigger_configure()
+    planner.trigger_activate()
+    return graph.add(planner)

@@ -163,7 +163,7 @@ def test_play_and_record_processes_stop_cleanly_on_ctrl_c(bag, tmp_path):
 
 
 def test_bench_node_smoke(bag, tmp_path):
-    from wamdiff_ros.ros.node_bench import run
+    from wamdiff_ros.bench.node import run
 
     model = cv_checkpoint(tmp_path / "cv")
     args = argparse.Namespace(

@@ -18,22 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from fake_carla import FakeCarlaClient, FakeCarlaWorld, FakeMap, factory  # noqa: E402
 
 from wamdiff_ros.ros.carla_bridge_node import CarlaBridgeNode  # noqa: E402
-from wamdiff_ros.ros.planner_node import PlannerNode  # noqa: E402
 
-from .conftest import cv_checkpoint, wait_until  # noqa: E402
+from .conftest import sim_time_planner, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 
 def test_closed_loop_route_on_a_fake_carla_world(graph, tmp_path):
-    model = cv_checkpoint(tmp_path / "cv")
-    planner = PlannerNode(
-        context=graph.context,
-        parameter_overrides=[Parameter("model_path", value=str(model)), Parameter("use_sim_time", value=True)],
-    )
-    planner.trigger_configure()
-    planner.trigger_activate()
-    graph.add(planner)
+    planner = sim_time_planner(graph, tmp_path / "cv")
     routes = tmp_path / "routes.yaml"
     routes.write_text(
         "frame: map\nroutes:\n  - name: ahead\n    weather: CloudyNoon\n    waypoints: [[12, 0], [40, 0]]\n"

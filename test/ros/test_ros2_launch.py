@@ -28,7 +28,7 @@ from wamdiff_ros.data.bag import BagWriter
 from wamdiff_ros.data.synthetic import synthetic_frames, synthetic_images, synthetic_lanes
 from wamdiff_ros.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from wamdiff_ros.paths import resolve
-from wamdiff_ros.ros import conversions as conv
+from wamdiff_ros.stamps import time_ns
 
 from .conftest import RIG, Feeder, cv_checkpoint, wait_until
 
@@ -207,12 +207,11 @@ class Trajectories(Node):
 def _answered(feeder: Feeder, out: Trajectories, timeout: float = 20.0) -> None:
     """Send frames until one is answered with its stamp (the first ones may go out before every
     subscription has matched: the feeder's side matches first)."""
-    sent: list[float] = []
+    sent: set[int] = set()
 
     def answered():
-        sent.append(feeder.send())
-        stamps = [conv.to_sec(p.header.stamp) for p in list(out.paths)]
-        return any(abs(s - t) < 1e-6 for s in stamps for t in sent)
+        sent.add(feeder.send())
+        return any(time_ns(p.header.stamp) in sent for p in list(out.paths))
 
     wait_until(answered, timeout, interval=0.3, what="a trajectory answering a frame")
 

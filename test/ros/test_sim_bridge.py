@@ -10,23 +10,15 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
-from wamdiff_ros.ros.planner_node import PlannerNode
 from wamdiff_ros.ros.sim_bridge_node import SimBridgeNode
 
-from .conftest import cv_checkpoint, wait_until
+from .conftest import sim_time_planner, wait_until
 
 pytestmark = pytest.mark.ros
 
 
 def test_short_closed_loop_episode(graph, tmp_path):
-    model = cv_checkpoint(tmp_path / "cv")
-    planner = PlannerNode(
-        context=graph.context,
-        parameter_overrides=[Parameter("model_path", value=str(model)), Parameter("use_sim_time", value=True)],
-    )
-    planner.trigger_configure()
-    planner.trigger_activate()
-    graph.add(planner)
+    planner = sim_time_planner(graph, tmp_path / "cv")
     metrics_path = tmp_path / "metrics.json"
     bridge = SimBridgeNode(
         context=graph.context,

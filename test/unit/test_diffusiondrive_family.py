@@ -97,3 +97,22 @@ def test_two_anchor_grpo_steps(setup):
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("encoder."))
     assert any(not torch.equal(before[k], after[k]) for k in before if not k.startswith("encoder."))
     assert type(load_planner(tmp / "rl" / "last")) is DiffusionDrivePlanner
+
+
+@pytest.mark.slow
+def test_wamdiff_train_runs_the_family_task(setup, tmp_path):
+    import yaml
+
+    from wamdiff_ros.planners.diffusiondrive.config import default_anchors
+
+    *_, bag = setup
+    cfg = tiny_config().to_dict()
+    cfg.pop("anchors")
+    (tmp_path / "dd_tiny.yaml").write_text(yaml.safe_dump(cfg))
+    argv = ["train", "--config", "training/diffusiondrive_small.yaml", "--model", str(tmp_path / "dd_tiny.yaml")]
+    argv += ["--data", str(bag), "--val", str(bag), "--out", str(tmp_path / "run"), "--max-steps", "3"]
+    assert main([*argv, "--batch-size", "4", "--val-frames", "2", "--threads", "1", "--no-cache", "--no-progress"]) == 0
+    trained = load_planner(tmp_path / "run" / "last")
+    assert type(trained) is DiffusionDrivePlanner
+    # prepare() fitted the anchors on the bag's futures (not the untrained placeholders) and they were saved
+    assert not np.allclose(trained.cfg.anchor_array, default_anchors(6, trained.spec))

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from wamdiff_ros.bench import node as node_bench
 from wamdiff_ros.data.bag import BagWriter
 from wamdiff_ros.data.dataset import DrivingDataset
 from wamdiff_ros.data.raw_bag import RawBagReader
@@ -19,7 +20,6 @@ from wamdiff_ros.evaluation import aggregate, evaluate_open_loop
 from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
 from wamdiff_ros.reporting.plots import plot_bev
 from wamdiff_ros.rig import CameraSpec, Rig
-from wamdiff_ros.ros import node_bench
 from wamdiff_ros.types import TrajectorySpec
 
 RIG = Rig("small", (CameraSpec("front", 48, 32, 90.0, (1.5, 0.0, 1.6)),))

@@ -221,18 +221,6 @@ def test_camera_looking_at_the_sky_renders_sky_only():
     assert (img[..., 2].astype(int) - img[..., 0] > 30).all()
 
 
-def test_bench_render_writes_rows(tmp_path):
-    import json
-
-    from wamdiff_ros.cli import main
-
-    out = tmp_path / "render.json"
-    assert main(["bench", "render", "--frames", "3", "--agents", "2", "--json", str(out)]) in (0, 1)
-    rows = json.loads(out.read_text())["rows"]
-    assert [r["camera"] for r in rows] == ["front", "front_left", "front_right", "all"]
-    assert all(r["p50_ms"] > 0 for r in rows)
-
-
 def test_bad_inputs_raise(renderer):
     with pytest.raises(ValueError, match="ego_pose"):
         renderer.render(np.zeros(2), Agents.empty())

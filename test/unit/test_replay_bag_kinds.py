@@ -168,9 +168,9 @@ def test_remap_rules_are_checked(tmp_path, capsys):
 
 def test_bench_node_reads_an_autoware_sqlite3_bag_through_the_remap(tmp_path):
     """``wamdiff bench node --remap``: its offline frames (and the topics it plays) come through the same rules."""
+    from wamdiff_ros.bench import node as node_bench
     from wamdiff_ros.data.raw_bag import RawBagReader
     from wamdiff_ros.data.remap import parse_remaps
-    from wamdiff_ros.ros import node_bench
 
     bag, remaps = make_bag("sqlite3_autoware_rgb8", tmp_path)
     with RawBagReader(bag, parse_remaps(remaps)) as reader:
@@ -185,8 +185,8 @@ def test_bench_node_reads_an_autoware_sqlite3_bag_through_the_remap(tmp_path):
 
 
 def test_bench_node_fits_cameras_at_twice_the_resolution_as_the_node_does(tmp_path):
+    from wamdiff_ros.bench import node as node_bench
     from wamdiff_ros.data.raw_bag import RawBagReader
-    from wamdiff_ros.ros import node_bench
 
     bag, _ = make_bag("raw_bgr8_2x", tmp_path)
     with RawBagReader(bag) as reader:

@@ -1,5 +1,5 @@
-"""Multi-task collation: batch shapes, answer masks and presence flags per task, the complexity label,
-the task-mix fallbacks, reproducible draws, and the training settings file."""
+"""WAM-Diff's multi-task collation: batch shapes, answer masks and presence flags per task, the complexity
+label, the task-mix fallbacks, reproducible draws, and the training settings file."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,10 @@ from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 from wamdiff_ros.config import ConfigError
 from wamdiff_ros.planners.wamdiff.config import TrajectoryTokensConfig
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
-from wamdiff_ros.training.batching import Collator, choose_task, epoch_order, step_generator, step_rng
-from wamdiff_ros.training.settings import TaskMix, TrainSettings, learning_rate
+from wamdiff_ros.planners.wamdiff.training import Collator, TaskMix, choose_task, mask_draws
+from wamdiff_ros.training.loop import epoch_order
+from wamdiff_ros.training.settings import TrainSettings, learning_rate
+from wamdiff_ros.training.task import sample_rngs, torch_stream
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +76,27 @@ def test_task_mix_falls_back_to_motion(dataset):
     assert 0.4 < draws.count("vqa") / 400 < 0.6
 
 
-def test_draws_are_reproducible(dataset, net):
+def test_draws_are_reproducible_per_sample_position(dataset, net):
+    """A sample's draws depend on (seed, step, its position in the global batch) only, so the two halves
+    of a batch collated apart (two DDP ranks) equal the batch collated whole."""
     collate = Collator.for_net(net)
     samples = [dataset[i] for i in range(8)] + [dataset[len(dataset) - 1 - i] for i in range(8)]
-    a, ta = collate(samples, step_rng(3, 17))
-    b, tb = collate(samples, step_rng(3, 17))
+    a, ta = collate(samples, sample_rngs(3, 17, range(16)))
+    b, tb = collate(samples, sample_rngs(3, 17, range(16)))
     assert ta == tb and torch.equal(a.tokens, b.tokens)
     assert len(set(ta)) > 1
-    assert torch.equal(torch.rand(4, generator=step_generator(3, 5)), torch.rand(4, generator=step_generator(3, 5)))
-    assert not torch.equal(torch.rand(4, generator=step_generator(3, 5)), torch.rand(4, generator=step_generator(3, 6)))
+    lo, tlo = collate(samples[:8], sample_rngs(3, 17, range(8)))
+    hi, thi = collate(samples[8:], sample_rngs(3, 17, range(8, 16)))
+    assert tlo + thi == ta and torch.equal(torch.cat([lo.tokens, hi.tokens]), a.tokens)
+    t, u = mask_draws(sample_rngs(3, 5, range(4)), 7)
+    assert t.shape == (4,) and u.shape == (4, 7) and bool(((t >= 0) & (t < 1)).all())
+    used = sample_rngs(3, 5, range(2, 4))
+    [r.random() for r in used]  # the masks do not depend on what the sample's generator drew before
+    t2, u2 = mask_draws(used, 7)
+    assert torch.equal(t[2:], t2) and torch.equal(u[2:], u2)
+    assert not torch.equal(mask_draws(sample_rngs(3, 6, range(4)), 7)[1], u)
+    with pytest.raises(ValueError, match="torch_stream"):
+        torch_stream(np.random.default_rng(0), 2)
     np.testing.assert_array_equal(epoch_order(50, 1, 2), epoch_order(50, 1, 2))
     assert sorted(epoch_order(50, 1, 2)) == list(range(50)) and not np.array_equal(
         epoch_order(50, 1, 2), epoch_order(50, 1, 3)
@@ -103,7 +117,8 @@ def test_collate_rejects_bad_input(dataset, net):
 
 def test_settings_file_schedule_and_validation():
     s = TrainSettings.from_yaml("training/wamdiff_small.yaml")
-    assert s.threads == 2 and isinstance(s.mix, TaskMix) and sum(s.mix.probabilities()) == pytest.approx(1.0)
+    assert s.threads == 2 and s.model == "models/wamdiff_small.yaml"
+    assert sum(TaskMix(**s.family["mix"]).probabilities()) == pytest.approx(1.0)
     assert s.replace(epochs=3, lr=None).epochs == 3 and s.replace(lr=None).lr == s.lr
     s = TrainSettings(lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
     assert learning_rate(s, 0, 0.0) == pytest.approx(1e-4)
@@ -116,3 +131,7 @@ def test_settings_file_schedule_and_validation():
         TaskMix(motion=-1.0)
     with pytest.raises(ConfigError, match="unknown key"):
         TrainSettings.from_dict({"epochz": 3})
+    with pytest.raises(ConfigError, match="family: expected a mapping"):
+        TrainSettings(family=["mix"])
+    with pytest.raises(ConfigError, match="val_every_steps"):
+        TrainSettings(val_every_steps=0)

@@ -9,11 +9,12 @@ import torch
 from _training_helpers import tiny_cfg, tiny_dataset, write_tiny_bag
 
 from wamdiff_ros.cli import main
+from wamdiff_ros.evaluation.runs import LoggedPlanner
 from wamdiff_ros.models.checkpoint import load_checkpoint
+from wamdiff_ros.planners.wamdiff.gate_thresholds import apply_gate
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.scoring.metrics import SUB_METRICS, TOTALS
-from wamdiff_ros.training.evaluate import LoggedPlanner
-from wamdiff_ros.training.gate_calibration import apply_gate, calibrate_gate
+from wamdiff_ros.training.gate_calibration import calibrate_gate
 
 
 @pytest.fixture(scope="module")

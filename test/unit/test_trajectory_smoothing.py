@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from wamdiff_ros.bench.model import synthetic_observations
 from wamdiff_ros.config import ConfigError
-from wamdiff_ros.planners.bench import synthetic_observations
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
 from wamdiff_ros.planners.wamdiff.config import DecodingConfig, tiny_config
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from wamdiff_ros.data import ros_types as rt
-from wamdiff_ros.data.images import check_rgb
+from wamdiff_ros.data.images import check_rgb, encode_compressed
 from wamdiff_ros.data.remap import remap_topics
 from wamdiff_ros.data.truth_msgs import MAP_TOPIC, TRUTH_TOPIC, frame_to_msg, lanes_to_msg, msg_to_frame, msg_to_lanes
 from wamdiff_ros.rig import CAMERA_PREFIX, CameraSpec, Rig, default_camera_info_topic, default_image_topic
@@ -92,6 +92,44 @@ def resolve_bag(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"{path}: no rosbag2 directory or .mcap file there (also tried {bag_dir})")
 
 
+@dataclass(frozen=True)
+class ImageEncoder:
+    """Checks a tick's camera images against ``rig`` and encodes them as a bag stores them.
+
+    Calling it gives camera -> JPEG/PNG bytes, or for ``"raw"`` the checked H×W×3 uint8 RGB array.
+    It holds no open files, so a worker process can encode a tick's images and hand the result to
+    :meth:`BagWriter.write_encoded` in the process that writes the bag.
+    """
+
+    rig: Rig
+    image_format: str = "jpeg"
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if self.image_format not in IMAGE_FORMATS:
+            raise ValueError(f"BagWriter.image_format: expected one of {IMAGE_FORMATS}, got {self.image_format!r}")
+        if not 1 <= int(self.jpeg_quality) <= 100:
+            raise ValueError(f"BagWriter.jpeg_quality: expected 1..100, got {self.jpeg_quality}")
+
+    def __call__(self, images: dict[str, np.ndarray]) -> dict[str, bytes | np.ndarray]:
+        if set(images) != set(self.rig.names):
+            raise ValueError(
+                f"BagWriter.write_tick: expected images for cameras {self.rig.names}, got {sorted(images)}"
+            )
+        out: dict[str, bytes | np.ndarray] = {}
+        for cam in self.rig.cameras:
+            img = check_rgb(images[cam.name], f"images[{cam.name!r}]")
+            if img.shape[:2] != (cam.height, cam.width):
+                raise ValueError(
+                    f"images[{cam.name!r}]: expected {cam.width}×{cam.height} (rig), got {img.shape[1]}×{img.shape[0]}"
+                )
+            if self.image_format == "raw":
+                out[cam.name] = img
+            else:
+                out[cam.name] = encode_compressed(img, self.image_format, self.jpeg_quality)
+        return out
+
+
 class BagWriter:
     """Record ticks (LogFrame + camera images) to a rosbag2 MCAP bag, atomically.
 
@@ -111,10 +149,7 @@ class BagWriter:
         overwrite: bool = False,
         metadata: dict | None = None,
     ):
-        if image_format not in IMAGE_FORMATS:
-            raise ValueError(f"BagWriter.image_format: expected one of {IMAGE_FORMATS}, got {image_format!r}")
-        if not 1 <= int(jpeg_quality) <= 100:
-            raise ValueError(f"BagWriter.jpeg_quality: expected 1..100, got {jpeg_quality}")
+        self.encoder = ImageEncoder(rig, image_format, int(jpeg_quality))
         self.bag_dir, self.mcap_path = bag_paths(path)
         if self.bag_dir.exists() and not overwrite:
             raise FileExistsError(f"{self.bag_dir} exists; pass overwrite=True (--overwrite) to replace it")
@@ -177,14 +212,21 @@ class BagWriter:
         ``lanes`` is required on the first tick of each episode and may be given again whenever the
         road changes. ``images`` must hold exactly the rig's cameras at the rig's sizes (H×W×3 uint8 RGB).
         """
+        return self.write_encoded(frame, self.encoder(images), lanes)
+
+    def write_encoded(
+        self, frame: LogFrame, encoded: dict[str, bytes | np.ndarray], lanes: list[Lane] | None = None
+    ) -> float:
+        """:meth:`write_tick` with images already passed through an :class:`ImageEncoder` of the same
+        rig and format (:attr:`encoder`)."""
         if self._writer is None:
             raise RuntimeError("BagWriter.write_tick: the bag is not open (use it as a context manager)")
         new_episode = frame.episode != self._episode
         if new_episode and lanes is None:
             raise ValueError(f"BagWriter.write_tick: episode {frame.episode!r} starts here; pass its lanes")
-        if set(images) != set(self.rig.names):
+        if set(encoded) != set(self.rig.names):
             raise ValueError(
-                f"BagWriter.write_tick: expected images for cameras {self.rig.names}, got {sorted(images)}"
+                f"BagWriter.write_encoded: expected images for cameras {self.rig.names}, got {sorted(encoded)}"
             )
         if new_episode:
             start = START_TIME_NS if self._last_ns is None else self._last_ns + EPISODE_GAP_NS
@@ -203,16 +245,11 @@ class BagWriter:
         self._write(COMMAND_TOPIC, rt.string(frame.command), ns)
         self._write(INSTRUCTION_TOPIC, rt.string(frame.instruction), ns)
         for cam in self.rig.cameras:
-            img = check_rgb(images[cam.name], f"images[{cam.name!r}]")
-            if img.shape[:2] != (cam.height, cam.width):
-                raise ValueError(
-                    f"images[{cam.name!r}]: expected {cam.width}×{cam.height} (rig), got {img.shape[1]}×{img.shape[0]}"
-                )
             self._write(camera_info_topic(cam.name), rt.camera_info(cam, t), ns)
             if self.image_format == "raw":
-                self._write(image_topic(cam.name, False), rt.raw_image(img, t, cam.name), ns)
+                self._write(image_topic(cam.name, False), rt.raw_image(encoded[cam.name], t, cam.name), ns)
             else:
-                msg = rt.compressed_image(img, t, cam.name, self.image_format, self.jpeg_quality)
+                msg = rt.compressed_image_msg(encoded[cam.name], t, cam.name, self.image_format)
                 self._write(image_topic(cam.name), msg, ns)
         self._last_ns = t
         self._episode = frame.episode

@@ -5,14 +5,22 @@ Episodes go round-robin over the scenario types (all shipped scenarios, or ``--s
 so splits never share a seed and two runs with different ``--seed`` offsets never overlap. Each tick
 is rendered with the rig's cameras and written by :class:`~wamdiff_ros.data.bag.BagWriter` (see its
 module for topics, stamps and the ``--out`` layout); the bag appears only when the run completes.
+
+Episodes run in parallel on Ray workers (``--workers``, ``--address``: :mod:`wamdiff_ros.distributed.fanout`),
+one task per episode (:func:`record_episode`: drive the expert, render, encode the images); this
+process writes the returned ticks in episode order, so the bag is byte-identical whatever the number
+of workers (``--workers 1`` runs the same task in this process without Ray).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
+from dataclasses import dataclass, field
 
-BAR = "{l_bar}{bar}| {n:.1f}/{total} ep [{elapsed}<{remaining}{postfix}]"
+from wamdiff_ros.distributed import fanout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 (default 90)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag of the same name")
     parser.add_argument("--json", metavar="OUT", help="write the run's throughput figures to this JSON file")
+    fanout.add_arguments(parser)
 
 
 def plan_jobs(scenarios: list, split: str, episodes: int, seed: int) -> list[tuple[object, int]]:
@@ -54,23 +63,73 @@ def plan_jobs(scenarios: list, split: str, episodes: int, seed: int) -> list[tup
     return jobs
 
 
-def main(args: argparse.Namespace) -> int:
-    import os
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One episode to record: the scenario, its seed, and how its images are encoded."""
 
+    scenario: object
+    seed: int
+    encoder: object
+
+
+@dataclass
+class RecordedEpisode:
+    """What a worker hands back for one episode.
+
+    Attributes:
+        ticks: per tick ``(LogFrame, encoded images, lanes)``; lanes (map frame) only on the first tick.
+        meta: the episode's entry in the bag's ``episodes`` metadata.
+    """
+
+    ticks: list[tuple] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+_renderers: dict = {}
+"""Rig -> Renderer, reused by the episodes a worker process records (building one takes a while)."""
+
+
+def record_episode(job: EpisodeJob) -> RecordedEpisode:
+    """Drive the expert through one episode, render and encode every tick (a Ray task)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from tqdm import tqdm
-
-    from wamdiff_ros.atomic import atomic_write_json
-    from wamdiff_ros.data.bag import BagWriter, bag_paths
-    from wamdiff_ros.rig import load_rig
     from wamdiff_ros.sim.episode import run_episode
     from wamdiff_ros.sim.expert import Expert
     from wamdiff_ros.sim.renderer import Renderer
+    from wamdiff_ros.sim.world import World
+
+    rig = job.encoder.rig
+    world = World(job.scenario, job.seed)
+    renderer = _renderers.get(rig)
+    if renderer is None:
+        renderer = _renderers[rig] = Renderer(rig, world.lanes)
+    else:
+        renderer.set_lanes(world.lanes)
+    out = RecordedEpisode()
+
+    def on_tick(frame, _result, images) -> None:
+        out.ticks.append((frame, job.encoder(images), None if out.ticks else world.lanes))
+
+    try:
+        result = run_episode(world, Expert(), renderer=renderer, on_tick=on_tick, score_every=0)
+    finally:
+        world.close()
+    m = result.metrics
+    out.meta = {"episode": world.episode, "scenario": job.scenario.name, "seed": job.seed, "ticks": m.steps + 1}
+    out.meta["end"] = m.reason
+    return out
+
+
+def main(args: argparse.Namespace) -> int:
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from wamdiff_ros.atomic import atomic_write_json
+    from wamdiff_ros.data.bag import BagWriter, bag_paths
+    from wamdiff_ros.rig import load_rig
     from wamdiff_ros.sim.scenarios import load_scenarios
-    from wamdiff_ros.sim.world import DT, World
+    from wamdiff_ros.sim.world import DT
 
     try:
         jobs = plan_jobs(load_scenarios(args.scenarios), args.split, args.episodes, args.seed)
+        workers = fanout.workers_from_args(args)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"wamdiff collect: {e}") from None
     rig = load_rig(args.rig)
@@ -78,9 +137,6 @@ def main(args: argparse.Namespace) -> int:
     bag_dir, mcap = bag_paths(args.out)
     if bag_dir.exists() and not args.overwrite:
         raise SystemExit(f"wamdiff collect: {bag_dir} exists; pass --overwrite to replace it")
-    expert = Expert()
-    renderer = None
-    episodes_meta = []
     t_start = time.perf_counter()
     meta = {"split": args.split, "seed_offset": args.seed, "image_format": image_format, "dt": DT}
     if image_format == "jpeg":
@@ -93,38 +149,25 @@ def main(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         metadata=meta,
     )
-    with writer, tqdm(total=len(jobs), desc=f"collect {args.split}", unit="ep", bar_format=BAR) as bar:
-        for scenario, seed in jobs:
-            world = World(scenario, seed)
-            if renderer is None:
-                renderer = Renderer(rig, world.lanes)
-            else:
-                renderer.set_lanes(world.lanes)
-            expected_ticks = scenario.duration / DT + 1
-            shown = 0.0
+    tasks = [EpisodeJob(scenario, seed, writer.encoder) for scenario, seed in jobs]
+    workers = workers.at_most(len(tasks))
 
-            def on_tick(frame, _result, images, world=world, expected_ticks=expected_ticks):
-                nonlocal shown
-                writer.write_tick(frame, images, world.lanes if frame.episode != writer.episode else None)
-                fps = writer.frames / (time.perf_counter() - t_start)
-                bar.set_postfix_str(f"{frame.episode} {writer.frames} frames {fps:.1f} fps", refresh=False)
-                if shown + 1 / expected_ticks < 0.99:
-                    shown += 1 / expected_ticks
-                    bar.update(1 / expected_ticks)
+    frames = 0
 
-            result = run_episode(world, expert, renderer=renderer, on_tick=on_tick, score_every=0)
-            bar.update(1 - shown)
-            m = result.metrics
-            episodes_meta.append(
-                {
-                    "episode": world.episode,
-                    "scenario": scenario.name,
-                    "seed": seed,
-                    "ticks": m.steps + 1,
-                    "end": m.reason,
-                }
-            )
-            world.close()
+    def shown(bar, episode: RecordedEpisode) -> None:
+        nonlocal frames
+        frames += len(episode.ticks)
+        bar.set_postfix_str(f"{frames} frames {frames / (time.perf_counter() - t_start):.1f} fps", refresh=False)
+
+    episodes_meta = []
+    episodes = fanout.map_ordered(
+        record_episode, tasks, workers, total=len(tasks), desc=f"collect {args.split}", on_result=shown
+    )
+    with writer, contextlib.closing(episodes):
+        for episode in episodes:
+            for frame, encoded, lanes in episode.ticks:
+                writer.write_encoded(frame, encoded, lanes)
+            episodes_meta.append(episode.meta)
         writer.metadata["episodes"] = episodes_meta
     wall = time.perf_counter() - t_start
     size = mcap.stat().st_size
@@ -135,6 +178,8 @@ def main(args: argparse.Namespace) -> int:
         "frames": writer.frames,
         "cameras": len(rig.cameras),
         "image_format": image_format,
+        "workers": workers.count,
+        "ray_address": workers.address,
         "wall_s": wall,
         "frames_per_s": writer.frames / wall,
         "realtime_factor": writer.frames * DT / wall,

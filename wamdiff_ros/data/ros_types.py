@@ -50,9 +50,15 @@ def header(stamp_ns: int, frame_id: str):
 
 def compressed_image(image: np.ndarray, stamp_ns: int, camera: str, fmt: str = "jpeg", quality: int = 90):
     """``sensor_msgs/CompressedImage`` of an RGB image, JPEG or PNG."""
-    data = np.frombuffer(imgs.encode_compressed(image, fmt, quality), dtype=np.uint8)
+    return compressed_image_msg(imgs.encode_compressed(image, fmt, quality), stamp_ns, camera, fmt)
+
+
+def compressed_image_msg(data: bytes, stamp_ns: int, camera: str, fmt: str = "jpeg"):
+    """``sensor_msgs/CompressedImage`` around already encoded JPEG or PNG ``data``."""
     return typestore().types["sensor_msgs/msg/CompressedImage"](
-        header=header(stamp_ns, optical_frame(camera)), format=imgs.compressed_format_string(fmt), data=data
+        header=header(stamp_ns, optical_frame(camera)),
+        format=imgs.compressed_format_string(fmt),
+        data=np.frombuffer(data, dtype=np.uint8),
     )
 
 

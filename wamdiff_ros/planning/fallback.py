@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from wamdiff_ros.geometry import compose, relative, resample, wrap_angle
+from wamdiff_ros.geometry import compose, prepend_origin, relative, resample, wrap_angle
 from wamdiff_ros.planning.motion import se2_exp, se2_log
-from wamdiff_ros.types import TrajectorySpec
+from wamdiff_ros.stamps import ns_to_seconds
+from wamdiff_ros.types import EgoState, Trajectory, TrajectorySpec
 
 MAX_STOP_CURVATURE = 0.2
 """Largest path curvature the stop keeps from the current yaw rate [1/m] (a 5 m radius)."""
@@ -63,6 +64,34 @@ def comfortable_stop(speed: float, yaw_rate: float, spec: TrajectorySpec, decel:
     if v >= MIN_TURNING_SPEED and np.isfinite(yaw_rate):
         kappa = float(np.clip(yaw_rate / v, -MAX_STOP_CURVATURE, MAX_STOP_CURVATURE))
     return _arc_from_length(s, kappa)
+
+
+class HeldPlan:
+    """A simulator bridge's last plan, in the odometry frame with its absolute times [s]: :meth:`at`
+    re-expresses it at a later pose (:func:`continue_plan`), a comfortable stop at ``stop_decel``
+    [m/s²] once it has run out or when there is none."""
+
+    def __init__(self, stop_decel: float):
+        self.stop_decel = float(stop_decel)
+        self._held: tuple[np.ndarray, np.ndarray] | None = None
+
+    def hold(self, plan: Trajectory, ego: EgoState) -> None:
+        """Keep ``plan`` (base_link of ``ego`` at ``plan.stamp``)."""
+        times = plan.stamp + np.concatenate([[0.0], plan.spec.times])
+        self._held = (compose(ego.pose, prepend_origin(plan.poses)), times)
+
+    def clear(self) -> None:
+        self._held = None
+
+    def at(self, t_ns: int, ego: EgoState) -> Trajectory:
+        """The held plan from ``t_ns`` [ns] on in base_link of ``ego``; a comfortable stop once it has run out."""
+        t = ns_to_seconds(t_ns)
+        if self._held is not None and t <= self._held[1][-1]:
+            poses, times = self._held
+            spec = TrajectorySpec(len(times) - 1, float(times[1] - times[0]))
+            return Trajectory(continue_plan(poses, times, t, spec, ego.pose), spec, stamp_ns=t_ns)
+        spec = TrajectorySpec()
+        return Trajectory(comfortable_stop(ego.speed, ego.yaw_rate, spec, self.stop_decel), spec, stamp_ns=t_ns)
 
 
 def _arc_from_length(s: np.ndarray, kappa: float) -> np.ndarray:

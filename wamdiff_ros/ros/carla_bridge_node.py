@@ -20,57 +20,27 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 
 import numpy as np
-import rclpy
-from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 
 from wamdiff_ros.control.pure_pursuit import PurePursuitParams
 from wamdiff_ros.control.tracker import Tracker, TrackerParams
-from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP_NS, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME_NS
-from wamdiff_ros.data.ros_types import BASE_FRAME, MAP_FRAME, optical_frame
-from wamdiff_ros.geometry import compose, prepend_origin
-from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
+from wamdiff_ros.data.bag import EPISODE_GAP_NS, START_TIME_NS
+from wamdiff_ros.planning.fallback import HeldPlan
 from wamdiff_ros.rig import load_rig
-from wamdiff_ros.ros import conversions as conv
-from wamdiff_ros.ros.executors import spin
+from wamdiff_ros.ros.bridge_main import run_bridge
 from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
+from wamdiff_ros.ros.sensor_publisher import SensorPublisher
 from wamdiff_ros.ros.sim_bridge_node import RELIABLE, STOP_DECEL, path_to_trajectory
 from wamdiff_ros.stamps import ns_to_seconds, seconds_to_ns
-from wamdiff_ros.types import EgoState, Trajectory, TrajectorySpec
 
 NODE_NAME = "carla_bridge_node"
-
-
-class HeldPlan:
-    """The last plan in the map frame with its absolute times; :meth:`at` re-expresses it at a later pose."""
-
-    def __init__(self):
-        self._held: tuple[np.ndarray, np.ndarray] | None = None
-
-    def hold(self, plan: Trajectory, ego: EgoState) -> None:
-        times = plan.stamp + np.concatenate([[0.0], plan.spec.times])
-        self._held = (compose(ego.pose, prepend_origin(plan.poses)), times)
-
-    def at(self, t_ns: int, ego: EgoState) -> Trajectory:
-        """The held plan from ``t_ns`` [ns] on in base_link of ``ego``; a comfortable stop once it has run out."""
-        t = ns_to_seconds(t_ns)
-        if self._held is not None and t <= self._held[1][-1]:
-            poses_map, times = self._held
-            spec = TrajectorySpec(len(times) - 1, float(times[1] - times[0]))
-            return Trajectory(continue_plan(poses_map, times, t, spec, ego.pose), spec, BASE_FRAME, t_ns)
-        spec = TrajectorySpec()
-        return Trajectory(comfortable_stop(ego.speed, ego.yaw_rate, spec, STOP_DECEL), spec, BASE_FRAME, t_ns)
 
 
 class CarlaBridgeNode(Node):
@@ -84,19 +54,7 @@ class CarlaBridgeNode(Node):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._client_factory = client_factory
         self.rig = load_rig(self.params["rig_path"])
-        prefix = self.params["camera_topic_prefix"].rstrip("/")
-        raw = self.params["image_format"] == "raw"
-        self._clock = self.create_publisher(Clock, "/clock", RELIABLE)
-        self._images = {
-            c.name: self.create_publisher(Image if raw else CompressedImage, c.images_on(not raw, prefix), RELIABLE)
-            for c in self.rig.cameras
-        }
-        self._infos = {
-            c.name: self.create_publisher(CameraInfo, c.camera_info_on(prefix), RELIABLE) for c in self.rig.cameras
-        }
-        self._odom = self.create_publisher(Odometry, ODOM_TOPIC, RELIABLE)
-        self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
-        self._instruction = self.create_publisher(String, INSTRUCTION_TOPIC, RELIABLE)
+        self.sensors = SensorPublisher.from_params(self, self.rig, RELIABLE, self.params)
         self._metrics_pub = self.create_publisher(String, "~/route_metrics", RELIABLE)
         self.inbox = PathInbox(self.context)
         self.create_subscription(PathMsg, self.params["trajectory_topic"], self.inbox.put, RELIABLE)
@@ -106,33 +64,16 @@ class CarlaBridgeNode(Node):
     def _on_set_parameters(self, params):
         return validate_change(self, self._schema, params, self.get_fully_qualified_name())
 
-    # ---- publishing ----------------------------------------------------------------------------
-
-    def publish_state(self, ego: EgoState, t: int) -> None:
-        """Publish /clock and the odometry stamped ``t`` [ns]."""
-        self._clock.publish(Clock(clock=conv.to_time(t)))
-        self._odom.publish(conv.odometry(ego, t, MAP_FRAME, BASE_FRAME))
-
-    def publish_sensors(self, images: dict[str, np.ndarray], t: int, command: str, instruction: str) -> None:
-        p = self.params
-        self._command.publish(String(data=command))
-        self._instruction.publish(String(data=instruction))
-        for cam in self.rig.cameras:
-            self._infos[cam.name].publish(conv.camera_info(cam, t))
-            frame_id = optical_frame(cam.name)
-            if p["image_format"] == "raw":
-                msg = conv.raw_image(images[cam.name], t, frame_id, "rgb8")
-            else:
-                msg = conv.compressed_image(images[cam.name], t, frame_id, "jpeg", p["jpeg_quality"])
-            self._images[cam.name].publish(msg)
-
     def wait_for_planner(self, timeout: float) -> bool:
         """Wait until something subscribes to the odometry and a trajectory publisher is matched."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.context.ok():
                 raise Shutdown()
-            if self._odom.get_subscription_count() > 0 and self.count_publishers(self.params["trajectory_topic"]) > 0:
+            if (
+                self.sensors.odom.get_subscription_count() > 0
+                and self.count_publishers(self.params["trajectory_topic"]) > 0
+            ):
                 return True
             time.sleep(0.05)
         return False
@@ -228,7 +169,7 @@ class CarlaBridgeNode(Node):
                 deviation_m=p["route_deviation_m"],
             ),
         )
-        held = HeldPlan()
+        held = HeldPlan(STOP_DECEL)
         latencies, timeouts, rejected, plans = [], 0, 0, 0
         k, reason = 0, None
         try:
@@ -240,7 +181,7 @@ class CarlaBridgeNode(Node):
                 reason = monitor.update(tick.facts)
                 if reason is None and 0 < p["max_duration_s"] <= k * dt:
                     reason = "max_duration"
-                self.publish_state(tick.ego, t)
+                self.sensors.publish_state(tick.ego, t)
                 if reason is not None:
                     break
                 if planning:
@@ -248,7 +189,7 @@ class CarlaBridgeNode(Node):
                         monitor.progress, p["junction_lookahead_m"], p["lane_change_lookahead_m"]
                     )
                     wall0 = time.perf_counter()
-                    self.publish_sensors(tick.images, t, command, text)
+                    self.sensors.publish_sensors(tick.images, t, command, text)
                     msg = self.inbox.wait(t, p["trajectory_timeout_s"])
                     if msg is None:
                         timeouts += 1
@@ -305,36 +246,7 @@ class CarlaBridgeNode(Node):
 @interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``carla_bridge_node [--ros-args ...]``: drive the routes on the CARLA server, then exit (or keep spinning)."""
-    rclpy.init(args=args)
-    node = None
-    executor = None
-    spinner = None
-    code = 0
-    try:
-        node = CarlaBridgeNode()
-        # One callback thread (only the trajectory inbox and parameter services run there): a
-        # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spinner = threading.Thread(target=spin, args=(executor, node.context), daemon=True)
-        spinner.start()
-        node.run(planner_timeout=60.0)
-        if not node.params["shutdown_when_done"]:
-            spinner.join()
-    except (KeyboardInterrupt, ExternalShutdownException, Shutdown):
-        pass
-    except Exception as e:
-        print(f"carla_bridge_node: {type(e).__name__}: {e}", file=sys.stderr)
-        code = 1
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-        if spinner is not None:
-            spinner.join(timeout=2.0)  # a spin thread left running at exit aborts the process (std::terminate)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_bridge(NODE_NAME, CarlaBridgeNode, lambda node: node.run(planner_timeout=60.0), args)
 
 
 if __name__ == "__main__":

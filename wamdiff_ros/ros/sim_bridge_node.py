@@ -23,32 +23,27 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import threading
 import time
 
 import numpy as np
-import rclpy
-from nav_msgs.msg import Odometry
 from nav_msgs.msg import Path as PathMsg
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import String
 from visualization_msgs.msg import MarkerArray
 
 from wamdiff_ros.atomic import atomic_write_json
-from wamdiff_ros.data.bag import COMMAND_TOPIC, EPISODE_GAP_NS, INSTRUCTION_TOPIC, ODOM_TOPIC, START_TIME_NS
-from wamdiff_ros.data.ros_types import BASE_FRAME, MAP_FRAME, optical_frame
-from wamdiff_ros.geometry import compose, prepend_origin, relative
-from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
+from wamdiff_ros.data.bag import EPISODE_GAP_NS, START_TIME_NS
+from wamdiff_ros.data.ros_types import BASE_FRAME, MAP_FRAME
+from wamdiff_ros.geometry import relative
+from wamdiff_ros.planning.fallback import HeldPlan
 from wamdiff_ros.rig import load_rig
 from wamdiff_ros.ros import conversions as conv
-from wamdiff_ros.ros.executors import spin
+from wamdiff_ros.ros.bridge_main import run_bridge
 from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.path_inbox import PathInbox, Shutdown
+from wamdiff_ros.ros.sensor_publisher import SensorPublisher
 from wamdiff_ros.stamps import NS_PER_S, ns_to_seconds, time_ns
 from wamdiff_ros.types import LogFrame, PlanResult, Trajectory, TrajectorySpec
 
@@ -105,11 +100,11 @@ class _RosDriver:
         self.latencies_ms: list[float] = []
         self.timeouts = 0
         self.rejected = 0
-        self._held: tuple[np.ndarray, np.ndarray] | None = None
+        self._held = HeldPlan(STOP_DECEL)
         self.last_stamp_ns = offset_ns
 
     def reset(self) -> None:
-        self._held = None
+        self._held.clear()
 
     def plan(self, frame: LogFrame, lanes, images) -> PlanResult:
         node, p = self.node, self.node.params
@@ -136,27 +131,16 @@ class _RosDriver:
                 throttle_duration_sec=2.0,
             )
         if traj is None:
-            traj = self._last_plan(frame, t_ns)
+            traj = self._held.at(t_ns, frame.ego)
             mode = "fallback"
         else:
             mode = "fast"
-            times = t + np.concatenate([[0.0], traj.spec.times])
-            self._held = (compose(frame.ego.pose, prepend_origin(traj.poses)), times)
+            self._held.hold(traj, frame.ego)
         if p["realtime_factor"] > 0:
             rest = p["tick_s"] / p["realtime_factor"] - (time.perf_counter() - wall0)
             if rest > 0:
                 time.sleep(rest)
         return PlanResult(trajectory=traj, candidates=traj.poses[None], mode=mode, info=info)
-
-    def _last_plan(self, frame: LogFrame, t_ns: int) -> Trajectory:
-        spec, t = TrajectorySpec(), ns_to_seconds(t_ns)
-        if self._held is not None and t <= self._held[1][-1]:
-            poses_odom, times = self._held
-            spec = TrajectorySpec(len(times) - 1, float(times[1] - times[0]))
-            poses = continue_plan(poses_odom, times, t, spec, frame.ego.pose)
-        else:
-            poses = comfortable_stop(frame.ego.speed, frame.ego.yaw_rate, spec, STOP_DECEL)
-        return Trajectory(poses, spec, BASE_FRAME, t_ns)
 
 
 class SimBridgeNode(Node):
@@ -172,19 +156,7 @@ class SimBridgeNode(Node):
         if abs(self.params["tick_s"] - DT) > 1e-9:
             raise ValueError(f"tick_s: the embedded world steps {DT} s per tick, got {self.params['tick_s']}")
         self.rig = load_rig(self.params["rig_path"])
-        prefix = self.params["camera_topic_prefix"].rstrip("/")
-        raw = self.params["image_format"] == "raw"
-        self._clock = self.create_publisher(Clock, "/clock", RELIABLE)
-        self._images = {
-            c.name: self.create_publisher(Image if raw else CompressedImage, c.images_on(not raw, prefix), RELIABLE)
-            for c in self.rig.cameras
-        }
-        self._infos = {
-            c.name: self.create_publisher(CameraInfo, c.camera_info_on(prefix), RELIABLE) for c in self.rig.cameras
-        }
-        self._odom = self.create_publisher(Odometry, ODOM_TOPIC, RELIABLE)
-        self._command = self.create_publisher(String, COMMAND_TOPIC, RELIABLE)
-        self._instruction = self.create_publisher(String, INSTRUCTION_TOPIC, RELIABLE)
+        self.sensors = SensorPublisher.from_params(self, self.rig, RELIABLE, self.params)
         self._metrics_pub = self.create_publisher(String, "~/episode_metrics", RELIABLE)
         self._map_markers = self._scene_markers = None
         if self.params["publish_markers"]:
@@ -206,21 +178,7 @@ class SimBridgeNode(Node):
 
     def publish_tick(self, frame: LogFrame, images: dict | None, t: int) -> None:
         """Publish a tick stamped ``t`` [ns]."""
-        p = self.params
-        self._clock.publish(Clock(clock=conv.to_time(t)))
-        for cam in self.rig.cameras:
-            self._infos[cam.name].publish(conv.camera_info(cam, t))
-            if images is not None:
-                img = images[cam.name]
-                frame_id = optical_frame(cam.name)
-                if p["image_format"] == "raw":
-                    msg = conv.raw_image(img, t, frame_id, "rgb8")
-                else:
-                    msg = conv.compressed_image(img, t, frame_id, "jpeg", p["jpeg_quality"])
-                self._images[cam.name].publish(msg)
-        self._command.publish(String(data=frame.command))
-        self._instruction.publish(String(data=frame.instruction))
-        self._odom.publish(conv.odometry(frame.ego, t, MAP_FRAME, BASE_FRAME))
+        self.sensors.publish(images, frame.ego, t, frame.command, frame.instruction)
         if self._scene_markers is not None:
             from wamdiff_ros.ros.scene_markers import scene_markers
             from wamdiff_ros.sim.world import EGO_SIZE, REAR_AXLE_TO_CENTER
@@ -238,12 +196,10 @@ class SimBridgeNode(Node):
         ``wait_for_subscribers`` matched subscribers (the planner, plus recorders that must not miss the start)."""
         deadline = time.monotonic() + timeout
         need = self.params["wait_for_subscribers"]
-        sensors = [self._odom, *self._images.values()]
         while time.monotonic() < deadline:
             if not self.context.ok():
                 raise Shutdown()
-            matched = all(pub.get_subscription_count() >= need for pub in sensors)
-            if matched and self.count_publishers(self.params["trajectory_topic"]) > 0:
+            if self.sensors.sensors_matched(need) and self.count_publishers(self.params["trajectory_topic"]) > 0:
                 return True
             time.sleep(0.05)
         return False
@@ -308,38 +264,13 @@ class SimBridgeNode(Node):
 @interrupt_once
 def main(args: list[str] | None = None) -> int:
     """``sim_bridge_node [--ros-args ...]``: run the episodes, then exit (or keep spinning)."""
-    rclpy.init(args=args)
-    node = None
-    executor = None
-    spinner = None
-    code = 0
-    try:
-        node = SimBridgeNode()
-        # One callback thread (only the trajectory inbox and parameter services run there): a
-        # MultiThreadedExecutor's dispatch loop costs a core's worth of GIL on a 2-core machine.
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        spinner = threading.Thread(target=spin, args=(executor, node.context), daemon=True)
-        spinner.start()
-        if not node.wait_for_planner(timeout=60.0):
-            node.get_logger().warning("no planner seen on the trajectory topic after 60 s; starting anyway")
-        node.run()
-        if not node.params["shutdown_when_done"]:
-            spinner.join()
-    except (KeyboardInterrupt, ExternalShutdownException, Shutdown):
-        pass
-    except Exception as e:
-        print(f"sim_bridge_node: {type(e).__name__}: {e}", file=sys.stderr)
-        code = 1
-    finally:
-        if executor is not None:
-            executor.shutdown(timeout_sec=1.0)
-            if spinner is not None:
-                spinner.join(timeout=2.0)
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run_bridge(NODE_NAME, SimBridgeNode, _drive, args)
+
+
+def _drive(node: SimBridgeNode) -> None:
+    if not node.wait_for_planner(timeout=60.0):
+        node.get_logger().warning("no planner seen on the trajectory topic after 60 s; starting anyway")
+    node.run()
 
 
 if __name__ == "__main__":

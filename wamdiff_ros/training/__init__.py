@@ -1,2 +1,3 @@
-"""Training: multi-task batching, the supervised trainer (``wamdiff train``), resumable training state,
-and open-loop evaluation of checkpoints (``wamdiff eval``)."""
+"""Training: the loop shared by every trainer (``loop``), the family-agnostic supervised trainer
+(``wamdiff train``) over a family's :class:`~wamdiff_ros.training.task.SupervisedTask`, resumable
+training state, RL fine-tuning (``rl``) and open-loop evaluation of checkpoints (``wamdiff eval``)."""

@@ -8,12 +8,12 @@ without re-planning. The chosen pair maximises the mean score among pairs whose 
 ``[min_slow_rate, max_slow_rate]`` (the latency budget; a gate that never fires is a defect, so the
 floor is above 0); ties go to the lower slow rate.
 
-Fit on validation frames, report on test frames: scores on the frames used to fit are optimistic.
+Fit on validation frames, report on test frames: scores on the frames used to fit are optimistic. A
+family writes the chosen thresholds into its checkpoints (e.g.
+:func:`wamdiff_ros.planners.wamdiff.gate_thresholds.apply_gate`).
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
@@ -82,20 +82,4 @@ def calibrate_gate(
     return {**out, "found": True, "theta": theta, "c_min": c_min, "slow_rate": rate, "adaptive": score}
 
 
-def apply_gate(checkpoint: str | os.PathLike, out: str | os.PathLike, theta: float, c_min: float, note: str = ""):
-    """Write a copy of a WAM-Diff checkpoint into ``out`` with the gate's ``theta`` and ``c_min`` set
-    (the weights are unchanged); ``note`` is recorded in the checkpoint's meta."""
-    from wamdiff_ros.models.checkpoint import load_checkpoint
-    from wamdiff_ros.planners.wamdiff.net import WamDiffNet
-
-    doc, _ = load_checkpoint(checkpoint)
-    net = WamDiffNet.load(checkpoint)
-    net.cfg.gate.theta = float(theta)
-    net.cfg.gate.c_min = float(c_min)
-    net.cfg.gate.__post_init__()
-    meta = {k: v for k, v in doc.get("meta", {}).items() if k not in ("parameters", "quantisation")}
-    meta["gate_calibration"] = {"theta": float(theta), "c_min": float(c_min), "note": note}
-    return net.save(out, meta)
-
-
-__all__ = ["apply_gate", "calibrate_gate", "gate_table"]
+__all__ = ["calibrate_gate", "gate_table"]

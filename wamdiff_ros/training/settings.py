@@ -1,4 +1,5 @@
-"""Training hyper-parameters (``config/training/*.yaml``): optimiser, schedule, budget, task mix, validation."""
+"""Training hyper-parameters (``config/training/*.yaml``): model, optimiser, schedule, budget, validation, and
+the family's own settings."""
 
 from __future__ import annotations
 
@@ -8,30 +9,6 @@ import os
 from dataclasses import dataclass, field
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.planners.wamdiff.layout import TASKS
-
-
-@dataclass(frozen=True)
-class TaskMix:
-    """Relative sampling weights of the tasks (normalised); a tick without reasoning text or VQA pairs
-    falls back to ``motion`` for those draws."""
-
-    motion: float = 0.45
-    reasoning: float = 0.40
-    vqa: float = 0.15
-
-    def __post_init__(self):
-        w = self.weights()
-        if any(not math.isfinite(v) or v < 0 for v in w) or sum(w) <= 0:
-            raise ConfigError(f"training mix: expected non-negative weights with a positive sum, got {self}")
-
-    def weights(self) -> list[float]:
-        return [float(getattr(self, t)) for t in TASKS]
-
-    def probabilities(self) -> list[float]:
-        """Probabilities in :data:`wamdiff_ros.planners.wamdiff.layout.TASKS` order."""
-        w = self.weights()
-        return [v / sum(w) for v in w]
 
 
 class SettingsFile:
@@ -64,17 +41,21 @@ class SettingsFile:
 
 @dataclass
 class TrainSettings(SettingsFile):
-    """See ``config/training/wamdiff_small.yaml`` for what each field does.
+    """Settings of a supervised run, shared by every family (see ``config/training/*.yaml``).
 
     Attributes:
+        model: model config file (``config/models/*.yaml``) of the planner to build.
+        family: the family's own settings, passed as keyword arguments to
+            :meth:`~wamdiff_ros.planners.base.Planner.supervised_task`.
         max_minutes: total training budget [min] over all resumes of a run (None: no budget).
         max_steps: stop after this many optimiser steps in total (None: run all epochs).
         val_frames: open-loop PDMS frames per validation (evenly spaced over the validation set).
         val_loss_samples: validation samples for the loss (the same samples and masks every time).
+        val_every_steps: also validate every this many steps (None: at epoch ends only).
         save_every_steps: refresh the resumable ``last/`` checkpoint this often (and at every epoch end).
     """
 
-    DEFAULT_FILE = "training/wamdiff_small.yaml"
+    model: str = ""
 
     epochs: int = 20
     batch_size: int = 16
@@ -87,17 +68,15 @@ class TrainSettings(SettingsFile):
     max_steps: int | None = None
     seed: int = 0
     threads: int = 2
-    mix: TaskMix = field(default_factory=TaskMix)
+    family: dict = field(default_factory=dict)
     val_frames: int = 120
     val_loss_samples: int = 96
+    val_every_steps: int | None = None
     save_every_steps: int = 100
 
     def __post_init__(self):
-        if isinstance(self.mix, dict):
-            try:
-                self.mix = TaskMix(**self.mix)
-            except TypeError as e:
-                raise ConfigError(f"training mix: expected keys {list(TASKS)}: {e}") from e
+        if not isinstance(self.family, dict):
+            raise ConfigError(f"training settings: family: expected a mapping of settings, got {self.family!r}")
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 2,
@@ -111,6 +90,7 @@ class TrainSettings(SettingsFile):
             "threads": self.threads >= 1,
             "val_frames": self.val_frames >= 0,
             "val_loss_samples": self.val_loss_samples >= 0,
+            "val_every_steps": self.val_every_steps is None or self.val_every_steps >= 1,
             "save_every_steps": self.save_every_steps >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
@@ -118,7 +98,7 @@ class TrainSettings(SettingsFile):
             raise ConfigError(
                 f"training settings: invalid {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)} "
                 "(epochs/save_every_steps/threads >= 1, batch_size >= 2, lr > 0, 0 <= min_lr_ratio <= 1, "
-                "max_minutes/max_steps positive or null, others >= 0)"
+                "max_minutes/max_steps/val_every_steps positive or null, others >= 0)"
             )
 
 
@@ -140,4 +120,4 @@ def learning_rate(settings: TrainSettings, step: int, progress: float) -> float:
     return floor + (settings.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
-__all__ = ["SettingsFile", "TaskMix", "TrainSettings", "learning_rate", "passive_omp"]
+__all__ = ["SettingsFile", "TrainSettings", "learning_rate", "passive_omp"]

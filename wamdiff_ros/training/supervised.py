@@ -1,12 +1,21 @@
-"""Supervised training of WAM-Diff on driving bags: ``wamdiff train``.
+"""Supervised training of any planner family on driving bags: ``wamdiff train``.
 
-LLaDA loss on multi-task batches (motion / reasoning / VQA, :mod:`wamdiff_ros.training.batching`)
-plus the MoE balance loss and the complexity head's BCE (label: the tick has reasoning text), in one
-run. AdamW (weight decay on matrices only), linear warmup then cosine decay; with a time budget the
-cosine follows whichever ends first, the steps or the budget, so a budget-limited run still anneals.
+The family declares its objective (:meth:`~wamdiff_ros.planners.base.Planner.supervised_task`, a
+:class:`~wamdiff_ros.training.task.SupervisedTask`); everything else is shared: the loop
+(:class:`~wamdiff_ros.training.loop.TrainingLoop`), AdamW (weight decay on matrices only), linear warmup
+then cosine decay (with a time budget the cosine follows whichever ends first, the steps or the
+budget, so a budget-limited run still anneals), validation and checkpoints.
 
-Every random draw is fixed by ``(seed, epoch)`` (sample order) or ``(seed, step)`` (tasks, masks), so
-a run stopped after k steps and resumed from ``last/`` reproduces the uninterrupted run exactly.
+Every random draw is fixed by ``(seed, epoch)`` (sample order) or ``(seed, step, position in the
+global batch)`` (each sample's generator for :meth:`SupervisedTask.collate`), so a run stopped after k
+steps and resumed from ``last/`` reproduces the uninterrupted run exactly.
+
+Under ``torchrun`` (:mod:`wamdiff_ros.distributed.torchrun`) every rank trains a DDP copy on its equal
+contiguous shard of each global batch (``batch_size`` is the global batch and must divide by the world
+size), with batch norms over the global batch, so the weights follow the single-process run on the
+same global batch; a loss over the batch as a whole (such as an MoE balance loss) is taken per shard,
+as DDP does with any batch-level loss. Rank 0 validates and writes every file; a resume may use
+another world size.
 
 Output folder::
 
@@ -14,55 +23,58 @@ Output folder::
     <out>/best/      model checkpoint with the best validation (open-loop PDMS, else lowest loss)
     <out>/history.json  one record per validation
 
-Validation (each epoch end, and when a budget or step limit stops the run mid-epoch): LLaDA loss on a
-fixed subset with fixed masks, and open-loop PDMS / EPDMS / ADE of the fast path on evenly spaced
-validation frames (:func:`wamdiff_ros.evaluation.evaluate_open_loop`).
+Validation (each epoch end, every ``val_every_steps`` steps when set, and when a budget or step limit
+stops the run mid-epoch): the task's loss on a fixed subset with fixed draws, and open-loop PDMS /
+EPDMS / ADE of ``task.planner`` on evenly spaced validation frames
+(:func:`wamdiff_ros.evaluation.evaluate_open_loop`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
-from wamdiff_ros.atomic import atomic_write_json
+from wamdiff_ros.training.loop import LAST, TrainingLoop, epoch_order
 from wamdiff_ros.training.settings import passive_omp
 
-BEST, LAST, HISTORY = "best", "last", "history.json"
+VAL_STREAM = 3
+"""Seed stream of the validation batches' generators (never a training step's)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="BAG", help="training bags (rosbag2 dirs / .mcap)")
     parser.add_argument(
         "--config",
-        help="model config (config/models/*.yaml; default models/wamdiff_small.yaml); with --init: the config the "
-        "init weights are loaded into (same tensor shapes), e.g. to change what the trajectory tokens encode",
+        help="training config (config/training/*.yaml): shared settings, the model config to build (model:) "
+        "and the family's settings (family:); optional with --init (defaults) or --resume (the run's own)",
     )
     parser.add_argument(
-        "--train-config", default="training/wamdiff_small.yaml", help="training settings (config/training/*.yaml)"
+        "--model",
+        metavar="MODEL_YAML",
+        help="model config (overrides the training config's model:); with --init: the config the init weights "
+        "are loaded into (same tensor shapes)",
     )
     parser.add_argument("--out", required=True, help="run folder: last/, best/, history.json")
-    parser.add_argument("--val", nargs="+", metavar="BAG", help="validation bags (loss and open-loop PDMS per epoch)")
+    parser.add_argument("--val", nargs="+", metavar="BAG", help="validation bags (loss and open-loop PDMS)")
     parser.add_argument("--epochs", type=int, help="epochs (overrides the training config)")
     parser.add_argument("--max-minutes", type=float, help="training budget in minutes, over all resumes of the run")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimiser steps in total")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default from the config: 2)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default from the config)")
     parser.add_argument("--val-frames", type=int, help="open-loop PDMS frames per validation (0: loss only)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last/")
     parser.add_argument(
         "--init",
         metavar="MODEL_DIR",
-        help="start from this checkpoint's weights and (unless --config is given) its config (fine-tuning)",
+        help="start from this checkpoint's weights and (unless --model is given) its config (fine-tuning)",
     )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -84,71 +96,16 @@ def data_summary(dataset) -> dict:
     }
 
 
-def make_optimizer(net, settings):
-    """AdamW with weight decay on weight matrices and conv kernels only (not norms, biases, embeddings)."""
+def make_optimizer(params, names: dict, settings):
+    """AdamW over ``params`` with weight decay on weight matrices and conv kernels only (not norms, biases,
+    embeddings); ``names``: ``id(parameter) -> name`` (an embedding's name contains ``emb``)."""
     import torch
 
     decay, plain = [], []
-    for name, p in net.named_parameters():
-        (decay if p.ndim >= 2 and "emb" not in name else plain).append(p)
+    for p in params:
+        (decay if p.ndim >= 2 and "emb" not in names.get(id(p), "") else plain).append(p)
     groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": plain, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=settings.lr, betas=(0.9, 0.98))
-
-
-def train_step(net, optimizer, batch, generator, grad_clip: float) -> dict[str, float]:
-    """One optimiser step (LLaDA + balance + complexity losses, gradient clipping); losses as floats."""
-    import torch
-
-    from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
-
-    net.train()
-    losses = compute_losses(net, batch, generator)
-    optimizer.zero_grad(set_to_none=True)
-    losses["total"].backward()
-    out = {k: float(v.detach()) for k, v in losses.items()}
-    if grad_clip > 0:
-        out["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip))
-    optimizer.step()
-    return out
-
-
-def validate(net, dataset, collator, settings) -> dict:
-    """Validation loss on fixed samples with fixed masks, and the fast path's open-loop metrics."""
-    import torch
-
-    from wamdiff_ros.evaluation import evaluate_open_loop
-    from wamdiff_ros.planners.wamdiff import WamDiffPlanner
-    from wamdiff_ros.planners.wamdiff.masked_diffusion import compute_losses
-
-    t0 = time.perf_counter()
-    rec: dict = {}
-    n = len(dataset)
-    net.eval()
-    try:
-        if settings.val_loss_samples and n:
-            idx = np.unique(np.linspace(0, n - 1, min(n, settings.val_loss_samples)).round().astype(int))
-            totals: dict[str, float] = {}
-            with torch.no_grad():
-                for c, start in enumerate(range(0, len(idx), settings.batch_size)):
-                    chunk = idx[start : start + settings.batch_size]
-                    rng = np.random.default_rng([settings.seed, 2, c])
-                    batch, _ = collator([dataset[int(i)] for i in chunk], rng)
-                    gen = torch.Generator().manual_seed(settings.seed * 7919 + c)
-                    for k, v in compute_losses(net, batch, gen).items():
-                        totals[k] = totals.get(k, 0.0) + float(v) * len(chunk)
-            rec.update({f"val_{k}": v / len(idx) for k, v in totals.items()})
-        if settings.val_frames and n:
-            every = max(1, n // settings.val_frames)
-            planner = WamDiffPlanner(net, mode="fast", collect_stats=False, seed=settings.seed)
-            agg = evaluate_open_loop(planner, dataset, every, max_frames=settings.val_frames)["aggregate"]
-            rec.update(
-                val_pdms=agg["PDMS"], val_epdms=agg["EPDMS"], val_ade=agg["ade"], val_fde=agg["fde"],
-                val_frames=agg["frames"],
-            )  # fmt: skip
-    finally:
-        net.train()
-    rec["val_seconds"] = time.perf_counter() - t0
-    return rec
 
 
 def _better(rec: dict, best: dict | None) -> bool:
@@ -156,76 +113,60 @@ def _better(rec: dict, best: dict | None) -> bool:
     lower training loss."""
     if best is None:
         return True
-    for key, sign in (("val_pdms", 1.0), ("val_llada", -1.0), ("train_loss", -1.0)):
+    for key, sign in (("val_pdms", 1.0), ("val_loss", -1.0), ("train_loss", -1.0)):
         a, b = rec.get(key), best.get(key)
         if a is not None and b is not None and a != b:
             return sign * (a - b) > 0
     return False
 
 
-class Trainer:
-    """Runs (or resumes) one training run into ``out``; see the module docstring.
+class Trainer(TrainingLoop):
+    """Runs (or resumes) one supervised run of ``task`` into ``out``; see the module docstring.
 
     Args:
-        net: a fresh :class:`WamDiffNet` (ignored weights when resuming: ``last/`` is loaded).
-        train_set / val_set: :class:`wamdiff_ros.data.dataset.DrivingDataset` (``scenes=False`` suits).
+        task: the family's :class:`~wamdiff_ros.training.task.SupervisedTask` (its planner's weights are
+            replaced by ``last/`` when resuming).
+        train_set / val_set: :class:`wamdiff_ros.data.dataset.DrivingDataset` built for ``task.data_needs()``.
         settings: :class:`wamdiff_ros.training.settings.TrainSettings`.
         data_info: recorded in the checkpoints' meta (bags, samples, episodes).
+        dist: this process's :class:`wamdiff_ros.distributed.torchrun.DistContext` (default: a world of one).
     """
 
-    def __init__(self, net, train_set, out, settings, val_set=None, data_info=None, progress=True, log=None):
-        from wamdiff_ros.training.batching import Collator
+    def __init__(
+        self, task, train_set, out, settings, val_set=None, data_info=None, progress=True, log=None, dist=None
+    ):
+        from wamdiff_ros.distributed.torchrun import DistContext, training_module
 
+        dist = dist or DistContext()
         if len(train_set) < 1:
             raise ValueError("training data: no samples (every frame lacks a full future horizon or its images)")
-        self.net = net
+        if settings.batch_size % dist.world_size:
+            raise ValueError(
+                f"--batch-size {settings.batch_size}: expected a multiple of the world size {dist.world_size}"
+            )
+        net = task.planner.network()
+        names = {id(p): n for n, p in net.named_parameters()}
+        self.params = list(task.trainable_parameters())
+        super().__init__(
+            out,
+            task.planner,
+            net,
+            make_optimizer(self.params, names, settings),
+            settings,
+            len(train_set) // settings.batch_size,
+            val_every_steps=settings.val_every_steps,
+            progress=progress,
+            log=log,
+            dist=dist,
+        )
+        self.task = task
         self.train_set = train_set
         self.val_set = val_set
-        self.out = Path(out)
-        self.settings = settings
-        self.collator = Collator.for_net(net, settings.mix)
         self.data_info = data_info or {}
-        self.progress = progress
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
-        self.optimizer = make_optimizer(net, settings)
-        n, bs = len(train_set), settings.batch_size
-        self.steps_per_epoch = max(1, n // bs)
-        self.total_steps = settings.epochs * self.steps_per_epoch
-        self.state = {
-            "step": 0,
-            "epoch": 0,
-            "step_in_epoch": 0,
-            "train_seconds": 0.0,
-            "epoch_loss_sum": 0.0,
-            "epoch_loss_steps": 0,
-            "validated_step": 0,
-            "last_val_seconds": 0.0,
-            "best": None,
-            "history": [],
-            "finished": False,
-            "stop_reason": "",
-        }
-        self._stop = False
+        self.state.update(epoch_loss_sum=0.0, epoch_loss_steps=0)
+        self.module = training_module(net, lambda _net, batch: task.loss(batch), self.dist)
 
-    # -- state -------------------------------------------------------------------------------------
-    def resume(self) -> None:
-        """Load ``out/last/`` (weights, optimiser, counters, RNG)."""
-        from wamdiff_ros.models.checkpoint import CheckpointError, load_checkpoint, load_state
-        from wamdiff_ros.training.checkpointing import load_training_state, recover_dir
-
-        folder = recover_dir(self.out / LAST)
-        if folder is None:
-            raise CheckpointError(f"--resume: {self.out / LAST} does not exist (nothing to resume)")
-        doc, tensors = load_checkpoint(folder)
-        if doc["config"].get("text_tokens") and list(self.net.space.text.tokens) != doc["config"]["text_tokens"]:
-            raise CheckpointError(f"--resume: {folder} was trained with another vocabulary than this model config")
-        load_state(self.net, tensors, str(folder))
-        state = load_training_state(folder, self.optimizer)
-        self.state.update({k: state[k] for k in self.state if k in state})
-        self.state["finished"] = False
-        self.state["stop_reason"] = ""
-
-    def _meta(self, record: dict | None = None) -> dict:
+    def meta(self, record: dict | None = None) -> dict:
         s = self.state
         return {
             "training": {
@@ -238,176 +179,187 @@ class Trainer:
             }
         }
 
-    def save_last(self) -> None:
-        from wamdiff_ros.training.checkpointing import save_training_state
+    def epoch_items(self, epoch: int) -> np.ndarray:
+        return epoch_order(len(self.train_set), self.settings.seed, epoch)
 
-        save_training_state(self.out / LAST, self.net, self.optimizer, self.state, self._meta())
+    def train_step(self, order: np.ndarray, j: int) -> dict:
+        import torch
 
-    def _save_best(self, record: dict) -> None:
-        from wamdiff_ros.training.checkpointing import staged_dir
+        from wamdiff_ros.distributed.torchrun import shard
+        from wamdiff_ros.training.settings import learning_rate
+        from wamdiff_ros.training.task import sample_rngs
 
-        with staged_dir(self.out / BEST) as tmp:
-            self.net.save(tmp, self._meta(record))
+        st, s = self.settings, self.state
+        bs = min(st.batch_size, len(order))
+        idx = order[j * bs : (j + 1) * bs]
+        mine = shard(range(len(idx)), self.dist)
+        batch = self.task.collate([self.train_set[int(idx[i])] for i in mine], sample_rngs(st.seed, s["step"], mine))
+        lr = learning_rate(st, s["step"], self.progress_fraction())
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.module.train()
+        loss, parts = self.module(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        rec = {"loss": float(loss.detach()), **parts}
+        if st.grad_clip > 0:
+            rec["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.params, st.grad_clip))
+        self.optimizer.step()
+        rec = self.dist.mean(rec)
+        if not math.isfinite(rec["loss"]):
+            raise FloatingPointError(f"training diverged at step {s['step']}: losses {rec}")
+        rec["lr"] = lr
+        return rec
 
-    # -- loop --------------------------------------------------------------------------------------
-    def _progress(self) -> float:
-        s, budget = self.state, self.settings.max_minutes
-        p = s["step"] / max(1, self.total_steps)
-        if budget:
-            p = max(p, s["train_seconds"] / (60.0 * budget))
-        return p
+    def after_step(self, rec: dict) -> None:
+        self.state["epoch_loss_sum"] += rec["loss"]
+        self.state["epoch_loss_steps"] += 1
 
-    def _out_of_time(self) -> bool:
-        budget = self.settings.max_minutes
-        return bool(budget) and self.state["train_seconds"] + self.state["last_val_seconds"] >= 60.0 * budget
+    def postfix(self, rec: dict) -> dict:
+        return {"ep": self.state["epoch"], "loss": f"{rec['loss']:.3f}", "lr": f"{rec['lr']:.1e}"}
 
-    def _validate(self, partial: bool) -> dict:
+    def on_epoch_end(self) -> None:
+        self.state["epoch_loss_sum"], self.state["epoch_loss_steps"] = 0.0, 0
+
+    def check_resume(self, folder: Path, doc: dict, state: dict) -> None:
+        import json
+
+        from wamdiff_ros.models.checkpoint import CheckpointError
+
+        mine = json.loads(json.dumps(self.task.planner.checkpoint_config()))
+        if doc["config"] != mine:
+            raise CheckpointError(f"--resume: {folder} was trained with another model config than this planner's")
+
+    def validate(self, final: bool) -> dict | None:
         s = self.state
+        if not self.dist.is_main:
+            return None
         rec = {
-            "epoch": s["epoch"] + (s["step_in_epoch"] / self.steps_per_epoch if partial else 1.0),
+            "epoch": s["epoch"] + (s["step_in_epoch"] / self.steps_per_epoch if final else 1.0),
             "step": s["step"],
-            "partial": partial,
+            "partial": final,
             "train_loss": s["epoch_loss_sum"] / s["epoch_loss_steps"] if s["epoch_loss_steps"] else None,
         }
         if self.val_set is not None and len(self.val_set):
-            rec.update(validate(self.net, self.val_set, self.collator, self.settings))
-            s["last_val_seconds"] = rec["val_seconds"]
-        s["validated_step"] = s["step"]
+            rec.update(self.validation_metrics())
         improved = _better(rec, s["best"])
         if improved:
             s["best"] = rec
-            self._save_best(rec)
+            self.save_best(rec)
         rec["best"] = improved
         s["history"].append(rec)
-        atomic_write_json(self.out / HISTORY, s["history"])
+        self.write_history()
         shown = ", ".join(
             f"{k} {rec[k]:.4g}"
-            for k in ("train_loss", "val_llada", "val_pdms", "val_epdms", "val_ade")
+            for k in ("train_loss", "val_loss", "val_pdms", "val_epdms", "val_ade")
             if rec.get(k) is not None
         )
         self.log(f"validation at epoch {rec['epoch']:.2f} (step {rec['step']}): {shown}{' *best*' if improved else ''}")
         return rec
 
-    def _request_stop(self, signum, frame) -> None:
-        if self._stop:
-            raise KeyboardInterrupt
-        self._stop = True
-        self.log("stop requested: finishing the current step and saving last/ (again to abort)")
-
-    def run(self, resume: bool = False) -> dict:
-        """Train until all epochs, ``max_steps`` or ``max_minutes`` are done; returns a summary."""
+    def validation_metrics(self) -> dict:
+        """The task's loss on fixed validation samples with fixed draws, and the open-loop metrics of
+        ``task.planner``."""
         import torch
 
-        from wamdiff_ros.training.batching import epoch_order, step_generator, step_rng
-        from wamdiff_ros.training.settings import learning_rate
+        from wamdiff_ros.evaluation import evaluate_open_loop
+        from wamdiff_ros.training.task import sample_rngs
 
-        st = self.settings
-        torch.set_num_threads(st.threads)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self.resume()
-            self.log(f"resumed at step {self.state['step']} (epoch {self.state['epoch']}) from {self.out / LAST}")
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, self._request_stop)
-        s = self.state
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.total_steps, initial=s["step"], desc="train", unit="step", dynamic_ncols=True)
-        t_mark = time.perf_counter()
-
-        def tick() -> None:
-            nonlocal t_mark
-            now = time.perf_counter()
-            s["train_seconds"] += now - t_mark
-            t_mark = now
-
+        st, dataset = self.settings, self.val_set
+        t0 = time.perf_counter()
+        rec: dict = {}
+        n = len(dataset)
+        self.net.eval()
         try:
-            while s["epoch"] < st.epochs and not s["stop_reason"]:
-                order = epoch_order(len(self.train_set), st.seed, s["epoch"])
-                bs = min(st.batch_size, len(order))
-                while s["step_in_epoch"] < self.steps_per_epoch:
-                    tick()
-                    if st.max_steps is not None and s["step"] >= st.max_steps:
-                        s["stop_reason"] = f"max_steps {st.max_steps}"
-                    elif self._out_of_time():
-                        s["stop_reason"] = f"time budget {st.max_minutes:g} min"
-                    elif self._stop:
-                        s["stop_reason"] = "interrupted"
-                    if s["stop_reason"]:
-                        break
-                    j = s["step_in_epoch"]
-                    idx = order[j * bs : (j + 1) * bs]
-                    batch, _ = self.collator([self.train_set[int(i)] for i in idx], step_rng(st.seed, s["step"]))
-                    lr = learning_rate(st, s["step"], self._progress())
-                    for g in self.optimizer.param_groups:
-                        g["lr"] = lr
-                    losses = train_step(
-                        self.net, self.optimizer, batch, step_generator(st.seed, s["step"]), st.grad_clip
-                    )
-                    if not math.isfinite(losses["total"]):
-                        raise FloatingPointError(f"training diverged at step {s['step']}: losses {losses}")
-                    s["step"] += 1
-                    s["step_in_epoch"] += 1
-                    s["epoch_loss_sum"] += losses["llada"]
-                    s["epoch_loss_steps"] += 1
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(
-                            ep=s["epoch"],
-                            loss=f"{losses['llada']:.3f}",
-                            cx=f"{losses['complexity']:.3f}",
-                            lr=f"{lr:.1e}",
-                        )
-                    if s["step"] % st.save_every_steps == 0:
-                        tick()
-                        self.save_last()
-                tick()
-                if s["stop_reason"]:
-                    break
-                self._validate(partial=False)
-                s["epoch"] += 1
-                s["step_in_epoch"] = 0
-                s["epoch_loss_sum"], s["epoch_loss_steps"] = 0.0, 0
-                tick()
-                self.save_last()
-            if s["stop_reason"] and s["stop_reason"] != "interrupted" and s["step"] > s["validated_step"]:
-                self._validate(partial=True)
-            s["finished"] = s["epoch"] >= st.epochs or (st.max_steps is not None and s["step"] >= st.max_steps)
-            tick()
-            self.save_last()
+            if st.val_loss_samples:
+                idx = np.unique(np.linspace(0, n - 1, min(n, st.val_loss_samples)).round().astype(int))
+                totals: dict[str, float] = {}
+                with torch.no_grad():
+                    for start in range(0, len(idx), st.batch_size):
+                        chunk = idx[start : start + st.batch_size]
+                        rngs = sample_rngs(st.seed + VAL_STREAM * 1_000_003, start, range(len(chunk)))
+                        loss, parts = self.task.loss(self.task.collate([dataset[int(i)] for i in chunk], rngs))
+                        for k, v in {"loss": float(loss), **parts}.items():
+                            totals[k] = totals.get(k, 0.0) + float(v) * len(chunk)
+                rec.update({f"val_{k}": v / len(idx) for k, v in totals.items()})
+            if st.val_frames:
+                every = max(1, n // st.val_frames)
+                agg = evaluate_open_loop(self.task.planner, dataset, every, max_frames=st.val_frames)["aggregate"]
+                rec.update(
+                    val_pdms=agg["PDMS"], val_epdms=agg["EPDMS"], val_ade=agg["ade"], val_fde=agg["fde"],
+                    val_frames=agg["frames"],
+                )  # fmt: skip
         finally:
-            if bar is not None:
-                bar.close()
-            for sig, h in handlers.items():
-                signal.signal(sig, h)
-        summary = {
-            "out": str(self.out),
-            "steps": s["step"],
-            "epochs": s["epoch"] + s["step_in_epoch"] / self.steps_per_epoch,
-            "train_seconds": s["train_seconds"],
-            "stop_reason": s["stop_reason"] or "completed",
-            "best": s["best"],
-        }
-        return summary
+            self.net.train()
+        rec["val_seconds"] = time.perf_counter() - t0
+        return rec
 
 
 def main(args: argparse.Namespace) -> int:
+    """``wamdiff train``: one process, or one DDP rank of a run started by ``torchrun``."""
+    from wamdiff_ros.distributed.torchrun import process_group
+
+    try:
+        with process_group() as ctx:
+            return _train(args, ctx)
+    except ValueError as e:
+        print(f"wamdiff train: {e}", file=sys.stderr)
+        return 2
+
+
+def build_planner(args: argparse.Namespace, settings):
+    """The planner a run trains: ``last/``'s (resume), ``--init``'s weights (in ``--model``'s config when
+    given), or an untrained one of the model config (weights drawn from the seed)."""
+    from wamdiff_ros.models.checkpoint import CheckpointError, load_state
+    from wamdiff_ros.planners.base import load_planner, untrained_planner
+    from wamdiff_ros.training.checkpointing import recover_dir
+
+    model = args.model or settings.model
+    if args.resume:
+        last = recover_dir(Path(args.out) / LAST)
+        if last is None:
+            raise CheckpointError(f"--resume: {Path(args.out) / LAST} does not exist (nothing to resume)")
+        return load_planner(last)
+    if not args.init:
+        if not model:
+            raise ValueError("expected a model config: --config with a model: key, --model, or --init")
+        return untrained_planner(model, seed=settings.seed)
+    planner = load_planner(args.init)
+    if args.model:
+        fresh = untrained_planner(args.model, seed=settings.seed)
+        load_state(fresh.network(), planner.network().state_dict(), f"{args.init} (--init) into {args.model} (--model)")
+        planner = fresh
+    return planner
+
+
+def _base_settings(args: argparse.Namespace):
+    """``--config``'s settings; without it, those ``last/`` recorded (``--resume``) or the defaults."""
+    from wamdiff_ros.models.checkpoint import read_config
+    from wamdiff_ros.training.checkpointing import recover_dir
+    from wamdiff_ros.training.settings import TrainSettings
+
+    if args.config:
+        return TrainSettings.from_yaml(args.config)
+    last = recover_dir(Path(args.out) / LAST) if args.resume else None
+    if last is not None:
+        recorded = read_config(last).get("meta", {}).get("training", {}).get("settings")
+        if recorded is not None:
+            return TrainSettings.from_dict(recorded, f"{last}/config.json (meta.training.settings)")
+    return TrainSettings()
+
+
+def _train(args: argparse.Namespace, ctx) -> int:
     passive_omp()
     import torch
 
     from wamdiff_ros.config import ConfigError
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.models.checkpoint import CheckpointError
-    from wamdiff_ros.planners.wamdiff.config import ModelConfig
-    from wamdiff_ros.planners.wamdiff.net import WamDiffNet
-    from wamdiff_ros.training.settings import TrainSettings
 
     try:
-        settings = TrainSettings.from_yaml(args.train_config).replace(
+        if not (args.config or args.init or args.resume):
+            raise ValueError("expected --config TRAINING_YAML (or --init MODEL_DIR, or --resume)")
+        settings = _base_settings(args).replace(
             epochs=args.epochs,
             max_minutes=args.max_minutes,
             max_steps=args.max_steps,
@@ -418,35 +370,18 @@ def main(args: argparse.Namespace) -> int:
             val_frames=args.val_frames,
         )
         torch.set_num_threads(settings.threads)
-        if args.resume:
-            from wamdiff_ros.models.checkpoint import read_config
-            from wamdiff_ros.training.checkpointing import recover_dir
-
-            last = recover_dir(Path(args.out) / LAST)
-            if last is None:
-                raise CheckpointError(f"--resume: {Path(args.out) / LAST} does not exist (nothing to resume)")
-            cfg = ModelConfig.from_dict(read_config(last)["config"], f"{last}/config.json")
-        elif not args.init or args.config:
-            cfg = ModelConfig.from_yaml(args.config or "models/wamdiff_small.yaml")
-        if args.init and not args.resume:
-            net = WamDiffNet.load(args.init)  # its weights and config; the trainer switches to train mode
-            if args.config:
-                from wamdiff_ros.models.checkpoint import load_state
-
-                fresh = WamDiffNet(cfg)
-                load_state(fresh, net.state_dict(), f"{args.init} (--init) into {args.config} (--config)")
-                net = fresh
-            cfg = net.cfg
-        else:
-            with torch.random.fork_rng():
-                torch.manual_seed(settings.seed)
-                net = WamDiffNet(cfg)
+        planner = build_planner(args, settings)
+        task = planner.supervised_task(**settings.family)
+        if task is None:
+            raise ValueError(f"the {planner.family!r} family has nothing to train (no supervised task)")
+        needs = task.data_needs()
         cache = None if args.no_cache else default_cache_dir()
 
         def dataset(bags):
             return DrivingDataset(
-                bags, spec=cfg.spec, history=cfg.encoder.history, cache_dir=cache, rig=cfg.rig_obj, scenes=False
-            )
+                bags, spec=needs.spec, history=needs.history, cache_dir=cache, rig=needs.rig, scenes=needs.scenes,
+                **needs.extras,
+            )  # fmt: skip
 
         train_set = dataset(args.data)
         val_set = dataset(args.val) if args.val else None
@@ -455,20 +390,30 @@ def main(args: argparse.Namespace) -> int:
             info["init"] = str(args.init)
         if val_set is not None:
             info["val"] = data_summary(val_set)
-        print(
-            f"wamdiff train: {net.num_parameters / 1e6:.2f} M parameters; {info['train']['samples']} samples from "
-            f"{info['train']['episodes']} episodes"
-            + (f"; validation {info['val']['samples']} samples" if val_set is not None else ""),
-            file=sys.stderr,
-        )
-        trainer = Trainer(net, train_set, args.out, settings, val_set, info, progress=not args.no_progress)
+        if not args.resume:
+            report = task.prepare(train_set)
+            if report and ctx.is_main:
+                print(f"wamdiff train: prepared {report}", file=sys.stderr)
+        if ctx.is_main:
+            n = sum(p.numel() for p in task.trainable_parameters())
+            print(
+                f"wamdiff train: {planner.family}, {n / 1e6:.2f} M trainable parameters; "
+                f"{info['train']['samples']} samples from {info['train']['episodes']} episodes"
+                + (f"; validation {info['val']['samples']} samples" if val_set is not None else "")
+                + (f"; DDP over {ctx.world_size} ranks ({ctx.backend})" if ctx.distributed else ""),
+                file=sys.stderr,
+            )
+        trainer = Trainer(task, train_set, args.out, settings, val_set, info, not args.no_progress, dist=ctx)
         summary = trainer.run(resume=args.resume)
     except (ValueError, FileNotFoundError, ConfigError, CheckpointError) as e:
         print(f"wamdiff train: {e}", file=sys.stderr)
         return 2
+    code = 130 if summary["stop_reason"] == "interrupted" else 0
+    if not ctx.is_main:
+        return code
     best = summary["best"] or {}
     shown = ", ".join(
-        f"{k} {best[k]:.4g}" for k in ("val_pdms", "val_epdms", "val_llada", "train_loss") if best.get(k) is not None
+        f"{k} {best[k]:.4g}" for k in ("val_pdms", "val_epdms", "val_loss", "train_loss") if best.get(k) is not None
     )
     print(
         f"wamdiff train: {summary['steps']} steps ({summary['epochs']:.2f} epochs) in "
@@ -476,7 +421,7 @@ def main(args: argparse.Namespace) -> int:
         f"wrote {args.out}/last" + (f", {args.out}/best" if summary["best"] else ""),
         file=sys.stderr,
     )
-    return 130 if summary["stop_reason"] == "interrupted" else 0
+    return code
 
 
-__all__ = ["Trainer", "data_summary", "make_optimizer", "train_step", "validate"]
+__all__ = ["Trainer", "build_planner", "data_summary", "make_optimizer"]

@@ -69,4 +69,26 @@ class SupervisedTask(Protocol):
         ...
 
 
-__all__ = ["DataNeeds", "SupervisedTask"]
+SAMPLE_STREAM = 1
+"""Stream id of the per-sample generators the loop hands to :meth:`SupervisedTask.collate`."""
+
+
+def sample_rngs(seed: int, step: int, positions) -> list[np.random.Generator]:
+    """The generators of the samples at ``positions`` of optimiser step ``step``'s global batch."""
+    return [np.random.default_rng([int(seed), SAMPLE_STREAM, int(step), int(i)]) for i in positions]
+
+
+def torch_stream(rng: np.random.Generator, stream: int) -> torch.Generator:
+    """A torch generator keyed on the same (seed, step, position) as the per-sample ``rng`` of
+    :func:`sample_rngs` but on stream ``stream`` (> 1): independent of ``rng``'s own draws, and the
+    same whatever ``rng`` has drawn already (e.g. a family's masking noise beside its numpy draws)."""
+    seq = rng.bit_generator.seed_seq
+    key = list(seq.entropy) if isinstance(seq, np.random.SeedSequence) and isinstance(seq.entropy, list) else []
+    if len(key) != 4 or key[1] != SAMPLE_STREAM or int(stream) == SAMPLE_STREAM:
+        raise ValueError(f"torch_stream: expected a generator of sample_rngs and another stream, got {key}, {stream}")
+    key[1] = int(stream)
+    state = np.random.SeedSequence(key).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) % (2**63))
+
+
+__all__ = ["SAMPLE_STREAM", "DataNeeds", "SupervisedTask", "sample_rngs", "torch_stream"]

@@ -36,16 +36,20 @@ def mask_tokens(
     mask_id: int,
     t: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    u: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward process: (B, L) ``tokens``, (B, L) bool ``answer`` -> noisy ids, bool ``masked``, (B,) p_mask.
 
-    Only answer tokens are ever masked. ``t`` (B,) in [0, 1] defaults to uniform draws.
+    Only answer tokens are ever masked: those whose uniform draw ``u`` (B, L) is below p_mask. ``t`` (B,)
+    in [0, 1] and ``u`` default to uniform draws from ``generator``.
     """
     b, n = tokens.shape
     if t is None:
         t = torch.rand(b, generator=generator, device=tokens.device)
+    if u is None:
+        u = torch.rand(b, n, generator=generator, device=tokens.device)
     p = p_mask_of(t)
-    masked = (torch.rand(b, n, generator=generator, device=tokens.device) < p[:, None]) & answer
+    masked = (u < p[:, None]) & answer
     return torch.where(masked, torch.full_like(tokens, mask_id), tokens), masked, p
 
 
@@ -83,10 +87,17 @@ class TrainBatch:
     complex: torch.Tensor
 
 
-def compute_losses(net, batch: TrainBatch, generator: torch.Generator | None = None, t: torch.Tensor | None = None):
-    """Loss terms of one batch: ``llada``, ``balance`` (MoE, token choice), ``complexity`` (BCE), ``total``."""
+def compute_losses(
+    net,
+    batch: TrainBatch,
+    generator: torch.Generator | None = None,
+    t: torch.Tensor | None = None,
+    u: torch.Tensor | None = None,
+):
+    """Loss terms of one batch: ``llada``, ``balance`` (MoE, token choice), ``complexity`` (BCE), ``total``
+    (``t``, ``u``: the masking draws of :func:`mask_tokens`)."""
     p = net.layout.prompt_len
-    noisy, masked, p_mask = mask_tokens(batch.tokens, batch.answer, net.space.text.mask_id, t, generator)
+    noisy, masked, p_mask = mask_tokens(batch.tokens, batch.answer, net.space.text.mask_id, t, generator, u)
     logits, complexity, aux = net.forward_train(batch.images, batch.ego, noisy, batch.present)
     llada = llada_loss(logits, batch.tokens[:, p:], masked[:, p:], p_mask, batch.answer[:, p:])
     balance = sum((a["balance_loss"] for a in aux if "balance_loss" in a), torch.zeros((), device=logits.device))

@@ -311,6 +311,16 @@ class WamDiffPlanner(Planner):
         planner = WamDiffPlanner(self.network(), mode="fast", collect_stats=False, seed=seed, source=self.source)
         return WamDiffPolicy(planner, temperature, order, steps)
 
+    def supervised_task(self, mix: dict | None = None, **unknown: Any):
+        """:class:`~wamdiff_ros.planners.wamdiff.training.WamDiffTask` training this planner's torch network
+        (validated on its fast path without MoE statistics); ``mix``: the task sampling weights."""
+        from wamdiff_ros.planners.wamdiff.training import WamDiffTask
+
+        if unknown:
+            raise ValueError(f"wamdiff supervised_task: unknown settings {sorted(unknown)} (known: ['mix'])")
+        planner = WamDiffPlanner(self.network(), mode="fast", collect_stats=False, source=self.source)
+        return WamDiffTask(planner, mix)
+
 
 @register_untrained("wamdiff")
 def fresh_planner(

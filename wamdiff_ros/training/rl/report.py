@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from wamdiff_ros.atomic import atomic_write_json, atomic_write_text
-from wamdiff_ros.training.evaluate import METRIC_COLUMNS, OPEN_LOOP_COLUMNS
+from wamdiff_ros.evaluation.tables import METRIC_COLUMNS, OPEN_LOOP_COLUMNS
 
 REPORT = "report"
 

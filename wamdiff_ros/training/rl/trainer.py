@@ -6,7 +6,9 @@ group, then take ``inner_epochs`` optimiser steps on the GSPO or GRPO loss (KL t
 model). Groups whose rewards are all equal carry no advantage and are left out of the gradient.
 
 Every random draw is fixed by ``(seed, epoch)`` (scene order) or ``(seed, step)`` (sampling), so a run
-stopped after step k and resumed from ``last/`` continues exactly where it stopped.
+stopped after step k and resumed from ``last/`` continues exactly where it stopped. The loop (stop
+rules, Ctrl-C, ``last/``, resume, progress bar) is :class:`~wamdiff_ros.training.loop.TrainingLoop`;
+validation time is not counted in ``train_seconds``.
 
 Output folder::
 
@@ -19,18 +21,13 @@ from __future__ import annotations
 
 import copy
 import math
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from wamdiff_ros.atomic import atomic_write_json
-
-BEST, LAST, HISTORY = "best", "last", "history.json"
+from wamdiff_ros.training.loop import BEST, HISTORY, LAST, TrainingLoop, epoch_order
 
 
 def better(rec: dict, than: dict) -> bool:
@@ -49,7 +46,7 @@ def sampling_generator(seed: int, step: int, scene: int):
     return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step) * 1_009 + int(scene)) % (2**63))
 
 
-class RLTrainer:
+class RLTrainer(TrainingLoop):
     """Runs (or resumes) one RL fine-tuning run into ``out``; see the module docstring.
 
     Args:
@@ -61,6 +58,8 @@ class RLTrainer:
         on_step: called with each step's record (progress publishing).
         on_best: called with the ``best/`` path after it was rewritten.
     """
+
+    desc = "rl"
 
     def __init__(
         self,
@@ -85,69 +84,53 @@ class RLTrainer:
         self.scenes = np.arange(0, len(train_set), settings.every)
         if not len(self.scenes):
             raise ValueError("rl training data: no samples (every frame lacks a full future horizon or its images)")
+        if (settings.imitation_weight or settings.imitation_weight_idle) and not hasattr(policy, "imitation_loss"):
+            raise ValueError("rl settings: imitation_weight needs a policy with imitation_loss; this family's has none")
+        params = policy.trainable_parameters(policy.net, settings.trainable)
+        optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay)
+        super().__init__(
+            out,
+            policy.planner,
+            policy.net,
+            optimizer,
+            settings,
+            len(self.scenes) // settings.scenes_per_step,
+            val_every_steps=settings.val_every_steps,
+            val_at_epoch_end=False,
+            val_in_budget=False,
+            progress=progress,
+            log=log,
+        )
         self.policy = policy
-        self.net = policy.net
         self.ref_net = ref_net.eval()
         for p in self.ref_net.parameters():
             p.requires_grad_(False)
         self.train_set = train_set
         self.val_set = val_set
-        self.out = Path(out)
-        self.settings = settings
         self.start_model = str(start_model)
         self.data_info = data_info or {}
-        self.progress = progress
-        self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.on_step = on_step
         self.on_best = on_best
-        if (settings.imitation_weight or settings.imitation_weight_idle) and not hasattr(policy, "imitation_loss"):
-            raise ValueError("rl settings: imitation_weight needs a policy with imitation_loss; this family's has none")
-        params = policy.trainable_parameters(self.net, settings.trainable)
-        self.optimizer = torch.optim.AdamW(
-            params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay
-        )
-        self.steps_per_epoch = max(1, len(self.scenes) // settings.scenes_per_step)
-        self.total_steps = settings.epochs * self.steps_per_epoch
         if settings.algorithm == "gspo":
             self.objective = lambda *a, **kw: gspo_loss(
                 *a, clip_low=settings.clip_low, clip_high=settings.clip_high, **kw
             )
         else:
             self.objective = lambda *a, **kw: grpo_loss(*a, clip=settings.grpo_clip, **kw)
-        self.state = {
-            "step": 0,
-            "epoch": 0,
-            "step_in_epoch": 0,
-            "train_seconds": 0.0,
-            "start_model": self.start_model,
-            "initial": None,
-            "best": None,
-            "history": [],
-            "validations": [],
-            "stop_reason": "",
-        }
-        self._stop = threading.Event()
+        self.state.update(start_model=self.start_model, initial=None, validations=[])
 
     # -- state -------------------------------------------------------------------------------------
-    def resume(self) -> None:
-        """Load ``out/last/`` (weights, optimiser, counters, RNG)."""
-        from wamdiff_ros.models.checkpoint import CheckpointError, load_checkpoint, load_state
-        from wamdiff_ros.training.checkpointing import load_training_state, recover_dir
+    def check_resume(self, folder: Path, doc: dict, state: dict) -> None:
+        from wamdiff_ros.models.checkpoint import CheckpointError
 
-        folder = recover_dir(self.out / LAST)
-        if folder is None:
-            raise CheckpointError(f"--resume: {self.out / LAST} does not exist (nothing to resume)")
-        _, tensors = load_checkpoint(folder)
-        load_state(self.net, tensors, str(folder))
-        state = load_training_state(folder, self.optimizer)
         if state.get("start_model") and self.start_model and Path(state["start_model"]) != Path(self.start_model):
             raise CheckpointError(
                 f"--resume: {folder} started from {state['start_model']}, not from {self.start_model}"
             )
-        self.state.update({k: state[k] for k in self.state if k in state})
-        self.state["stop_reason"] = ""
+        if state.get("validations"):
+            state.setdefault("validated_step", state["validations"][-1]["step"])
 
-    def _meta(self, record: dict | None = None) -> dict:
+    def meta(self, record: dict | None = None) -> dict:
         s = self.state
         return {
             "rl": {
@@ -161,24 +144,12 @@ class RLTrainer:
             }
         }
 
-    def save_last(self) -> None:
-        from wamdiff_ros.training.checkpointing import save_training_state
-
-        save_training_state(self.out / LAST, self.policy.planner, self.optimizer, self.state, self._meta())
-
-    def request_stop(self) -> None:
-        """Finish the current step, save ``last/`` and return (thread-safe)."""
-        self._stop.set()
-
-    def _write_history(self) -> None:
-        atomic_write_json(
-            self.out / HISTORY, {"steps": self.state["history"], "validations": self.state["validations"]}
-        )
+    def history_doc(self) -> dict:
+        return {"steps": self.state["history"], "validations": self.state["validations"]}
 
     # -- validation --------------------------------------------------------------------------------
-    def _validate(self) -> dict:
+    def validate(self, final: bool) -> dict:
         from wamdiff_ros.evaluation import evaluate_open_loop
-        from wamdiff_ros.training.checkpointing import staged_dir
 
         s, st = self.state, self.settings
         rec: dict = {"step": s["step"], "train_seconds": round(s["train_seconds"], 1)}
@@ -201,9 +172,8 @@ class RLTrainer:
         rec["best"] = bool(improved)
         if improved:
             s["best"] = rec
-            with staged_dir(self.out / BEST) as tmp:
-                self.policy.planner.save(tmp, self._meta(rec))
-        self._write_history()
+            self.save_best(rec)
+        self.write_history()
         if "PDMS" in rec:
             ref = s["initial"]["PDMS"]
             self.log(
@@ -299,111 +269,37 @@ class RLTrainer:
             self.optimizer.step()
         return agg
 
-    # -- loop --------------------------------------------------------------------------------------
-    def _out_of_time(self) -> bool:
-        budget = self.settings.max_minutes
-        return bool(budget) and self.state["train_seconds"] >= 60.0 * budget
+    # -- the loop's hooks ----------------------------------------------------------------------------
+    def before_run(self) -> None:
+        if self.state["initial"] is None:
+            self._validate(final=False)
 
-    def _request_stop(self, signum, frame) -> None:
-        if self._stop.is_set():
-            raise KeyboardInterrupt
-        self._stop.set()
-        self.log("stop requested: finishing the current step and saving last/ (again to abort)")
+    def epoch_items(self, epoch: int) -> np.ndarray:
+        return self.scenes[epoch_order(len(self.scenes), self.settings.seed, epoch)]
+
+    def train_step(self, order: np.ndarray, j: int) -> dict:
+        n, s = self.settings.scenes_per_step, self.state
+        t0 = time.perf_counter()
+        groups, rec = self._rollouts(order[j * n : (j + 1) * n])
+        t1 = time.perf_counter()
+        rec.update(self._update(groups))
+        rec.update(step=s["step"], epoch=s["epoch"], rollout_s=t1 - t0, update_s=time.perf_counter() - t1)
+        return rec
+
+    def after_step(self, rec: dict) -> None:
+        rec["train_seconds"] = round(self.state["train_seconds"], 1)
+        self.state["history"].append(rec)
+        if self.on_step is not None:
+            self.on_step(rec)
+
+    def postfix(self, rec: dict) -> dict:
+        return {"reward": f"{rec['reward_mean']:.3f}", "kl": f"{rec['kl']:.1e}", "clip": f"{rec['clip_fraction']:.2f}"}
 
     def run(self, resume: bool = False) -> dict:
-        """Fine-tune until ``epochs``, ``max_steps`` or ``max_minutes``; returns a summary."""
-        import torch
-
-        from wamdiff_ros.training.batching import epoch_order
-
-        st, s = self.settings, self.state
-        torch.set_num_threads(st.threads)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self.resume()
-            self.log(f"resumed at step {s['step']} from {self.out / LAST}")
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, self._request_stop)
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=self.total_steps, initial=s["step"], desc="rl", unit="step", dynamic_ncols=True)
-        t_mark = time.perf_counter()
-
-        def tick() -> None:
-            nonlocal t_mark
-            now = time.perf_counter()
-            s["train_seconds"] += now - t_mark
-            t_mark = now
-
-        try:
-            if s["initial"] is None:
-                self._validate()
-                t_mark = time.perf_counter()
-            while s["epoch"] < st.epochs:
-                order = self.scenes[epoch_order(len(self.scenes), st.seed, s["epoch"])]
-                n = st.scenes_per_step
-                while s["step_in_epoch"] < self.steps_per_epoch:
-                    tick()
-                    if st.max_steps is not None and s["step"] >= st.max_steps:
-                        s["stop_reason"] = f"max_steps {st.max_steps}"
-                    elif self._out_of_time():
-                        s["stop_reason"] = f"time budget {st.max_minutes:g} min"
-                    elif self._stop.is_set():
-                        s["stop_reason"] = "interrupted"
-                    if s["stop_reason"]:
-                        break
-                    j = s["step_in_epoch"]
-                    t0 = time.perf_counter()
-                    groups, rec = self._rollouts(order[j * n : (j + 1) * n])
-                    t1 = time.perf_counter()
-                    rec.update(self._update(groups))
-                    rec.update(step=s["step"], epoch=s["epoch"], rollout_s=t1 - t0, update_s=time.perf_counter() - t1)
-                    s["step"] += 1
-                    s["step_in_epoch"] += 1
-                    tick()
-                    rec["train_seconds"] = round(s["train_seconds"], 1)
-                    s["history"].append(rec)
-                    if bar is not None:
-                        bar.update(1)
-                        bar.set_postfix(
-                            reward=f"{rec['reward_mean']:.3f}",
-                            kl=f"{rec['kl']:.1e}",
-                            clip=f"{rec['clip_fraction']:.2f}",
-                        )
-                    if self.on_step is not None:
-                        self.on_step(rec)
-                    if s["step"] % st.val_every_steps == 0:
-                        self._validate()
-                        t_mark = time.perf_counter()
-                    if s["step"] % st.save_every_steps == 0:
-                        self._write_history()
-                        self.save_last()
-                if s["stop_reason"]:
-                    break
-                s["epoch"] += 1
-                s["step_in_epoch"] = 0
-            if s["stop_reason"] != "interrupted" and s["step"] > s["validations"][-1]["step"]:
-                self._validate()
-            tick()
-            self._write_history()
-            self.save_last()
-        finally:
-            if bar is not None:
-                bar.close()
-            for sig, h in handlers.items():
-                signal.signal(sig, h)
-        return {
-            "out": str(self.out),
-            "steps": s["step"],
-            "train_seconds": s["train_seconds"],
-            "stop_reason": s["stop_reason"] or "completed",
-            "initial": s["initial"],
-            "best": s["best"],
-        }
+        """Fine-tune until ``epochs``, ``max_steps``, ``max_minutes`` or a stop request; returns a summary."""
+        summary = super().run(resume)
+        summary["initial"] = self.state["initial"]
+        return summary
 
 
 def reference_copy(net):

@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     import cv2
 
     from wamdiff_ros.atomic import atomic_path
-    from wamdiff_ros.benchmarking import report, time_call
+    from wamdiff_ros.bench.report import report, time_call
     from wamdiff_ros.rig import load_rig
     from wamdiff_ros.sim.renderer import Renderer
 

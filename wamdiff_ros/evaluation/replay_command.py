@@ -2,7 +2,7 @@
 
 No middleware: frames come from :class:`wamdiff_ros.data.dataset.DrivingDataset` (images, ego state and
 history, command, instruction; the logged future and the scoring scene), the planner plans each N-th
-one, and :func:`wamdiff_ros.evaluation.evaluate_open_loop` scores it. Writes, atomically, into ``--out``:
+one, and :func:`wamdiff_ros.evaluation.open_loop.evaluate_open_loop` scores it. Writes, atomically, into ``--out``:
 
 - ``metrics.json``: per-frame and aggregate PDMS / EPDMS with sub-metrics, L2 / ADE / FDE, collision
   rates, latency p50 / p99, fast / slow rate, MoE statistics when the planner has them;
@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.atomic import atomic_write_json, atomic_write_text
-    from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
-    from wamdiff_ros.evaluation import evaluate_open_loop
+    from wamdiff_ros.evaluation.open_loop import evaluate_open_loop
+    from wamdiff_ros.evaluation.runs import planner_dataset
     from wamdiff_ros.paths import resolve
     from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.reporting.plots import plot_bev, plot_metric_curves
@@ -51,14 +51,7 @@ def main(args: argparse.Namespace) -> int:
         planner = load_planner(model)
         if args.mode is not None:
             planner.set_mode(args.mode)
-        dataset = DrivingDataset(
-            args.bag,
-            spec=planner.spec,
-            history=planner.history,
-            cache_dir=None if args.no_cache else default_cache_dir(),
-            rig=planner.rig,
-            remaps=remaps,
-        )
+        dataset = planner_dataset(args.bag, planner, cache=not args.no_cache, remaps=remaps)
     except (ValueError, FileNotFoundError) as e:
         print(f"wamdiff replay: {e}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from wamdiff_ros.benchmarking import report, summarize_ms
+from wamdiff_ros.bench.report import report, summarize_ms
 
 TARGETS = {"fast p50_ms": "<= 30", "fast p99_ms": "<= 50"}
 """Issue 5's targets for the default model on a 2-core CPU (3 cameras 256×128)."""

@@ -4,8 +4,8 @@ import json
 
 import torch
 
+from wamdiff_ros.bench.model import synthetic_observations
 from wamdiff_ros.cli import main as cli_main
-from wamdiff_ros.planners.bench import synthetic_observations
 from wamdiff_ros.planners.wamdiff.config import tiny_config
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 

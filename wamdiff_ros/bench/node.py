@@ -2,7 +2,8 @@
 manner of ros2_benchmark.
 
 The node runs as its own process, started as a graph would start it (``planner_node --ros-args
---params-file config/planner.param.yaml -p model_path:=… -p use_sim_time:=true``). This process plays
+--params-file config/planner.param.yaml -p model_path:=… -p use_sim_time:=true``). This module holds the
+command, the offline planner timing and the report; :mod:`wamdiff_ros.ros.node_harness` (rclpy) plays
 the bag's camera, camera_info, odometry, command and instruction topics into it with
 :class:`~wamdiff_ros.ros.bag_player.BagPlayer` (serialized bytes, /clock from the playback at ``--clock-hz``), at each
 ``--rates`` frame rate (the bag's own frame spacing rescaled), ``--iterations`` times per rate, after a
@@ -41,7 +42,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
@@ -71,13 +71,6 @@ TABLE_COLUMNS = [
 PACED_FRAMES = 50
 """Frames of the bare planner timed once per frame period at each rate (``bare_paced_mean_ms``: the CPU
 idles between plans as it does in the node; ``ratio`` keeps the back-to-back bare time)."""
-DIAG_WAIT_S = 5.0
-"""Plan / fallback counts are read from a /diagnostics message sent after a pass (the node's own period)."""
-IDLE_S = 2.0
-"""The node's CPU is also measured this long with no input (its baseline: executor, timers)."""
-SYNC_TOPIC_KINDS = ("image", "odom")
-DEBUG_TOPICS = ("processing_time_ms", "planner_time_ms")
-"""The node's ``~/debug/*`` Float64 topics the probe records: its cycle, and the planner's call within it."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -198,15 +191,6 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
     return out, rate
 
 
-def reception_timestamps() -> bool:
-    """Whether rclpy hands two-argument subscription callbacks a MessageInfo with the middleware's
-    reception timestamp (Iron and later; not Humble)."""
-    from rclpy.subscription import Subscription
-
-    kinds = getattr(Subscription, "CallbackType", None)
-    return kinds is not None and hasattr(kinds, "WithMessageInfo")
-
-
 def image_topics(topics: dict[str, str], rig) -> dict[str, str]:
     """Camera -> image topic of the bag (compressed preferred, on the rig camera's topics); ValueError
     naming a missing camera, the topics looked for and the topics the bag has."""
@@ -250,146 +234,8 @@ def stop_process(proc: subprocess.Popen, grace: float = 10.0) -> int:
     return proc.wait()
 
 
-# ---- the run --------------------------------------------------------------------------------------------
-
-
-class _Probe:
-    """The benchmark's rclpy side: a node holding the player, the trajectory and /diagnostics subscribers."""
-
-    def __init__(
-        self, context, bag: str, topics: list[str], sync_topics: set[str], clock_hz: float, remaps: dict[str, str]
-    ):
-        from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import Path as PathMsg
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-        from rclpy.qos import QoSProfile
-        from std_msgs.msg import Float64
-
-        from wamdiff_ros.data.playback import PlaybackOptions, header_stamp_ns
-        from wamdiff_ros.ros.bag_player import BagPlayer
-
-        self.node = Node("wamdiff_bench_node", context=context)
-        self.sync_topics = sync_topics
-        self.sent: dict[int, float] = {}
-        self.received: dict[int, float] = {}
-        self.received_callback: dict[int, float] = {}
-        self.diag_time = 0.0
-        self.debug: dict[str, list[float]] = {name: [] for name in DEBUG_TOPICS}
-        self.diag: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._stamp = header_stamp_ns
-
-        def on_publish(msg, t):
-            if msg.topic in self.sync_topics:
-                stamp = self._stamp(msg.data)
-                if stamp is not None:
-                    with self._lock:
-                        self.sent[stamp] = max(self.sent.get(stamp, t), t)
-
-        self.player = BagPlayer(
-            self.node,
-            bag,
-            PlaybackOptions(topics=tuple(topics), remaps=remaps, clock=True, clock_hz=clock_hz),
-            on_publish,
-        )
-        on_path = self._on_path_with_info if reception_timestamps() else self._on_path
-        self.node.create_subscription(PathMsg, "/planner_node/trajectory", on_path, QoSProfile(depth=100))
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, QoSProfile(depth=10))
-        for name in DEBUG_TOPICS:
-            self.node.create_subscription(
-                Float64, f"/planner_node/debug/{name}", lambda m, n=name: self._on_debug(n, m), QoSProfile(depth=100)
-            )
-        # One thread: a MultiThreadedExecutor's dispatch loop costs a core's worth of GIL and CPU on a
-        # 2-core machine, which the node under test would then lose.
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while self.node.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:
-                if self.node.context.ok():
-                    raise
-
-    def _on_path(self, msg, received: float | None = None) -> None:
-        t = time.monotonic()
-        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-        with self._lock:
-            self.received.setdefault(stamp, t if received is None else received)
-            self.received_callback.setdefault(stamp, t)
-
-    def _on_path_with_info(self, msg, info) -> None:
-        """As :meth:`_on_path`, timed at the middleware's reception (system clock ns, moved to monotonic)."""
-        ns = info.get("received_timestamp", 0)
-        self._on_path(msg, time.monotonic() - (time.time_ns() - ns) * 1e-9 if ns > 0 else None)
-
-    def _on_debug(self, name: str, msg) -> None:
-        with self._lock:
-            self.debug[name].append(float(msg.data))
-
-    def _on_diag(self, msg) -> None:
-        for status in msg.status:
-            if status.name.startswith("planner_node"):
-                with self._lock:
-                    self.diag = {kv.key: kv.value for kv in status.values}
-                    self.diag_time = time.monotonic()
-
-    def fresh_diagnostics(self, after: float, timeout: float) -> dict:
-        """The node's diagnostic values from a message received after monotonic time ``after`` (waits up
-        to ``timeout`` s for one; the last seen otherwise)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self.diag_time > after:
-                    return dict(self.diag)
-            time.sleep(0.05)
-        with self._lock:
-            return dict(self.diag)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.sent, self.received, self.received_callback = {}, {}, {}
-            self.debug = {name: [] for name in DEBUG_TOPICS}
-
-    def snapshot(self) -> tuple[dict, dict]:
-        """Frame stamp -> publish time and -> reception time, as recorded so far."""
-        with self._lock:
-            return dict(self.sent), dict(self.received)
-
-    def callback_times(self) -> dict[int, float]:
-        """Frame stamp -> monotonic time the probe's trajectory callback ran."""
-        with self._lock:
-            return dict(self.received_callback)
-
-    def debug_ms(self, name: str) -> list[float]:
-        """Values of the node's ``~/debug/<name>`` topic (see :data:`DEBUG_TOPICS`) since :meth:`reset`."""
-        with self._lock:
-            return list(self.debug[name])
-
-    def close(self) -> None:
-        """Shut the context down (ends the spin thread), then release the executor, player and node."""
-        import rclpy
-
-        rclpy.try_shutdown(context=self.node.context)
-        self._thread.join(timeout=5.0)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.player.close()
-        self.node.destroy_node()
-
-
-def _counts(diag: dict) -> dict[str, int]:
-    keys = ("plans", "fallbacks_hold", "fallbacks_stop", "deadline_misses")
-    return {k: int(diag.get(k, 0)) for k in keys}
-
-
 def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     """Run the benchmark; returns ``(rows per rate, meta)``."""
-    import rclpy
-
     from wamdiff_ros.config import load_yaml, ros_parameters, schema_defaults
     from wamdiff_ros.data.raw_bag import RawBagReader
     from wamdiff_ros.graphs import executable_command
@@ -446,120 +292,16 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     fd, log_name = tempfile.mkstemp(prefix="wamdiff_bench_node_", suffix=".log")
     node_log = os.fdopen(fd, "w+")
     proc = subprocess.Popen(cmd, stdout=node_log, stderr=subprocess.STDOUT, start_new_session=True)
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    probe = None
-    rows, iterations, idle_cpu = [], [], float("nan")
     try:
-        bag_name = {new: old for old, new in remaps.items()}  # the player takes the bag's own names
-        sync = {bag_name.get(t, t) for t in sync}
-        probe = _Probe(context, args.bag, [bag_name.get(t, t) for t in topics], sync, args.clock_hz, remaps)
-        deadline = time.monotonic() + args.startup_timeout
-        pubs = [probe.player.publisher(t) for t in sync]
-        while not all(p.get_subscription_count() > 0 for p in pubs) or not probe.node.count_publishers(
-            "/planner_node/trajectory"
-        ):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                node_log.seek(0)
-                tail = node_log.read()[-2000:]
-                raise RuntimeError(f"planner_node did not come up (exit {proc.poll()}):\n{tail}")
-            time.sleep(0.1)
-        log(f"planner_node up (pid {proc.pid}); bag frames at {bag_hz:.1f} Hz")
-        c0, w0 = process_cpu_s(proc.pid), time.monotonic()
-        time.sleep(IDLE_S)
-        idle_cpu = 100.0 * (process_cpu_s(proc.pid) - c0) / (time.monotonic() - w0)
-        period = 1.0 / bag_hz
-        if args.warmup_frames:
-            probe.player.play(rate=args.rates[0] / bag_hz, duration=args.warmup_frames * period, clock_tail_s=0.3)
-            time.sleep(0.5)
-        for hz in args.rates:
-            rate = hz / bag_hz
-            lat_all, missed_all, jit, cpu, frames_all, proc_all, bench_cpu = [], 0, [], [], 0, [], []
-            planner_all: list[float] = []
-            lat_cb_all = []
-            counts0 = _counts(probe.fresh_diagnostics(time.monotonic(), DIAG_WAIT_S))
-            counts1 = counts0
-            for it in range(args.iterations):
-                probe.reset()
-                c0, w0, b0 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
-                stats = probe.player.play(rate=rate, duration=(args.frames - 0.5) * period, clock_tail_s=0.3 / rate)
-                quiet = time.monotonic()
-                n_recv = -1
-                while time.monotonic() - quiet < 0.5 and time.monotonic() - w0 < stats.wall_s + 5.0:
-                    n = len(probe.snapshot()[1])
-                    if n != n_recv:
-                        n_recv, quiet = n, time.monotonic()
-                    time.sleep(0.05)
-                c1, w1, b1 = process_cpu_s(proc.pid), time.monotonic(), process_cpu_s(os.getpid())
-                sent, received = probe.snapshot()
-                proc_all += probe.debug_ms("processing_time_ms")
-                planner_all += probe.debug_ms("planner_time_ms")
-                lat, missed = frame_latencies(sent, received)
-                lat_cb_all.append(frame_latencies(sent, probe.callback_times())[0])
-                answered = sorted(s for s in received if s in sent)
-                j = jitter_ms([received[s] for s in answered])
-                cpu_pct = 100.0 * (c1 - c0) / (w1 - w0)
-                bench_cpu.append(100.0 * (b1 - b0) / (w1 - w0))
-                counts1 = _counts(probe.fresh_diagnostics(w1, DIAG_WAIT_S))
-                iterations.append(
-                    {
-                        "rate_hz": hz,
-                        "iteration": it,
-                        "frames": len(sent),
-                        "answered": len(answered),
-                        "missed": len(missed),
-                        "e2e_mean_ms": float(lat.mean()) if len(lat) else None,
-                        "e2e_max_ms": float(lat.max()) if len(lat) else None,
-                        "jitter_ms": j,
-                        "node_cpu_pct": cpu_pct,
-                        "playback_max_late_ms": stats.max_late_s * 1e3,
-                    }
-                )
-                lat_all.append(lat)
-                missed_all += len(missed)
-                frames_all += len(sent)
-                jit.append(j)
-                cpu.append(cpu_pct)
-                log(
-                    f"  {hz:g} Hz #{it}: {len(answered)}/{len(sent)} frames, e2e mean "
-                    f"{lat.mean() if len(lat) else float('nan'):.2f} ms, node CPU {cpu_pct:.0f}%"
-                )
-            lat = np.concatenate(lat_all) if lat_all else np.zeros(0)
-            lat_cb = np.concatenate(lat_cb_all) if lat_cb_all else np.zeros(0)
-            proc_ms = np.asarray(proc_all) if proc_all else np.full(1, np.nan)
-            planner_ms = float(np.mean(planner_all)) if planner_all else float("nan")
-            delta = {k: counts1[k] - counts0[k] for k in counts0}
-            rows.append(
-                {
-                    "rate_hz": hz,
-                    "frames": frames_all,
-                    "missed": missed_all,
-                    "e2e_mean_ms": float(lat.mean()) if len(lat) else float("nan"),
-                    "e2e_p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-                    "e2e_p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
-                    "e2e_max_ms": float(lat.max()) if len(lat) else float("nan"),
-                    "e2e_callback_mean_ms": float(lat_cb.mean()) if len(lat_cb) else float("nan"),
-                    "e2e_callback_p99_ms": float(np.percentile(lat_cb, 99)) if len(lat_cb) else float("nan"),
-                    "jitter_ms": float(np.mean(jit)),
-                    "node_cpu_pct": float(np.mean(cpu)),
-                    "player_cpu_pct": float(np.mean(bench_cpu)),
-                    "node_processing_mean_ms": float(proc_ms.mean()),
-                    "node_processing_p50_ms": float(np.percentile(proc_ms, 50)),
-                    "node_planner_mean_ms": planner_ms,
-                    "ratio_node_planner": float(lat.mean()) / planner_ms if len(lat) else float("nan"),
-                    "plans": delta["plans"],
-                    "fallbacks": delta["fallbacks_hold"] + delta["fallbacks_stop"],
-                    "deadline_misses": delta["deadline_misses"],
-                }
-            )
+        from wamdiff_ros.ros.node_harness import measure_node
+
+        measured = measure_node(proc, node_log, args, topics, sync, remaps, bag_hz, log)
     finally:
-        if probe is not None:
-            probe.close()
-        rclpy.try_shutdown(context=context)
         code = stop_process(proc)
         node_log.close()
         if code == 0:
             os.unlink(log_name)
+    rows = measured.rows
     bare_after = bare_times(planner, observations, args.budget_ms)
     bare = np.concatenate([bare_before, bare_after])
     for row in rows:
@@ -588,19 +330,19 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
             "p99": float(np.percentile(bare, 99)),
         },
         "latency_definition": "last camera/odometry publish of a frame -> its ~/trajectory received (same process)",
-        "receive_time": "middleware reception timestamp" if reception_timestamps() else "probe callback",
+        "receive_time": measured.receive_time,
         "node_command": cmd,
         "node_exit_code": code,
         "node_log": None if code == 0 else log_name,
-        "node_idle_cpu_pct": idle_cpu,
+        "node_idle_cpu_pct": measured.idle_cpu_pct,
         "load_average": os.getloadavg(),
-        "per_iteration": iterations,
+        "per_iteration": measured.iterations,
     }
     return rows, meta
 
 
 def main(args: argparse.Namespace) -> int:
-    from wamdiff_ros.benchmarking import report
+    from wamdiff_ros.bench.report import report
 
     try:
         rows, meta = run(args, log=lambda s: print(s, file=sys.stderr))

@@ -98,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from wamdiff_ros.benchmarking import report, time_call
+    from wamdiff_ros.bench.report import report, time_call
     from wamdiff_ros.scoring import ScorerConfig, score
 
     if min(args.sizes) < 1 or args.iters < 1 or args.warmup < 0 or args.agents < 0:

@@ -1,6 +1,6 @@
 import json
 
-from wamdiff_ros.benchmarking import print_table, report
+from wamdiff_ros.bench.report import print_table, report
 
 
 def test_table_shows_only_the_chosen_columns_and_json_keeps_every_key(tmp_path, capsys):

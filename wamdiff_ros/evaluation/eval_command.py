@@ -1,0 +1,109 @@
+"""``wamdiff eval``: open-loop evaluation of a checkpoint (per reasoning mode) and of reference planners
+over bags, one JSON with every run and a table on the terminal.
+
+The runs are :mod:`wamdiff_ros.evaluation.runs`'s, all on the same frames: ``--model DIR --mode
+fast,slow,adaptive`` evaluates the model once per mode (a family with a fast/slow gate, forced or
+adaptive; the label is ``<family>/<mode>``), or once as ``<family>`` for a family with one path;
+``--baseline`` adds reference planners (constant velocity, NAVSIM's constant velocity, the logged expert).
+
+Printed (:mod:`wamdiff_ros.evaluation.tables`): PDMS / EPDMS with NAVSIM sub-metrics, L2 at 1/2/3 s,
+ADE / FDE, collision rates, latency, fast / slow rates overall and per scenario, MoE load per layer
+(CV², 0 = balanced) and router entropy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
+from wamdiff_ros.evaluation.runs import BASELINES
+from wamdiff_ros.training.settings import passive_omp
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="checkpoint folder (absolute, or under models/)")
+    parser.add_argument("--data", nargs="+", required=True, metavar="BAG", help="bags to evaluate on (one dataset)")
+    parser.add_argument("--json", required=True, metavar="OUT", help="write every run's results here")
+    parser.add_argument("--every", type=int, default=1, help="evaluate every N-th frame (default 1)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    parser.add_argument(
+        "--mode", default="adaptive", help="reasoning mode(s) of the model, comma-separated: fast,slow,adaptive"
+    )
+    parser.add_argument(
+        "--baseline", nargs="*", default=[], choices=BASELINES, help="also evaluate these reference planners"
+    )
+    parser.add_argument("--budget-ms", type=float, default=None, help="latency budget given to the planner")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--frames", action="store_true", help="keep per-frame rows in the JSON")
+    parser.add_argument(
+        "--calibrate-gate",
+        type=float,
+        metavar="MAX_SLOW_RATE",
+        help="with --mode fast,slow: fit the gate's theta / c_min for the best adaptive PDMS at a slow rate "
+        "<= MAX_SLOW_RATE (fit on validation data, report on test data)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
+    add_remap_argument(parser)
+
+
+def main(args: argparse.Namespace) -> int:
+    passive_omp()
+    import torch
+
+    from wamdiff_ros.atomic import atomic_write_json
+    from wamdiff_ros.evaluation.runs import baseline_runs, model_runs, parse_modes, planner_dataset, run_all
+    from wamdiff_ros.evaluation.tables import print_report
+    from wamdiff_ros.models.checkpoint import CheckpointError
+    from wamdiff_ros.paths import resolve
+    from wamdiff_ros.planners.base import load_planner
+    from wamdiff_ros.training.gate_calibration import calibrate_gate
+    from wamdiff_ros.training.supervised import data_summary
+
+    torch.set_num_threads(max(1, args.threads))
+    if args.model is None and not args.baseline:
+        print("wamdiff eval: give --model DIR and/or --baseline constant_velocity expert", file=sys.stderr)
+        return 2
+    try:
+        modes = parse_modes(args.mode)
+        model = planner = None
+        if args.model is not None:
+            model = resolve(args.model, "models")
+            planner = load_planner(model)
+        dataset = planner_dataset(
+            args.data, planner, cache=not args.no_cache, scenes=False, remaps=parse_remaps(args.remap)
+        )
+        planners = model_runs(planner, modes) if planner is not None else {}
+        planners.update(baseline_runs(args.baseline, dataset))
+        if args.calibrate_gate is not None and not {"fast", "slow"} <= set(modes):
+            raise ValueError("--calibrate-gate needs --mode with both fast and slow")
+        results, frames = run_all(planners, dataset, args.every, args.max_frames, args.budget_ms, args.frames)
+        calibration = None
+        if args.calibrate_gate is not None:
+            if planner is None or not {"fast", "slow"} <= set(planner.modes):
+                raise ValueError("--calibrate-gate needs --model of a family with fast and slow modes")
+            family = planner.family
+            calibration = calibrate_gate(frames[f"{family}/fast"], frames[f"{family}/slow"], args.calibrate_gate)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        print(f"wamdiff eval: {e}", file=sys.stderr)
+        return 2
+    report = {
+        "model": str(model) if model else None,
+        "data": data_summary(dataset),
+        "every": args.every,
+        "max_frames": args.max_frames,
+        "budget_ms": args.budget_ms,
+        "spec": dataset.spec.to_dict(),
+        "results": results,
+    }
+    if planner is not None:
+        report["planner"] = planner.describe()
+    if calibration is not None:
+        report["gate_calibration"] = calibration
+    atomic_write_json(Path(args.json), report)
+    print_report(results)
+    if calibration is not None:
+        print(f"gate calibration: {calibration}")
+    print(f"wamdiff eval: wrote {args.json}", file=sys.stderr)
+    return 0
