@@ -10,7 +10,6 @@ import pytest
 import torch
 from _runtime_helpers import observation
 from _training_helpers import write_tiny_bag
-from wamdiff_ros.training.batching import epoch_order
 
 from wamdiff_ros.data.dataset import DrivingDataset
 from wamdiff_ros.planners import load_planner
@@ -21,6 +20,7 @@ from wamdiff_ros.planners.diffusiondrive.planner import DiffusionDrivePlanner, p
 from wamdiff_ros.planners.diffusiondrive.policy import multiplicative_logprob
 from wamdiff_ros.planners.diffusiondrive.scheduler import DDIMScheduler
 from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import yaw_from_path
+from wamdiff_ros.training.loop import epoch_order
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
