@@ -39,6 +39,29 @@ def rollout_advantages(
     return out
 
 
+def gate_advantages(
+    advantages: torch.Tensor,
+    rewards: torch.Tensor,
+    *,
+    floor: float | None = None,
+    reference_reward: float | None = None,
+    failed: torch.Tensor | None = None,
+    fail_value: float | None = None,
+) -> torch.Tensor:
+    """(G,) advantages reshaped by per-sample rules, in this order: clamped at >= ``floor``; zeroed where
+    the reward is below ``reference_reward`` (e.g. the logged trajectory's: only answers at least as good
+    as the data are reinforced); set to ``fail_value`` where ``failed`` (G,) bool (e.g. an at-fault
+    collision or leaving the drivable area). None switches a rule off."""
+    out = advantages.clone()
+    if floor is not None:
+        out = out.clamp_min(floor)
+    if reference_reward is not None:
+        out = torch.where(rewards.to(out.dtype) >= reference_reward, out, torch.zeros_like(out))
+    if failed is not None and fail_value is not None:
+        out = torch.where(failed, torch.full_like(out, fail_value), out)
+    return out
+
+
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """Per-token unbiased, non-negative estimate of KL(π_θ ‖ π_ref) from samples of π_θ (Schulman's k3):
     ``exp(ref − logp) − (ref − logp) − 1``."""
@@ -46,9 +69,12 @@ def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return d.exp() - d - 1.0
 
 
-def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(N, L) -> (N,) mean over the masked tokens of each row."""
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, L) -> (N,) mean over the masked tokens of each row (weighted by ``weights`` (N, L) when given)."""
     m = mask.to(x.dtype)
+    if weights is not None:
+        m = m * weights.to(x.dtype)
+        return (x * m).sum(-1) / m.sum(-1).clamp_min(1e-12)
     return (x * m).sum(-1) / m.sum(-1).clamp_min(1.0)
 
 
@@ -69,11 +95,13 @@ def gspo_loss(
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
     kl: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """GSPO (arXiv 2507.18071): ``s_i = (π_θ(y_i)/π_old(y_i))^(1/|y_i|) = exp(mean_t(logp − old_logp))``,
     loss ``−mean_i min(s_i·A_i, clip(s_i, 1 − clip_low, 1 + clip_high)·A_i) + beta·mean_i mean_t k3``
-    (``kl``: the policy's exact per-action KL (G, A) in place of the k3 estimate)."""
-    log_s = _masked_mean(logp - old_logp, mask)
+    (``kl``: the policy's exact per-action KL (G, A) in place of the k3 estimate; ``weights`` (N, L): a
+    weighted mean over t, e.g. a discount over denoising steps)."""
+    log_s = _masked_mean(logp - old_logp, mask, weights)
     s = log_s.exp()
     a = advantages.to(s.dtype)
     surrogate = torch.minimum(s * a, s.clamp(1.0 - clip_low, 1.0 + clip_high) * a)
@@ -101,17 +129,19 @@ def grpo_loss(
     ref_logp: torch.Tensor | None = None,
     beta: float = 0.0,
     kl: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """GRPO (DeepSeekMath): token ratio ``r_it = exp(logp − old_logp)``, loss
     ``−mean_i mean_t [min(r_it·A_i, clip(r_it, 1 − clip, 1 + clip)·A_i) − beta·k3_it]`` (``kl``: the
-    policy's exact per-action KL (G, A) in place of k3)."""
+    policy's exact per-action KL (G, A) in place of k3; ``weights`` (N, L): a weighted mean over t
+    instead, e.g. a discount over denoising steps)."""
     r = (logp - old_logp).exp()
     a = advantages.to(r.dtype)[:, None]
     per_token = torch.minimum(r * a, r.clamp(1.0 - clip, 1.0 + clip) * a)
     k3 = kl if kl is not None else kl_k3(logp, ref_logp) if ref_logp is not None else torch.zeros_like(logp)
     if beta:
         per_token = per_token - beta * k3
-    loss = -_masked_mean(per_token, mask).mean()
+    loss = -_masked_mean(per_token, mask, weights).mean()
     m = mask.bool()
     clipped = _clip_active(r, a, 1.0 - clip, 1.0 + clip) & m
     stats = {
@@ -125,4 +155,4 @@ def grpo_loss(
 OBJECTIVES = ("gspo", "grpo")
 
 
-__all__ = ["OBJECTIVES", "group_advantages", "grpo_loss", "gspo_loss", "kl_k3", "rollout_advantages"]
+__all__ = ["OBJECTIVES", "gate_advantages", "group_advantages", "grpo_loss", "gspo_loss", "kl_k3", "rollout_advantages"]

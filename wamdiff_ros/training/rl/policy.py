@@ -29,6 +29,8 @@ class Rollout:
         poses: (G, T, 3) decoded trajectories in base_link [m, m, rad].
         context: the family's private record of the scene and the sampling (re-evaluation reads it).
         groups: (G,) int sub-group of each answer: advantages are normalised within each (None: one group).
+        weights: (G, A) float weight of each action in the objective, e.g. a discount over denoising
+            steps (None: all 1).
         old_logp: (G, A) float32 log-probabilities under the sampling weights (set by the trainer).
         reward: ``scene -> (G,)`` rewards of the answers when the family rewards them itself (e.g. sampled
             scores against the scorer's labels); None: the run's scorer reward of ``poses``. The scorer's
@@ -40,6 +42,7 @@ class Rollout:
     poses: np.ndarray
     context: Any = None
     groups: torch.Tensor | None = None
+    weights: torch.Tensor | None = None
     old_logp: torch.Tensor | None = field(default=None, repr=False)
     reward: Callable[[Any], np.ndarray] | None = field(default=None, repr=False)
 
@@ -52,6 +55,10 @@ class Rollout:
             )
         if np.shape(self.poses)[0] != g or (self.groups is not None and tuple(self.groups.shape) != (g,)):
             raise ValueError(f"Rollout: poses and groups must have G={g} rows")
+        if self.weights is not None and tuple(self.weights.shape) != tuple(self.mask.shape):
+            raise ValueError(
+                f"Rollout: weights must be (G, A) = {tuple(self.mask.shape)}, got {tuple(self.weights.shape)}"
+            )
 
     @property
     def group_size(self) -> int:
@@ -81,6 +88,9 @@ class Policy(Protocol):
         """(G, A) per-action log-probabilities of ``rollout`` under ``net`` (default: the policy's own
         weights; the KL reference passes its frozen copy); differentiable when gradients are enabled."""
         ...
+
+    # Optional: ``imitation_loss(rollout, target) -> scalar tensor``, a differentiable distance of the
+    # policy's answers to the logged future ``target`` (T, 3), used when the run's imitation weights are set.
 
     def trainable_parameters(self, net: torch.nn.Module, which: str) -> list:
         """Set ``requires_grad`` on ``net`` for what RL trains under the name ``which`` (``all`` trains

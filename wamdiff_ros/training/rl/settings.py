@@ -28,6 +28,12 @@ class RLSettings(SettingsFile):
         kl_beta: weight of the k3 KL to the frozen starting model.
         adv_std_floor: lower bound of the group reward std in the advantage normalisation (see
             :func:`~wamdiff_ros.training.rl.objectives.group_advantages`).
+        advantage_floor: clamp advantages at >= this (None: off; DiffusionDriveV2: 0).
+        beat_logged: zero the advantage of answers whose reward is below the logged trajectory's.
+        fail_advantage: advantage of answers with NC != 1 or DAC != 1 (None: off; DiffusionDriveV2: −1).
+        imitation_weight: weight of the policy's ``imitation_loss`` to the logged future in a group
+            with a positive advantage (0: off; the policy must have ``imitation_loss``).
+        imitation_weight_idle: the same in a group without a positive advantage.
         trainable: what RL trains, by a name the family's policy knows (``all``: every weight; see the
             family's ``trainable_parameters`` for the others).
         every: use every N-th training sample as a scene (neighbouring ticks are nearly identical).
@@ -49,6 +55,11 @@ class RLSettings(SettingsFile):
     grpo_clip: float = 0.2
     kl_beta: float = 0.01
     adv_std_floor: float = 0.0
+    advantage_floor: float | None = None
+    beat_logged: bool = False
+    fail_advantage: float | None = None
+    imitation_weight: float = 0.0
+    imitation_weight_idle: float = 0.0
     lr: float = 2e-5
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -84,6 +95,7 @@ class RLSettings(SettingsFile):
             "grpo_clip": 0 <= self.grpo_clip < 1,
             "kl_beta": self.kl_beta >= 0,
             "adv_std_floor": self.adv_std_floor >= 0,
+            "imitation_weight": self.imitation_weight >= 0 and self.imitation_weight_idle >= 0,
             "lr": self.lr > 0,
             "weight_decay": self.weight_decay >= 0,
             "grad_clip": self.grad_clip >= 0,

@@ -84,6 +84,8 @@ class RLTrainer(TrainingLoop):
         self.scenes = np.arange(0, len(train_set), settings.every)
         if not len(self.scenes):
             raise ValueError("rl training data: no samples (every frame lacks a full future horizon or its images)")
+        if (settings.imitation_weight or settings.imitation_weight_idle) and not hasattr(policy, "imitation_loss"):
+            raise ValueError("rl settings: imitation_weight needs a policy with imitation_loss; this family's has none")
         params = policy.trainable_parameters(policy.net, settings.trainable)
         optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay)
         super().__init__(
@@ -187,11 +189,11 @@ class RLTrainer(TrainingLoop):
         """Sample and reward one group per scene; returns ``[(rollout, advantages)]`` and statistics."""
         import torch
 
-        from wamdiff_ros.training.rl.objectives import rollout_advantages
+        from wamdiff_ros.training.rl.objectives import gate_advantages, rollout_advantages
         from wamdiff_ros.training.rl.rewards import group_rewards
 
         st, s = self.settings, self.state
-        groups, rewards, metrics = [], [], []
+        groups, rewards, metrics, targets = [], [], [], []
         for j, i in enumerate(indices):
             obs = self.train_set.observation(int(i))
             scene = self.train_set.scene(int(i))
@@ -199,13 +201,24 @@ class RLTrainer(TrainingLoop):
             r, m = group_rewards(ro.poses, scene, st.reward)
             if ro.reward is not None:
                 r = np.asarray(ro.reward(scene), np.float64).reshape(len(r))
+            targets.append(scene.human_trajectory)
             groups.append(ro)
             rewards.append(r)
             metrics.append(m)
-        adv = [
-            rollout_advantages(torch.as_tensor(r), ro.groups, std_floor=st.adv_std_floor)
-            for ro, r in zip(groups, rewards)
-        ]
+        adv = []
+        for ro, r, m, j in zip(groups, rewards, metrics, indices):
+            a = rollout_advantages(torch.as_tensor(r), ro.groups, std_floor=st.adv_std_floor)
+            logged = None
+            if st.beat_logged:
+                scene = self.train_set.scene(int(j))
+                logged = float(group_rewards(scene.human_trajectory[None], scene, st.reward)[0][0])
+            failed = torch.as_tensor((m["NC"] != 1.0) | (m["DAC"] != 1.0))
+            adv.append(
+                gate_advantages(
+                    a, torch.as_tensor(r), floor=st.advantage_floor, reference_reward=logged, failed=failed,
+                    fail_value=st.fail_advantage,
+                )
+            )  # fmt: skip
         r = np.stack(rewards)
         stats = {
             "reward_mean": float(r.mean()),
@@ -217,31 +230,45 @@ class RLTrainer(TrainingLoop):
             "ade_mean": float(np.mean([m["ade"] for m in metrics])),
             "informative_groups": int((r.std(axis=1) > 1e-9).sum()),
         }
-        return [(ro, adv[g]) for g, ro in enumerate(groups)], stats
+        stats["positive_advantage_rate"] = float(np.mean([bool((a > 0).any()) for a in adv]))
+        return [(ro, adv[g], targets[g]) for g, ro in enumerate(groups)], stats
 
     def _update(self, groups) -> dict:
         import torch
 
         st = self.settings
-        live = [(ro, a) for ro, a in groups if bool(a.abs().max() > 0)]
+        imitate = st.imitation_weight > 0 or st.imitation_weight_idle > 0
+        live = [(ro, a, tgt) for ro, a, tgt in groups if imitate or bool(a.abs().max() > 0)]
         if not live:
             return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 1.0, "grad_norm": 0.0}
         exact_kl = getattr(self.policy, "kl", None) if st.kl_beta else None
         ref = []
         if st.kl_beta and exact_kl is None:
             with torch.no_grad():
-                ref = [self.policy.logprobs(ro, self.ref_net) for ro, _ in live]
+                ref = [self.policy.logprobs(ro, self.ref_net) for ro, _, _ in live]
         agg: dict[str, float] = {}
         for _ in range(st.inner_epochs):
             self.optimizer.zero_grad(set_to_none=True)
-            for g, (ro, a) in enumerate(live):
+            for g, (ro, a, tgt) in enumerate(live):
                 logp = self.policy.logprobs(ro)
                 if ro.old_logp is None:
                     ro.old_logp = logp.detach()
                 kl = exact_kl(ro, self.ref_net) if exact_kl is not None else None
                 loss, stats = self.objective(
-                    logp, ro.old_logp, a, ro.mask, ref_logp=ref[g] if ref else None, beta=st.kl_beta, kl=kl
+                    logp,
+                    ro.old_logp,
+                    a,
+                    ro.mask,
+                    ref_logp=ref[g] if ref else None,
+                    beta=st.kl_beta,
+                    kl=kl,
+                    weights=ro.weights,
                 )
+                if imitate:
+                    w = st.imitation_weight if bool((a > 0).any()) else st.imitation_weight_idle
+                    imitation = self.policy.imitation_loss(ro, tgt)
+                    loss = loss + w * imitation
+                    stats["imitation"] = float(imitation.detach())
                 (loss / len(live)).backward()
                 for k, v in {"loss": float(loss.detach()), **stats}.items():
                     agg[k] = agg.get(k, 0.0) + v / (len(live) * st.inner_epochs)

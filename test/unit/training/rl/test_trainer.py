@@ -16,7 +16,7 @@ from wamdiff_ros.planners.wamdiff import WamDiffPlanner
 from wamdiff_ros.planners.wamdiff.masked_diffusion import decode_block
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.planners.wamdiff.policy import WamDiffPolicy
-from wamdiff_ros.training.rl.objectives import group_advantages, grpo_loss, gspo_loss, kl_k3
+from wamdiff_ros.training.rl.objectives import gate_advantages, group_advantages, grpo_loss, gspo_loss, kl_k3
 from wamdiff_ros.training.rl.rewards import RewardConfig, group_rewards
 from wamdiff_ros.training.rl.settings import RLSettings
 from wamdiff_ros.training.rl.trainer import BEST, HISTORY, LAST, RLTrainer, better, reference_copy
@@ -271,3 +271,22 @@ def test_resume_refuses_another_start_model(dataset, tmp_path):
     other.start_model = "another"
     with pytest.raises(CheckpointError, match="started from tiny"):
         other.run(resume=True)
+
+
+def test_gate_advantages_rules_in_order():
+    adv = torch.tensor([1.0, -0.5, 0.8, 0.3, -1.2])
+    rewards = torch.tensor([0.9, 0.2, 0.5, 0.95, 0.0])
+    failed = torch.tensor([False, False, False, True, False])
+    out = gate_advantages(adv, rewards, floor=0.0, reference_reward=0.6, failed=failed, fail_value=-1.0)
+    assert out.tolist() == [1.0, 0.0, 0.0, -1.0, 0.0]
+    assert torch.equal(gate_advantages(adv, rewards), adv)  # every rule off
+
+
+def test_grpo_weights_make_a_weighted_mean_over_actions():
+    logp = torch.tensor([[0.1, -0.2, 0.0]], requires_grad=True)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    w = torch.tensor([[0.64, 0.8, 1.0]])
+    loss, _ = grpo_loss(logp, logp.detach(), torch.tensor([2.0]), mask, weights=w)
+    loss.backward()
+    # ratio 1 at the sampling weights: d loss / d logp_t = −A·w_t / Σw
+    torch.testing.assert_close(logp.grad, -2.0 * w / w.sum())

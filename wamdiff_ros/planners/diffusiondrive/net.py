@@ -1,0 +1,145 @@
+"""DiffusionDrive network: the shared scene encoder, a trajectory decoder that predicts each noisy
+anchor's clean trajectory and an anchor-classification logit, and the DiffusionDriveV2 selector's
+coarse and fine score heads. Trajectories enter and leave in normalised coordinates (x/50, y/20);
+the noise schedule is not here (:mod:`.scheduler`)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wamdiff_ros.models.checkpoint import load_checkpoint, load_state, save_checkpoint
+from wamdiff_ros.models.encoder import SceneEncoder
+from wamdiff_ros.planners.diffusiondrive.config import ModelConfig
+
+
+def _mlp(din: int, dout: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(din, hidden), nn.GELU(), nn.Linear(hidden, dout))
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B,) diffusion timesteps (float) -> (B, dim) sinusoidal features."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class MultiHeadAttention(nn.Module):
+    """Attention of queries (B, N, d) over keys/values (B, M, d) (scaled dot product; exports to ONNX)."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        hd = d // self.heads
+        q = self.q(x).view(b, n, self.heads, hd).transpose(1, 2)
+        k, v = self.kv(mem).view(b, mem.shape[1], 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
+class DecoderLayer(nn.Module):
+    """Self-attention among the queries of one group, cross-attention to the scene tokens, MLP (pre-norm)."""
+
+    def __init__(self, d: int, heads: int, hidden: int, self_attention: bool = True):
+        super().__init__()
+        self.self_attn = MultiHeadAttention(d, heads) if self_attention else None
+        self.ln0 = nn.LayerNorm(d) if self_attention else None
+        self.cross = MultiHeadAttention(d, heads)
+        self.ln1 = nn.LayerNorm(d)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = _mlp(d, d, hidden)
+
+    def forward(self, q: torch.Tensor, scene: torch.Tensor) -> torch.Tensor:
+        if self.self_attn is not None:
+            h = self.ln0(q)
+            q = q + self.self_attn(h, h)
+        q = q + self.cross(self.ln1(q), scene)
+        return q + self.mlp(self.ln2(q))
+
+
+class DiffusionDriveNet(nn.Module):
+    """See the module docstring. Shapes: B scenes, S scene tokens, N candidates (a multiple of the K
+    anchors for :meth:`denoise`: each group of K attends within itself), T poses."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.decoder.d_model
+        hidden = round(cfg.decoder.mlp_ratio * d)
+        flat = 2 * cfg.spec.num_poses
+        self.encoder = SceneEncoder(cfg.rig_obj, cfg.encoder, d)
+        self.traj_in = _mlp(flat, d, hidden)
+        self.time_mlp = _mlp(d, d, hidden)
+        self.layers = nn.ModuleList(DecoderLayer(d, cfg.decoder.heads, hidden) for _ in range(cfg.decoder.layers))
+        self.ln_out = nn.LayerNorm(d)
+        self.x0_head = _mlp(d, flat, hidden)
+        self.cls_head = _mlp(d, 1, hidden)
+        self.score_in = _mlp(flat, d, hidden)
+        self.coarse_head = _mlp(2 * d, 1, hidden)
+        self.fine_layer = DecoderLayer(d, cfg.decoder.heads, hidden, self_attention=False)
+        self.fine_head = _mlp(d, 1, hidden)
+
+    @property
+    def num_anchors(self) -> int:
+        return self.cfg.num_anchors
+
+    def encode(self, images: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
+        """images uint8 (B, C, H, W, 3), ego features (B, F) -> scene tokens (B, S, d)."""
+        return self.encoder(images, ego)
+
+    def denoise(self, scene: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """scene (B, S, d), noisy trajectories x_t (B, N, T, 2), timesteps t (B,) -> predicted clean
+        trajectories (B, N, T, 2) and anchor logits (B, N)."""
+        b, n, tp, _ = x_t.shape
+        k = self.num_anchors
+        groups = n // k
+        q = (
+            self.traj_in(x_t.reshape(b, n, 2 * tp))
+            + self.time_mlp(timestep_embedding(t, self.cfg.decoder.d_model))[:, None]
+        )
+        q = q.reshape(b * groups, k, -1)
+        mem = scene.repeat_interleave(groups, dim=0) if groups > 1 else scene
+        for layer in self.layers:
+            q = layer(q, mem)
+        q = self.ln_out(q).reshape(b, n, -1)
+        x0 = x_t + self.x0_head(q).reshape(b, n, tp, 2)
+        return x0, self.cls_head(q)[..., 0]
+
+    def coarse_scores(self, scene: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """scene (B, S, d), candidates (B, M, T, 2) -> coarse quality logits (B, M)."""
+        b, m, tp, _ = cand.shape
+        e = self.score_in(cand.reshape(b, m, 2 * tp))
+        pooled = scene.mean(1, keepdim=True).expand(b, m, -1)
+        return self.coarse_head(torch.cat([e, pooled], dim=-1))[..., 0]
+
+    def fine_scores(self, scene: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
+        """scene (B, S, d), candidates (B, M, T, 2) -> fine quality logits (B, M) (cross-attention to the scene)."""
+        b, m, tp, _ = cand.shape
+        q = self.fine_layer(self.score_in(cand.reshape(b, m, 2 * tp)), scene)
+        return self.fine_head(q)[..., 0]
+
+    # -- checkpoint ----------------------------------------------------------------------------------
+    def save(self, folder: str | os.PathLike, meta: dict | None = None) -> Path:
+        return save_checkpoint(folder, "diffusiondrive", self.cfg.to_dict(), self.state_dict(), meta or {})
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> DiffusionDriveNet:
+        doc, tensors = load_checkpoint(folder)
+        net = cls(ModelConfig.from_dict(doc["config"], f"checkpoint {folder}"))
+        load_state(net, tensors, str(folder))
+        return net.eval()
+
+
+__all__ = ["DecoderLayer", "DiffusionDriveNet", "timestep_embedding"]
