@@ -50,6 +50,7 @@ MODES: tuple[str, ...] = ("adaptive", "fast", "slow")
 FAMILY_MODULES: dict[str, str] = {
     "wamdiff": "wamdiff_ros.planners.wamdiff",
     "constant_velocity": "wamdiff_ros.planners.constant_velocity",
+    "autovla": "wamdiff_ros.planners.autovla",
     "diffusiondrive": "wamdiff_ros.planners.diffusiondrive",
     "trajmoe": "wamdiff_ros.planners.trajmoe",
 }

@@ -35,6 +35,8 @@ class Rollout:
         reward: ``scene -> (G,)`` rewards of the answers when the family rewards them itself (e.g. sampled
             scores against the scorer's labels); None: the run's scorer reward of ``poses``. The scorer's
             metrics of ``poses`` are logged either way.
+        reward_offset: (G,) float added to each answer's scorer reward by the family (e.g. a penalty on
+            the length of its reasoning); None: nothing added.
     """
 
     actions: torch.Tensor
@@ -45,6 +47,7 @@ class Rollout:
     weights: torch.Tensor | None = None
     old_logp: torch.Tensor | None = field(default=None, repr=False)
     reward: Callable[[Any], np.ndarray] | None = field(default=None, repr=False)
+    reward_offset: torch.Tensor | None = None
 
     def __post_init__(self):
         g = int(self.actions.shape[0])
@@ -53,8 +56,10 @@ class Rollout:
                 f"Rollout: expected actions (G, A) or (G, A, D) and mask (G, A), got {tuple(self.actions.shape)} "
                 f"and {tuple(self.mask.shape)}"
             )
-        if np.shape(self.poses)[0] != g or (self.groups is not None and tuple(self.groups.shape) != (g,)):
-            raise ValueError(f"Rollout: poses and groups must have G={g} rows")
+        if np.shape(self.poses)[0] != g or any(
+            t is not None and tuple(t.shape) != (g,) for t in (self.groups, self.reward_offset)
+        ):
+            raise ValueError(f"Rollout: poses, groups and reward_offset must have G={g} rows")
         if self.weights is not None and tuple(self.weights.shape) != tuple(self.mask.shape):
             raise ValueError(
                 f"Rollout: weights must be (G, A) = {tuple(self.mask.shape)}, got {tuple(self.weights.shape)}"

@@ -201,6 +201,8 @@ class RLTrainer(TrainingLoop):
             r, m = group_rewards(ro.poses, scene, st.reward)
             if ro.reward is not None:
                 r = np.asarray(ro.reward(scene), np.float64).reshape(len(r))
+            if ro.reward_offset is not None:
+                r = r + ro.reward_offset.double().numpy()
             targets.append(scene.human_trajectory)
             groups.append(ro)
             rewards.append(r)

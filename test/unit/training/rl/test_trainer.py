@@ -290,3 +290,12 @@ def test_grpo_weights_make_a_weighted_mean_over_actions():
     loss.backward()
     # ratio 1 at the sampling weights: d loss / d logp_t = −A·w_t / Σw
     torch.testing.assert_close(logp.grad, -2.0 * w / w.sum())
+
+
+def test_rollout_reward_offset_has_one_value_per_answer():
+    from wamdiff_ros.training.rl.policy import Rollout
+
+    actions, mask, poses = torch.zeros(3, 4, dtype=torch.long), torch.ones(3, 4, dtype=torch.bool), np.zeros((3, 8, 3))
+    assert Rollout(actions, mask, poses, reward_offset=torch.tensor([0.0, -0.1, 0.0])).reward_offset.shape == (3,)
+    with pytest.raises(ValueError, match="reward_offset must have G=3 rows"):
+        Rollout(actions, mask, poses, reward_offset=torch.zeros(2))

@@ -1,0 +1,170 @@
+"""AutoVLA's network: one causal transformer over [scene tokens, ego, prompt, answer], with a KV cache.
+
+Token ids of the answer vocabulary (size V): the text tokenizer's ids, then ``[THINK]``, ``[ACT]``, then
+the K action tokens. The prefix (scene, ego, prompt) attends to itself bidirectionally; every answer
+token attends to the whole prefix and to the answer tokens before it (causal), so decoding one token
+at a time over the cache gives exactly the logits of a teacher-forced pass (:meth:`forward_train`).
+
+The cache has the static length ``cfg.max_len``: :meth:`prefill` fills the prefix; :meth:`decode_step`
+reads it with every position from ``pos`` on masked and returns the new token's key/value, which the
+loop writes at ``pos``. The exported graphs keep static shapes while the loop stays outside.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from wamdiff_ros.models.checkpoint import load_checkpoint, load_state
+from wamdiff_ros.models.config import MoEConfig
+from wamdiff_ros.models.encoder import SceneEncoder
+from wamdiff_ros.models.text_tokenizer import TextTokenizer
+from wamdiff_ros.models.transformer import Transformer
+from wamdiff_ros.planners.autovla.codebook import ActionCodebook, Box
+from wamdiff_ros.planners.autovla.config import ModelConfig
+
+MODE_POS, REASON, REASON_END, ACTION, PAD = 0, 1, 2, 3, 4
+"""Kinds of answer position: the mode token, a reasoning word (or ``[ACT]``), a forced ``[ACT]`` after
+the longest reasoning, an action token, padding after the answer."""
+
+MAX_STRAIGHT_STEP_M = 20.0
+"""Longest primitive of an unfitted model's placeholder codebook (straight steps 0…20 m)."""
+
+
+def placeholder_primitives(size: int) -> np.ndarray:
+    """Straight primitives 0…MAX_STRAIGHT_STEP_M m (an untrained model's codebook, before fitting)."""
+    return np.stack([np.linspace(0.0, MAX_STRAIGHT_STEP_M, size), np.zeros(size), np.zeros(size)], 1)
+
+
+class AutoVLANet(nn.Module):
+    """See the module docstring. ``cfg.codebook.primitives`` (else a placeholder) gives the codebook."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.text = TextTokenizer.from_tokens(cfg.text_tokens) if cfg.text_tokens else TextTokenizer(cfg.vocab)
+        self.set_codebook(np.asarray(cfg.codebook.primitives) if cfg.codebook.primitives else None)
+        d = cfg.transformer.d_model
+        self.think_id = len(self.text)
+        self.act_id = self.think_id + 1
+        self.action_offset = self.act_id + 1
+        self.vocab_size = self.action_offset + cfg.codebook.size
+        self.encoder = SceneEncoder(cfg.rig_obj, cfg.encoder, d)
+        self.embed = nn.Embedding(self.vocab_size, d)
+        self.pos_emb = nn.Parameter(torch.randn(cfg.max_len, d) * 0.02)
+        self.transformer = Transformer(cfg.transformer, MoEConfig(routing="none"))
+        self.head = nn.Linear(d, self.vocab_size)
+
+    def set_codebook(self, primitives: np.ndarray | None) -> None:
+        """Use ``primitives`` (K' ≤ codebook.size rows) as the action codebook and record them in ``cfg``
+        (None: the placeholder)."""
+        cb = self.cfg.codebook
+        box = Box(cb.box_length, cb.box_width)
+        if primitives is None:
+            self.codebook = ActionCodebook(placeholder_primitives(cb.size), box)
+            return
+        if len(primitives) > cb.size:
+            raise ValueError(f"codebook: {len(primitives)} primitives exceed codebook.size {cb.size}")
+        self.codebook = ActionCodebook(primitives, box)
+        cb.primitives = self.codebook.primitives.tolist()
+
+    # -- token kinds -----------------------------------------------------------------------------------
+    def kind_masks(self) -> torch.Tensor:
+        """(5, V) bool: tokens allowed at each kind of answer position (PAD: none)."""
+        v = self.vocab_size
+        m = torch.zeros(5, v, dtype=torch.bool)
+        m[MODE_POS, [self.think_id, self.act_id]] = True
+        m[REASON, list(self.text.word_ids)] = True
+        m[REASON, self.act_id] = True
+        m[REASON_END, self.act_id] = True
+        m[ACTION, self.action_offset : self.action_offset + len(self.codebook)] = True
+        return m
+
+    def answer_kinds(self, answer: list[int]) -> list[int]:
+        """Kinds of the positions of one answer's tokens (see :data:`MODE_POS` …)."""
+        kinds, state, words = [], MODE_POS, 0
+        for tok in answer:
+            kinds.append(state)
+            if state == MODE_POS:
+                state = REASON if tok == self.think_id else ACTION
+            elif state in (REASON, REASON_END):
+                if tok == self.act_id:
+                    state = ACTION
+                else:
+                    words += 1
+                    state = REASON_END if words >= self.cfg.layout.reasoning_len else REASON
+        return kinds
+
+    def answer_ids(self, reasoning: str, actions: np.ndarray) -> list[int]:
+        """The target answer: ``[THINK] words [ACT] actions`` when ``reasoning`` is non-empty, else
+        ``[ACT] actions`` (words truncated to ``layout.reasoning_len``)."""
+        acts = [self.action_offset + int(a) for a in actions]
+        words = self.text.encode(reasoning)[: self.cfg.layout.reasoning_len] if reasoning else []
+        return ([self.think_id, *words] if words else []) + [self.act_id, *acts]
+
+    def prompt_ids(self, command: str, instruction: str) -> np.ndarray:
+        """(prompt_len,) int64: ``[BOS] command [SEP] instruction``, truncated and padded with ``[PAD]``."""
+        t = self.text
+        ids = [t.bos_id, *t.encode(command or ""), t.sep_id, *t.encode(instruction or "")]
+        p = self.cfg.layout.prompt_len
+        return np.array((ids + [t.pad_id] * p)[:p], np.int64)
+
+    # -- forward passes --------------------------------------------------------------------------------
+    def _prefix(self, images, ego, prompt) -> torch.Tensor:
+        x = torch.cat([self.encoder(images, ego), self.embed(prompt)], dim=1)
+        return x + self.pos_emb[: x.shape[1]]
+
+    def prefill(self, images, ego, prompt) -> tuple[torch.Tensor, torch.Tensor]:
+        """images uint8 (B, C, H, W, 3), ego (B, F), prompt (B, P) -> logits of the first answer token
+        (B, V) and the cache (layers, 2, B, heads, max_len, head_dim), zero after the prefix."""
+        h, kv, _ = self.transformer(self._prefix(images, ego, prompt))
+        tc = self.cfg.transformer
+        rest = (tc.layers, 2, images.shape[0], tc.heads, self.cfg.answer_len, tc.d_model // tc.heads)
+        cache = torch.cat([kv, kv.new_zeros(rest)], dim=4)
+        return self.head(h[:, -1]), cache
+
+    def decode_step(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
+        """token int64 (B, 1) at position ``pos`` int64 (1,) on ``cache`` (positions before ``pos`` filled)
+        -> logits of the next token (B, V) and this token's key/value (layers, 2, B, heads, 1, head_dim)."""
+        L = self.cfg.max_len
+        x = self.embed(token) + self.pos_emb.index_select(0, pos).unsqueeze(0)
+        idx = torch.arange(L, device=cache.device)
+        mask = torch.cat([idx < pos, torch.ones(1, dtype=torch.bool, device=cache.device)]).view(1, 1, 1, L + 1)
+        h, kv, _ = self.transformer(x, cache, mask)
+        return self.head(h[:, -1]), kv
+
+    def decode(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decode_step`, then the key/value written into ``cache`` at ``pos`` (in place); returns the
+        logits and the cache."""
+        logits, kv = self.decode_step(token, pos, cache)
+        return logits, cache.index_copy_(4, pos, kv)
+
+    def forward_train(self, images, ego, prompt, answer) -> torch.Tensor:
+        """Teacher-forced logits (B, A, V) of every token of ``answer`` (B, A) (padding after the end is
+        fed but never seen by earlier positions)."""
+        x0 = self._prefix(images, ego, prompt)
+        p0, a = x0.shape[1], answer.shape[1]
+        x = torch.cat([x0, self.embed(answer[:, :-1]) + self.pos_emb[p0 : p0 + a - 1]], dim=1)
+        n = x.shape[1]
+        i = torch.arange(n, device=x.device)
+        mask = (i[None, :] < p0) | (i[None, :] <= i[:, None])
+        h, _, _ = self.transformer(x, None, mask)
+        return self.head(h[:, p0 - 1 :])
+
+    # -- checkpoint ------------------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return {**self.cfg.to_dict(), "text_tokens": list(self.text.tokens)}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AutoVLANet:
+        doc, tensors = load_checkpoint(path)
+        cfg = ModelConfig.from_dict(doc["config"], f"checkpoint {path}")
+        net = cls(cfg)
+        load_state(net, tensors, str(path))
+        return net.eval()
+
+
+__all__ = ["ACTION", "MODE_POS", "PAD", "REASON", "REASON_END", "AutoVLANet", "placeholder_primitives"]
