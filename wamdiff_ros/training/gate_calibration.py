@@ -9,8 +9,7 @@ without re-planning. The chosen pair maximises the mean score among pairs whose 
 floor is above 0); ties go to the lower slow rate.
 
 Fit on validation frames, report on test frames: scores on the frames used to fit are optimistic. A
-family writes the chosen thresholds into its checkpoints (e.g.
-:func:`wamdiff_ros.planners.wamdiff.gate_thresholds.apply_gate`).
+family with a gate writes the chosen thresholds into its own checkpoints.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--test-modes", default="fast,adaptive", help="reasoning modes compared on --test (comma-separated)"
     )
-    parser.add_argument("--config", default="training/rl_wamdiff_small.yaml", help="RL settings (config/training/)")
+    parser.add_argument(
+        "--config", help="RL settings (config/training/; default: the model family's training/rl_<family>_small.yaml)"
+    )
     parser.add_argument("--algorithm", choices=("gspo", "grpo"))
     parser.add_argument("--group-size", type=int)
     parser.add_argument("--scenes-per-step", type=int)
@@ -41,9 +43,10 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.config import ConfigError
     from wamdiff_ros.models.checkpoint import CheckpointError
     from wamdiff_ros.paths import resolve
+    from wamdiff_ros.planners.base import checkpoint_family
     from wamdiff_ros.training.rl.report import compare_models, write_report
     from wamdiff_ros.training.rl.session import build_trainer
-    from wamdiff_ros.training.rl.settings import RLSettings
+    from wamdiff_ros.training.rl.settings import RLSettings, default_settings_file
     from wamdiff_ros.training.rl.trainer import BEST
 
     if args.test_every < 1:
@@ -56,7 +59,8 @@ def main(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        settings = RLSettings.from_yaml(args.config).replace(
+        model = resolve(args.model, "models")
+        settings = RLSettings.from_yaml(args.config or default_settings_file(checkpoint_family(model))).replace(
             algorithm=args.algorithm,
             group_size=args.group_size,
             scenes_per_step=args.scenes_per_step,
@@ -68,7 +72,6 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
         )
-        model = resolve(args.model, "models")
         trainer = build_trainer(
             model, args.data, args.out, settings, args.val, resume=args.resume, cache=not args.no_cache,
             progress=not args.no_progress,

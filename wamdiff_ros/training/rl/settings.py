@@ -14,7 +14,7 @@ from wamdiff_ros.training.settings import SettingsFile
 
 @dataclass
 class RLSettings(SettingsFile):
-    """See ``config/training/rl_wamdiff_small.yaml`` for what each field does.
+    """See a family's ``config/training/rl_<family>_small.yaml`` for what each field does.
 
     Attributes:
         algorithm: ``gspo`` (sequence-level ratio) or ``grpo`` (token-level ratio).
@@ -40,8 +40,6 @@ class RLSettings(SettingsFile):
         max_minutes: budget [min] over all resumes (None: until ``epochs`` or ``max_steps``).
         val_every_steps: validate (open-loop PDMS of the fast path) this often; also at the start and end.
     """
-
-    DEFAULT_FILE = "training/rl_wamdiff_small.yaml"
 
     algorithm: str = "gspo"
     group_size: int = 8
@@ -124,4 +122,9 @@ class RLSettings(SettingsFile):
         return {k: v for k, v in opts.items() if v is not None}
 
 
-__all__ = ["RLSettings"]
+def default_settings_file(family: str) -> str:
+    """The RL settings a family ships (``config/training/rl_<family>_small.yaml``)."""
+    return f"training/rl_{family}_small.yaml"
+
+
+__all__ = ["RLSettings", "default_settings_file"]
