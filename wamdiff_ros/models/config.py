@@ -135,9 +135,32 @@ def build(cls, d: dict, source: str):
         raise ConfigError(f"{source}: {cls.__name__}: {e}") from e
 
 
+class FamilyConfig:
+    """Mixin of a family's model-config dataclass: ``to_dict`` / ``from_dict`` with the family checked.
+    Subclasses set ``FAMILY``."""
+
+    FAMILY: typing.ClassVar[str] = ""
+
+    def to_dict(self) -> dict:
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else plain(v)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "model config"):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
+        if d.get("family", cls.FAMILY) != cls.FAMILY:
+            raise ConfigError(f"{source}: family {d.get('family')!r} is not {cls.FAMILY!r}")
+        return build(cls, d, source)
+
+
 __all__ = [
     "ROUTINGS",
     "EncoderConfig",
+    "FamilyConfig",
     "MoEConfig",
     "TransformerConfig",
     "build",

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.config import EncoderConfig, TransformerConfig, build, default_vocabulary, plain
+from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, TransformerConfig, default_vocabulary
 from wamdiff_ros.planners.gate import GateConfig
 from wamdiff_ros.types import TrajectorySpec
 
@@ -96,7 +96,7 @@ class ThinkingConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(FamilyConfig):
     """Everything needed to rebuild an AutoVLA model and its planner from a checkpoint.
 
     Attributes:
@@ -105,6 +105,8 @@ class ModelConfig:
         spec: trajectory grid; one action token per pose (``spec.dt`` is the primitive's duration).
         gate: budget gate; the model chooses slow by its first token (``theta`` on P([THINK])).
     """
+
+    FAMILY: ClassVar[str] = FAMILY
 
     rig: dict
     vocab: list[str]
@@ -147,21 +149,6 @@ class ModelConfig:
     @property
     def max_len(self) -> int:
         return self.prefix_len + self.answer_len
-
-    def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else plain(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
-        if d.get("family", FAMILY) != FAMILY:
-            raise ConfigError(f"{source}: family {d.get('family')!r} is not {FAMILY!r}")
-        return build(cls, d, source)
 
     @classmethod
     def from_yaml(

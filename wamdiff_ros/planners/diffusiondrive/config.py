@@ -5,14 +5,14 @@ given as a rig file and no anchors (an untrained model gets straight-line anchor
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.config import EncoderConfig, build, plain
+from wamdiff_ros.models.config import EncoderConfig, FamilyConfig
 from wamdiff_ros.types import TrajectorySpec
 
 
@@ -79,7 +79,7 @@ class SelectorConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(FamilyConfig):
     """Everything needed to rebuild a DiffusionDrive model and its planner from a checkpoint.
 
     Attributes:
@@ -90,6 +90,8 @@ class ModelConfig:
         mode: default reasoning mode (``fast``: anchor classifier; ``slow``: selector; ``adaptive``:
             the selector when the budget allows it).
     """
+
+    FAMILY: ClassVar[str] = "diffusiondrive"
 
     rig: dict
     family: str = "diffusiondrive"
@@ -129,21 +131,6 @@ class ModelConfig:
     @property
     def anchor_array(self) -> np.ndarray:
         return np.asarray(self.anchors, np.float64)
-
-    def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else plain(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
-        if d.get("family", "diffusiondrive") != "diffusiondrive":
-            raise ConfigError(f"{source}: family {d.get('family')!r} is not 'diffusiondrive'")
-        return build(cls, d, source)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike = "models/diffusiondrive_small.yaml") -> ModelConfig:

@@ -8,12 +8,12 @@ with the rig given as a rig file and no vocabulary (it is clustered from the tra
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.config import EncoderConfig, MoEConfig, TransformerConfig, build, plain
+from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, MoEConfig, TransformerConfig
 from wamdiff_ros.types import TrajectorySpec
 
 METRICS: tuple[str, ...] = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec", "c")
@@ -66,7 +66,7 @@ class ScoringConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(FamilyConfig):
     """Everything needed to rebuild a TrajMoE model and its planner from a checkpoint.
 
     Attributes:
@@ -79,6 +79,8 @@ class ModelConfig:
         moe: ``token_choice`` routing: ``num_experts`` private FFN experts + 1 shared, ``top_k``,
             ``balance_weight`` of CV²(importance) + CV²(load) summed over layers; ``rank`` is unused.
     """
+
+    FAMILY: ClassVar[str] = "trajmoe"
 
     rig: dict
     family: str = "trajmoe"
@@ -107,21 +109,6 @@ class ModelConfig:
     def inference_size(self) -> int:
         n = self.scoring.inference_size
         return self.vocab_size if n == 0 else min(n, self.vocab_size)
-
-    def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else plain(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
-        if d.get("family", "trajmoe") != "trajmoe":
-            raise ConfigError(f"{source}: family {d.get('family')!r} is not 'trajmoe'")
-        return build(cls, d, source)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike = "models/trajmoe_small.yaml", rig: dict | None = None) -> ModelConfig:

@@ -6,19 +6,18 @@ The checkpoint's ``config.json`` holds :meth:`ModelConfig.to_dict`; a YAML file 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from wamdiff_ros.config import ConfigError, load_yaml
 from wamdiff_ros.models.config import (
     ROUTINGS,
     EncoderConfig,
+    FamilyConfig,
     MoEConfig,
     TransformerConfig,
-    build,
     default_vocabulary,
-    plain,
 )
 from wamdiff_ros.planners.gate import GateConfig
 from wamdiff_ros.types import COMMANDS, TrajectorySpec
@@ -141,7 +140,7 @@ class DecodingConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(FamilyConfig):
     """Everything needed to rebuild a WAM-Diff model and its planner from a checkpoint.
 
     Attributes:
@@ -151,6 +150,8 @@ class ModelConfig:
             present it is authoritative (ids stay fixed whatever the code's base words become).
         spec: trajectory time grid (8 × 0.5 s by default).
     """
+
+    FAMILY: ClassVar[str] = "wamdiff"
 
     rig: dict
     vocab: list[str]
@@ -192,21 +193,6 @@ class ModelConfig:
         """Scene tokens (all cameras) plus the ego token."""
         s = self.encoder.stride
         return sum((c.height // s) * (c.width // s) for c in self.rig_obj.cameras) + 1
-
-    def to_dict(self) -> dict:
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            out[f.name] = v.to_dict() if isinstance(v, TrajectorySpec) else plain(v)
-        return out
-
-    @classmethod
-    def from_dict(cls, d: dict, source: str = "model config") -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"{source}: expected a mapping, got {type(d).__name__}")
-        if d.get("family", "wamdiff") != "wamdiff":
-            raise ConfigError(f"{source}: family {d.get('family')!r} is not 'wamdiff'")
-        return build(cls, d, source)
 
     @classmethod
     def from_yaml(
