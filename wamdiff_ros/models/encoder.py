@@ -18,7 +18,7 @@ from torch import nn
 
 from wamdiff_ros.models.config import EncoderConfig
 from wamdiff_ros.rig import Rig
-from wamdiff_ros.types import EgoState
+from wamdiff_ros.types import EgoState, Observation
 
 EGO_SCALES = np.array([10.0, 10.0, 3.0, 3.0, 0.5, 10.0])
 """Divisors of ``EgoState.as_vector()`` (vx, vy [m/s], ax, ay [m/s²], yaw rate [rad/s], speed [m/s])."""
@@ -41,6 +41,22 @@ def ego_features(ego: EgoState, ego_history: np.ndarray, history: int) -> np.nda
         out[history - len(hist) :, :3] = hist / HISTORY_SCALES
         out[history - len(hist) :, 3] = 1.0
     return np.concatenate([ego.as_vector() / EGO_SCALES, out.reshape(-1)]).astype(np.float32)
+
+
+def scene_inputs(rig: Rig, obs: Observation, history: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The scene encoder's inputs of one observation: images uint8 (1, C, H, W, 3) in the rig's camera
+    order and ego features (1, F); ValueError naming the camera when the images do not fit ``rig``."""
+    names = rig.names
+    if set(obs.images) != set(names):
+        raise ValueError(f"Observation.images: expected cameras {names} (the model's rig), got {sorted(obs.images)}")
+    for cam in rig.cameras:
+        shape = obs.images[cam.name].shape
+        if shape != (cam.height, cam.width, 3):
+            raise ValueError(
+                f"Observation.images[{cam.name!r}]: expected {cam.height}×{cam.width}×3 (rig), got {shape}"
+            )
+    images = torch.from_numpy(np.stack([obs.images[n] for n in names]))[None]
+    return images, torch.from_numpy(ego_features(obs.ego, obs.ego_history, history))[None]
 
 
 def _conv(cin: int, cout: int, k: int, s: int, relu: bool = True) -> list[nn.Module]:

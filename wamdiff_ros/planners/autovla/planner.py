@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.planners.autovla.config import FAMILY, ModelConfig
 from wamdiff_ros.planners.autovla.decoding import Answer, decode_answer
 from wamdiff_ros.planners.autovla.net import REASON, AutoVLANet
@@ -75,19 +75,7 @@ class AutoVLAPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images uint8 (1, C, H, W, 3), ego features (1, F), prompt ids (1, P); ValueError naming the
         camera when the images do not fit the model's rig."""
-        names = self.rig.names
-        if set(obs.images) != set(names):
-            raise ValueError(
-                f"Observation.images: expected cameras {names} (the model's rig), got {sorted(obs.images)}"
-            )
-        for cam in self.rig.cameras:
-            shape = obs.images[cam.name].shape
-            if shape != (cam.height, cam.width, 3):
-                raise ValueError(
-                    f"Observation.images[{cam.name!r}]: expected {cam.height}×{cam.width}×3 (rig), got {shape}"
-                )
-        images = torch.from_numpy(np.stack([obs.images[n] for n in names]))[None]
-        ego = torch.from_numpy(ego_features(obs.ego, obs.ego_history, self.history))[None]
+        images, ego = scene_inputs(self.rig, obs, self.history)
         prompt = torch.from_numpy(self.net.prompt_ids(obs.command, obs.instruction))[None]
         return images, ego, prompt
 

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.models.moe import routing_stats
 from wamdiff_ros.planners.base import Planner, check_rig, register, register_untrained
 from wamdiff_ros.planners.trajmoe.config import METRICS, ModelConfig
@@ -60,19 +59,7 @@ class TrajMoEPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         """Network inputs of one observation: images uint8 (1, C, H, W, 3) and ego features (1, F);
         ValueError naming the camera when the images do not match the model's rig."""
-        names = self.rig.names
-        if set(obs.images) != set(names):
-            raise ValueError(
-                f"Observation.images: expected cameras {names} (the model's rig), got {sorted(obs.images)}"
-            )
-        for cam in self.rig.cameras:
-            shape = obs.images[cam.name].shape
-            if shape != (cam.height, cam.width, 3):
-                raise ValueError(
-                    f"Observation.images[{cam.name!r}]: expected {cam.height}×{cam.width}×3 (rig), got {shape}"
-                )
-        images = torch.from_numpy(np.stack([obs.images[n] for n in names]))[None]
-        ego = torch.from_numpy(ego_features(obs.ego, obs.ego_history, self.history))[None]
+        images, ego = scene_inputs(self.rig, obs, self.history)
         return images, ego
 
     def scores(self, images: torch.Tensor, ego: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.models.moe import routing_stats
 from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
 from wamdiff_ros.planners.gate import FastSlowGate, SlowStep
@@ -105,19 +105,7 @@ class WamDiffPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network inputs of one observation: images uint8 (1, C, H, W, 3), ego features (1, F), prompt
         ids (1, P); ValueError naming the camera when the images do not match the model's rig."""
-        names = self.rig.names
-        if set(obs.images) != set(names):
-            raise ValueError(
-                f"Observation.images: expected cameras {names} (the model's rig), got {sorted(obs.images)}"
-            )
-        for cam in self.rig.cameras:
-            shape = obs.images[cam.name].shape
-            if shape != (cam.height, cam.width, 3):
-                raise ValueError(
-                    f"Observation.images[{cam.name!r}]: expected {cam.height}×{cam.width}×3 (rig), got {shape}"
-                )
-        images = torch.from_numpy(np.stack([obs.images[n] for n in names]))[None]
-        ego = torch.from_numpy(ego_features(obs.ego, obs.ego_history, self.cfg.encoder.history))[None]
+        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder.history)
         lay = self.net.layout
         prompt = torch.from_numpy(lay.prompt_ids(self.net.space.text, obs.command, obs.instruction, "plan"))[None]
         return images, ego, prompt
