@@ -135,6 +135,15 @@ def build(cls, d: dict, source: str):
         raise ConfigError(f"{source}: {cls.__name__}: {e}") from e
 
 
+def tiny_rig() -> dict:
+    """A 2-camera 64×32 rig (``Rig.to_dict`` form) for the families' tiny unit-test configs."""
+    cams = [
+        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
+        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
+    ]
+    return {"name": "tiny_2cam", "cameras": cams}
+
+
 class FamilyConfig:
     """Mixin of a family's model-config dataclass: ``to_dict`` / ``from_dict`` with the family checked.
     Subclasses set ``FAMILY``."""
@@ -166,4 +175,5 @@ __all__ = [
     "build",
     "default_vocabulary",
     "plain",
+    "tiny_rig",
 ]

@@ -41,6 +41,25 @@ class Attention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, n, d)), kv
 
 
+class CrossAttention(nn.Module):
+    """Attention of queries (B, N, d) over keys/values (B, M, d) (scaled dot product; exports to ONNX)."""
+
+    def __init__(self, d_model: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d_model, d_model)
+        self.kv = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        hd = d // self.heads
+        q = self.q(x).view(b, n, self.heads, hd).transpose(1, 2)
+        k, v = self.kv(mem).view(b, mem.shape[1], 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+
 class Block(nn.Module):
     def __init__(self, cfg: TransformerConfig, moe: MoEConfig):
         super().__init__()

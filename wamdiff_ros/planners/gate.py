@@ -223,4 +223,24 @@ class FastSlowGate:
         return GateDecision(True, why, p_complex, confidence, self.slow_cost_ms, steps)
 
 
-__all__ = ["FastSlowGate", "GateConfig", "GateDecision", "SlowStep"]
+def seed_slow_cost(planner, gate: FastSlowGate, obs, passes: int = 2) -> float:
+    """Plan ``obs`` ``passes`` times in slow mode, each from a forgotten estimate, so that ``gate``'s
+    slow-cost estimate [ms] is the last, warm pass (returned); ``planner``'s mode is restored.
+
+    The first run of each graph is slower (allocations, cold caches); an estimate seeded by it can make
+    the gate refuse every slow pass within a tight budget, and a refused slow pass is never measured again.
+    """
+    if passes < 1:
+        raise ValueError(f"{planner.family}.warm_up: passes must be >= 1, got {passes}")
+    mode = planner.mode
+    planner.set_mode("slow")
+    try:
+        for _ in range(passes):
+            gate.forget_slow_cost()
+            planner.plan(obs, None)
+    finally:
+        planner.set_mode(mode)
+    return gate.slow_cost_ms
+
+
+__all__ = ["FastSlowGate", "GateConfig", "GateDecision", "SlowStep", "seed_slow_cost"]

@@ -10,13 +10,7 @@ from wamdiff_ros.models.checkpoint import CONFIG_FILE, WEIGHTS_FILE, CheckpointE
 from wamdiff_ros.planners.wamdiff.config import ModelConfig, tiny_config
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(routing="expert_choice", seed=0):

@@ -21,13 +21,7 @@ from wamdiff_ros.runtime.export import compare_backends, graph_specs
 from wamdiff_ros.runtime.onnxruntime_backend import OnnxRuntimeBackend, check_provider
 from wamdiff_ros.runtime.torch_backend import TorchBackend
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

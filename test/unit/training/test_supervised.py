@@ -26,13 +26,7 @@ from wamdiff_ros.training.checkpointing import (
 from wamdiff_ros.training.settings import TrainSettings
 from wamdiff_ros.training.supervised import Trainer, make_optimizer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

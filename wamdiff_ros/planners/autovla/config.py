@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, TransformerConfig, default_vocabulary
+from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, TransformerConfig, default_vocabulary, tiny_rig
 from wamdiff_ros.planners.gate import GateConfig
 from wamdiff_ros.types import TrajectorySpec
 
@@ -171,12 +171,8 @@ class ModelConfig(FamilyConfig):
 
 def tiny_config(vocab: list[str] | None = None, **overrides) -> ModelConfig:
     """A small config on a 2-camera 64×32 rig for unit tests (``overrides`` replace top-level sections)."""
-    cams = [
-        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
-        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
-    ]
     parts = {
-        "rig": {"name": "tiny_2cam", "cameras": cams},
+        "rig": tiny_rig(),
         "vocab": vocab if vocab is not None else ["slow", "down", "lead", "car", "brakes"],
         "codebook": CodebookConfig(size=32, tolerance=0.2),
         "encoder": EncoderConfig(stem_channels=4, channels=(8,), history=2),

@@ -22,7 +22,7 @@ from wamdiff_ros.planners.autovla.config import FAMILY, ModelConfig
 from wamdiff_ros.planners.autovla.decoding import Answer, decode_answer
 from wamdiff_ros.planners.autovla.net import REASON, AutoVLANet
 from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
-from wamdiff_ros.planners.gate import FastSlowGate, SlowStep
+from wamdiff_ros.planners.gate import FastSlowGate, SlowStep, seed_slow_cost
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import Observation, PlanResult, Trajectory
 
@@ -148,14 +148,7 @@ class AutoVLAPlanner(Planner):
 
     def warm_up(self, obs: Observation, passes: int = 2) -> float:
         """Plan ``obs`` ``passes`` times in slow mode (seeding the gate's slow-cost estimate), then once fast."""
-        mode = self.mode
-        self.set_mode("slow")
-        try:
-            for _ in range(passes):
-                self.gate.forget_slow_cost()
-                self.plan(obs, None)
-        finally:
-            self.set_mode(mode)
+        seed_slow_cost(self, self.gate, obs, passes)
         return super().warm_up(obs)
 
     # -- network, export, RL, training -------------------------------------------------------------------

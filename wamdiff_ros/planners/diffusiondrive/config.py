@@ -12,7 +12,7 @@ from typing import ClassVar
 import numpy as np
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.config import EncoderConfig, FamilyConfig
+from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, tiny_rig
 from wamdiff_ros.types import TrajectorySpec
 
 
@@ -158,12 +158,8 @@ def default_anchors(k: int, spec: TrajectorySpec) -> np.ndarray:
 
 def tiny_config(**overrides) -> ModelConfig:
     """A small config on a 2-camera 64×32 rig with 6 anchors, for unit tests and smoke runs."""
-    cams = [
-        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
-        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
-    ]
     parts = {
-        "rig": {"name": "tiny_2cam", "cameras": cams},
+        "rig": tiny_rig(),
         "num_anchors": 6,
         "encoder": EncoderConfig(stem_channels=4, channels=(8,), history=2),
         "decoder": DecoderConfig(d_model=32, layers=1, heads=2),

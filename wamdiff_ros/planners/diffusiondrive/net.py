@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wamdiff_ros.models.checkpoint import load_checkpoint, load_state, save_checkpoint
 from wamdiff_ros.models.encoder import SceneEncoder
+from wamdiff_ros.models.transformer import CrossAttention
 from wamdiff_ros.planners.diffusiondrive.config import ModelConfig
 
 
@@ -30,33 +30,14 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
-class MultiHeadAttention(nn.Module):
-    """Attention of queries (B, N, d) over keys/values (B, M, d) (scaled dot product; exports to ONNX)."""
-
-    def __init__(self, d: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.out = nn.Linear(d, d)
-
-    def forward(self, x: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        hd = d // self.heads
-        q = self.q(x).view(b, n, self.heads, hd).transpose(1, 2)
-        k, v = self.kv(mem).view(b, mem.shape[1], 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
-
-
 class DecoderLayer(nn.Module):
     """Self-attention among the queries of one group, cross-attention to the scene tokens, MLP (pre-norm)."""
 
     def __init__(self, d: int, heads: int, hidden: int, self_attention: bool = True):
         super().__init__()
-        self.self_attn = MultiHeadAttention(d, heads) if self_attention else None
+        self.self_attn = CrossAttention(d, heads) if self_attention else None
         self.ln0 = nn.LayerNorm(d) if self_attention else None
-        self.cross = MultiHeadAttention(d, heads)
+        self.cross = CrossAttention(d, heads)
         self.ln1 = nn.LayerNorm(d)
         self.ln2 = nn.LayerNorm(d)
         self.mlp = _mlp(d, d, hidden)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from wamdiff_ros.config import ConfigError, load_yaml
-from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, MoEConfig, TransformerConfig
+from wamdiff_ros.models.config import EncoderConfig, FamilyConfig, MoEConfig, TransformerConfig, tiny_rig
 from wamdiff_ros.types import TrajectorySpec
 
 METRICS: tuple[str, ...] = ("nc", "dac", "ddc", "tlc", "ep", "ttc", "lk", "hc", "ec", "c")
@@ -125,12 +125,8 @@ class ModelConfig(FamilyConfig):
 
 def tiny_config(**overrides) -> ModelConfig:
     """A small config on a 2-camera 64×32 rig with 64 vocabulary entries, for unit tests."""
-    cams = [
-        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
-        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
-    ]
     parts = {
-        "rig": {"name": "tiny_2cam", "cameras": cams},
+        "rig": tiny_rig(),
         "vocab_size": 64,
         "encoder": EncoderConfig(stem_channels=4, channels=(8,), history=2),
         "transformer": TransformerConfig(d_model=32, layers=1, heads=2, mlp_ratio=2.0),

@@ -27,30 +27,13 @@ from torch import nn
 from wamdiff_ros.models.checkpoint import load_checkpoint, load_state, save_checkpoint
 from wamdiff_ros.models.config import MoEConfig
 from wamdiff_ros.models.encoder import SceneEncoder
-from wamdiff_ros.models.transformer import Transformer
+from wamdiff_ros.models.transformer import CrossAttention, Transformer
 from wamdiff_ros.planners.trajmoe.config import METRICS, ModelConfig
 from wamdiff_ros.planners.trajmoe.moe_ffn import SparseMoEFFN
 from wamdiff_ros.planners.trajmoe.vocabulary import default_vocabulary
 
 POSE_SCALES = (20.0, 5.0, 0.5)
 """Divisors of vocabulary poses (x, y [m], yaw [rad]) before the query embedding."""
-
-
-class CrossAttention(nn.Module):
-    def __init__(self, d_model: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(d_model, d_model)
-        self.kv = nn.Linear(d_model, 2 * d_model)
-        self.out = nn.Linear(d_model, d_model)
-
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        hd = d // self.heads
-        q = self.q(x).view(b, n, self.heads, hd).transpose(1, 2)
-        k, v = self.kv(ctx).view(b, ctx.shape[1], 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
 class QueryBlock(nn.Module):

@@ -18,6 +18,7 @@ from wamdiff_ros.models.config import (
     MoEConfig,
     TransformerConfig,
     default_vocabulary,
+    tiny_rig,
 )
 from wamdiff_ros.planners.gate import GateConfig
 from wamdiff_ros.types import COMMANDS, TrajectorySpec
@@ -218,12 +219,8 @@ class ModelConfig(FamilyConfig):
 def tiny_config(routing: str = "expert_choice", vocab: list[str] | None = None, **overrides) -> ModelConfig:
     """A ~0.1 M-parameter config on a 2-camera 64×32 rig, for unit tests and smoke runs
     (trains on one batch in seconds). ``overrides`` replace top-level sections."""
-    cams = [
-        {"name": n, "width": 64, "height": 32, "fov_deg": 90.0, "position": [1.5, y, 1.6], "rpy": [0.0, 0.0, yaw]}
-        for n, y, yaw in (("front", 0.0, 0.0), ("front_left", 0.4, 1.0))
-    ]
     parts = {
-        "rig": {"name": "tiny_2cam", "cameras": cams},
+        "rig": tiny_rig(),
         "vocab": vocab if vocab is not None else ["slow", "down", "lead", "car", "brakes", "how", "many", "lanes"],
         "trajectory": TrajectoryTokensConfig(AxisBinsConfig(-5.0, 45.0, 50), AxisBinsConfig(-10.0, 10.0, 20, 2.0)),
         "encoder": EncoderConfig(stem_channels=4, channels=(8,), history=2),

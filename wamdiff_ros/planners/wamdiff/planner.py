@@ -21,7 +21,7 @@ import torch
 from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.models.moe import routing_stats
 from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
-from wamdiff_ros.planners.gate import FastSlowGate, SlowStep
+from wamdiff_ros.planners.gate import FastSlowGate, SlowStep, seed_slow_cost
 from wamdiff_ros.planners.wamdiff.config import DecodingConfig, ModelConfig
 from wamdiff_ros.planners.wamdiff.masked_diffusion import DecodeResult, decode_block
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
@@ -226,23 +226,8 @@ class WamDiffPlanner(Planner):
 
     def warm_up(self, obs: Observation, passes: int = 2) -> float:
         """Plan ``obs`` ``passes`` times in slow mode and seed the gate's slow-cost estimate [ms] with the
-        last pass, which is returned.
-
-        The first run of each graph is slower (allocations, cold caches); an estimate seeded by it can
-        make the gate refuse every slow pass within a tight budget, and a refused slow pass is never
-        measured again.
-        """
-        if passes < 1:
-            raise ValueError(f"WamDiffPlanner.warm_up: passes must be >= 1, got {passes}")
-        mode = self.mode
-        self.set_mode("slow")
-        try:
-            for _ in range(passes):
-                self.gate.forget_slow_cost()
-                self.plan(obs, None)
-        finally:
-            self.set_mode(mode)
-        return self.gate.slow_cost_ms
+        last pass, which is returned. See :func:`~wamdiff_ros.planners.gate.seed_slow_cost`."""
+        return seed_slow_cost(self, self.gate, obs, passes)
 
     # -- network, export, RL -------------------------------------------------------------------------
     def network(self) -> WamDiffNet:

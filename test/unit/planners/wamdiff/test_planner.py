@@ -14,13 +14,7 @@ from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.types import EgoState, Observation
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _obs(rig: Rig, command="straight", seed=0, **kw) -> Observation:

@@ -21,13 +21,7 @@ from wamdiff_ros.training.rl.rewards import RewardConfig, group_rewards
 from wamdiff_ros.training.rl.settings import RLSettings
 from wamdiff_ros.training.rl.trainer import BEST, HISTORY, LAST, RLTrainer, better, reference_copy
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
