@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from wamdiff_ros.sim.scenarios import DEMO_SCENARIOS
+
 DEFAULT_MODEL = "wamdiff_small"
-DEFAULT_SCENARIOS = ["highway_dense", "cut_in", "stopped_vehicle", "merge", "intersection_left", "roundabout"]
+DEFAULT_SCENARIOS = list(DEMO_SCENARIOS)
 DEFAULT_EPISODES = 6
 DEFAULT_MAX_DURATION_S = 20.0
 GRAPH = "sim_closed_loop"

@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 
 from wamdiff_ros.distributed import fanout
+from wamdiff_ros.sim.scenarios import BAG_SPLITS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", required=True, choices=("train", "val", "test"), help="seed split to draw from")
+    parser.add_argument("--split", required=True, choices=BAG_SPLITS, help="seed split to draw from")
     parser.add_argument("--episodes", type=int, required=True, help="number of episodes (over all scenarios)")
     parser.add_argument(
         "--out", required=True, help="bag name: PATH.mcap (or PATH) writes the rosbag2 directory PATH/ with PATH.mcap"

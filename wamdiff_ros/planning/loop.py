@@ -85,13 +85,16 @@ def _checked(planner: Planner | None) -> Planner | None:
 
 @dataclass
 class LoopConfig:
-    """Run-time settings (the planner_node parameters of the same names; see config/schema/)."""
+    """Run-time settings (the planner_node parameters of the same names; see config/schema/).
+
+    ``budget_ms`` None plans without a deadline (the gate then decides by the scene alone, not by
+    this machine's timing: what an offline evaluation that must be reproducible wants)."""
 
     sync_slop_s: float = 0.05
     input_timeout_s: float = 0.5
     plan_rate_hz: float = 10.0
     deadline_ms: float = 100.0
-    budget_ms: float = 80.0
+    budget_ms: float | None = 80.0
     fallback_hold_s: float = 1.0
     fallback_decel: float = 2.0
 
@@ -101,12 +104,13 @@ class LoopConfig:
             "input_timeout_s": self.input_timeout_s > 0,
             "plan_rate_hz": self.plan_rate_hz > 0,
             "deadline_ms": self.deadline_ms > 0,
-            "budget_ms": self.budget_ms > 0,
+            "budget_ms": self.budget_ms is None or self.budget_ms > 0,
             "fallback_hold_s": self.fallback_hold_s >= 0,
             "fallback_decel": self.fallback_decel > 0,
         }
         for name, ok in checks.items():
-            if not (ok and math.isfinite(getattr(self, name))):
+            value = getattr(self, name)
+            if not (ok and (value is None or math.isfinite(value))):
                 raise ValueError(f"LoopConfig.{name}: invalid value {getattr(self, name)!r}")
 
     @classmethod

@@ -59,11 +59,11 @@ from std_msgs.msg import Float64, String
 from visualization_msgs.msg import MarkerArray
 
 from wamdiff_ros.geometry import compose
-from wamdiff_ros.paths import resolve
 from wamdiff_ros.planners.base import CheckpointCheck, check_checkpoint
 from wamdiff_ros.planners.export import export_in_subprocess
 from wamdiff_ros.planning import CycleOutput, LoopConfig, PlanningLoop
 from wamdiff_ros.planning.loop import LEVEL_ERROR, LEVEL_OK, LEVEL_WARN
+from wamdiff_ros.planning.model import load_checked_planner, resolve_model
 from wamdiff_ros.rig import Rig, load_rig
 from wamdiff_ros.ros import conversions as conv
 from wamdiff_ros.ros.executors import make_executor, spin
@@ -71,7 +71,6 @@ from wamdiff_ros.ros.input_poller import InputPoller
 from wamdiff_ros.ros.interrupts import interrupt_once
 from wamdiff_ros.ros.params import declare_from_schema, load_schema, schema_path, validate_change
 from wamdiff_ros.ros.qos import incompatible_publishers, publisher_events, qos_profile, subscription_events
-from wamdiff_ros.types import EgoState, Observation
 
 NODE_NAME = "planner_node"
 CLOCK_POLL_S = 0.005
@@ -81,54 +80,6 @@ RELOAD_KEYS = ("model_path", "backend", "device", "precision", "engine_path", "t
 CONFIGURE_KEYS = ("rig_path", "image_format", "camera_topic_prefix", "odom_topic", "command_topic")
 CONFIGURE_KEYS += ("instruction_topic", "input_qos", "build_only")
 """Parameters read at configure / activate: a change applies after cleanup + configure (or deactivate + activate)."""
-
-
-def resolve_model(path: str) -> Path:
-    """A checkpoint folder: as given, else under ``models/``; ValueError if there is no config.json."""
-    try:
-        folder = resolve(path, "models")
-    except FileNotFoundError as e:
-        raise ValueError(f"model_path {path!r}: {e}") from e
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"model_path {path!r}: {folder} is not a checkpoint folder (no config.json)")
-    return folder
-
-
-def load_checked_planner(params: dict, rig: Rig):
-    """Load the checkpoint of ``params['model_path']`` for ``rig``, warm it up and plan a blank frame.
-
-    Raises (ValueError and friends) if the folder, the family, the rig, the backend or a warm-up
-    plan fails, so a bad checkpoint never replaces a working one.
-    """
-    from wamdiff_ros.planners.base import load_planner
-
-    folder = resolve_model(params["model_path"])
-    planner = load_planner(
-        folder,
-        rig=rig,
-        backend=params["backend"],
-        device=params["device"],
-        precision=params["precision"],
-        engine_path=params["engine_path"] or None,
-        build_only=params["build_only"],
-        threads=int(params.get("threads", 0)),
-        spinning=False,  # idle ONNX Runtime workers must not busy-wait on cores other nodes share
-    )
-    mismatch = rig.mismatch(planner.rig)
-    if mismatch:
-        raise ValueError(f"checkpoint {folder}: rig differs from {params['rig_path']}: {mismatch}")
-    planner.set_mode(params["reasoning_mode"])
-    spec = planner.spec
-    blank = Observation(
-        images={c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras},
-        ego=EgoState(pose=np.zeros(3)),
-        stamp_ns=0,
-    )
-    planner.warm_up(blank)  # every path run once (a gate's slow-path cost measured warm)
-    result = planner.plan(blank, None)
-    if result.trajectory.poses.shape != (spec.num_poses, 3) or not np.isfinite(result.trajectory.poses).all():
-        raise ValueError(f"checkpoint {folder}: warm-up plan is not a finite ({spec.num_poses}, 3) trajectory")
-    return planner, folder
 
 
 class PlannerNode(LifecycleNode):

@@ -216,9 +216,7 @@ class SimBridgeNode(Node):
         offset = START_TIME_NS
         all_metrics = []
         for job_scenario, seed in jobs:
-            scenario = job_scenario
-            if p["max_duration_s"] > 0:
-                scenario = dataclasses.replace(scenario, duration=min(scenario.duration, p["max_duration_s"]))
+            scenario = job_scenario.with_duration_cap(p["max_duration_s"])
             world = World(scenario, seed)
             try:
                 if renderer is None:

@@ -239,7 +239,9 @@ def summarize(metrics: list[EpisodeMetrics]) -> dict[str, dict[str, float]]:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="seed split (default test)")
+    from wamdiff_ros.sim.scenarios import SPLITS
+
+    parser.add_argument("--split", default="test", choices=SPLITS, help="seed split (default test)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per scenario (first seeds of the split)")
     parser.add_argument("--scenarios", nargs="*", default=None, help="scenario names (default: all shipped)")
     parser.add_argument("--score-every", type=int, default=5, help="score the plan every N ticks (0: no PDMS)")

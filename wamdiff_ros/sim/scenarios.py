@@ -2,12 +2,15 @@
 
 A scenario names a highway-env environment, overrides of its configuration, the episode duration,
 the route (an exit node of highway-env's road graph and how much of it to drive, or a lane change),
-an optional scripted event (stopped vehicle ahead, cut-in) and disjoint ``train`` / ``val`` / ``test``
-seed ranges. Everything random in an episode derives from ``(scenario, seed)``.
+an optional scripted event (stopped vehicle ahead, cut-in) and disjoint seed ranges, one per split:
+``train`` / ``val`` / ``test`` for the recorded bags (training, model selection, open-loop test) and
+``closedloop`` for ``wamdiff closedloop``, fresh episodes that no bag holds. Everything random in an
+episode derives from ``(scenario, seed)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -16,7 +19,18 @@ from pathlib import Path
 from wamdiff_ros.config import ConfigError, load_yaml
 from wamdiff_ros.paths import config_path
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLITS: tuple[str, ...] = ("train", "val", "test", "closedloop")
+BAG_SPLITS: tuple[str, ...] = ("train", "val", "test")
+"""The splits bags are recorded from (``wamdiff collect``); ``closedloop`` seeds stay out of every bag."""
+DEMO_SCENARIOS: tuple[str, ...] = (
+    "highway_dense",
+    "cut_in",
+    "stopped_vehicle",
+    "merge",
+    "intersection_left",
+    "roundabout",
+)
+"""The demo's six scenario types (every kind but lane change), the default of ``wamdiff demo`` and ``closedloop``."""
 KINDS: tuple[str, ...] = (
     "highway",
     "merge",
@@ -101,6 +115,12 @@ class Scenario:
         a, b = self.seeds[split]
         n = b - a if limit is None else min(b - a, int(limit))
         return list(range(a, a + n))
+
+    def with_duration_cap(self, seconds: float) -> Scenario:
+        """This scenario with its episodes cut at ``seconds`` of sim time (``<= 0``: unchanged)."""
+        if seconds <= 0:
+            return self
+        return dataclasses.replace(self, duration=min(self.duration, float(seconds)))
 
     def split_of(self, seed: int) -> str:
         """The split a seed belongs to; ValueError if it is in none."""

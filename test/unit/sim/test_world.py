@@ -40,16 +40,23 @@ def test_shipped_scenarios_load_with_disjoint_splits():
         ranges = sorted(s.seeds.values())
         assert all(b1 <= a2 for (_, b1), (a2, _) in itertools.pairwise(ranges))
         assert s.split_of(s.seed_list("test")[0]) == "test"
+        assert s.split_of(s.seed_list("closedloop")[0]) == "closedloop"
 
 
 def test_overlapping_seed_ranges_are_rejected():
     bad = {
         "kind": "highway",
         "env_id": "highway-fast-v0",
-        "seeds": {"train": [0, 10], "val": [5, 20], "test": [30, 40]},
+        "seeds": {"train": [0, 10], "val": [5, 20], "test": [30, 40], "closedloop": [50, 60]},
     }
     with pytest.raises(ConfigError, match="overlap"):
         scenario_from_dict(bad, "bad")
+    fresh_overlaps_test = {**bad["seeds"], "val": [10, 20], "closedloop": [35, 45]}
+    with pytest.raises(ConfigError, match="'test' .* and 'closedloop' .* overlap"):
+        scenario_from_dict({**bad, "seeds": fresh_overlaps_test}, "bad")
+    three = {k: v for k, v in bad["seeds"].items() if k != "closedloop"}
+    with pytest.raises(ConfigError, match="closedloop"):
+        scenario_from_dict({**bad, "seeds": three}, "bad")
     with pytest.raises(ConfigError, match="kind"):
         scenario_from_dict({**bad, "kind": "parking"}, "bad")
 
