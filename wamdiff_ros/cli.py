@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wamdiff_ros.evaluation.eval_command",
         "open-loop PDMS/EPDMS, L2, MoE, fast/slow rates of a model or baseline",
     ),
+    "closedloop": (
+        "wamdiff_ros.evaluation.closed_loop_command",
+        "closed-loop evaluation of a checkpoint in the embedded world on fresh seeds, against the expert",
+    ),
     "label": (
         "wamdiff_ros.planners.trajmoe.label_cli",
         "score a trajectory vocabulary against every frame of bags (TrajMoE labels; resumable)",

@@ -86,25 +86,16 @@ class RecordedEpisode:
     meta: dict = field(default_factory=dict)
 
 
-_renderers: dict = {}
-"""Rig -> Renderer, reused by the episodes a worker process records (building one takes a while)."""
-
-
 def record_episode(job: EpisodeJob) -> RecordedEpisode:
     """Drive the expert through one episode, render and encode every tick (a Ray task)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from wamdiff_ros.sim.episode import run_episode
     from wamdiff_ros.sim.expert import Expert
-    from wamdiff_ros.sim.renderer import Renderer
+    from wamdiff_ros.sim.renderer import shared_renderer
     from wamdiff_ros.sim.world import World
 
-    rig = job.encoder.rig
     world = World(job.scenario, job.seed)
-    renderer = _renderers.get(rig)
-    if renderer is None:
-        renderer = _renderers[rig] = Renderer(rig, world.lanes)
-    else:
-        renderer.set_lanes(world.lanes)
+    renderer = shared_renderer(job.encoder.rig, world.lanes)
     out = RecordedEpisode()
 
     def on_tick(frame, _result, images) -> None:

@@ -5,6 +5,8 @@
   and its plan.
 - :func:`plot_metric_curves`: per-frame metrics over bag time.
 - :func:`plot_rl_curves`: an RL run's rollout reward and validation PDMS over optimiser steps.
+- :func:`plot_speed_profiles`: a closed-loop episode's speed and route progress over time, planner
+  against expert.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ BEV_RANGE = (-15.0, 60.0, -25.0, 25.0)
 """Shown area in base_link: x from, x to, y from, y to [m]; x grows to show the whole plan, log and candidates."""
 
 
-def _figure(width: float, height: float):
+def _figure(width: float, height: float, rows: int = 1):
+    """pyplot on the headless backend, a figure and its axes (one, or ``rows`` sharing x)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(width, height), dpi=100)
+    fig, ax = plt.subplots(rows, 1, figsize=(width, height), dpi=100, sharex=rows > 1)
     return plt, fig, ax
 
 
@@ -155,4 +158,31 @@ def plot_rl_curves(path: str | os.PathLike, steps: list[dict], validations: list
     bottom.set_ylabel("validation (fast path)")
     bottom.set_xlabel("optimiser step")
     bottom.grid(alpha=0.3)
+    _save(plt, fig, path)
+
+
+def plot_speed_profiles(path: str | os.PathLike, title: str, planner: dict, expert: dict | None = None) -> None:
+    """A closed-loop episode over time: speed (top) and route progress (bottom) of the planner and, on
+    the same episode, of the expert; the planner's slow-mode ticks and fallbacks are marked.
+
+    ``planner`` and ``expert`` are per-tick traces (:class:`~wamdiff_ros.evaluation.closed_loop.Drive`'s
+    ``trace``: ``t`` [s], ``speed`` [m/s], ``progress`` [m], and for the planner ``mode``)."""
+    plt, fig, (speed, progress) = _figure(8.0, 5.0, rows=2)
+    runs = [("planner", planner, "tab:blue")] + ([("expert", expert, "tab:gray")] if expert is not None else [])
+    for name, trace, colour in runs:
+        speed.plot(trace["t"], trace["speed"], color=colour, lw=1.2, label=name)
+        progress.plot(trace["t"], trace["progress"], color=colour, lw=1.2, label=name)
+    mode = np.asarray(planner.get("mode", []))
+    t, v = np.asarray(planner["t"]), np.asarray(planner["speed"])
+    for value, marker, colour in (("slow", "o", "tab:purple"), ("fallback", "x", "tab:red")):
+        sel = mode == value
+        if sel.any():
+            speed.scatter(t[sel], v[sel], marker=marker, s=14, color=colour, label=f"planner {value}", zorder=3)
+    speed.set_ylabel("speed [m/s]")
+    progress.set_ylabel("route progress [m]")
+    progress.set_xlabel("episode time [s]")
+    for ax in (speed, progress):
+        ax.grid(alpha=0.3)
+    speed.legend(loc="best", fontsize=8)
+    speed.set_title(title, fontsize=9)
     _save(plt, fig, path)

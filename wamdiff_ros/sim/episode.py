@@ -71,13 +71,15 @@ class EpisodeMetrics:
 
 @dataclass
 class EpisodeResult:
-    """Metrics plus the log: frames, the driver's plan (T, 3) base_link per frame, and the full lane map."""
+    """Metrics plus the log: frames, the driver's plan (T, 3) base_link per frame, the full lane map,
+    the route progress [m] at each frame and (with ``keep_results``) the driver's PlanResult per frame."""
 
     metrics: EpisodeMetrics
     frames: list[LogFrame]
     plans: list[np.ndarray]
     lanes: list[Lane]
     results: list[PlanResult] = field(default_factory=list)
+    progress: list[float] = field(default_factory=list)
 
 
 def comfort_rate(frames: list[LogFrame]) -> float:
@@ -152,6 +154,7 @@ def run_episode(
     frames: list[LogFrame] = []
     plans: list[np.ndarray] = []
     results: list[PlanResult] = []
+    progress: list[float] = []
     plan_s = step_s = 0.0
     while True:
         frame = world.frame()
@@ -162,6 +165,7 @@ def run_episode(
         if on_tick is not None:
             on_tick(frame, result, images)
         frames.append(frame)
+        progress.append(world.route_progress)
         plans.append(np.asarray(result.trajectory.poses))
         if keep_results:
             results.append(result)
@@ -204,7 +208,7 @@ def run_episode(
         plan_ms=1e3 * plan_s / max(len(frames), 1),
         step_ms=1e3 * step_s / max(steps, 1),
     )
-    return EpisodeResult(metrics, frames, plans, world.lanes, results)
+    return EpisodeResult(metrics, frames, plans, world.lanes, results, progress)
 
 
 def summarize(metrics: list[EpisodeMetrics]) -> dict[str, dict[str, float]]:

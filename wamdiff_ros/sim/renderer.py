@@ -432,3 +432,18 @@ def _clip_near(poly: np.ndarray, near: float) -> np.ndarray:
         if ina != inb:
             out.append(a + (near - a[2]) / (b[2] - a[2]) * (b - a))
     return np.array(out).reshape(-1, 3)
+
+
+_shared: dict[Rig, Renderer] = {}
+"""Rig -> Renderer kept by :func:`shared_renderer` for the episodes one process drives."""
+
+
+def shared_renderer(rig: Rig, lanes: list[Lane]) -> Renderer:
+    """This process's Renderer of ``rig``, its road set to ``lanes`` (building one takes a while, and the
+    output depends only on its inputs, so the episodes of a worker reuse it)."""
+    renderer = _shared.get(rig)
+    if renderer is None:
+        renderer = _shared[rig] = Renderer(rig, lanes)
+    else:
+        renderer.set_lanes(lanes)
+    return renderer
