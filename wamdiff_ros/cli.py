@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wamdiff_ros.evaluation.closed_loop_command",
         "closed-loop evaluation of a checkpoint in the embedded world on fresh seeds, against the expert",
     ),
+    "compare": (
+        "wamdiff_ros.evaluation.compare_command",
+        "models and baselines side by side: open-loop PDMS/EPDMS, closed-loop figures, latency, size",
+    ),
     "label": (
         "wamdiff_ros.planners.trajmoe.label_cli",
         "score a trajectory vocabulary against every frame of bags (TrajMoE labels; resumable)",

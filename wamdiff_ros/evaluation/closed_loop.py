@@ -28,7 +28,7 @@ from wamdiff_ros.sim.scenarios import Scenario
 
 SPLIT = "closedloop"
 DRIVER_KINDS = ("expert", "model", "constant_velocity")
-TIMING_KEYS = ("plan_ms", "step_ms", "planner_ms_p50", "planner_ms_p99", "run")
+TIMING_KEYS = ("plan_ms", "step_ms", "planner_ms_p50", "planner_ms_p99", "latency_p50_ms", "run")
 """Report keys whose values are wall times (they differ between runs of the same episodes)."""
 
 

@@ -10,7 +10,6 @@ episode's record) and ``.png`` (speed and route progress over time, planner agai
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 
@@ -23,9 +22,16 @@ NODE_KEYS = ("reasoning_mode", "backend", "device", "precision", "threads")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="checkpoint folder (absolute, or under models/)")
+    parser.add_argument("--json", metavar="OUT", help="write the report (per episode and summary) to this JSON file")
+    parser.add_argument("--traces", metavar="DIR", help="write a per-tick trace, record and speed plot per episode")
+    add_closed_loop_arguments(parser)
+
+
+def add_closed_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """The episode, planner and fan-out options of ``wamdiff closedloop`` (``wamdiff compare`` has them too)."""
     from wamdiff_ros.sim.scenarios import DEMO_SCENARIOS
 
-    parser.add_argument("--model", required=True, help="checkpoint folder (absolute, or under models/)")
     parser.add_argument("--episodes", type=int, default=48, help="episodes, round-robin over the scenarios (48)")
     parser.add_argument(
         "--scenarios",
@@ -33,8 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(DEMO_SCENARIOS),
         help="scenario names (default: the demo's six types, " + ", ".join(DEMO_SCENARIOS) + ")",
     )
-    parser.add_argument("--json", metavar="OUT", help="write the report (per episode and summary) to this JSON file")
-    parser.add_argument("--traces", metavar="DIR", help="write a per-tick trace, record and speed plot per episode")
     parser.add_argument("--mode", choices=MODES, default=None, help="reasoning mode (default: planner_node's)")
     parser.add_argument("--backend", choices=BACKENDS, default=None, help="inference backend (default: planner_node's)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="device (default: planner_node's)")
@@ -56,12 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fanout.add_arguments(parser)
 
 
-def model_driver(args: argparse.Namespace):
-    """The DriverSpec of ``--model`` with the command's planner options over planner_node's parameters."""
-    from wamdiff_ros.evaluation.closed_loop import DriverSpec, node_params
-    from wamdiff_ros.planning.model import resolve_model
-
-    overrides = {"model_path": args.model}
+def node_overrides(args: argparse.Namespace) -> dict:
+    """planner_node parameters the command's options set (unset options keep the node's defaults)."""
+    overrides = {}
     for key, value in (("reasoning_mode", args.mode), ("backend", args.backend), ("device", args.device)):
         if value is not None:
             overrides[key] = value
@@ -69,10 +70,18 @@ def model_driver(args: argparse.Namespace):
         if args.threads < 0:
             raise ValueError(f"--threads: expected >= 0, got {args.threads}")
         overrides["threads"] = args.threads
-    if args.budget_ms is not None and not args.budget_ms > 0:
-        raise ValueError(f"--budget-ms: expected > 0, got {args.budget_ms}")
-    label = resolve_model(args.model).name
-    return DriverSpec(label, "model", node_params(**overrides), args.budget_ms, args.image_format)
+    return overrides
+
+
+def model_driver(model: str, args: argparse.Namespace, label: str | None = None):
+    """The DriverSpec of checkpoint ``model`` with the command's planner options over planner_node's
+    parameters, labelled ``label`` (default: the checkpoint folder's name)."""
+    from wamdiff_ros.evaluation.closed_loop import DriverSpec, node_params
+    from wamdiff_ros.planning.model import resolve_model
+
+    params = node_params(**node_overrides(args), model_path=str(model))
+    label = label or resolve_model(str(model)).name
+    return DriverSpec(label, "model", params, args.budget_ms, args.image_format)
 
 
 def check_common(args: argparse.Namespace) -> None:
@@ -83,6 +92,8 @@ def check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--score-every: expected >= 0, got {args.score_every}")
     if not args.max_duration >= 0:
         raise ValueError(f"--max-duration: expected >= 0 s, got {args.max_duration}")
+    if args.budget_ms is not None and not args.budget_ms > 0:
+        raise ValueError(f"--budget-ms: expected > 0, got {args.budget_ms}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -105,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
         scenarios = load_scenarios(args.scenarios)
         episode_list = episodes(scenarios, args.episodes, args.max_duration)
         workers = fanout.workers_from_args(args)
-        spec = model_driver(args)
+        spec = model_driver(args.model, args)
         planner = build_planner(spec)  # the model checked (and its graphs exported) before any worker starts
     except (ValueError, FileNotFoundError, BackendUnavailable) as e:
         raise SystemExit(f"wamdiff closedloop: {e}") from None
@@ -199,15 +210,12 @@ def write_trace(folder, record: dict, drive, expert) -> None:
     plot_speed_profiles(base.with_suffix(".png"), title, drive.trace, expert.trace)
 
 
-def _cell(row: dict, key: str, fmt: str) -> str:
-    value = row.get(key)
-    return "-" if value is None or math.isnan(value) else fmt.format(value)
-
-
 def print_summary(summary: dict, title: str) -> None:
     """The per-scenario table of :func:`~wamdiff_ros.evaluation.closed_loop.summarize_drives` (with the expert)."""
     from rich.console import Console
     from rich.table import Table
+
+    from wamdiff_ros.evaluation.tables import format_cell
 
     table = Table(title=title)
     heads = ["scenario", "eps", "compl.", "done", "at-fault / all coll.", "kinds", "timeouts", "off-road"]
@@ -219,17 +227,17 @@ def print_summary(summary: dict, title: str) -> None:
         table.add_row(
             name,
             str(r["episodes"]),
-            _cell(r, "route_completion", "{:.3f}"),
-            _cell(r, "completed", "{:.0%}"),
+            format_cell(r.get("route_completion"), "{:.3f}"),
+            format_cell(r.get("completed"), "{:.0%}"),
             f"{r['at_fault_collisions']} / {r['collisions']}",
             kinds,
             str(r["timeouts"]),
             str(r["off_road"]),
-            f"{_cell(r, 'mean_speed', '{:.1f}')} / {_cell(r, 'expert_mean_speed', '{:.1f}')}",
-            _cell(r, "expert_route_completion", "{:.3f}"),
-            _cell(r, "mean_pdms", "{:.3f}"),
-            _cell(r, "driving_score", "{:.1f}"),
-            f"{_cell(r, 'planner_ms_p50', '{:.1f}')} / {_cell(r, 'planner_ms_p99', '{:.1f}')}",
-            _cell(r, "slow_rate", "{:.1%}"),
+            f"{format_cell(r.get('mean_speed'), '{:.1f}')} / {format_cell(r.get('expert_mean_speed'), '{:.1f}')}",
+            format_cell(r.get("expert_route_completion"), "{:.3f}"),
+            format_cell(r.get("mean_pdms"), "{:.3f}"),
+            format_cell(r.get("driving_score"), "{:.1f}"),
+            f"{format_cell(r.get('planner_ms_p50'), '{:.1f}')} / {format_cell(r.get('planner_ms_p99'), '{:.1f}')}",
+            format_cell(r.get("slow_rate"), "{:.1%}"),
         )
     Console(width=max(170, Console().width)).print(table)

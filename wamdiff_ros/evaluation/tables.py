@@ -3,10 +3,18 @@ scenario, MoE load per layer."""
 
 from __future__ import annotations
 
+import math
 import sys
 
 METRIC_COLUMNS = ("PDMS", "EPDMS", "NC", "DAC", "DDC", "TLC", "EP", "TTC", "LK", "HC", "EC")
 OPEN_LOOP_COLUMNS = ("l2_1s", "l2_2s", "l2_3s", "ade", "fde", "collision_rate_3s", "at_fault_collision_rate")
+
+
+def format_cell(value, fmt: str) -> str:
+    """``value`` in format ``fmt`` (``{:d}`` takes a count), "-" for a missing or NaN value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return fmt.format(int(value) if fmt == "{:d}" else value)
 
 
 def print_report(results: dict, file=None) -> None:
