@@ -11,8 +11,8 @@ from wamdiff_ros.cli import main
 from wamdiff_ros.distributed.fanout import Workers
 from wamdiff_ros.evaluation.closed_loop import (
     Drive,
-    DriverSpec,
     DriveJob,
+    DriverSpec,
     drive_episode,
     episode_record,
     episodes,
@@ -119,7 +119,8 @@ def test_summary_per_scenario_against_the_expert():
 def test_strip_timing_leaves_what_runs_agree_on():
     report = {"summary": {"all": {"plan_ms": 3.0, "route_completion": 0.5}}, "run": {"wall_s": 1}}
     report["episodes"] = [{"planner_ms_p50": 1.0, "expert": {"step_ms": 2.0, "seed": 7}}]
-    assert strip_timing(report) == {"summary": {"all": {"route_completion": 0.5}}, "episodes": [{"expert": {"seed": 7}}]}
+    expected = {"summary": {"all": {"route_completion": 0.5}}, "episodes": [{"expert": {"seed": 7}}]}
+    assert strip_timing(report) == expected
 
 
 def test_a_drive_repeats_exactly_and_the_expert_drives_the_same_episode(models):
