@@ -321,6 +321,11 @@ def summarize_drives(drives: Sequence[Drive], experts: Sequence[Drive] | None = 
     return out
 
 
+def run_info(workers: fanout.Workers, wall_s: float) -> dict:
+    """The report's ``run`` entry: where the drives ran, how long it took, the machine's load then."""
+    return {"workers": workers.count, "ray_address": workers.address, "wall_s": wall_s, "load_average": os.getloadavg()}
+
+
 def strip_timing(obj):
     """``obj`` (a report, nested dicts and lists) without the keys of :data:`TIMING_KEYS`: what two runs
     of the same episodes and model agree on."""
@@ -346,6 +351,7 @@ __all__ = [
     "loop_config",
     "node_params",
     "run_drivers",
+    "run_info",
     "strip_timing",
     "summarize_drives",
 ]

@@ -106,6 +106,7 @@ def main(args: argparse.Namespace) -> int:
         episode_record,
         episodes,
         run_drivers,
+        run_info,
         summarize_drives,
     )
     from wamdiff_ros.runtime.base import BackendUnavailable
@@ -117,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
         episode_list = episodes(scenarios, args.episodes, args.max_duration)
         workers = fanout.workers_from_args(args)
         spec = model_driver(args.model, args)
-        planner = build_planner(spec)  # the model checked (and its graphs exported) before any worker starts
+        described = build_planner(spec).describe()  # checked (and its graphs exported) before any worker starts
     except (ValueError, FileNotFoundError, BackendUnavailable) as e:
         raise SystemExit(f"wamdiff closedloop: {e}") from None
     expert = DriverSpec("expert", "expert")
@@ -125,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
     records: list[dict] = []
     report = {
         "model": spec.params["model_path"],
-        "planner": planner.describe(),
+        "planner": described,
         "settings": {
             "split": SPLIT,
             "episodes": args.episodes,
@@ -138,7 +139,6 @@ def main(args: argparse.Namespace) -> int:
         },
         "complete": False,
     }
-    del planner
 
     def write(drives=None, experts=None) -> None:
         if not args.json:
@@ -147,12 +147,7 @@ def main(args: argparse.Namespace) -> int:
             report["summary"] = summarize_drives(drives, experts)
             report["expert_summary"] = summarize_drives(experts)
         report["episodes"] = records
-        report["run"] = {
-            "workers": workers.count,
-            "ray_address": workers.address,
-            "wall_s": time.perf_counter() - t_start,
-            "load_average": list(os.getloadavg()),
-        }
+        report["run"] = run_info(workers, time.perf_counter() - t_start)
         atomic_write_json(args.json, report)
 
     done: dict[str, list] = {spec.label: [], expert.label: []}

@@ -52,6 +52,7 @@ def main(args: argparse.Namespace) -> int:
         episodes,
         node_params,
         run_drivers,
+        run_info,
         summarize_drives,
     )
     from wamdiff_ros.evaluation.closed_loop_command import check_common, model_driver, node_overrides
@@ -132,11 +133,7 @@ def main(args: argparse.Namespace) -> int:
             "summaries": summaries,
         },
         "rows": rows,
-        "run": {
-            "workers": workers.count,
-            "wall_s": time.perf_counter() - t_start,
-            "load_average": list(os.getloadavg()),
-        },
+        "run": run_info(workers, time.perf_counter() - t_start),
     }
     atomic_write_json(args.json, report)
     if args.markdown:
