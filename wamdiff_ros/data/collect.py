@@ -10,12 +10,16 @@ Episodes run in parallel on Ray workers (``--workers``, ``--address``: :mod:`wam
 one task per episode (:func:`record_episode`: drive the expert, render, encode the images); this
 process writes the returned ticks in episode order, so the bag is byte-identical whatever the number
 of workers (``--workers 1`` runs the same task in this process without Ray).
+
+``--takeover MODEL`` records DAgger data instead (:mod:`wamdiff_ros.data.takeover`): the model drives
+through the planner node's own loop, the expert takes over in turns, and only the takeovers are written.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -39,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality 1..100 (default 90)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bag of the same name")
     parser.add_argument("--json", metavar="OUT", help="write the run's throughput figures to this JSON file")
+    dagger = parser.add_argument_group("DAgger with expert takeover (wamdiff_ros.data.takeover)")
+    dagger.add_argument("--takeover", metavar="MODEL", help="a checkpoint drives; record only the expert's takeovers")
+    dagger.add_argument("--drive-ticks", type=int, default=20, help="ticks the model drives between takeovers (20)")
+    dagger.add_argument("--takeover-ticks", type=int, default=60, help="ticks of each takeover (60)")
     fanout.add_arguments(parser)
 
 
@@ -66,11 +74,13 @@ def plan_jobs(scenarios: list, split: str, episodes: int, seed: int) -> list[tup
 
 @dataclass(frozen=True)
 class EpisodeJob:
-    """One episode to record: the scenario, its seed, and how its images are encoded."""
+    """One episode to record: the scenario, its seed, how its images are encoded, and with ``takeover``
+    (a ``(DriverSpec, TakeoverSchedule)`` pair) the model that drives between the expert's takeovers."""
 
     scenario: object
     seed: int
     encoder: object
+    takeover: tuple | None = None
 
 
 @dataclass
@@ -86,29 +96,75 @@ class RecordedEpisode:
     meta: dict = field(default_factory=dict)
 
 
+def _takeover_driver(job: EpisodeJob):
+    from wamdiff_ros.data.takeover import TakeoverDriver
+    from wamdiff_ros.evaluation.closed_loop import build_planner, loop_config
+    from wamdiff_ros.evaluation.loop_driver import LoopDriver
+    from wamdiff_ros.sim.expert import Expert
+
+    spec, schedule = job.takeover
+    model = LoopDriver(build_planner(spec), loop_config(spec), spec.image_format)
+    return TakeoverDriver(model, Expert(), schedule)
+
+
 def record_episode(job: EpisodeJob) -> RecordedEpisode:
-    """Drive the expert through one episode, render and encode every tick (a Ray task)."""
+    """Drive the expert (or the model with the expert's takeovers) through one episode, render and
+    encode every recorded tick (a Ray task)."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    from wamdiff_ros.data.takeover import takeover_episode
     from wamdiff_ros.sim.episode import run_episode
     from wamdiff_ros.sim.expert import Expert
     from wamdiff_ros.sim.renderer import shared_renderer
     from wamdiff_ros.sim.world import World
 
+    driver = _takeover_driver(job) if job.takeover else Expert()
     world = World(job.scenario, job.seed)
     renderer = shared_renderer(job.encoder.rig, world.lanes)
     out = RecordedEpisode()
+    names: list[str] = []
 
     def on_tick(frame, _result, images) -> None:
-        out.ticks.append((frame, job.encoder(images), None if out.ticks else world.lanes))
+        if job.takeover:
+            if driver.takeover is None:
+                return
+            frame = dataclasses.replace(frame, episode=takeover_episode(frame.episode, driver.takeover))
+        first = not names or names[-1] != frame.episode
+        if first:
+            names.append(frame.episode)
+        out.ticks.append((frame, job.encoder(images), world.lanes if first else None))
 
     try:
-        result = run_episode(world, Expert(), renderer=renderer, on_tick=on_tick, score_every=0)
+        result = run_episode(world, driver, renderer=renderer, on_tick=on_tick, score_every=0)
     finally:
         world.close()
     m = result.metrics
     out.meta = {"episode": world.episode, "scenario": job.scenario.name, "seed": job.seed, "ticks": m.steps + 1}
     out.meta["end"] = m.reason
+    if job.takeover:
+        out.meta.update(completion=m.route_completion, takeovers=names, recorded_ticks=len(out.ticks))
     return out
+
+
+def takeover_job(model: str, rig_path: str, drive_ticks: int, takeover_ticks: int) -> tuple:
+    """``EpisodeJob.takeover`` for ``--takeover MODEL``: the model as the planner node would run it
+    (its parameter file's defaults, no reasoning budget) and the schedule, checked against its horizon."""
+    from wamdiff_ros.data.takeover import TakeoverSchedule
+    from wamdiff_ros.evaluation.closed_loop import DriverSpec, checkpoint_rig, node_params
+    from wamdiff_ros.models.checkpoint import read_config
+    from wamdiff_ros.planning.model import resolve_model
+    from wamdiff_ros.rig import load_rig
+    from wamdiff_ros.sim.world import DT
+    from wamdiff_ros.types import TrajectorySpec
+
+    folder = resolve_model(model)
+    mismatch = checkpoint_rig(folder, rig_path).mismatch(load_rig(rig_path))
+    if mismatch:
+        raise ValueError(f"--takeover {model}: the model's rig does not match --rig {rig_path}: {mismatch}")
+    spec = read_config(folder)["config"].get("spec") or {}
+    horizon = TrajectorySpec(**spec).horizon if spec else TrajectorySpec().horizon
+    schedule = TakeoverSchedule(drive_ticks, takeover_ticks)
+    schedule.check_horizon(round(horizon / DT))
+    return DriverSpec("takeover", "model", node_params(model_path=str(folder), rig_path=rig_path)), schedule
 
 
 def main(args: argparse.Namespace) -> int:
@@ -125,12 +181,20 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"wamdiff collect: {e}") from None
     rig = load_rig(args.rig)
+    takeover = None
+    if args.takeover:
+        try:
+            takeover = takeover_job(args.takeover, args.rig, args.drive_ticks, args.takeover_ticks)
+        except (ValueError, FileNotFoundError) as e:
+            raise SystemExit(f"wamdiff collect: {e}") from None
     image_format = "raw" if args.raw else "png" if args.png else "jpeg"
     bag_dir, mcap = bag_paths(args.out)
     if bag_dir.exists() and not args.overwrite:
         raise SystemExit(f"wamdiff collect: {bag_dir} exists; pass --overwrite to replace it")
     t_start = time.perf_counter()
     meta = {"split": args.split, "seed_offset": args.seed, "image_format": image_format, "dt": DT}
+    if takeover:
+        meta["takeover"] = {"model": args.takeover, **dataclasses.asdict(takeover[1])}
     if image_format == "jpeg":
         meta["jpeg_quality"] = args.jpeg_quality
     writer = BagWriter(
@@ -141,7 +205,7 @@ def main(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         metadata=meta,
     )
-    tasks = [EpisodeJob(scenario, seed, writer.encoder) for scenario, seed in jobs]
+    tasks = [EpisodeJob(scenario, seed, writer.encoder, takeover) for scenario, seed in jobs]
     workers = workers.at_most(len(tasks))
 
     frames = 0
