@@ -3,7 +3,8 @@
 ``--workers N`` (default: one per core) starts a local Ray with ``N`` CPUs for the command and
 stops it at the end; ``--address HOST:PORT`` (or ``RAY_ADDRESS``) joins an existing cluster instead.
 ``--workers 1`` without an address calls the same function in this process, in order, without
-importing Ray, so its output is the reference a parallel run must reproduce.
+importing Ray, so its output is the reference a parallel run must reproduce. A command that fans out
+more than once (every RL step) keeps one Ray up for all of them with :func:`session`.
 
 Tasks retry when their worker process dies (Ray's ``max_retries``); an exception raised by the
 function itself is not retried and reaches the caller. At most ``window`` tasks are in flight and

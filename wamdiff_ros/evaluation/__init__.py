@@ -1,5 +1,6 @@
 """Open-loop evaluation, in one place: :mod:`.open_loop` plans and scores logged frames and aggregates
-them, :mod:`.runs` sets up the planners compared on one dataset, :mod:`.tables` prints them;
+them, :mod:`.runs` sets up the planners compared on one dataset, :mod:`.tasks` evaluates them as
+fan-out tasks (one per run and episode), :mod:`.tables` prints them;
 ``wamdiff eval`` (:mod:`.eval_command`) and ``wamdiff replay`` (:mod:`.replay_command`) are the
 command front-ends."""
 
