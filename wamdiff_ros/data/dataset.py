@@ -173,6 +173,33 @@ class _BagData:
         return {c: np.array(self._maps[c][k]) for c in self.cameras}
 
 
+@dataclass(frozen=True)
+class DatasetSource:
+    """The arguments of a :class:`DrivingDataset` (picklable, hashable): a fan-out task carries this and
+    its worker opens the same samples with :meth:`open`, since a dataset, or even one scoring scene
+    (its road and agents), pickles to megabytes."""
+
+    bags: tuple[str, ...]
+    spec: TrajectorySpec
+    history: int
+    rig: Rig | None
+    remaps: tuple[tuple[str, str], ...]
+    cache_dir: str | None
+    scenes: bool
+
+    def open(self) -> DrivingDataset:
+        """The dataset, opened once per process (the last two sources opened are kept)."""
+        return _open_source(self)
+
+
+@lru_cache(maxsize=2)
+def _open_source(source: DatasetSource) -> DrivingDataset:
+    return DrivingDataset(
+        list(source.bags), source.spec, source.history, source.cache_dir, source.rig, source.scenes,
+        dict(source.remaps),
+    )  # fmt: skip
+
+
 class DrivingDataset:
     """Samples from one or more driving bags (see the module docstring).
 
@@ -203,12 +230,16 @@ class DrivingDataset:
         if history < 0:
             raise ValueError(f"DrivingDataset.history: expected >= 0 poses, got {history}")
         self.spec = spec or TrajectorySpec()
-        self.sources = (
+        self.source = DatasetSource(
             tuple(str(b) for b in bags),
+            self.spec,
+            int(history),
+            rig,
             tuple(sorted((remaps or {}).items())),
             None if cache_dir is None else str(cache_dir),
+            bool(scenes),
         )
-        """``(bags, remaps, cache_dir)`` as given: what a worker process needs to open the same data."""
+        """The arguments as given: what a worker process needs to open the same samples."""
         self.history = int(history)
         self.rig = rig
         self.scenes = bool(scenes)

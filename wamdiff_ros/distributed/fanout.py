@@ -3,7 +3,8 @@
 ``--workers N`` (default: one per core) starts a local Ray with ``N`` CPUs for the command and
 stops it at the end; ``--address HOST:PORT`` (or ``RAY_ADDRESS``) joins an existing cluster instead.
 ``--workers 1`` without an address calls the same function in this process, in order, without
-importing Ray, so its output is the reference a parallel run must reproduce.
+importing Ray, so its output is the reference a parallel run must reproduce. A command that fans out
+more than once (every RL step) keeps one Ray up for all of them with :func:`session`.
 
 Tasks retry when their worker process dies (Ray's ``max_retries``); an exception raised by the
 function itself is not retried and reaches the caller. At most ``window`` tasks are in flight and
@@ -15,6 +16,7 @@ when the iteration completes, so an interrupted run (Ctrl-C) leaves no partial o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from collections import deque
@@ -55,13 +57,15 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--workers`` and ``--address``; read them back with :func:`workers_from_args`."""
+def add_arguments(parser: argparse.ArgumentParser, default: int | None = None) -> None:
+    """``--workers`` and ``--address``; read them back with :func:`workers_from_args`. ``default``: the
+    workers without ``--workers`` (None: one per core)."""
+    shown = "one per core" if default is None else str(default)
     parser.add_argument(
         "--workers",
         type=int,
-        default=None,
-        help="parallel Ray workers (default: one per core); 1 runs in this process without Ray",
+        default=default,
+        help=f"parallel Ray workers (default: {shown}); 1 runs in this process without Ray",
     )
     parser.add_argument(
         "--address",
@@ -107,29 +111,47 @@ def map_ordered(
         yield from _ray_map(fn, items, workers, window, bar, on_result)
 
 
+@contextlib.contextmanager
+def session(workers: Workers) -> Iterator[None]:
+    """Keep Ray up for the block, for a command that fans out more than once (e.g. every RL step): a
+    local Ray with ``workers.count`` CPUs is started, or the cluster at ``workers.address`` joined, on
+    entry and left on exit (also on an error or Ctrl-C). Nothing happens in-process or when Ray is
+    already initialised (the caller's session is kept)."""
+    if workers.in_process:
+        yield
+        return
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    if workers.address:
+        try:
+            ray.init(address=workers.address, logging_level=logging.WARNING)
+        except ConnectionError as e:
+            raise ConnectionError(
+                f"--address {workers.address}: could not join the Ray cluster ({e}); a cluster started by "
+                "`ray start` checks a token: run with RAY_AUTH_MODE=token and the cluster's token in "
+                "~/.ray/auth_token (docs/scale-out.md)"
+            ) from None
+    else:
+        ray.init(
+            address="local",
+            num_cpus=workers.count,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
 def _ray_map(fn, items, workers: Workers, window, bar, on_result) -> Iterator:
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        if workers.address:
-            try:
-                ray.init(address=workers.address, logging_level=logging.WARNING)
-            except ConnectionError as e:
-                raise ConnectionError(
-                    f"--address {workers.address}: could not join the Ray cluster ({e}); a cluster started by "
-                    "`ray start` checks a token: run with RAY_AUTH_MODE=token and the cluster's token in "
-                    "~/.ray/auth_token (docs/scale-out.md)"
-                ) from None
-        else:
-            ray.init(
-                address="local",
-                num_cpus=workers.count,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-    try:
+    with session(workers):
         if window is None:
             slots = workers.count if not workers.address else int(ray.cluster_resources().get("CPU", workers.count))
             window = 2 * max(1, slots)
@@ -160,9 +182,6 @@ def _ray_map(fn, items, workers: Workers, window, bar, on_result) -> Iterator:
             if on_result is not None:
                 on_result(bar, result)
             yield result
-    finally:
-        if started:
-            ray.shutdown()
 
 
-__all__ = ["MAX_RETRIES", "Workers", "add_arguments", "default_workers", "map_ordered", "workers_from_args"]
+__all__ = ["MAX_RETRIES", "Workers", "add_arguments", "default_workers", "map_ordered", "session", "workers_from_args"]

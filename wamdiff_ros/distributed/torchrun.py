@@ -55,13 +55,38 @@ class DistContext:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return int(t.item())
 
-    def mean(self, values: dict[str, float]) -> dict[str, float]:
-        """Each value averaged over the ranks (losses of the shards -> loss of the global batch)."""
+    def sum(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value summed over the ranks (every rank passes the same keys in the same order)."""
         if not self.distributed or not values:
             return values
         t = torch.tensor(list(values.values()), dtype=torch.float64)
         dist.all_reduce(t)
-        return dict(zip(values, (t / self.world_size).tolist(), strict=True))
+        return dict(zip(values, t.tolist(), strict=True))
+
+    def mean(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value averaged over the ranks (losses of the shards -> loss of the global batch)."""
+        if not self.distributed:
+            return values
+        return {k: v / self.world_size for k, v in self.sum(values).items()}
+
+    def sum_gradients(self, params: Sequence[torch.Tensor]) -> None:
+        """Replace each parameter's gradient by its sum over the ranks, in one all-reduce (for a loss
+        that is a sum over the global batch computed in several backward passes, where DDP's hooks do
+        not fit). A parameter no rank has a gradient for keeps none; one that only some ranks reached
+        counts as zeros on the others."""
+        if not self.distributed or not params:
+            return
+        has = torch.tensor([p.grad is not None for p in params], dtype=torch.int64)
+        dist.all_reduce(has, op=dist.ReduceOp.MAX)
+        reached = [p for p, h in zip(params, has.tolist(), strict=True) if h]
+        if not reached:
+            return
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in reached])
+        dist.all_reduce(flat)
+        offset = 0
+        for p in reached:
+            p.grad = flat[offset : offset + p.numel()].view_as(p).clone()
+            offset += p.numel()
 
 
 def env_context() -> DistContext:

@@ -1,8 +1,9 @@
 """Evaluation, in one place.
 
 Open loop: :mod:`.open_loop` plans and scores logged frames and aggregates them, :mod:`.runs` sets up
-the planners compared on one dataset, :mod:`.tables` prints them; ``wamdiff eval``
-(:mod:`.eval_command`) and ``wamdiff replay`` (:mod:`.replay_command`) are the command front-ends.
+the planners compared on one dataset, :mod:`.tasks` evaluates them as fan-out tasks (one per run and
+episode), :mod:`.tables` prints them; ``wamdiff eval`` (:mod:`.eval_command`) and ``wamdiff replay``
+(:mod:`.replay_command`) are the command front-ends.
 
 Closed loop: :mod:`.loop_driver` drives the embedded world with a planner through the planner node's
 loop, :mod:`.closed_loop` runs episodes on fresh seeds against the expert and sums them up;

@@ -57,20 +57,21 @@ def open_loop_scores(
 ) -> tuple[dict[str, dict], dict[str, object]]:
     """``label -> {PDMS, EPDMS, frames}`` of each model (eager, in ``mode``) on the frames of ``data``, and
     of the baselines on the first model's frames; and ``label -> planner`` of the models."""
-    from wamdiff_ros.evaluation.runs import baseline_runs, model_runs, planner_dataset, run_all
-    from wamdiff_ros.planners.base import load_planner
+    from wamdiff_ros.evaluation.tasks import EvalSource, evaluate_runs, open_runs
 
-    scores, planners, first = {}, {}, None
-    for label, folder in models.items():
-        planner = planners[label] = load_planner(folder)
-        dataset = planner_dataset(data, planner, scenes=False)
-        first = first or dataset
-        results, _ = run_all(model_runs(planner, [mode], label), dataset, every, max_frames)
-        scores[label] = _scores(next(iter(results.values())))
-    names = [b for b in baselines if b in BASELINES]
-    if names:
-        dataset = first or planner_dataset(data, scenes=False)
-        results, _ = run_all(baseline_runs(names, dataset), dataset, every, max_frames)
+    names = tuple(b for b in baselines if b in BASELINES)
+    scores, planners = {}, {}
+    for i, (label, folder) in enumerate(models.items()):
+        source = EvalSource(tuple(data), str(folder), (mode,), names if i == 0 else ())
+        runs = open_runs(source)
+        planners[label] = runs.planner
+        results, _ = evaluate_runs(runs, every, max_frames)
+        scores[label] = _scores(results[runs.labels[0]])
+        for name in names if i == 0 else ():
+            scores[name] = _scores(results["expert_log" if name == "expert" else name])
+    if names and not models:
+        runs = open_runs(EvalSource(tuple(data), None, (mode,), names))
+        results, _ = evaluate_runs(runs, every, max_frames)
         for name in names:
             scores[name] = _scores(results["expert_log" if name == "expert" else name])
     return scores, planners

@@ -6,6 +6,10 @@ fast,slow,adaptive`` evaluates the model once per mode (a family with a fast/slo
 adaptive; the label is ``<family>/<mode>``), or once as ``<family>`` for a family with one path;
 ``--baseline`` adds reference planners (constant velocity, NAVSIM's constant velocity, the logged expert).
 
+Frames are evaluated one task per run and episode (:mod:`wamdiff_ros.evaluation.tasks`) on the Ray
+fan-out (:mod:`wamdiff_ros.distributed.fanout`: ``--workers``, ``--address``; the default ``--workers 1``
+runs in this process); the JSON is the same on any number of workers but for the timing fields.
+
 Printed (:mod:`wamdiff_ros.evaluation.tables`): PDMS / EPDMS with NAVSIM sub-metrics, L2 at 1/2/3 s,
 ADE / FDE, collision rates, latency, fast / slow rates overall and per scenario, MoE load per layer
 (CV², 0 = balanced) and router entropy.
@@ -18,6 +22,7 @@ import sys
 from pathlib import Path
 
 from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
+from wamdiff_ros.distributed import fanout
 from wamdiff_ros.evaluation.runs import BASELINES
 from wamdiff_ros.training.settings import passive_omp
 
@@ -35,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--baseline", nargs="*", default=[], choices=BASELINES, help="also evaluate these reference planners"
     )
     parser.add_argument("--budget-ms", type=float, default=None, help="latency budget given to the planner")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads per process (default 2; 1 on each Ray worker)"
+    )
     parser.add_argument("--frames", action="store_true", help="keep per-frame rows in the JSON")
     parser.add_argument(
         "--calibrate-gate",
@@ -46,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
     add_remap_argument(parser)
+    fanout.add_arguments(parser, default=1)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -53,36 +61,38 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from wamdiff_ros.atomic import atomic_write_json
-    from wamdiff_ros.evaluation.runs import baseline_runs, model_runs, parse_modes, planner_dataset, run_all
+    from wamdiff_ros.evaluation.runs import parse_modes
     from wamdiff_ros.evaluation.tables import print_report
+    from wamdiff_ros.evaluation.tasks import EvalSource, evaluate_runs, open_runs
     from wamdiff_ros.models.checkpoint import CheckpointError
     from wamdiff_ros.paths import resolve
-    from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.training.gate_calibration import calibrate_gate
     from wamdiff_ros.training.supervised import data_summary
 
-    torch.set_num_threads(max(1, args.threads))
     if args.model is None and not args.baseline:
         print("wamdiff eval: give --model DIR and/or --baseline constant_velocity expert", file=sys.stderr)
         return 2
     try:
+        workers = fanout.workers_from_args(args)
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads: expected >= 1, got {args.threads}")
+        threads = args.threads or (2 if workers.in_process else 1)
         modes = parse_modes(args.mode)
-        model = planner = None
-        if args.model is not None:
-            model = resolve(args.model, "models")
-            planner = load_planner(model)
-        dataset = planner_dataset(
-            args.data, planner, cache=not args.no_cache, scenes=False, remaps=parse_remaps(args.remap)
-        )
-        planners = model_runs(planner, modes) if planner is not None else {}
-        planners.update(baseline_runs(args.baseline, dataset))
         if args.calibrate_gate is not None and not {"fast", "slow"} <= set(modes):
             raise ValueError("--calibrate-gate needs --mode with both fast and slow")
-        results, frames = run_all(planners, dataset, args.every, args.max_frames, args.budget_ms, args.frames)
+        model = resolve(args.model, "models") if args.model is not None else None
+        source = EvalSource(
+            tuple(str(b) for b in args.data), str(model) if model else None, tuple(modes), tuple(args.baseline),
+            tuple(sorted(parse_remaps(args.remap).items())), not args.no_cache, threads,
+        )  # fmt: skip
+        torch.set_num_threads(threads)
+        runs = open_runs(source)
+        planner, dataset = runs.planner, runs.dataset
+        if args.calibrate_gate is not None and (planner is None or not {"fast", "slow"} <= set(planner.modes)):
+            raise ValueError("--calibrate-gate needs --model of a family with fast and slow modes")
+        results, frames = evaluate_runs(runs, args.every, args.max_frames, args.budget_ms, args.frames, workers)
         calibration = None
         if args.calibrate_gate is not None:
-            if planner is None or not {"fast", "slow"} <= set(planner.modes):
-                raise ValueError("--calibrate-gate needs --model of a family with fast and slow modes")
             family = planner.family
             calibration = calibrate_gate(frames[f"{family}/fast"], frames[f"{family}/slow"], args.calibrate_gate)
     except (ValueError, FileNotFoundError, CheckpointError) as e:

@@ -6,13 +6,14 @@ with the plan of the previous evaluated frame of the same episode, as consecutiv
 do, and is 1 when there is none), open-loop L2 / ADE / FDE / box collisions
 (:func:`wamdiff_ros.scoring.open_loop_metrics`), planning wall time, fast/slow mode and MoE routing
 statistics when the planner reports them. No middleware is involved: ``wamdiff replay`` (bag in,
-report out) and ``wamdiff eval`` call :func:`evaluate_open_loop`.
+report out) calls :func:`evaluate_open_loop`; ``wamdiff eval`` runs :func:`evaluate_frames` on the
+episodes of :func:`episode_chunks`, one fan-out task each (:mod:`wamdiff_ros.evaluation.tasks`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,27 +65,69 @@ def evaluate_open_loop(
     latency_ms, NAVSIM sub-metrics and totals, open-loop metrics, the plan as (T, 3) poses in base_link,
     MoE entropy when present) and ``aggregate`` (see :func:`aggregate`).
     """
+    indices = frame_indices(dataset, every, max_frames)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc="replay", unit="frame")
+    rows, moe_loads = evaluate_frames(planner, dataset, indices, budget_ms=budget_ms, on_frame=on_frame)
+    return {"frames": rows, "aggregate": aggregate(rows, moe_loads), "every": int(every)}
+
+
+def frame_indices(dataset: Any, every: int = 1, max_frames: int | None = None) -> list[int]:
+    """The samples an evaluation plans: ``0, every, 2·every, …``, at most ``max_frames`` of them;
+    ValueError naming ``every`` / ``max_frames`` when out of range, or for an empty dataset."""
     if int(every) != every or every < 1:
         raise ValueError(f"every: expected an integer >= 1, got {every!r}")
     if max_frames is not None and max_frames < 1:
         raise ValueError(f"max_frames: expected >= 1 or None, got {max_frames!r}")
     if len(dataset) == 0:
         raise ValueError("dataset: no samples (every bag frame lacks a full future horizon or its images)")
+    return list(range(0, len(dataset), int(every)))[:max_frames]
+
+
+def episode_of(dataset: Any, index: int) -> str:
+    """The episode name of sample ``index`` ("" for a dataset without bags)."""
+    if not hasattr(dataset, "bags"):
+        return ""
+    b, k = dataset.index[index]
+    return dataset.bags[b].log.frames[k].episode
+
+
+def episode_chunks(dataset: Any, indices: Sequence[int]) -> list[list[int]]:
+    """``indices`` cut wherever the episode changes: EC chains a frame only to the previous evaluated
+    frame of the same episode, so evaluating each chunk on its own gives the rows of one pass over all."""
+    chunks: list[list[int]] = []
+    last = None
+    for i in indices:
+        episode = episode_of(dataset, i)
+        if not chunks or episode != last:
+            chunks.append([])
+        chunks[-1].append(int(i))
+        last = episode
+    return chunks
+
+
+def evaluate_frames(
+    planner: Any,
+    dataset: Any,
+    indices: Iterable[int],
+    *,
+    budget_ms: float | None = None,
+    on_frame: Callable[[FrameRecord], None] | None = None,
+) -> tuple[list[dict], list[np.ndarray]]:
+    """Plan and score the samples ``indices`` of ``dataset`` in order: the per-frame rows of
+    :func:`evaluate_open_loop` and the MoE loads of the rows that report one (for :func:`aggregate`).
+    EC compares each frame with the previous frame of these ``indices`` when of the same episode."""
     from wamdiff_ros.scoring import open_loop_metrics, score
 
-    indices = list(range(0, len(dataset), int(every)))[:max_frames]
-    if progress:
-        from tqdm import tqdm
-
-        indices = tqdm(indices, desc="replay", unit="frame")
     rows: list[dict] = []
     moe_loads: list[np.ndarray] = []
     previous: tuple[str, float, np.ndarray] | None = None
     for i in indices:
         obs = dataset.observation(i)
         scene = dataset.scene(i)
-        b, k = dataset.index[i]
-        episode = dataset.bags[b].log.frames[k].episode if hasattr(dataset, "bags") else ""
+        episode = episode_of(dataset, i)
         t0 = time.perf_counter()
         result = planner.plan(obs, budget_ms)
         latency_ms = (time.perf_counter() - t0) * 1e3
@@ -118,7 +161,7 @@ def evaluate_open_loop(
         previous = (episode, obs.stamp_ns, poses)
         if on_frame is not None:
             on_frame(FrameRecord(int(i), obs, result, scene, row))
-    return {"frames": rows, "aggregate": aggregate(rows, moe_loads), "every": int(every)}
+    return rows, moe_loads
 
 
 def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> dict:

@@ -1,6 +1,5 @@
 """Evaluation runs: the planners compared on one dataset (a checkpoint per reasoning mode, reference
-planners) and :func:`run_all`, which evaluates each of them on the same frames with
-:func:`~wamdiff_ros.evaluation.open_loop.evaluate_open_loop`.
+planners); :mod:`wamdiff_ros.evaluation.tasks` evaluates each of them on the same frames.
 
 Reference planners (``BASELINES``):
 
@@ -14,12 +13,10 @@ Reference planners (``BASELINES``):
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 
-from wamdiff_ros.evaluation.open_loop import evaluate_open_loop
 from wamdiff_ros.types import Observation, PlanResult, Trajectory
 
 BASELINES = ("constant_velocity", "navsim_constant_velocity", "expert")
@@ -127,26 +124,3 @@ def baseline_runs(names: Sequence[str], dataset) -> dict:
     if "expert" in names:
         runs["expert_log"] = LoggedPlanner(dataset)
     return runs
-
-
-def run_all(planners: dict, dataset, every: int = 1, max_frames=None, budget_ms=None, keep_frames=False) -> tuple:
-    """Evaluate each ``label -> planner`` on ``dataset``: ``(results, frames)`` with ``results[label] =
-    {aggregate[, frames]}`` (the aggregate holds per-scenario PDMS / EPDMS and slow-mode rates under
-    ``by_scenario``; per-frame rows only with ``keep_frames``) and ``frames[label]`` the per-frame rows
-    (with the gate's inputs ``p_complex`` / ``fast_confidence`` where the planner reports them)."""
-    results, frames = {}, {}
-    for label, planner in planners.items():
-        print(f"wamdiff eval: {label}", file=sys.stderr)
-        res = evaluate_open_loop(
-            planner, dataset, every, budget_ms=budget_ms, max_frames=max_frames, on_frame=_gate_inputs, progress=True
-        )
-        frames[label] = res["frames"]
-        results[label] = {"aggregate": res["aggregate"], **({"frames": res["frames"]} if keep_frames else {})}
-    return results, frames
-
-
-def _gate_inputs(rec) -> None:
-    """Keep the gate's inputs (complexity probability, fast-pass confidence) in each frame's row."""
-    for key in ("p_complex", "fast_confidence"):
-        if key in rec.result.info:
-            rec.row[key] = float(rec.result.info[key])

@@ -10,7 +10,7 @@ so an interrupted run leaves only complete labels and a rerun does only the miss
 
 :func:`label_frame` is a pure function of (dataset, frame, vocabulary, root). :func:`make_labels` runs it
 over a dataset on :mod:`wamdiff_ros.distributed.fanout` workers: each task is a small
-:class:`LabelJob` (bag paths, frame, label folder); a worker opens the dataset once and reads the
+:class:`LabelJob` (the dataset's source, frame, label folder); a worker opens the dataset once and reads the
 vocabulary from the folder's ``vocabulary.npy``, written there by the caller first.
 """
 
@@ -22,11 +22,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wamdiff_ros.atomic import atomic_path
 from wamdiff_ros.planners.trajmoe.config import METRICS
+
+if TYPE_CHECKING:
+    from wamdiff_ros.data.dataset import DatasetSource
 
 LABEL_DTYPE = np.float16
 VOCABULARY_FILE = "vocabulary.npy"
@@ -108,24 +112,13 @@ def label_frame(dataset, index: int, vocabulary: np.ndarray, root: str | os.Path
 
 @dataclass(frozen=True)
 class LabelJob:
-    """One frame of a dataset to label (picklable, small): the dataset's ``bags`` (opened with ``spec``
-    {num_poses, dt}, ``remaps`` and ``cache_dir``), the sample index ``frame`` and the label ``folder``
-    holding ``vocabulary.npy``."""
+    """One frame of a dataset to label (picklable, small): the dataset's ``source``
+    (:class:`~wamdiff_ros.data.dataset.DatasetSource`), the sample index ``frame`` and the label
+    ``folder`` holding ``vocabulary.npy``."""
 
-    bags: tuple[str, ...]
-    spec: tuple[int, float]
+    source: DatasetSource
     frame: int
     folder: str
-    remaps: tuple[tuple[str, str], ...] = ()
-    cache_dir: str | None = None
-
-
-@lru_cache(maxsize=2)
-def _open_dataset(bags: tuple[str, ...], spec: tuple[int, float], remaps: tuple, cache_dir: str | None):
-    from wamdiff_ros.data.dataset import DrivingDataset
-    from wamdiff_ros.types import TrajectorySpec
-
-    return DrivingDataset(list(bags), TrajectorySpec(*spec), cache_dir=cache_dir, remaps=dict(remaps))
 
 
 @lru_cache(maxsize=2)
@@ -135,8 +128,7 @@ def _read_vocabulary(folder: str) -> np.ndarray:
 
 def run_label_job(job: LabelJob) -> bool:
     """:func:`label_frame` of one :class:`LabelJob` (what a fan-out worker runs)."""
-    dataset = _open_dataset(job.bags, job.spec, job.remaps, job.cache_dir)
-    return label_frame(dataset, job.frame, _read_vocabulary(job.folder), Path(job.folder).parent)
+    return label_frame(job.source.open(), job.frame, _read_vocabulary(job.folder), Path(job.folder).parent)
 
 
 def make_labels(
@@ -149,7 +141,7 @@ def make_labels(
 ) -> dict:
     """Label ``frames`` of ``dataset`` (default all): in this process, or with ``workers``
     (:class:`~wamdiff_ros.distributed.fanout.Workers`) on the fan-out, whose tasks reopen ``dataset``
-    from its bags (``dataset.sources``). Returns counts ``{frames, scored, reused}`` and the label folder."""
+    from its bags (``dataset.source``). Returns counts ``{frames, scored, reused}`` and the label folder."""
     from wamdiff_ros.distributed import fanout
 
     frames = list(range(len(dataset))) if frames is None else [int(i) for i in frames]
@@ -159,9 +151,7 @@ def make_labels(
         done = [label_frame(dataset, i, vocabulary, root) for i in frames]
     else:
         store.save_vocabulary()
-        bags, remaps, cache_dir = dataset.sources
-        spec = (dataset.spec.num_poses, dataset.spec.dt)
-        jobs = [LabelJob(bags, spec, i, folder, remaps, cache_dir) for i in frames]
+        jobs = [LabelJob(dataset.source, i, folder) for i in frames]
         done = list(
             fanout.map_ordered(
                 run_label_job, jobs, workers.at_most(len(jobs)), total=len(jobs), desc="label", progress=progress

@@ -1,5 +1,11 @@
 """``wamdiff rl``: RL fine-tuning (GSPO / GRPO) of a checkpoint on replayed bags, with a progress bar,
-resume, and a report (curves, before/after table on held-out bags)."""
+resume, and a report (curves, before/after table on held-out bags).
+
+Scale-out: ``--workers N`` / ``--address HOST:PORT`` score the rewards of large steps on Ray workers
+(:mod:`wamdiff_ros.distributed.fanout`; a local Ray is kept up for the whole run), and started by
+``torchrun`` every process is one DDP rank (:mod:`wamdiff_ros.distributed.torchrun`; rank 0 validates,
+writes ``--out`` and the report).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from wamdiff_ros.distributed import fanout
 from wamdiff_ros.training.settings import passive_omp
 
 
@@ -36,9 +43,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from <out>/last/")
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fanout.add_arguments(parser, default=1)
 
 
 def main(args: argparse.Namespace) -> int:
+    """``wamdiff rl``: one process, or one DDP rank of a run started by ``torchrun``."""
+    from wamdiff_ros.distributed.torchrun import process_group
+
+    try:
+        with process_group() as ctx:
+            return _rl(args, ctx)
+    except ValueError as e:
+        print(f"wamdiff rl: {e}", file=sys.stderr)
+        return 2
+
+
+def _rl(args: argparse.Namespace, ctx) -> int:
     passive_omp()
     from wamdiff_ros.config import ConfigError
     from wamdiff_ros.models.checkpoint import CheckpointError
@@ -72,17 +92,30 @@ def main(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
         )
+        workers = fanout.workers_from_args(args)
+        if ctx.distributed and not workers.in_process and not workers.address:
+            raise ValueError("--workers under torchrun: every rank would start its own Ray; join one with --address")
+        if settings.scenes_per_step // ctx.world_size * settings.group_size < settings.fanout_min_rollouts:
+            workers = fanout.Workers(1)
         trainer = build_trainer(
-            model, args.data, args.out, settings, args.val, resume=args.resume, cache=not args.no_cache,
-            progress=not args.no_progress,
+            model, args.data, args.out, settings, args.val if ctx.is_main else None, resume=args.resume,
+            cache=not args.no_cache,
+            progress=not args.no_progress, workers=workers, dist=ctx,
         )  # fmt: skip
         info = trainer.data_info["train"]
-        print(
-            f"wamdiff rl: {settings.algorithm.upper()} on {len(trainer.scenes)} scenes ({info['samples']} samples, "
-            f"{info['episodes']} episodes), G={settings.group_size}, {settings.scenes_per_step} scenes/step",
-            file=sys.stderr,
-        )
-        summary = trainer.run(resume=args.resume)
+        if ctx.is_main:
+            print(
+                f"wamdiff rl: {settings.algorithm.upper()} on {len(trainer.scenes)} scenes ({info['samples']} "
+                f"samples, {info['episodes']} episodes), G={settings.group_size}, {settings.scenes_per_step} "
+                f"scenes/step"
+                + (f", DDP over {ctx.world_size} ranks ({ctx.backend})" if ctx.distributed else "")
+                + ("" if workers.in_process else f", rewards on {workers.address or f'{workers.count} Ray workers'}"),
+                file=sys.stderr,
+            )
+        with fanout.session(workers):
+            summary = trainer.run(resume=args.resume)
+        if not ctx.is_main:
+            return 130 if summary["stop_reason"] == "interrupted" else 0
         compare = None
         if args.test and summary["stop_reason"] != "interrupted":
             tuned = Path(args.out) / BEST

@@ -1,13 +1,25 @@
 """Rewards of sampled trajectories by pseudo-simulation: the NAVSIM scorer against the logged scene
-(other agents follow their logged futures), one batched scorer call per group."""
+(other agents follow their logged futures), one batched scorer call per group.
+
+Scoring a step's groups is the RL loop's costly part (DiffusionDriveV2's authors call it their
+bottleneck), so :func:`score_groups` can run it on :mod:`wamdiff_ros.distributed.fanout` workers, one
+task per group (:class:`RewardJob`: the dataset's source, the sample index and the poses; the worker
+builds the scene itself, since a scene pickles to megabytes). A worker computes what
+:func:`score_group` computes in this process, so the rewards are the same either way.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wamdiff_ros.config import ConfigError
+
+if TYPE_CHECKING:
+    from wamdiff_ros.data.dataset import DatasetSource
 
 METRICS = ("pdms", "epdms")
 
@@ -53,4 +65,55 @@ def group_rewards(poses: np.ndarray, scene, config: RewardConfig) -> tuple[np.nd
     return reward, metrics
 
 
-__all__ = ["METRICS", "RewardConfig", "group_rewards"]
+@dataclass
+class GroupReward:
+    """A scored group: ``rewards`` (G,), the per-candidate sub-metrics ``metrics`` (as
+    :func:`group_rewards`) and ``logged``, the reward of the logged future (None when not asked for)."""
+
+    rewards: np.ndarray
+    metrics: dict[str, np.ndarray]
+    logged: float | None = None
+
+
+def score_group(poses: np.ndarray, scene, config: RewardConfig, logged: bool = False) -> GroupReward:
+    """:func:`group_rewards` of (G, T, 3) ``poses`` on ``scene``, and with ``logged`` the reward of the
+    scene's logged future."""
+    rewards, metrics = group_rewards(poses, scene, config)
+    human = float(group_rewards(scene.human_trajectory[None], scene, config)[0][0]) if logged else None
+    return GroupReward(rewards, metrics, human)
+
+
+@dataclass(frozen=True)
+class RewardJob:
+    """One group to score on a worker (picklable): sample ``index`` of the dataset opened from ``source``,
+    its (G, T, 3) ``poses`` in base_link, the reward ``config`` and whether to score the ``logged`` future."""
+
+    source: DatasetSource
+    index: int
+    poses: np.ndarray
+    config: RewardConfig
+    logged: bool = False
+
+
+def score_job(job: RewardJob) -> GroupReward:
+    """:func:`score_group` of one :class:`RewardJob` (what a fan-out task runs)."""
+    return score_group(job.poses, job.source.open().scene(job.index), job.config, job.logged)
+
+
+def score_groups(jobs: Sequence[RewardJob], workers) -> list[GroupReward]:
+    """Score every job on ``workers`` (:class:`~wamdiff_ros.distributed.fanout.Workers`), in job order."""
+    from wamdiff_ros.distributed import fanout
+
+    return list(fanout.map_ordered(score_job, jobs, workers, total=len(jobs), desc="rewards", progress=False))
+
+
+__all__ = [
+    "METRICS",
+    "GroupReward",
+    "RewardConfig",
+    "RewardJob",
+    "group_rewards",
+    "score_group",
+    "score_groups",
+    "score_job",
+]

@@ -39,6 +39,10 @@ class RLSettings(SettingsFile):
         every: use every N-th training sample as a scene (neighbouring ticks are nearly identical).
         max_minutes: budget [min] over all resumes (None: until ``epochs`` or ``max_steps``).
         val_every_steps: validate (open-loop PDMS of the fast path) this often; also at the start and end.
+        fanout_min_rollouts: score a step's rewards on the Ray workers (``wamdiff rl --workers N`` or
+            ``--address``) when the process has at least this many rollouts of the step
+            (``scenes_per_step · group_size``, divided by the ranks under torchrun); fewer are scored in
+            this process, where the tasks' round trips would cost more than they save.
     """
 
     algorithm: str = "gspo"
@@ -72,6 +76,7 @@ class RLSettings(SettingsFile):
     val_every_steps: int = 25
     val_frames: int = 120
     save_every_steps: int = 5
+    fanout_min_rollouts: int = 32
 
     def __post_init__(self):
         if isinstance(self.reward, dict):
@@ -106,6 +111,7 @@ class RLSettings(SettingsFile):
             "val_every_steps": self.val_every_steps >= 1,
             "val_frames": self.val_frames >= 0,
             "save_every_steps": self.save_every_steps >= 1,
+            "fanout_min_rollouts": self.fanout_min_rollouts >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

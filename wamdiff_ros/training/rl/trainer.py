@@ -5,10 +5,20 @@ weights, reward them with the scorer against the logged future, normalise advant
 group, then take ``inner_epochs`` optimiser steps on the GSPO or GRPO loss (KL to the frozen starting
 model). Groups whose rewards are all equal carry no advantage and are left out of the gradient.
 
-Every random draw is fixed by ``(seed, epoch)`` (scene order) or ``(seed, step)`` (sampling), so a run
-stopped after step k and resumed from ``last/`` continues exactly where it stopped. The loop (stop
-rules, Ctrl-C, ``last/``, resume, progress bar) is :class:`~wamdiff_ros.training.loop.TrainingLoop`;
-validation time is not counted in ``train_seconds``.
+Every random draw is fixed by ``(seed, epoch)`` (scene order) or ``(seed, step, position of the scene
+in the step's batch)`` (sampling), so a run stopped after step k and resumed from ``last/`` continues
+exactly where it stopped. The loop (stop rules, Ctrl-C, ``last/``, resume, progress bar) is
+:class:`~wamdiff_ros.training.loop.TrainingLoop`; validation time is not counted in ``train_seconds``.
+
+Rewards of a step's groups are scored in this process, or on Ray workers (``workers``,
+:func:`~wamdiff_ros.training.rl.rewards.score_groups`) when the process has at least
+``fanout_min_rollouts`` rollouts of the step to score; the rewards are the same either way.
+
+Under ``torchrun`` (``dist``) every rank samples and scores its equal contiguous share of each step's
+scenes (``scenes_per_step`` must divide by the world size), with the sampling draws of their positions
+in the global batch; the gradients are summed over the ranks before clipping, so every rank takes the
+single-process step on the same global batch. Rank 0 validates and writes files; the step records hold
+global statistics.
 
 Output folder::
 
@@ -40,10 +50,17 @@ def better(rec: dict, than: dict) -> bool:
 
 
 def sampling_generator(seed: int, step: int, scene: int):
-    """Sampling draws for scene ``scene`` of optimiser step ``step``."""
+    """Sampling draws for the scene at position ``scene`` of optimiser step ``step``'s global batch."""
     import torch
 
     return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step) * 1_009 + int(scene)) % (2**63))
+
+
+def make_optimizer(params: list, settings):
+    """The RL optimiser: AdamW over ``params`` with the run's learning rate and weight decay."""
+    import torch
+
+    return torch.optim.AdamW(params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay)
 
 
 class RLTrainer(TrainingLoop):
@@ -57,6 +74,9 @@ class RLTrainer(TrainingLoop):
         start_model: the checkpoint the run started from (recorded; the reference on resume).
         on_step: called with each step's record (progress publishing).
         on_best: called with the ``best/`` path after it was rewritten.
+        workers: :class:`~wamdiff_ros.distributed.fanout.Workers` scoring the rewards when this process
+            has at least ``settings.fanout_min_rollouts`` rollouts of a step (None: always in this process).
+        dist: this process's :class:`~wamdiff_ros.distributed.torchrun.DistContext` (default: a world of one).
     """
 
     desc = "rl"
@@ -76,18 +96,25 @@ class RLTrainer(TrainingLoop):
         log: Callable[[str], None] | None = None,
         on_step: Callable[[dict], None] | None = None,
         on_best: Callable[[Path, dict], None] | None = None,
+        workers=None,
+        dist=None,
     ):
-        import torch
-
+        from wamdiff_ros.distributed.torchrun import DistContext
         from wamdiff_ros.training.rl.objectives import grpo_loss, gspo_loss
 
+        dist = dist or DistContext()
         self.scenes = np.arange(0, len(train_set), settings.every)
         if not len(self.scenes):
             raise ValueError("rl training data: no samples (every frame lacks a full future horizon or its images)")
         if (settings.imitation_weight or settings.imitation_weight_idle) and not hasattr(policy, "imitation_loss"):
             raise ValueError("rl settings: imitation_weight needs a policy with imitation_loss; this family's has none")
+        if settings.scenes_per_step % dist.world_size:
+            raise ValueError(
+                f"rl settings: scenes_per_step {settings.scenes_per_step}: expected a multiple of the world size "
+                f"{dist.world_size} (one equal share of each step's scenes per rank)"
+            )
         params = policy.trainable_parameters(policy.net, settings.trainable)
-        optimizer = torch.optim.AdamW(params, lr=settings.lr, betas=(0.9, 0.98), weight_decay=settings.weight_decay)
+        optimizer = make_optimizer(params, settings)
         super().__init__(
             out,
             policy.planner,
@@ -100,7 +127,9 @@ class RLTrainer(TrainingLoop):
             val_in_budget=False,
             progress=progress,
             log=log,
+            dist=dist,
         )
+        self.workers = workers
         self.policy = policy
         self.ref_net = ref_net.eval()
         for p in self.ref_net.parameters():
@@ -152,6 +181,8 @@ class RLTrainer(TrainingLoop):
         from wamdiff_ros.evaluation import evaluate_open_loop
 
         s, st = self.state, self.settings
+        if not self.dist.is_main:
+            return None
         rec: dict = {"step": s["step"], "train_seconds": round(s["train_seconds"], 1)}
         if self.val_set is not None and len(self.val_set) and st.val_frames:
             t0 = time.perf_counter()
@@ -185,43 +216,39 @@ class RLTrainer(TrainingLoop):
         return rec
 
     # -- one step ----------------------------------------------------------------------------------
-    def _rollouts(self, indices) -> tuple[list, dict]:
-        """Sample and reward one group per scene; returns ``[(rollout, advantages)]`` and statistics."""
+    def _rollouts(self, indices, positions) -> tuple[list, dict]:
+        """Sample and reward one group per scene (dataset samples ``indices``, at ``positions`` of the
+        step's global batch); returns ``[(rollout, advantages, logged future)]`` and the statistics of
+        the global batch."""
         import torch
 
         from wamdiff_ros.training.rl.objectives import gate_advantages, rollout_advantages
-        from wamdiff_ros.training.rl.rewards import group_rewards
 
         st, s = self.settings, self.state
-        groups, rewards, metrics, targets = [], [], [], []
-        for j, i in enumerate(indices):
+        groups, scenes = [], []
+        for i, j in zip(indices, positions, strict=True):
             obs = self.train_set.observation(int(i))
-            scene = self.train_set.scene(int(i))
-            ro = self.policy.sample(obs, st.group_size, sampling_generator(st.seed, s["step"], j))
-            r, m = group_rewards(ro.poses, scene, st.reward)
+            scenes.append(self.train_set.scene(int(i)))
+            groups.append(self.policy.sample(obs, st.group_size, sampling_generator(st.seed, s["step"], int(j))))
+        scored = self._score(indices, groups, scenes)
+        rewards, adv = [], []
+        for ro, scene, sc in zip(groups, scenes, scored, strict=True):
+            r = np.array(sc.rewards, np.float64)
             if ro.reward is not None:
                 r = np.asarray(ro.reward(scene), np.float64).reshape(len(r))
             if ro.reward_offset is not None:
                 r = r + ro.reward_offset.double().numpy()
-            targets.append(scene.human_trajectory)
-            groups.append(ro)
             rewards.append(r)
-            metrics.append(m)
-        adv = []
-        for ro, r, m, j in zip(groups, rewards, metrics, indices):
             a = rollout_advantages(torch.as_tensor(r), ro.groups, std_floor=st.adv_std_floor)
-            logged = None
-            if st.beat_logged:
-                scene = self.train_set.scene(int(j))
-                logged = float(group_rewards(scene.human_trajectory[None], scene, st.reward)[0][0])
-            failed = torch.as_tensor((m["NC"] != 1.0) | (m["DAC"] != 1.0))
+            failed = torch.as_tensor((sc.metrics["NC"] != 1.0) | (sc.metrics["DAC"] != 1.0))
             adv.append(
                 gate_advantages(
-                    a, torch.as_tensor(r), floor=st.advantage_floor, reference_reward=logged, failed=failed,
+                    a, torch.as_tensor(r), floor=st.advantage_floor, reference_reward=sc.logged, failed=failed,
                     fail_value=st.fail_advantage,
                 )
             )  # fmt: skip
         r = np.stack(rewards)
+        metrics = [sc.metrics for sc in scored]
         stats = {
             "reward_mean": float(r.mean()),
             "reward_std_in_group": float(r.std(axis=1).mean()),
@@ -230,10 +257,24 @@ class RLTrainer(TrainingLoop):
             "epdms_mean": float(np.mean([m["EPDMS"] for m in metrics])),
             "nc_zero_rate": float(np.mean([m["NC"] == 0 for m in metrics])),
             "ade_mean": float(np.mean([m["ade"] for m in metrics])),
-            "informative_groups": int((r.std(axis=1) > 1e-9).sum()),
+            "informative_groups": float((r.std(axis=1) > 1e-9).sum()),
+            "positive_advantage_rate": float(np.mean([bool((a > 0).any()) for a in adv])),
         }
-        stats["positive_advantage_rate"] = float(np.mean([bool((a > 0).any()) for a in adv]))
-        return [(ro, adv[g], targets[g]) for g, ro in enumerate(groups)], stats
+        stats = self.dist.mean(stats)
+        stats["informative_groups"] = round(stats["informative_groups"] * self.dist.world_size)
+        return [(ro, adv[g], scenes[g].human_trajectory) for g, ro in enumerate(groups)], stats
+
+    def _score(self, indices, groups, scenes) -> list:
+        """The :class:`~wamdiff_ros.training.rl.rewards.GroupReward` of each group: on the fan-out
+        workers when there are at least ``fanout_min_rollouts`` rollouts, else in this process."""
+        from wamdiff_ros.training.rl.rewards import RewardJob, score_group, score_groups
+
+        st = self.settings
+        if self.workers is None or self.workers.in_process or len(groups) * st.group_size < st.fanout_min_rollouts:
+            return [score_group(ro.poses, sc, st.reward, st.beat_logged) for ro, sc in zip(groups, scenes, strict=True)]
+        source = self.train_set.source
+        jobs = [RewardJob(source, int(i), ro.poses, st.reward, st.beat_logged) for i, ro in zip(indices, groups)]
+        return score_groups(jobs, self.workers)
 
     def _update(self, groups) -> dict:
         import torch
@@ -241,14 +282,16 @@ class RLTrainer(TrainingLoop):
         st = self.settings
         imitate = st.imitation_weight > 0 or st.imitation_weight_idle > 0
         live = [(ro, a, tgt) for ro, a, tgt in groups if imitate or bool(a.abs().max() > 0)]
-        if not live:
+        n_live = round(self.dist.sum({"live": len(live)})["live"])
+        if not n_live:
             return {"loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "ratio_mean": 1.0, "grad_norm": 0.0}
         exact_kl = getattr(self.policy, "kl", None) if st.kl_beta else None
         ref = []
         if st.kl_beta and exact_kl is None:
             with torch.no_grad():
                 ref = [self.policy.logprobs(ro, self.ref_net) for ro, _, _ in live]
-        agg: dict[str, float] = {}
+        agg = dict.fromkeys(("loss", "ratio_mean", "clip_fraction", "kl", *(("imitation",) if imitate else ())), 0.0)
+        params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
         for _ in range(st.inner_epochs):
             self.optimizer.zero_grad(set_to_none=True)
             for g, (ro, a, tgt) in enumerate(live):
@@ -271,15 +314,16 @@ class RLTrainer(TrainingLoop):
                     imitation = self.policy.imitation_loss(ro, tgt)
                     loss = loss + w * imitation
                     stats["imitation"] = float(imitation.detach())
-                (loss / len(live)).backward()
+                (loss / n_live).backward()
                 for k, v in {"loss": float(loss.detach()), **stats}.items():
-                    agg[k] = agg.get(k, 0.0) + v / (len(live) * st.inner_epochs)
-            params = [p for grp in self.optimizer.param_groups for p in grp["params"]]
+                    agg[k] += v / (n_live * st.inner_epochs)
+            self.dist.sum_gradients(params)
             norm = torch.nn.utils.clip_grad_norm_(params, st.grad_clip if st.grad_clip > 0 else float("inf"))
             agg["grad_norm"] = float(norm)
             if not math.isfinite(agg["grad_norm"]):
                 raise FloatingPointError(f"rl step {self.state['step']}: non-finite gradient")
             self.optimizer.step()
+        agg = {**self.dist.sum({k: v for k, v in agg.items() if k != "grad_norm"}), "grad_norm": agg["grad_norm"]}
         return agg
 
     # -- the loop's hooks ----------------------------------------------------------------------------
@@ -291,9 +335,13 @@ class RLTrainer(TrainingLoop):
         return self.scenes[epoch_order(len(self.scenes), self.settings.seed, epoch)]
 
     def train_step(self, order: np.ndarray, j: int) -> dict:
+        from wamdiff_ros.distributed.torchrun import shard
+
         n, s = self.settings.scenes_per_step, self.state
         t0 = time.perf_counter()
-        groups, rec = self._rollouts(order[j * n : (j + 1) * n])
+        batch = order[j * n : (j + 1) * n]
+        positions = list(shard(range(len(batch)), self.dist))
+        groups, rec = self._rollouts(batch[positions], positions)
         t1 = time.perf_counter()
         rec.update(self._update(groups))
         rec.update(step=s["step"], epoch=s["epoch"], rollout_s=t1 - t0, update_s=time.perf_counter() - t1)
@@ -323,4 +371,4 @@ def reference_copy(net):
     return ref
 
 
-__all__ = ["BEST", "HISTORY", "LAST", "RLTrainer", "better", "reference_copy", "sampling_generator"]
+__all__ = ["BEST", "HISTORY", "LAST", "RLTrainer", "better", "make_optimizer", "reference_copy", "sampling_generator"]

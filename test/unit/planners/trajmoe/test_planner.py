@@ -215,8 +215,7 @@ def test_a_label_job_is_a_small_picklable_task_that_reopens_the_dataset(bag, tmp
     vocab = default_vocabulary(VOCAB, ds.spec)
     store = LabelStore(vocab, tmp_path)
     store.save_vocabulary()
-    bags, remaps, cache_dir = ds.sources
-    job = LabelJob(bags, (ds.spec.num_poses, ds.spec.dt), 7, str(store.folder), remaps, cache_dir)
+    job = LabelJob(ds.source, 7, str(store.folder))
     assert len(pickle.dumps(job)) < 1000
     assert run_label_job(pickle.loads(pickle.dumps(job))) is True
     assert run_label_job(job) is False
