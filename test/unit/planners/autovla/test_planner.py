@@ -98,17 +98,23 @@ def test_answer_layout_and_kinds():
     assert prompt[0] == net.text.bos_id and prompt[2] == net.text.sep_id and len(prompt) == 6
 
 
-def test_cached_decode_equals_the_teacher_forced_pass():
+@pytest.mark.parametrize("slow", [True, False])
+def test_cached_decode_equals_the_teacher_forced_pass(slow):
+    """Slow: [THINK] is fed over the prefill's speculative [ACT]; fast: the prefill's [ACT] is used as is,
+    so decoding starts at the first action."""
     net = tiny_net(1)
     planner = AutoVLAPlanner(net)
     inputs = planner.inputs(observation(net.cfg.rig_obj, 3))
-    ans = planner.answer(inputs, lambda p: (True, net.cfg.layout.reasoning_len))
-    assert ans.slow and len(ans.actions) == 8
+    ans = planner.answer(inputs, lambda p: (slow, net.cfg.layout.reasoning_len))
+    assert ans.slow == slow and len(ans.actions) == 8
+    assert ans.decode_calls == len(ans.tokens) - 1 - (not slow)
     with torch.no_grad():
         full = net.forward_train(*inputs, torch.tensor([ans.tokens]))[0]
-        logits, cache = net.prefill(*inputs)
-        steps, pos = [logits[0]], net.cfg.prefix_len
-        for t in ans.tokens[:-1]:
+        logits, act_logits, cache = net.prefill(*inputs)
+        steps, pos, fed = [logits[0]], net.cfg.prefix_len, ans.tokens[:-1]
+        if not slow:
+            steps, pos, fed = [*steps, act_logits[0]], pos + 1, fed[1:]
+        for t in fed:
             logits, cache = net.decode(torch.tensor([[t]]), torch.tensor([pos]), cache)
             steps.append(logits[0])
             pos += 1
