@@ -33,3 +33,19 @@ def test_step_equals_forward_of_one_token_over_the_filled_prefix(routing):
     with torch.no_grad():
         again, _ = tf.step(x, [(layer[0], layer[1]) for layer in cache], bias)
     torch.testing.assert_close(again, out, atol=0, rtol=0)
+
+
+def test_out_rows_gives_the_last_rows_and_every_key_value():
+    torch.manual_seed(1)
+    tf = Transformer(TransformerConfig(d_model=32, layers=2, heads=4), MoEConfig(routing="none")).eval()
+    x = torch.randn(2, 7, 32)
+    mask = torch.zeros(7, 7)
+    mask[:5, 5:] = float("-inf")
+    with torch.no_grad():
+        full, kv, _ = tf(x, None, mask)
+        last, kv2, _ = tf(x, None, mask, out_rows=2)
+    assert last.shape == (2, 2, 32)
+    torch.testing.assert_close(last, full[:, -2:], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(kv2, kv, atol=0, rtol=0)
+    with pytest.raises(ValueError, match="out_rows"):
+        tf(x, out_rows=8)

@@ -145,8 +145,8 @@ class AutoVLANet(nn.Module):
         x = torch.cat([x0, act.expand(x0.shape[0], 1, -1)], dim=1)
         mask = torch.zeros(p0 + 1, p0 + 1)
         mask[:p0, p0] = float("-inf")  # the prefix never sees the answer
-        h, kv, _ = self.transformer(x, None, mask.to(x.device))
-        logits = self.head(h[:, -2:])
+        h, kv, _ = self.transformer(x, None, mask.to(x.device), out_rows=2)
+        logits = self.head(h)
         return logits[:, 0], logits[:, 1], kv
 
     def decode_step(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
