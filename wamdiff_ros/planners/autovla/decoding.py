@@ -80,6 +80,7 @@ def decode_answer(
     (timing of the slow pass)."""
     logits, act_logits, cache = net.prefill(*inputs)
     logits = logits[0]
+    kind_masks = kind_masks[:, : logits.shape[-1]]  # the logits cover the live vocabulary
     pos = net.cfg.prefix_len
     ans = Answer()
     mode_allowed = kind_masks[MODE_POS]

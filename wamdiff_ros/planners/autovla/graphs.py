@@ -1,14 +1,14 @@
 """AutoVLA's exported graphs (static shapes, batch 1 by default; the token loop stays in Python):
 
 - ``prefill``: ``images`` uint8 (B, C, H, W, 3), ``ego`` float32 (B, F), ``prompt`` int64 (B, P) ->
-  ``logits`` (B, V) of the first answer token, ``act_logits`` (B, V) of the token after a first
-  ``[ACT]``, ``kv`` (layers, 2, B, heads, prefix_len + 1, head_dim): the prefix's and that ``[ACT]``'s
-  keys/values.
-- ``decode``: ``token`` int64 (B, 1), ``pos`` int64 (1,), the cache as one input per layer and key/value
-  (``cache0_k``, ``cache0_v``, ``cache1_k`` …, each (B, heads, max_len, head_dim), so the graph never
-  slices, hence copies, one large cache tensor) -> ``logits`` (B, V), ``kv`` (layers, 2, B, heads, 1,
-  head_dim): the token's key/value, which the loop writes into the cache at ``pos`` (positions from
-  ``pos`` on are masked inside the graph, so the cache stays static).
+  ``logits`` (B, live_vocab) of the first answer token, ``act_logits`` (B, live_vocab) of the token
+  after a first ``[ACT]``, ``kv`` (layers, 2, B, heads, prefix_len + 1, head_dim): the prefix's and
+  that ``[ACT]``'s keys/values.
+- ``decode``: ``token`` int64 (B, 1), ``pos`` int64 (1,), the cache as one input per layer and
+  key/value (``cache0_k``, ``cache0_v``, ``cache1_k`` …, each (B, heads, max_len, head_dim), so the
+  graph never slices, hence copies, one large cache tensor) -> ``logits`` (B, live_vocab), ``kv``
+  (layers, 2, B, heads, 1, head_dim): the token's key/value, which the loop writes into the cache at
+  ``pos`` (positions from ``pos`` on are masked inside the graph, so the cache stays static).
 
 :class:`BackendNet` stands in for the network in the decoding loop, running both graphs on backends
 with one cache, token and position buffer that every step updates in place (bound once by backends

@@ -5,6 +5,10 @@ the K action tokens. The prefix (scene, ego, prompt) attends to itself bidirecti
 token attends to the whole prefix and to the answer tokens before it (causal), so decoding one token
 at a time over the cache gives exactly the logits of a teacher-forced pass (:meth:`forward_train`).
 
+Decoding (:meth:`prefill`, :meth:`decode_step`) computes logits for the live vocabulary only, the
+first :attr:`AutoVLANet.live_vocab` ids (text, ``[THINK]``, ``[ACT]`` and the fitted codebook's tokens):
+the head's rows for action tokens a fitted codebook does not use can never be chosen.
+
 The cache has the static length ``cfg.max_len``: :meth:`prefill` fills the prefix and, speculatively,
 the answer's first position with ``[ACT]`` (the fast answer's mode token, so that a fast answer needs
 no decode call before its first action; a slow answer overwrites that position with ``[THINK]``);
@@ -19,6 +23,7 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wamdiff_ros.models.checkpoint import load_checkpoint, load_state
@@ -60,6 +65,16 @@ class AutoVLANet(nn.Module):
         self.pos_emb = nn.Parameter(torch.randn(cfg.max_len, d) * 0.02)
         self.transformer = Transformer(cfg.transformer, MoEConfig(routing="none"))
         self.head = nn.Linear(d, self.vocab_size)
+
+    @property
+    def live_vocab(self) -> int:
+        """Ids that decoding can emit: text, ``[THINK]``, ``[ACT]``, the codebook's action tokens."""
+        return self.action_offset + len(self.codebook)
+
+    def _decode_head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits (…, live_vocab) of hidden states ``h``."""
+        n = self.live_vocab
+        return F.linear(h, self.head.weight[:n], self.head.bias[:n])
 
     def set_codebook(self, primitives: np.ndarray | None) -> None:
         """Use ``primitives`` (K' ≤ codebook.size rows) as the action codebook and record them in ``cfg``
@@ -129,7 +144,7 @@ class AutoVLANet(nn.Module):
 
     def prefill(self, images, ego, prompt) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images uint8 (B, C, H, W, 3), ego (B, F), prompt (B, P) -> logits of the first answer token
-        (B, V), logits of the token after a first ``[ACT]`` (B, V) and the cache (layers, 2, B, heads,
+        (B, live_vocab), logits of the token after a first ``[ACT]`` (B, live_vocab) and the cache (layers, 2, B, heads,
         max_len, head_dim): the prefix, ``[ACT]`` at ``prefix_len``, zero after."""
         logits, act_logits, kv = self.prefill_kv(images, ego, prompt)
         tc = self.cfg.transformer
@@ -146,13 +161,13 @@ class AutoVLANet(nn.Module):
         mask = torch.zeros(p0 + 1, p0 + 1)
         mask[:p0, p0] = float("-inf")  # the prefix never sees the answer
         h, kv, _ = self.transformer(x, None, mask.to(x.device), out_rows=2)
-        logits = self.head(h)
+        logits = self._decode_head(h)
         return logits[:, 0], logits[:, 1], kv
 
     def decode_step(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
         """token int64 (B, 1) at position ``pos`` int64 (1,) on ``cache`` (positions before ``pos`` filled):
         the (layers, 2, B, heads, max_len, head_dim) tensor or, per layer, its keys and values -> logits of
-        the next token (B, V) and this token's key/value (layers, 2, B, heads, 1, head_dim)."""
+        the next token (B, live_vocab) and this token's key/value (layers, 2, B, heads, 1, head_dim)."""
         if isinstance(cache, torch.Tensor):
             cache = [(layer[0], layer[1]) for layer in cache]
         L = self.cfg.max_len
@@ -160,7 +175,7 @@ class AutoVLANet(nn.Module):
         idx = torch.arange(L + 1, device=pos.device)
         bias = torch.where((idx < pos) | (idx == L), 0.0, float("-inf"))
         h, kv = self.transformer.step(x, cache, bias)
-        return self.head(h), kv
+        return self._decode_head(h), kv
 
     def decode(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`decode_step`, then the key/value written into ``cache`` at ``pos`` (in place); returns the

@@ -17,7 +17,14 @@ from wamdiff_ros.planners import families, load_planner
 from wamdiff_ros.planners.autovla import AutoVLAPlanner
 from wamdiff_ros.planners.autovla.codebook import ActionCodebook, Box, corner_distance, k_disk, primitives_of
 from wamdiff_ros.planners.autovla.config import LayoutConfig, tiny_config
-from wamdiff_ros.planners.autovla.net import ACTION, MODE_POS, REASON, REASON_END, AutoVLANet
+from wamdiff_ros.planners.autovla.net import (
+    ACTION,
+    MODE_POS,
+    REASON,
+    REASON_END,
+    AutoVLANet,
+    placeholder_primitives,
+)
 from wamdiff_ros.planners.autovla.policy import LengthPenalty
 from wamdiff_ros.sim.language import vocabulary
 from wamdiff_ros.training.rl.rewards import RewardConfig
@@ -103,6 +110,8 @@ def test_cached_decode_equals_the_teacher_forced_pass(slow):
     """Slow: [THINK] is fed over the prefill's speculative [ACT]; fast: the prefill's [ACT] is used as is,
     so decoding starts at the first action."""
     net = tiny_net(1)
+    net.set_codebook(placeholder_primitives(32)[:24])
+    assert net.live_vocab == net.vocab_size - 8
     planner = AutoVLAPlanner(net)
     inputs = planner.inputs(observation(net.cfg.rig_obj, 3))
     ans = planner.answer(inputs, lambda p: (slow, net.cfg.layout.reasoning_len))
@@ -118,7 +127,7 @@ def test_cached_decode_equals_the_teacher_forced_pass(slow):
             logits, cache = net.decode(torch.tensor([[t]]), torch.tensor([pos]), cache)
             steps.append(logits[0])
             pos += 1
-    torch.testing.assert_close(torch.stack(steps), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.stack(steps), full[:, : net.live_vocab], atol=1e-5, rtol=1e-5)
 
 
 # -- planner ----------------------------------------------------------------------------------------------
@@ -145,7 +154,10 @@ def test_the_model_chooses_the_mode_and_the_budget_can_veto_slow():
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
+    """A tiny model whose fitted codebook uses 20 of its 32 action tokens (decoding scores the live
+    vocabulary only)."""
     net = tiny_net(3)
+    net.set_codebook(placeholder_primitives(32)[:20])
     with torch.no_grad():  # P(THINK) near 0.5, and reasoning words compete with [ACT]
         net.head.bias[net.think_id] = net.head.bias[net.act_id] + 0.3
     return AutoVLAPlanner(net).save(tmp_path_factory.mktemp("autovla") / "model")
@@ -154,7 +166,7 @@ def model(tmp_path_factory):
 def test_save_load_round_trip_and_registry(model):
     assert "autovla" in families()
     a = load_planner(model)
-    assert type(a) is AutoVLAPlanner and a.network().codebook.primitives.shape == (32, 3)
+    assert type(a) is AutoVLAPlanner and a.network().codebook.primitives.shape == (20, 3)
     b = AutoVLANet.load(model)
     for k, v in a.network().state_dict().items():
         torch.testing.assert_close(v, b.state_dict()[k])
