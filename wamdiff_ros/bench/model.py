@@ -25,7 +25,14 @@ from wamdiff_ros.bench.report import report, summarize_ms
 
 TARGETS = {"fast p50_ms": "<= 30", "fast p99_ms": "<= 50"}
 """Issue 5's targets for the default model on a 2-core CPU (3 cameras 256×128)."""
-STAGES = {"encode": "enc_p50", "fast_decode": "fast_p50", "reasoning": "reason_p50", "slow_decode": "slow_p50"}
+STAGES = {
+    "encode": "enc_p50",
+    "prefill": "prefill_p50",
+    "fast_decode": "fast_p50",
+    "reasoning": "reason_p50",
+    "actions": "act_p50",
+    "slow_decode": "slow_p50",
+}
 """Stage timings reported (median ms) -> column name. Other columns: ``slow``, the fraction of frames
 planned in slow mode; ``others_cpu``, the share of the machine's CPU that other processes used during
 the row (a p99 on a shared 2-core machine means something only when it is near 0: two torch threads
