@@ -102,7 +102,7 @@ def decode_answer(
 
     def feed(token: int):
         nonlocal logits, cache, pos
-        out, cache = net.decode(torch.tensor([[token]]), torch.tensor([pos]), cache)
+        out, cache = net.decode(token, pos, cache)
         logits = out[0]
         pos += 1
         ans.decode_calls += 1

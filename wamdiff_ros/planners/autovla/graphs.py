@@ -11,8 +11,8 @@
   ``pos`` (positions from ``pos`` on are masked inside the graph, so the cache stays static).
 
 :class:`BackendNet` stands in for the network in the decoding loop, running both graphs on backends
-with one cache, token and position buffer that every step updates in place (bound once by backends
-that bind buffers).
+with one buffer per graph input, the cache included, that every call updates in place (bound once by
+backends that bind buffers).
 """
 
 from __future__ import annotations
@@ -114,13 +114,14 @@ class BackendNet:
             raise ValueError(f"autovla BackendNet: backends for graphs {sorted(missing)} are missing")
         self._net = net
         self.backends = backends
-        tc = net.cfg.transformer
-        dec = backends["decode"]
-        buf = {t.name: torch.zeros(t.shape, dtype=t.torch_dtype(), device=dec.device) for t in dec.graph.inputs}
-        self._token, self._pos = buf["token"], buf["pos"]
-        b, heads, length, hd = buf["cache0_k"].shape
-        self._cache = torch.zeros(tc.layers, 2, b, heads, length, hd, dtype=buf["cache0_k"].dtype, device=dec.device)
-        self._cache_inputs = cache_inputs(self._cache)
+        self._inputs = {
+            name: {t.name: torch.zeros(t.shape, dtype=t.torch_dtype(), device=b.device) for t in b.graph.inputs}
+            for name, b in backends.items()
+        }
+        dec = self._inputs["decode"]
+        layer = dec["cache0_k"]
+        self._cache = layer.new_zeros(net.cfg.transformer.layers, 2, *layer.shape)
+        dec.update(cache_inputs(self._cache))
 
     def __getattr__(self, name):
         if name.startswith("_"):
@@ -138,18 +139,25 @@ class BackendNet:
         """As :meth:`AutoVLANet.prefill`, the cache being this object's one buffer (valid until the next
         prefill; positions after the prefill's hold the previous frame's keys/values, which every decode
         step masks)."""
-        out = self.backends["prefill"].run({"images": images, "ego": ego, "prompt": prompt})
+        given = {"images": images, "ego": ego, "prompt": prompt}
+        backend, feed = self.backends["prefill"], self._inputs["prefill"]
+        backend.check_inputs(given)
+        for name, x in given.items():
+            feed[name].copy_(torch.as_tensor(x))
+        out = backend.run(feed)
         kv = out["kv"]
-        self._cache[..., : kv.shape[4], :].copy_(kv)
+        self._cache[..., : kv.shape[4], :] = kv
         return out["logits"].float().cpu().clone(), out["act_logits"].float().cpu().clone(), self._cache
 
-    def decode(self, token, pos, cache):
+    def decode(self, token: int, pos: int, cache):
         """As :meth:`AutoVLANet.decode`: the token's key/value is written into ``cache`` in place."""
-        self._token.copy_(token)
-        self._pos.copy_(pos)
-        views = self._cache_inputs if cache is self._cache else cache_inputs(cache)
-        out = self.backends["decode"].run({"token": self._token, "pos": self._pos, **views})
-        cache.index_copy_(4, self._pos, out["kv"].to(cache.dtype))
+        feed = self._inputs["decode"]
+        if cache is not self._cache:
+            feed = {**feed, **cache_inputs(cache)}
+        feed["token"].fill_(token)
+        feed["pos"].fill_(pos)
+        out = self.backends["decode"].run(feed)
+        cache[..., pos : pos + 1, :] = out["kv"]
         return out["logits"].float().cpu().clone(), cache
 
 

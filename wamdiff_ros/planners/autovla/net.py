@@ -177,11 +177,15 @@ class AutoVLANet(nn.Module):
         h, kv = self.transformer.step(x, cache, bias)
         return self._decode_head(h), kv
 
-    def decode(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`decode_step`, then the key/value written into ``cache`` at ``pos`` (in place); returns the
+    def decode(self, token: int, pos: int, cache) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the decoding loop: :meth:`decode_step` of token id ``token`` at position ``pos`` (for
+        every batch row of ``cache``), then its key/value written into ``cache`` in place; returns the
         logits and the cache."""
-        logits, kv = self.decode_step(token, pos, cache)
-        return logits, cache.index_copy_(4, pos, kv)
+        dev = cache.device
+        t = torch.full((cache.shape[2], 1), token, dtype=torch.long, device=dev)
+        logits, kv = self.decode_step(t, torch.tensor([pos], device=dev), cache)
+        cache[..., pos : pos + 1, :] = kv
+        return logits, cache
 
     def forward_train(self, images, ego, prompt, answer) -> torch.Tensor:
         """Teacher-forced logits (B, A, V) of every token of ``answer`` (B, A) (padding after the end is

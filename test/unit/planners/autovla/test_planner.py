@@ -124,7 +124,7 @@ def test_cached_decode_equals_the_teacher_forced_pass(slow):
         if not slow:
             steps, pos, fed = [*steps, act_logits[0]], pos + 1, fed[1:]
         for t in fed:
-            logits, cache = net.decode(torch.tensor([[t]]), torch.tensor([pos]), cache)
+            logits, cache = net.decode(t, pos, cache)
             steps.append(logits[0])
             pos += 1
     torch.testing.assert_close(torch.stack(steps), full[:, : net.live_vocab], atol=1e-5, rtol=1e-5)
