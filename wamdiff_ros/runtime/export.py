@@ -206,8 +206,9 @@ def ensure_export(
     force: bool = False,
 ) -> tuple[dict, str | None]:
     """The export of ``graphs`` (of the model with hash ``mhash``) in ``out_dir``, re-exported when
-    missing, damaged, stale (another model hash, opset or set of graphs) or ``force``. Returns
-    ``(metadata, reason it was (re-)exported or None)``."""
+    missing, damaged, stale (another model hash, opset, set of graphs or graph input/output names: an
+    export by code whose graphs had other I/O) or ``force``. Returns ``(metadata, reason it was
+    (re-)exported or None)``."""
     names = sorted(g.name for g in graphs)
     reason = "forced" if force else None
     if reason is None:
@@ -223,7 +224,16 @@ def ensure_export(
             elif sorted(meta["graphs"]) != names:
                 reason = f"graphs {sorted(meta['graphs'])} != {names}"
             else:
-                return meta, None
+                specs = graph_specs(meta)
+                changed = [
+                    g.name
+                    for g in graphs
+                    if (specs[g.name].input_names, specs[g.name].output_names)
+                    != (list(g.input_names), list(g.output_names))
+                ]
+                if not changed:
+                    return meta, None
+                reason = f"inputs/outputs of graphs {changed} differ from this version's"
     return export_model(graphs, out_dir, mhash, family, source, opset), reason
 
 

@@ -3,7 +3,10 @@ installed onnxruntime has it), inputs and outputs bound to torch tensors through
 
 Session options (tuned on the 2-core CPU, see ``wamdiff bench model``): all graph optimisations,
 ``intra_op_threads`` threads (default 2), one inter-op thread, sequential execution. Outputs are
-preallocated torch tensors at the graph's static shapes, bound once and overwritten by each run.
+preallocated torch tensors at the graph's static shapes, bound once and overwritten by each run; an
+input is bound again only when its buffer changes, and a run whose inputs are all the very tensors of the
+previous run (a decoding loop's cache, token and position buffers, updated in place) skips the checks
+and conversions too.
 """
 
 from __future__ import annotations
@@ -105,6 +108,10 @@ class OnnxRuntimeBackend(StepBackend):
             import torch
 
             self._binding = self.session.io_binding()
+            self._bound: dict[str, tuple] = {}
+            self._held: dict = {}
+            self._given: dict = {}
+            self._dtypes = {t.name: t.torch_dtype() for t in graph.inputs}
             self._outputs = {t.name: torch.empty(t.shape, dtype=t.torch_dtype(), device=device) for t in graph.outputs}
             for t in graph.outputs:
                 self._bind(self._binding.bind_output, t.name, self._outputs[t.name])
@@ -117,14 +124,31 @@ class OnnxRuntimeBackend(StepBackend):
         bind(name, dev, idx, np.dtype(str(t.dtype).removeprefix("torch.")), tuple(t.shape), t.data_ptr())
 
     def run(self, inputs: Mapping) -> dict:
+        if self.io_binding and self._rebound(inputs):
+            return self._run_bound()
         self.check_inputs(inputs)
         if not self.io_binding:
             feed = {t.name: to_torch(inputs[t.name], "cpu", t.torch_dtype()).numpy() for t in self.graph.inputs}
             outs = self.session.run(None, feed)
             return {name: to_torch(o, self.device) for name, o in zip(self.graph.output_names, outs)}
-        keep = [to_torch(inputs[t.name], self.device, t.torch_dtype()) for t in self.graph.inputs]
-        for t, x in zip(self.graph.inputs, keep):
-            self._bind(self._binding.bind_input, t.name, x)
+        held = {}
+        for t in self.graph.inputs:
+            x = to_torch(inputs[t.name], self.device, self._dtypes[t.name])
+            key = (x.data_ptr(), x.dtype, x.device)
+            if self._bound.get(t.name) != key:
+                self._bind(self._binding.bind_input, t.name, x)
+                self._bound[t.name] = key
+            held[t.name] = x
+        self._held = held  # the bound buffers stay alive while bound
+        self._given = {n: x for n, x in held.items() if inputs[n] is x}
+        return self._run_bound()
+
+    def _rebound(self, inputs: Mapping) -> bool:
+        """Whether every input is the tensor bound by the previous run, used as is (no conversion)."""
+        given = self._given
+        return len(given) == len(inputs) == len(self.graph.inputs) and all(inputs.get(n) is x for n, x in given.items())
+
+    def _run_bound(self) -> dict:
         if self.device == "cuda":
             self._binding.synchronize_inputs()
         self.session.run_with_iobinding(self._binding)

@@ -40,6 +40,7 @@ def test_bench_model_reports_each_mode(tmp_path):
     fast, slow = doc["rows"][0], doc["rows"][1]
     assert fast["slow"] == 0.0 and slow["slow"] == 1.0
     assert 0 < fast["p50_ms"] <= fast["p99_ms"] <= fast["max_ms"]
+    assert 0 < fast["cpu_p50_ms"] < slow["cpu_p50_ms"]  # slow plans run more graph calls
     assert "reason_p50" in slow and "fast_p50" in fast
     assert doc["meta"]["model"] == str(path) and doc["meta"]["untrained"] is False
     assert doc["targets"]["fast p50_ms"] == "<= 30"

@@ -78,6 +78,19 @@ def test_current_export_is_reused_and_stale_one_redone(export, tmp_path):
     assert "model hash" in reason2 and meta2["model_hash"] == net_hash(other) != meta["model_hash"]
 
 
+def test_export_of_graphs_with_other_io_is_redone(tmp_path):
+    """Same model hash, but the code's graphs now have other inputs/outputs (an export by an older
+    version): the export is redone, not fed the wrong tensors."""
+    net = tiny_net()
+    ensure_export(net, tmp_path)
+    doc = json.loads((tmp_path / EXPORT_FILE).read_text())
+    doc["graphs"]["step_text"]["inputs"][0]["name"] = "cache"
+    (tmp_path / EXPORT_FILE).write_text(json.dumps(doc))
+    again, reason = ensure_export(net, tmp_path)
+    assert "inputs/outputs of graphs ['step_text']" in reason
+    assert graph_specs(again)["step_text"].input_names == ["prefix_kv", "ids"]
+
+
 def test_damaged_export_is_refused_then_redone(tmp_path):
     net = tiny_net()
     meta, _ = ensure_export(net, tmp_path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wamdiff_ros.geometry import box_corners, compose, prepend_origin, relative
+from wamdiff_ros.geometry import box_corners, compose, prepend_origin, relative, wrap_angle
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,12 @@ class ActionCodebook:
                 f"ActionCodebook.decode: token ids must be in [0, {len(self)}), got {tokens.min()}…{tokens.max()}"
             )
         prims = self.primitives[tokens]
-        pose = np.zeros((*tokens.shape[:-1], 3))
-        out = []
-        for t in range(tokens.shape[-1]):
-            pose = compose(pose, prims[..., t, :])
-            out.append(pose)
-        return np.stack(out, -2) if out else np.zeros((*tokens.shape, 3))
+        yaw = np.cumsum(prims[..., 2], -1)
+        before = yaw - prims[..., 2]  # heading in which each step is taken
+        c, s = np.cos(before), np.sin(before)
+        x = np.cumsum(c * prims[..., 0] - s * prims[..., 1], -1)
+        y = np.cumsum(s * prims[..., 0] + c * prims[..., 1], -1)
+        return np.stack([x, y, wrap_angle(yaw)], -1)
 
     def encode(self, trajectories: np.ndarray) -> np.ndarray:
         """(..., T, 3) poses in base_link -> (..., T) token ids, greedy with the composed pose fed back."""

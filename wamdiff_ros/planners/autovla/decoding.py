@@ -1,7 +1,8 @@
 """The autoregressive loop around ``prefill`` and one-token ``decode`` (torch network or exported graphs).
 
 Per frame: prefill the prefix; the first answer token is ``[THINK]`` (slow: reasoning words until the
-model emits ``[ACT]`` or the word limit forces it) or ``[ACT]`` (fast); then one action token per pose.
+model emits ``[ACT]`` or the word limit forces it) or ``[ACT]`` (fast, already fed by the prefill); then
+one action token per pose, each but the last fed back.
 Every choice is restricted to the tokens allowed at its position (:meth:`AutoVLANet.kind_masks`).
 The mode is the model's first token unless ``choose_slow`` overrides it (a forced mode, or a budget
 that a slow pass would not fit).
@@ -9,6 +10,7 @@ that a slow pass would not fit).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,14 +49,15 @@ class Answer:
 
 def _pick(logits, allowed, temperature: float, generator) -> tuple[int, float, float]:
     """(token, log-prob, prob) from logits (V,) restricted to ``allowed`` (greedy at temperature 0)."""
-    z = logits.float().masked_fill(~allowed, float("-inf"))
+    z = torch.where(allowed, logits.float(), float("-inf"))
     if temperature > 0:
         logp = torch.log_softmax(z / temperature, -1)
         tok = int(torch.multinomial(logp.exp(), 1, generator=generator))
     else:
         logp = torch.log_softmax(z, -1)
         tok = int(torch.argmax(z))
-    return tok, float(logp[tok]), float(logp[tok].exp())
+    lp = float(logp[tok])
+    return tok, lp, math.exp(lp)
 
 
 @torch.no_grad()
@@ -75,8 +78,9 @@ def decode_answer(
     ``choose_slow(p_think) -> (slow, max_words)`` overrides the model's first token (None: the model's
     own choice, sampled at ``temperature`` > 0); ``on_reasoning_done`` is called when the reasoning ends
     (timing of the slow pass)."""
-    logits, cache = net.prefill(*inputs)
+    logits, act_logits, cache = net.prefill(*inputs)
     logits = logits[0]
+    kind_masks = kind_masks[:, : logits.shape[-1]]  # the logits cover the live vocabulary
     pos = net.cfg.prefix_len
     ans = Answer()
     mode_allowed = kind_masks[MODE_POS]
@@ -98,14 +102,16 @@ def decode_answer(
 
     def feed(token: int):
         nonlocal logits, cache, pos
-        out, cache = net.decode(torch.tensor([[token]]), torch.tensor([pos]), cache)
+        out, cache = net.decode(token, pos, cache)
         logits = out[0]
         pos += 1
         ans.decode_calls += 1
 
     push(tok, MODE_POS, chosen, lp)
-    feed(tok)
-    if ans.slow:
+    if not ans.slow:
+        logits, pos = act_logits[0], pos + 1
+    else:
+        feed(tok)
         limit = max_words if choose_slow is not None else net.cfg.layout.reasoning_len
         limit = min(limit, net.cfg.layout.reasoning_len)
         while True:

@@ -5,9 +5,16 @@ the K action tokens. The prefix (scene, ego, prompt) attends to itself bidirecti
 token attends to the whole prefix and to the answer tokens before it (causal), so decoding one token
 at a time over the cache gives exactly the logits of a teacher-forced pass (:meth:`forward_train`).
 
-The cache has the static length ``cfg.max_len``: :meth:`prefill` fills the prefix; :meth:`decode_step`
-reads it with every position from ``pos`` on masked and returns the new token's key/value, which the
-loop writes at ``pos``. The exported graphs keep static shapes while the loop stays outside.
+Decoding (:meth:`prefill`, :meth:`decode_step`) computes logits for the live vocabulary only, the
+first :attr:`AutoVLANet.live_vocab` ids (text, ``[THINK]``, ``[ACT]`` and the fitted codebook's tokens):
+the head's rows for action tokens a fitted codebook does not use can never be chosen.
+
+The cache has the static length ``cfg.max_len``: :meth:`prefill` fills the prefix and, speculatively,
+the answer's first position with ``[ACT]`` (the fast answer's mode token, so that a fast answer needs
+no decode call before its first action; a slow answer overwrites that position with ``[THINK]``);
+:meth:`decode_step` reads the cache with every position from ``pos`` on masked and returns the new
+token's key/value, which the loop writes at ``pos``. The exported graphs keep static shapes while the
+loop stays outside.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wamdiff_ros.models.checkpoint import load_checkpoint, load_state
@@ -58,11 +66,22 @@ class AutoVLANet(nn.Module):
         self.transformer = Transformer(cfg.transformer, MoEConfig(routing="none"))
         self.head = nn.Linear(d, self.vocab_size)
 
+    @property
+    def live_vocab(self) -> int:
+        """Ids that decoding can emit: text, ``[THINK]``, ``[ACT]``, the codebook's action tokens."""
+        return self.action_offset + len(self.codebook)
+
+    def _decode_head(self, h: torch.Tensor) -> torch.Tensor:
+        """Logits (…, live_vocab) of hidden states ``h``."""
+        n = self.live_vocab
+        return F.linear(h, self.head.weight[:n], self.head.bias[:n])
+
     def set_codebook(self, primitives: np.ndarray | None) -> None:
         """Use ``primitives`` (K' ≤ codebook.size rows) as the action codebook and record them in ``cfg``
         (None: the placeholder)."""
         cb = self.cfg.codebook
         box = Box(cb.box_length, cb.box_width)
+        self._kind_masks = None
         if primitives is None:
             self.codebook = ActionCodebook(placeholder_primitives(cb.size), box)
             return
@@ -73,7 +92,13 @@ class AutoVLANet(nn.Module):
 
     # -- token kinds -----------------------------------------------------------------------------------
     def kind_masks(self) -> torch.Tensor:
-        """(5, V) bool: tokens allowed at each kind of answer position (PAD: none)."""
+        """(5, V) bool: tokens allowed at each kind of answer position (PAD: none); one tensor per
+        codebook, shared by the callers (read-only)."""
+        if self._kind_masks is None:
+            self._kind_masks = self._make_kind_masks()
+        return self._kind_masks
+
+    def _make_kind_masks(self) -> torch.Tensor:
         v = self.vocab_size
         m = torch.zeros(5, v, dtype=torch.bool)
         m[MODE_POS, [self.think_id, self.act_id]] = True
@@ -117,30 +142,50 @@ class AutoVLANet(nn.Module):
         x = torch.cat([self.encoder(images, ego), self.embed(prompt)], dim=1)
         return x + self.pos_emb[: x.shape[1]]
 
-    def prefill(self, images, ego, prompt) -> tuple[torch.Tensor, torch.Tensor]:
+    def prefill(self, images, ego, prompt) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images uint8 (B, C, H, W, 3), ego (B, F), prompt (B, P) -> logits of the first answer token
-        (B, V) and the cache (layers, 2, B, heads, max_len, head_dim), zero after the prefix."""
-        h, kv, _ = self.transformer(self._prefix(images, ego, prompt))
+        (B, live_vocab), logits of the token after a first ``[ACT]`` (B, live_vocab) and the cache (layers, 2, B, heads,
+        max_len, head_dim): the prefix, ``[ACT]`` at ``prefix_len``, zero after."""
+        logits, act_logits, kv = self.prefill_kv(images, ego, prompt)
         tc = self.cfg.transformer
-        rest = (tc.layers, 2, images.shape[0], tc.heads, self.cfg.answer_len, tc.d_model // tc.heads)
-        cache = torch.cat([kv, kv.new_zeros(rest)], dim=4)
-        return self.head(h[:, -1]), cache
+        rest = (tc.layers, 2, images.shape[0], tc.heads, self.cfg.answer_len - 1, tc.d_model // tc.heads)
+        return logits, act_logits, torch.cat([kv, kv.new_zeros(rest)], dim=4)
+
+    def prefill_kv(self, images, ego, prompt) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`prefill` with the key/values of the prefix and ``[ACT]`` alone (layers, 2, B, heads,
+        prefix_len + 1, head_dim): the exported graph's output, which the loop copies into its cache."""
+        x0 = self._prefix(images, ego, prompt)
+        p0 = x0.shape[1]
+        act = self.embed.weight[self.act_id] + self.pos_emb[p0]
+        x = torch.cat([x0, act.expand(x0.shape[0], 1, -1)], dim=1)
+        mask = torch.zeros(p0 + 1, p0 + 1)
+        mask[:p0, p0] = float("-inf")  # the prefix never sees the answer
+        h, kv, _ = self.transformer(x, None, mask.to(x.device), out_rows=2)
+        logits = self._decode_head(h)
+        return logits[:, 0], logits[:, 1], kv
 
     def decode_step(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
-        """token int64 (B, 1) at position ``pos`` int64 (1,) on ``cache`` (positions before ``pos`` filled)
-        -> logits of the next token (B, V) and this token's key/value (layers, 2, B, heads, 1, head_dim)."""
+        """token int64 (B, 1) at position ``pos`` int64 (1,) on ``cache`` (positions before ``pos`` filled):
+        the (layers, 2, B, heads, max_len, head_dim) tensor or, per layer, its keys and values -> logits of
+        the next token (B, live_vocab) and this token's key/value (layers, 2, B, heads, 1, head_dim)."""
+        if isinstance(cache, torch.Tensor):
+            cache = [(layer[0], layer[1]) for layer in cache]
         L = self.cfg.max_len
-        x = self.embed(token) + self.pos_emb.index_select(0, pos).unsqueeze(0)
-        idx = torch.arange(L, device=cache.device)
-        mask = torch.cat([idx < pos, torch.ones(1, dtype=torch.bool, device=cache.device)]).view(1, 1, 1, L + 1)
-        h, kv, _ = self.transformer(x, cache, mask)
-        return self.head(h[:, -1]), kv
+        x = self.embed(token[:, 0]) + self.pos_emb.index_select(0, pos)
+        idx = torch.arange(L + 1, device=pos.device)
+        bias = torch.where((idx < pos) | (idx == L), 0.0, float("-inf"))
+        h, kv = self.transformer.step(x, cache, bias)
+        return self._decode_head(h), kv
 
-    def decode(self, token, pos, cache) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`decode_step`, then the key/value written into ``cache`` at ``pos`` (in place); returns the
+    def decode(self, token: int, pos: int, cache) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of the decoding loop: :meth:`decode_step` of token id ``token`` at position ``pos`` (for
+        every batch row of ``cache``), then its key/value written into ``cache`` in place; returns the
         logits and the cache."""
-        logits, kv = self.decode_step(token, pos, cache)
-        return logits, cache.index_copy_(4, pos, kv)
+        dev = cache.device
+        t = torch.full((cache.shape[2], 1), token, dtype=torch.long, device=dev)
+        logits, kv = self.decode_step(t, torch.tensor([pos], device=dev), cache)
+        cache[..., pos : pos + 1, :] = kv
+        return logits, cache
 
     def forward_train(self, images, ego, prompt, answer) -> torch.Tensor:
         """Teacher-forced logits (B, A, V) of every token of ``answer`` (B, A) (padding after the end is

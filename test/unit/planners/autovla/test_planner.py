@@ -17,7 +17,14 @@ from wamdiff_ros.planners import families, load_planner
 from wamdiff_ros.planners.autovla import AutoVLAPlanner
 from wamdiff_ros.planners.autovla.codebook import ActionCodebook, Box, corner_distance, k_disk, primitives_of
 from wamdiff_ros.planners.autovla.config import LayoutConfig, tiny_config
-from wamdiff_ros.planners.autovla.net import ACTION, MODE_POS, REASON, REASON_END, AutoVLANet
+from wamdiff_ros.planners.autovla.net import (
+    ACTION,
+    MODE_POS,
+    REASON,
+    REASON_END,
+    AutoVLANet,
+    placeholder_primitives,
+)
 from wamdiff_ros.planners.autovla.policy import LengthPenalty
 from wamdiff_ros.sim.language import vocabulary
 from wamdiff_ros.training.rl.rewards import RewardConfig
@@ -98,21 +105,29 @@ def test_answer_layout_and_kinds():
     assert prompt[0] == net.text.bos_id and prompt[2] == net.text.sep_id and len(prompt) == 6
 
 
-def test_cached_decode_equals_the_teacher_forced_pass():
+@pytest.mark.parametrize("slow", [True, False])
+def test_cached_decode_equals_the_teacher_forced_pass(slow):
+    """Slow: [THINK] is fed over the prefill's speculative [ACT]; fast: the prefill's [ACT] is used as is,
+    so decoding starts at the first action."""
     net = tiny_net(1)
+    net.set_codebook(placeholder_primitives(32)[:24])
+    assert net.live_vocab == net.vocab_size - 8
     planner = AutoVLAPlanner(net)
     inputs = planner.inputs(observation(net.cfg.rig_obj, 3))
-    ans = planner.answer(inputs, lambda p: (True, net.cfg.layout.reasoning_len))
-    assert ans.slow and len(ans.actions) == 8
+    ans = planner.answer(inputs, lambda p: (slow, net.cfg.layout.reasoning_len))
+    assert ans.slow == slow and len(ans.actions) == 8
+    assert ans.decode_calls == len(ans.tokens) - 1 - (not slow)
     with torch.no_grad():
         full = net.forward_train(*inputs, torch.tensor([ans.tokens]))[0]
-        logits, cache = net.prefill(*inputs)
-        steps, pos = [logits[0]], net.cfg.prefix_len
-        for t in ans.tokens[:-1]:
-            logits, cache = net.decode(torch.tensor([[t]]), torch.tensor([pos]), cache)
+        logits, act_logits, cache = net.prefill(*inputs)
+        steps, pos, fed = [logits[0]], net.cfg.prefix_len, ans.tokens[:-1]
+        if not slow:
+            steps, pos, fed = [*steps, act_logits[0]], pos + 1, fed[1:]
+        for t in fed:
+            logits, cache = net.decode(t, pos, cache)
             steps.append(logits[0])
             pos += 1
-    torch.testing.assert_close(torch.stack(steps), full, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.stack(steps), full[:, : net.live_vocab], atol=1e-5, rtol=1e-5)
 
 
 # -- planner ----------------------------------------------------------------------------------------------
@@ -139,7 +154,10 @@ def test_the_model_chooses_the_mode_and_the_budget_can_veto_slow():
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
+    """A tiny model whose fitted codebook uses 20 of its 32 action tokens (decoding scores the live
+    vocabulary only)."""
     net = tiny_net(3)
+    net.set_codebook(placeholder_primitives(32)[:20])
     with torch.no_grad():  # P(THINK) near 0.5, and reasoning words compete with [ACT]
         net.head.bias[net.think_id] = net.head.bias[net.act_id] + 0.3
     return AutoVLAPlanner(net).save(tmp_path_factory.mktemp("autovla") / "model")
@@ -148,7 +166,7 @@ def model(tmp_path_factory):
 def test_save_load_round_trip_and_registry(model):
     assert "autovla" in families()
     a = load_planner(model)
-    assert type(a) is AutoVLAPlanner and a.network().codebook.primitives.shape == (32, 3)
+    assert type(a) is AutoVLAPlanner and a.network().codebook.primitives.shape == (20, 3)
     b = AutoVLANet.load(model)
     for k, v in a.network().state_dict().items():
         torch.testing.assert_close(v, b.state_dict()[k])
