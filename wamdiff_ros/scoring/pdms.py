@@ -16,15 +16,22 @@ import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
 from wamdiff_ros.control.lqr import fit_speed_curvature, track
-from wamdiff_ros.geometry import box_corners, compose, prepend_origin, project_to_polyline, resample, wrap_angle
+from wamdiff_ros.geometry import box_corners, compose, prepend_origin, resample, wrap_angle
 from wamdiff_ros.scoring import metrics as M
-from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, no_at_fault_collision, time_to_collision
+from wamdiff_ros.scoring.collision import (
+    AgentTrack,
+    EgoTrack,
+    current_contacts,
+    no_at_fault_collision,
+    time_to_collision,
+)
 from wamdiff_ros.scoring.comfort import comfort_v1, comfort_v2, extended_comfort
 from wamdiff_ros.scoring.config import ScorerConfig
 from wamdiff_ros.scoring.drivable import MapRaster, build_raster
 from wamdiff_ros.scoring.reference import PDM_LATERAL_OFFSETS, idm_proposals, offset_polyline, route_centerline
 from wamdiff_ros.scoring.result import ScoreResult
 from wamdiff_ros.scoring.route_distance import RouteDistance, build_route_distance
+from wamdiff_ros.scoring.route_station import route_station
 from wamdiff_ros.types import SceneTruth, TrafficLight
 
 _CACHE_ATTR = "_wamdiff_scoring_prep"
@@ -151,27 +158,6 @@ def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, 
     return track(ref, prep.initial, M.SIM_DT, config.lqr, config.bicycle)
 
 
-def _route_station(points: np.ndarray, route: np.ndarray) -> np.ndarray:
-    """Arc length (P,) of points (P, 2) projected on the route (N, 2).
-
-    Only the contiguous run of route segments that can hold a nearest point is searched: the distance
-    to the nearest of every 8th vertex bounds each point's distance to the route, and segments whose
-    bounding box is farther than that bound from the points' bounding box are skipped.
-    """
-    sub = route[::8]
-    bound = np.sqrt(((points[:, None] - sub[None]) ** 2).sum(-1).min(1)).max() + 1e-6
-    lo, hi = points.min(0) - bound, points.max(0) + bound
-    a, b = route[:-1], route[1:]
-    near = np.flatnonzero(((np.maximum(a, b) >= lo) & (np.minimum(a, b) <= hi)).all(-1))
-    i0, i1 = (int(near[0]), int(near[-1]) + 1) if len(near) else (0, len(route) - 1)
-    s, _, _ = project_to_polyline(points, route[i0 : i1 + 1])
-    if i0 > 0 or i1 < len(route) - 1:
-        sub_len = np.linalg.norm(np.diff(route[i0 : i1 + 1], axis=0), axis=1).sum()
-        if ((s < 0) & (i0 > 0)).any() or ((s > sub_len) & (i1 < len(route) - 1)).any():
-            return project_to_polyline(points, route)[0]
-    return s + np.linalg.norm(np.diff(route[: i0 + 1], axis=0), axis=1).sum()
-
-
 def _lane_keeping(dev: np.ndarray, skip: np.ndarray) -> np.ndarray:
     need = int(np.ceil(M.LK_WINDOW / M.SIM_DT - 1e-9))
     run = np.zeros(dev.shape[0], np.int64)
@@ -221,11 +207,12 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
 
     speed = np.abs(states[..., StateIndex.V])
     ego = EgoTrack(states[..., :3], center, speed, length / 2, width / 2, multi | offroad, rear_int)
-    nc, t_nc = no_at_fault_collision(ego, prep.agents)
-    ttc, t_ttc = time_to_collision(ego, prep.agents)
+    now = current_contacts(ego, prep.agents)
+    nc, t_nc = no_at_fault_collision(ego, prep.agents, now)
+    ttc, t_ttc = time_to_collision(ego, prep.agents, now=now)
 
-    s_start = _route_station(center[:1, 0], prep.route)
-    s_end = _route_station(center[:, -1], prep.route)
+    s_start = route_station(center[:1, 0], prep.route)
+    s_end = route_station(center[:, -1], prep.route)
     progress = np.maximum(s_end - s_start, 0.0)
     physical = config.physical_lateral_accel
     return {

@@ -1,0 +1,66 @@
+"""The scorer's pruned searches return exactly what a search of everything returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wamdiff_ros.geometry import project_to_polyline
+from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, current_contacts, obb_overlap
+from wamdiff_ros.scoring.route_station import polyline_station
+
+
+def _polyline(rng, kind: int) -> np.ndarray:
+    n = int(rng.integers(2, 60))
+    if kind == 0:
+        return np.cumsum(rng.normal(size=(n, 2)) * 3, 0)
+    if kind == 1:
+        return np.cumsum(rng.integers(-2, 3, size=(n, 2)), 0).astype(float)
+    ang = np.linspace(0, rng.uniform(3, 7), n)
+    return np.stack([np.cos(ang), np.sin(ang)], 1) * rng.uniform(5, 30)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_polyline_station_is_project_to_polyline(seed):
+    """Random walks, integer zigzags (many exact ties between segments, and repeated points) and arcs
+    that loop back: the same arc length, bit for bit, including points far beyond the ends."""
+    rng = np.random.default_rng(seed)
+    line = _polyline(rng, seed % 3)
+    points = rng.normal(size=(300, 2)) * rng.uniform(1, 40) + line.mean(0)
+    if seed % 3 == 1:
+        points = np.round(points * 2) / 2
+    np.testing.assert_array_equal(polyline_station(points, line), project_to_polyline(points, line)[0])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_contacts_are_every_overlapping_box(seed):
+    """Grid broad phase: the (candidate, step, agent) contacts equal a brute-force test of every box
+    against every valid agent, for agents of mixed sizes and partial validity."""
+    rng = np.random.default_rng(seed)
+    g, t, a = 64, 12, 15
+    rear = np.concatenate([rng.uniform(-20, 20, (g, t, 2)), rng.uniform(-np.pi, np.pi, (g, t, 1))], -1)
+    ego = EgoTrack(
+        rear, rear[..., :2] + 0.3, np.full((g, t), 5.0), 2.5, 1.0, np.zeros((g, t), bool), np.zeros((g, t), bool)
+    )
+    agents = AgentTrack(
+        rng.uniform(-20, 20, (a, t, 2)),
+        rng.uniform(-np.pi, np.pi, (a, t)),
+        np.zeros((a, t)),
+        rng.random((a, t)) < 0.8,
+        rng.uniform(0.3, 6, a),
+        rng.uniform(0.3, 2, a),
+        np.zeros(a, int),
+    )
+    got = set(zip(*(x.tolist() for x in current_contacts(ego, agents))))
+    hit = obb_overlap(
+        ego.center[:, :, None],
+        rear[:, :, None, 2],
+        2.5,
+        1.0,
+        np.moveaxis(agents.center, 0, 1)[None],
+        agents.yaw.T[None],
+        agents.half_length,
+        agents.half_width,
+    )
+    want = set(zip(*(x.tolist() for x in np.nonzero(hit & agents.valid.T[None]))))
+    assert got == want and len(want) > 20
