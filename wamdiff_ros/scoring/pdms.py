@@ -158,13 +158,12 @@ def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, 
     return track(ref, prep.initial, M.SIM_DT, config.lqr, config.bicycle)
 
 
-def _lane_keeping(dev: np.ndarray, skip: np.ndarray) -> np.ndarray:
+def _lane_keeping(exceed: np.ndarray, skip: np.ndarray) -> np.ndarray:
     need = int(np.ceil(M.LK_WINDOW / M.SIM_DT - 1e-9))
-    run = np.zeros(dev.shape[0], np.int64)
-    ok = np.ones(dev.shape[0], bool)
-    for t in range(dev.shape[1]):
-        exceed = dev[:, t] > M.LK_DEVIATION
-        run = np.where(skip[:, t], run, np.where(exceed, run + 1, 0))
+    run = np.zeros(exceed.shape[0], np.int64)
+    ok = np.ones(exceed.shape[0], bool)
+    for t in range(exceed.shape[1]):
+        run = np.where(skip[:, t], run, np.where(exceed[:, t], run + 1, 0))
         ok &= run < need
     return ok.astype(np.float64)
 
@@ -193,7 +192,7 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     sc = np.where(has, seg, 0)
     ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
     oncoming = has & (ang > np.deg2rad(M.ONCOMING_ANGLE_DEG))
-    dev = prep.route_distance.distance(center)
+    off_route = prep.route_distance.exceeds(center)
 
     step = np.zeros(yaw.shape)
     step[:, 1:] = np.linalg.norm(np.diff(center, axis=1), axis=-1)
@@ -221,7 +220,7 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
         "ddc": ddc,
         "tlc": tlc,
         "ttc": ttc,
-        "lk": _lane_keeping(dev, center_int),
+        "lk": _lane_keeping(off_route, center_int),
         "hc": comfort_v2(states, M.SIM_DT, rac, physical).astype(np.float64),
         "c": comfort_v1(states, M.SIM_DT, physical).astype(np.float64),
         "progress": progress,

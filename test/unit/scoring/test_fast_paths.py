@@ -7,6 +7,7 @@ import pytest
 
 from wamdiff_ros.geometry import project_to_polyline
 from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, current_contacts, obb_overlap
+from wamdiff_ros.scoring.route_distance import build_route_distance
 from wamdiff_ros.scoring.route_station import polyline_station
 
 
@@ -64,3 +65,20 @@ def test_contacts_are_every_overlapping_box(seed):
     )
     want = set(zip(*(x.tolist() for x in np.nonzero(hit & agents.valid.T[None]))))
     assert got == want and len(want) > 20
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_route_exceeds_is_distance_beyond_reach(seed):
+    """The within / beyond raster answers exactly ``distance > reach``, for points scattered around the
+    reach's edge on both sides of a route with sharp corners and long diagonal segments, and outside
+    the window."""
+    rng = np.random.default_rng(seed)
+    route = np.cumsum(rng.normal(size=(12, 2)) * [8.0, 3.0], 0)
+    index = build_route_distance(route, route.min(0) - 2.0, route.max(0) + 2.0, 0.5)
+    k = rng.integers(0, len(route) - 1, 20000)
+    along = route[k] + rng.uniform(0, 1, (20000, 1)) * (route[k + 1] - route[k])
+    points = along + rng.normal(size=(20000, 2)) * rng.choice([0.3, 0.6, 3.0], (20000, 1))
+    points[:200] = route.max(0) + rng.uniform(0.0, 5.0, (200, 2))
+    beyond = index.distance(points) > 0.5
+    assert 0.2 < beyond.mean() < 0.8
+    np.testing.assert_array_equal(index.exceeds(points), beyond)
