@@ -12,10 +12,13 @@ import numpy as np
 
 
 def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
-    """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose)."""
+    """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose).
+
+    Arrays give exactly ``(angle + π) % 2π − π`` (NumPy's floored remainder), from the cheaper ``fmod``."""
     if isinstance(angle, float):
         return (angle + math.pi) % (2 * math.pi) - math.pi
-    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+    r = np.fmod(np.asarray(angle) + np.pi, 2 * np.pi)
+    return np.where(r < 0, r + 2 * np.pi, r) - np.pi
 
 
 def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
@@ -170,16 +173,24 @@ def interpolate_polyline(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
     return np.concatenate([xy, np.arctan2(seg[..., 1], seg[..., 0])[..., None]], -1)
 
 
-def box_corners(poses: np.ndarray, length: np.ndarray | float, width: np.ndarray | float) -> np.ndarray:
+def box_corners(
+    poses: np.ndarray,
+    length: np.ndarray | float,
+    width: np.ndarray | float,
+    heading: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """Corners (..., 4, 2) of oriented boxes centred at ``poses`` (..., 3), counter-clockwise from
-    front-left."""
+    front-left. ``heading``: the cosine and sine (...) of the poses' yaw, if at hand (then ``poses`` may
+    be centres (..., 2))."""
     poses = np.asarray(poses, np.float64)
     hl = np.asarray(length, np.float64)[..., None] / 2
     hw = np.asarray(width, np.float64)[..., None] / 2
     sx = np.array([1.0, -1.0, -1.0, 1.0])
     sy = np.array([1.0, 1.0, -1.0, -1.0])
     lx, ly = sx * hl, sy * hw
-    c, s = np.cos(poses[..., 2])[..., None], np.sin(poses[..., 2])[..., None]
+    if heading is None:
+        heading = np.cos(poses[..., 2]), np.sin(poses[..., 2])
+    c, s = heading[0][..., None], heading[1][..., None]
     x = poses[..., 0:1] + c * lx - s * ly
     y = poses[..., 1:2] + s * lx + c * ly
     return np.stack([x, y], -1)

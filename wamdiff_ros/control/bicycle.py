@@ -13,6 +13,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from wamdiff_ros.geometry import wrap_angle
+
 
 class StateIndex(IntEnum):
     """Columns of a bicycle state array (rear-axle reference, map or any fixed frame)."""
@@ -92,8 +94,9 @@ def steer_from_yaw_rate(speed: float, yaw_rate: float, params: BicycleParams) ->
     return float(np.clip(np.arctan(yaw_rate * params.wheelbase / speed), -params.max_steer, params.max_steer))
 
 
-def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicycleParams):
-    """One Euler step on separate component arrays; returns (x, y, yaw, v, a, delta, steer_rate, yaw_rate)."""
+def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicycleParams, tan_delta=None):
+    """One Euler step on separate component arrays; returns (x, y, yaw, v, a, delta, steer_rate,
+    yaw_rate, tan(delta)) of the new state. ``tan_delta``: tan(delta), if at hand."""
     if p.accel_min > -np.inf or p.accel_max < np.inf:
         a_cmd = np.minimum(np.maximum(a_cmd, p.accel_min), p.accel_max)
     a_new = a + (dt / (dt + p.accel_time_constant)) * (a_cmd - a)
@@ -103,14 +106,14 @@ def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicyclePa
     dist = dt * v
     x_new = x + dist * np.cos(yaw)
     y_new = y + dist * np.sin(yaw)
-    yaw_new = yaw + dist * np.tan(delta) / p.wheelbase
-    yaw_new = (yaw_new + np.pi) % (2 * np.pi) - np.pi
+    yaw_new = wrap_angle(yaw + dist * (np.tan(delta) if tan_delta is None else tan_delta) / p.wheelbase)
     v_new = v + dt * a_new
     if not p.allow_reverse:
         v_new = np.maximum(v_new, 0.0)
     delta_new = np.minimum(np.maximum(delta + dt * rate, -p.max_steer), p.max_steer)
-    omega = v_new * np.tan(delta_new) / p.wheelbase
-    return x_new, y_new, yaw_new, v_new, a_new, delta_new, rate, omega
+    tan_new = np.tan(delta_new)
+    omega = v_new * tan_new / p.wheelbase
+    return x_new, y_new, yaw_new, v_new, a_new, delta_new, rate, omega, tan_new
 
 
 def step(
@@ -166,7 +169,7 @@ def step(
             StateIndex.STEER_RATE,
             StateIndex.YAW_RATE,
         ),
-        comps,
+        comps[:8],
     ):
         out[..., idx] = val
     out[..., StateIndex.YAW_ACCEL] = (comps[7] - s[..., StateIndex.YAW_RATE]) / dt

@@ -92,32 +92,46 @@ class MapRaster:
         inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
         return np.clip(row, 0, h - 1), np.clip(col, 0, w - 1), inside
 
-    def bits_at(self, points: np.ndarray) -> np.ndarray:
-        """Lane-membership bit words (..., K) at map points (..., 2); zero outside the raster."""
-        row, col, inside = self.cells(points)
-        flat = self.lane_bits.reshape(-1, self.words)
-        out = np.take(flat, (row * self.segment.shape[1] + col).ravel(), axis=0).reshape(*row.shape, self.words)
+    def locate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat cell index (clipped into the raster) and an inside-the-raster mask, (...) each, of map
+        points (..., 2): what :meth:`bits_at`, :meth:`drivable` and :meth:`segment_at` look up."""
+        p = np.asarray(points, np.float64)
+        h, w = self.segment.shape
+        col = np.floor((p[..., 0] - self.origin[0]) / self.resolution).astype(np.int64)
+        row = np.floor((p[..., 1] - self.origin[1]) / self.resolution).astype(np.int64)
+        inside = (col.view(np.uint64) < w) & (row.view(np.uint64) < h)
+        np.clip(row, 0, h - 1, out=row)
+        row *= w
+        row += np.clip(col, 0, w - 1, out=col)
+        return row, inside
+
+    def bits_at(self, points: np.ndarray, where: tuple | None = None) -> np.ndarray:
+        """Lane-membership bit words (..., K) at map points (..., 2); zero outside the raster. ``where``:
+        :meth:`locate` of the points, if at hand."""
+        flat, inside = self.locate(points) if where is None else where
+        out = np.take(self.lane_bits.reshape(-1, self.words), flat.ravel(), axis=0).reshape(*flat.shape, self.words)
         out[~inside] = 0
         return out
 
-    def drivable(self, points: np.ndarray, bits: np.ndarray | None = None) -> np.ndarray:
+    def drivable(self, points: np.ndarray, bits: np.ndarray | None = None, where: tuple | None = None) -> np.ndarray:
         """True (...) where map points (..., 2) lie inside the union of lanes: the cell decides away from
-        the union's edge, the lane quads near it. ``bits``: :meth:`bits_at` of the points, if at hand."""
+        the union's edge, the lane quads near it. ``bits``, ``where``: :meth:`bits_at` and :meth:`locate`
+        of the points, if at hand."""
         p = np.asarray(points, np.float64)
-        row, col, inside = self.cells(p)
+        flat, inside = self.locate(p) if where is None else where
         if bits is None:
-            bits = self.bits_at(p)
-        on = (bits != 0).any(-1).ravel()
-        flat = (row * self.segment.shape[1] + col).ravel()
-        band = np.flatnonzero(self.edge_band.ravel()[flat] & inside.ravel())
+            bits = self.bits_at(p, (flat, inside))
+        on = (bits[..., 0] != 0 if self.words == 1 else (bits != 0).any(-1)).ravel()
+        band = np.flatnonzero(self.edge_band.ravel()[flat.ravel()] & inside.ravel())
         if len(band):
             on[band] = self.lane_quads.contains(p.reshape(-1, 2)[band])
-        return on.reshape(row.shape)
+        return on.reshape(flat.shape)
 
-    def segment_at(self, points: np.ndarray) -> np.ndarray:
-        """Segment index (...) of the non-intersection lane under each point, -1 where none."""
-        row, col, inside = self.cells(points)
-        out = np.take(self.segment.ravel(), row * self.segment.shape[1] + col)
+    def segment_at(self, points: np.ndarray, where: tuple | None = None) -> np.ndarray:
+        """Segment index (...) of the non-intersection lane under each point, -1 where none. ``where``:
+        :meth:`locate` of the points, if at hand."""
+        flat, inside = self.locate(points) if where is None else where
+        out = np.take(self.segment.ravel(), flat)
         out[~inside] = -1
         return out
 

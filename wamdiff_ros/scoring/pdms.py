@@ -25,9 +25,10 @@ from wamdiff_ros.scoring.collision import (
     no_at_fault_collision,
     time_to_collision,
 )
-from wamdiff_ros.scoring.comfort import comfort_v1, comfort_v2, extended_comfort
+from wamdiff_ros.scoring.comfort import comfort, extended_comfort
 from wamdiff_ros.scoring.config import ScorerConfig
 from wamdiff_ros.scoring.drivable import MapRaster, build_raster
+from wamdiff_ros.scoring.map_flags import box_map_flags
 from wamdiff_ros.scoring.reference import PDM_LATERAL_OFFSETS, idm_proposals, offset_polyline, route_centerline
 from wamdiff_ros.scoring.result import ScoreResult
 from wamdiff_ros.scoring.route_distance import RouteDistance, build_route_distance
@@ -174,18 +175,11 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     length, width = scene.ego_size
     rac = scene.rear_axle_to_center
     yaw = states[..., StateIndex.YAW]
-    center = states[..., :2] + rac * np.stack([np.cos(yaw), np.sin(yaw)], -1)
-    corners = box_corners(np.concatenate([center, yaw[..., None]], -1), length, width)
-    bits = raster.bits_at(np.concatenate([corners, center[:, :, None], states[:, :, None, :2]], 2))
-    cb = bits[:, :, :4]
-    offroad = ~raster.drivable(corners, cb).all(-1)
-    union = np.bitwise_or.reduce(cb, axis=2)
-    inter = np.bitwise_and.reduce(cb, axis=2)
-    multi = (np.bitwise_count(union).sum(-1) > 1) & ~(inter != 0).any(-1)
-    center_int = ((bits[:, :, 4] & raster.intersection_bits) != 0).any(-1)
-    rear_int = ((bits[:, :, 5] & raster.intersection_bits) != 0).any(-1)
-    occupied = np.bitwise_or.reduce(bits[:, :, :5], axis=2)
-    tlc = (~((occupied & prep.red_bits[None]) != 0).any(-1).any(-1)).astype(np.float64)
+    heading = np.cos(yaw), np.sin(yaw)
+    center = states[..., :2] + rac * np.stack(heading, -1)
+    corners = box_corners(center, length, width, heading)
+    flags = box_map_flags(raster, corners, center, states[..., :2], prep.red_bits)
+    offroad = flags.offroad
 
     seg = raster.segment_at(center)
     has = seg >= 0
@@ -205,7 +199,16 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     ddc = np.where(oncoming_max < M.DDC_COMPLIANCE, 1.0, np.where(oncoming_max < M.DDC_VIOLATION, 0.5, 0.0))
 
     speed = np.abs(states[..., StateIndex.V])
-    ego = EgoTrack(states[..., :3], center, speed, length / 2, width / 2, multi | offroad, rear_int)
+    ego = EgoTrack(
+        states[..., :3],
+        center,
+        speed,
+        length / 2,
+        width / 2,
+        flags.multi_lane | offroad,
+        flags.rear_in_intersection,
+        *heading,
+    )
     now = current_contacts(ego, prep.agents)
     nc, t_nc = no_at_fault_collision(ego, prep.agents, now)
     ttc, t_ttc = time_to_collision(ego, prep.agents, now=now)
@@ -213,16 +216,16 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     s_start = route_station(center[:1, 0], prep.route)
     s_end = route_station(center[:, -1], prep.route)
     progress = np.maximum(s_end - s_start, 0.0)
-    physical = config.physical_lateral_accel
+    hc, c = comfort(states, M.SIM_DT, rac, config.physical_lateral_accel)
     return {
         "nc": nc,
         "dac": (~offroad.any(1)).astype(np.float64),
         "ddc": ddc,
-        "tlc": tlc,
+        "tlc": (~flags.red_light).astype(np.float64),
         "ttc": ttc,
-        "lk": _lane_keeping(off_route, center_int),
-        "hc": comfort_v2(states, M.SIM_DT, rac, physical).astype(np.float64),
-        "c": comfort_v1(states, M.SIM_DT, physical).astype(np.float64),
+        "lk": _lane_keeping(off_route, flags.center_in_intersection),
+        "hc": hc.astype(np.float64),
+        "c": c.astype(np.float64),
         "progress": progress,
         "oncoming_progress": oncoming_max,
         "collision_time": t_nc * M.SIM_DT,
