@@ -173,24 +173,34 @@ def interpolate_polyline(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
     return np.concatenate([xy, np.arctan2(seg[..., 1], seg[..., 0])[..., None]], -1)
 
 
-def box_corners(
-    poses: np.ndarray,
-    length: np.ndarray | float,
-    width: np.ndarray | float,
-    heading: tuple[np.ndarray, np.ndarray] | None = None,
-) -> np.ndarray:
+def box_corners(poses: np.ndarray, length: np.ndarray | float, width: np.ndarray | float) -> np.ndarray:
     """Corners (..., 4, 2) of oriented boxes centred at ``poses`` (..., 3), counter-clockwise from
-    front-left. ``heading``: the cosine and sine (...) of the poses' yaw, if at hand (then ``poses`` may
-    be centres (..., 2))."""
+    front-left."""
     poses = np.asarray(poses, np.float64)
-    hl = np.asarray(length, np.float64)[..., None] / 2
-    hw = np.asarray(width, np.float64)[..., None] / 2
-    sx = np.array([1.0, -1.0, -1.0, 1.0])
-    sy = np.array([1.0, 1.0, -1.0, -1.0])
-    lx, ly = sx * hl, sy * hw
-    if heading is None:
-        heading = np.cos(poses[..., 2]), np.sin(poses[..., 2])
-    c, s = heading[0][..., None], heading[1][..., None]
-    x = poses[..., 0:1] + c * lx - s * ly
-    y = poses[..., 1:2] + s * lx + c * ly
-    return np.stack([x, y], -1)
+    x, y = box_corner_xy(poses[..., :2], np.cos(poses[..., 2]), np.sin(poses[..., 2]), length, width)
+    return np.stack([np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1)], -1)
+
+
+def box_corner_xy(
+    center: np.ndarray, cos: np.ndarray, sin: np.ndarray, length: np.ndarray | float, width: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corner coordinates ``(x, y)``, (4, ...) each, counter-clockwise from front-left, of oriented boxes
+    with centres (..., 2), heading cosine and sine (...), length and width (...)."""
+    center = np.asarray(center, np.float64)
+    hl = np.asarray(length, np.float64) / 2
+    hw = np.asarray(width, np.float64) / 2
+    along_x, across_x = cos * hl, sin * hw
+    along_y, across_y = sin * hl, cos * hw
+    front_x, back_x = center[..., 0] + along_x, center[..., 0] - along_x
+    front_y, back_y = center[..., 1] + along_y, center[..., 1] - along_y
+    shape = np.broadcast_shapes(np.shape(front_x), np.shape(across_x))
+    x, y = np.empty((4, *shape)), np.empty((4, *shape))
+    np.subtract(front_x, across_x, out=x[0, ...])
+    np.subtract(back_x, across_x, out=x[1, ...])
+    np.add(back_x, across_x, out=x[2, ...])
+    np.add(front_x, across_x, out=x[3, ...])
+    np.add(front_y, across_y, out=y[0, ...])
+    np.add(back_y, across_y, out=y[1, ...])
+    np.subtract(back_y, across_y, out=y[2, ...])
+    np.subtract(front_y, across_y, out=y[3, ...])
+    return x, y

@@ -83,54 +83,45 @@ class MapRaster:
         """(2,) map coordinates of the raster's upper-right corner [m]."""
         return self.origin + self.resolution * np.array(self.segment.shape[::-1])
 
-    def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row, column (clipped) and an inside-the-raster mask for map points (..., 2)."""
-        p = np.asarray(points, np.float64)
-        col = np.floor((p[..., 0] - self.origin[0]) / self.resolution).astype(np.int64)
-        row = np.floor((p[..., 1] - self.origin[1]) / self.resolution).astype(np.int64)
-        h, w = self.segment.shape
-        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-        return np.clip(row, 0, h - 1), np.clip(col, 0, w - 1), inside
-
-    def locate(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat cell index (clipped into the raster) and an inside-the-raster mask, (...) each, of map
-        points (..., 2): what :meth:`bits_at`, :meth:`drivable` and :meth:`segment_at` look up."""
-        p = np.asarray(points, np.float64)
+        points with coordinates ``x``, ``y`` (...): what the lookups below read."""
         h, w = self.segment.shape
-        col = np.floor((p[..., 0] - self.origin[0]) / self.resolution).astype(np.int64)
-        row = np.floor((p[..., 1] - self.origin[1]) / self.resolution).astype(np.int64)
+        col = np.floor((x - self.origin[0]) / self.resolution).astype(np.int64)
+        row = np.floor((y - self.origin[1]) / self.resolution).astype(np.int64)
         inside = (col.view(np.uint64) < w) & (row.view(np.uint64) < h)
         np.clip(row, 0, h - 1, out=row)
         row *= w
         row += np.clip(col, 0, w - 1, out=col)
         return row, inside
 
-    def bits_at(self, points: np.ndarray, where: tuple | None = None) -> np.ndarray:
-        """Lane-membership bit words (..., K) at map points (..., 2); zero outside the raster. ``where``:
-        :meth:`locate` of the points, if at hand."""
-        flat, inside = self.locate(points) if where is None else where
+    def bits_at(self, x: np.ndarray, y: np.ndarray, where: tuple | None = None) -> np.ndarray:
+        """Lane-membership bit words (..., K) at map points ``x``, ``y`` (...); zero outside the raster.
+        ``where``: :meth:`locate` of the points, if at hand."""
+        flat, inside = self.locate(x, y) if where is None else where
         out = np.take(self.lane_bits.reshape(-1, self.words), flat.ravel(), axis=0).reshape(*flat.shape, self.words)
         out[~inside] = 0
         return out
 
-    def drivable(self, points: np.ndarray, bits: np.ndarray | None = None, where: tuple | None = None) -> np.ndarray:
-        """True (...) where map points (..., 2) lie inside the union of lanes: the cell decides away from
-        the union's edge, the lane quads near it. ``bits``, ``where``: :meth:`bits_at` and :meth:`locate`
-        of the points, if at hand."""
-        p = np.asarray(points, np.float64)
-        flat, inside = self.locate(p) if where is None else where
+    def drivable(
+        self, x: np.ndarray, y: np.ndarray, bits: np.ndarray | None = None, where: tuple | None = None
+    ) -> np.ndarray:
+        """True (...) where map points ``x``, ``y`` (...) lie inside the union of lanes: the cell decides
+        away from the union's edge, the lane quads near it. ``bits``, ``where``: :meth:`bits_at` and
+        :meth:`locate` of the points, if at hand."""
+        flat, inside = self.locate(x, y) if where is None else where
         if bits is None:
-            bits = self.bits_at(p, (flat, inside))
+            bits = self.bits_at(x, y, (flat, inside))
         on = (bits[..., 0] != 0 if self.words == 1 else (bits != 0).any(-1)).ravel()
         band = np.flatnonzero(self.edge_band.ravel()[flat.ravel()] & inside.ravel())
         if len(band):
-            on[band] = self.lane_quads.contains(p.reshape(-1, 2)[band])
+            on[band] = self.lane_quads.contains(np.stack([x.ravel()[band], y.ravel()[band]], -1))
         return on.reshape(flat.shape)
 
-    def segment_at(self, points: np.ndarray, where: tuple | None = None) -> np.ndarray:
-        """Segment index (...) of the non-intersection lane under each point, -1 where none. ``where``:
-        :meth:`locate` of the points, if at hand."""
-        flat, inside = self.locate(points) if where is None else where
+    def segment_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Segment index (...) of the non-intersection lane under map points ``x``, ``y`` (...), -1 where
+        none."""
+        flat, inside = self.locate(x, y)
         out = np.take(self.segment.ravel(), flat)
         out[~inside] = -1
         return out

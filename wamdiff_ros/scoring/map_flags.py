@@ -28,25 +28,29 @@ def _nonzero(words: np.ndarray) -> np.ndarray:
 
 
 def box_map_flags(
-    raster: MapRaster, corners: np.ndarray, center: np.ndarray, rear: np.ndarray, red_bits: np.ndarray
+    raster: MapRaster,
+    corners: tuple[np.ndarray, np.ndarray],
+    center: tuple[np.ndarray, np.ndarray],
+    rear: tuple[np.ndarray, np.ndarray],
+    red_bits: np.ndarray,
 ) -> BoxMapFlags:
-    """Flags of boxes with corners (G, N, 4, 2), centres (G, N, 2) and rear axles (G, N, 2) [m];
-    ``red_bits`` (N, K): the lanes whose light is red at each step."""
-    where = raster.locate(corners)
-    cb = raster.bits_at(corners, where)
-    offroad = ~raster.drivable(corners, cb, where).all(-1)
-    union = cb[:, :, 0] | cb[:, :, 1] | cb[:, :, 2] | cb[:, :, 3]
-    inter = cb[:, :, 0] & cb[:, :, 1] & cb[:, :, 2] & cb[:, :, 3]
+    """Flags of boxes with corners (x, y), (4, G, N) each, centres and rear axles (x, y), (G, N) each
+    [m]; ``red_bits`` (N, K): the lanes whose light is red at each step."""
+    where = raster.locate(*corners)
+    cb = raster.bits_at(*corners, where)
+    offroad = ~raster.drivable(*corners, cb, where).all(0)
+    union = cb[0] | cb[1] | cb[2] | cb[3]
+    inter = cb[0] & cb[1] & cb[2] & cb[3]
     count = np.bitwise_count(union)
     multi = ((count[..., 0] if raster.words == 1 else count.sum(-1)) > 1) & ~_nonzero(inter)
-    none = np.zeros(center.shape[:2], bool)
+    none = np.zeros(offroad.shape, bool)
     center_int = rear_int = none
-    red = np.zeros(len(center), bool)
+    red = np.zeros(len(offroad), bool)
     junction = raster.intersection_bits.any()
     if junction or red_bits.any():
-        bits_center = raster.bits_at(center)
+        bits_center = raster.bits_at(*center)
         if junction:
             center_int = _nonzero(bits_center & raster.intersection_bits)
-            rear_int = _nonzero(raster.bits_at(rear) & raster.intersection_bits)
+            rear_int = _nonzero(raster.bits_at(*rear) & raster.intersection_bits)
         red = _nonzero((union | bits_center) & red_bits[None]).any(-1)
     return BoxMapFlags(offroad, multi, center_int, rear_int, red)

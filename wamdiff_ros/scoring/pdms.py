@@ -16,7 +16,7 @@ import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
 from wamdiff_ros.control.lqr import fit_speed_curvature, track
-from wamdiff_ros.geometry import box_corners, compose, prepend_origin, resample, wrap_angle
+from wamdiff_ros.geometry import box_corner_xy, compose, prepend_origin, resample, wrap_angle
 from wamdiff_ros.scoring import metrics as M
 from wamdiff_ros.scoring.collision import (
     AgentTrack,
@@ -176,12 +176,14 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     rac = scene.rear_axle_to_center
     yaw = states[..., StateIndex.YAW]
     heading = np.cos(yaw), np.sin(yaw)
-    center = states[..., :2] + rac * np.stack(heading, -1)
-    corners = box_corners(center, length, width, heading)
-    flags = box_map_flags(raster, corners, center, states[..., :2], prep.red_bits)
+    center_xy = states[..., StateIndex.X] + rac * heading[0], states[..., StateIndex.Y] + rac * heading[1]
+    center = np.stack(center_xy, -1)
+    corners = box_corner_xy(center, *heading, length, width)
+    rear_xy = states[..., StateIndex.X], states[..., StateIndex.Y]
+    flags = box_map_flags(raster, corners, center_xy, rear_xy, prep.red_bits)
     offroad = flags.offroad
 
-    seg = raster.segment_at(center)
+    seg = raster.segment_at(*center_xy)
     has = seg >= 0
     sc = np.where(has, seg, 0)
     ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
