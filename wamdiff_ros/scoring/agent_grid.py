@@ -1,10 +1,10 @@
 """Which ego boxes can touch which agents: the broad phase of the collision tests.
 
 Per scene, every valid agent's bounding circle at every time step, grown by the ego's bounding circle,
-is bucketed on a square grid with one layer per time step. A query point (an ego box centre with the
-agent time it meets) is paired with the agents of its bucket only, and the pairs are then cut to those
-whose circles overlap, with the same arithmetic as a brute-force circle test, so the surviving pairs are
-exactly those a test of every agent would keep.
+is listed in the buckets it reaches of a square grid with one layer per time step. A query point (an
+ego box centre with the agent time it meets) is paired with the agents of its bucket only, and the
+pairs are then cut to those whose circles overlap, with the same arithmetic as a brute-force circle
+test, so the surviving pairs are exactly those a test of every agent would keep.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_CELL = 3.0  # [m] bucket edge
+_CELL = 1.5  # [m] bucket edge
 _MAX_BUCKETS = 2_000_000  # larger windows get coarser buckets
 _MARGIN = 1e-6  # [m] keeps the buckets a superset of the circle test despite rounding
 
@@ -86,7 +86,12 @@ def build_agent_grid(
     per = span.prod(-1)
     k = np.repeat(np.arange(len(a)), per)
     local = np.arange(per.sum()) - np.repeat(np.cumsum(per) - per, per)
-    bucket = s[k] * (rows * cols) + (c0[k, 1] + local // span[k, 0]) * cols + c0[k, 0] + local % span[k, 0]
+    col, row = c0[k, 0] + local % span[k, 0], c0[k, 1] + local // span[k, 0]
+    gap_x = np.maximum(np.abs(origin[0] + (col + 0.5) * size - center[a[k], s[k], 0]) - size / 2, 0.0)
+    gap_y = np.maximum(np.abs(origin[1] + (row + 0.5) * size - center[a[k], s[k], 1]) - size / 2, 0.0)
+    touch = np.hypot(gap_x, gap_y) <= grow[k, 0] + _MARGIN
+    k = k[touch]
+    bucket = s[k] * (rows * cols) + row[touch] * cols + col[touch]
     order = np.argsort(bucket, kind="stable")
     count = np.bincount(bucket, minlength=steps * rows * cols + 1)
     return AgentGrid(
