@@ -188,10 +188,11 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     sc = np.where(has, seg, 0)
     ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
     oncoming = has & (ang > np.deg2rad(M.ONCOMING_ANGLE_DEG))
-    off_route = prep.route_distance.exceeds(center)
+    off_route = prep.route_distance.exceeds(*center_xy)
 
     step = np.zeros(yaw.shape)
-    step[:, 1:] = np.linalg.norm(np.diff(center, axis=1), axis=-1)
+    dx, dy = (np.diff(c, axis=1) for c in center_xy)
+    step[:, 1:] = np.sqrt(dx * dx + dy * dy)
     step[~oncoming] = 0.0
     win = round(M.DDC_HORIZON / M.SIM_DT) + 1
     cs = np.cumsum(step, axis=1)

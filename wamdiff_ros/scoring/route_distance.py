@@ -38,23 +38,22 @@ class RouteDistance:
     reach: float
     cells: np.ndarray
 
-    def exceeds(self, points: np.ndarray) -> np.ndarray:
-        """(...) bool: ``distance(points) > reach`` for map points (..., 2), measuring only points near
-        the reach's edge. ``cells`` (rows, cols) int8 classes the raster of ``_CELL`` [m] from the bucket
-        grid's origin: every point within the reach, every point beyond it, or neither."""
-        p = np.asarray(points, np.float64)
-        flat = p.reshape(-1, 2)
+    def exceeds(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(...) bool: ``distance(points) > reach`` for map points with coordinates ``x``, ``y`` (...),
+        measuring only points near the reach's edge. ``cells`` (rows, cols) int8 classes the raster of
+        ``_CELL`` [m] from the bucket grid's origin: every point within the reach, every point beyond
+        it, or neither."""
         rows, cols = self.cells.shape
-        col = np.floor((flat[:, 0] - self.segments.origin[0]) / _CELL).astype(np.int64)
-        row = np.floor((flat[:, 1] - self.segments.origin[1]) / _CELL).astype(np.int64)
+        col = np.floor((x - self.segments.origin[0]) / _CELL).astype(np.int64)
+        row = np.floor((y - self.segments.origin[1]) / _CELL).astype(np.int64)
         inside = (col.view(np.uint64) < cols) & (row.view(np.uint64) < rows)
         row *= cols
         row += col
-        code = np.where(inside, self.cells.reshape(-1)[np.where(inside, row, 0)], _EDGE)
+        code = np.where(inside, np.take(self.cells.reshape(-1), row, mode="clip"), _EDGE)
         out = code == _BEYOND
-        edge = np.flatnonzero(code == _EDGE)
-        out[edge] = self.distance(flat[edge]) > self.reach
-        return out.reshape(p.shape[:-1])
+        edge = np.nonzero(code == _EDGE)
+        out[edge] = self.distance(np.stack([x[edge], y[edge]], -1)) > self.reach
+        return out
 
     def distance(self, points: np.ndarray) -> np.ndarray:
         """(...) distance [m] from map points (..., 2) to the route polyline; ``inf`` beyond ``reach``."""

@@ -81,4 +81,4 @@ def test_route_exceeds_is_distance_beyond_reach(seed):
     points[:200] = route.max(0) + rng.uniform(0.0, 5.0, (200, 2))
     beyond = index.distance(points) > 0.5
     assert 0.2 < beyond.mean() < 0.8
-    np.testing.assert_array_equal(index.exceeds(points), beyond)
+    np.testing.assert_array_equal(index.exceeds(points[:, 0], points[:, 1]), beyond)

@@ -112,7 +112,8 @@ def test_drivable_matches_lane_polygons_on_curves():
     points = np.concatenate([near, rng.uniform([-15, -25], [60, 35], (4000, 2))])
     expected = np.any([_inside_polygon(points, p) for p in polys], axis=0)
     got = raster.drivable(points[:, 0], points[:, 1])
-    assert raster.edge_band.ravel()[raster.locate(near[:, 0], near[:, 1])[0]].mean() > 0.9
+    flat, inside = raster.locate(near[:, 0], near[:, 1])
+    assert inside.all() and raster.edge_band.ravel()[flat].mean() > 0.9
     np.testing.assert_array_equal(got, expected)
 
 
