@@ -11,14 +11,15 @@ import math
 import numpy as np
 
 
-def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
+def wrap_angle(angle: np.ndarray | float, out: np.ndarray | None = None) -> np.ndarray | float:
     """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose).
 
-    Arrays give exactly ``(angle + π) % 2π − π`` (NumPy's floored remainder), from the cheaper ``fmod``."""
+    Arrays give exactly ``(angle + π) % 2π − π`` (NumPy's floored remainder), from the cheaper ``fmod``;
+    ``out``: an array to write them into."""
     if isinstance(angle, float):
         return (angle + math.pi) % (2 * math.pi) - math.pi
     r = np.fmod(np.asarray(angle) + np.pi, 2 * np.pi)
-    return np.where(r < 0, r + 2 * np.pi, r) - np.pi
+    return np.subtract(np.where(r < 0, r + 2 * np.pi, r), np.pi, out=out)
 
 
 def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:

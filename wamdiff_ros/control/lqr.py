@@ -221,7 +221,9 @@ def track(
     for i in range(n - 1):
         v_ref = v_refs[i]
         stop = (v_ref <= q.stopping_velocity) & (v0 <= q.stopping_velocity)
-        a = np.where(stop, -q.stopping_gain * (v0 - v_ref), -lon_gain * (v0 - v_ref))
+        stopping = stop.any()
+        v_err = v0 - v_ref
+        a = np.where(stop, -q.stopping_gain * v_err, -lon_gain * v_err) if stopping else -lon_gain * v_err
 
         dx, dy = x - x_ref[i], y - y_ref[i]
         e0 = dy * cos_ref[i] - dx * sin_ref[i]
@@ -241,16 +243,14 @@ def track(
             err_delta = wrap_angle(delta0)
             num = num + q3 * hz * dt * err_delta
             den = den + q3 * (hz * dt) ** 2
-        steer_rate = np.where(stop, 0.0, -num / den)
+        steer_rate = np.where(stop, 0.0, -num / den) if stopping else -num / den
 
-        x, y, yaw, v0, acc, delta_new, rate, omega_new, tan0 = _advance(
-            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp, tan0
+        x, y, yaw, v0, acc, delta_new, _, omega_new, tan0 = _advance(
+            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp, tan0, out[:8, i + 1]
         )
-        step_out = out[:, i + 1]
-        step_out[StateIndex.X], step_out[StateIndex.Y], step_out[StateIndex.YAW] = x, y, yaw
-        step_out[StateIndex.V], step_out[StateIndex.ACCEL], step_out[StateIndex.STEER] = v0, acc, delta_new
-        step_out[StateIndex.STEER_RATE], step_out[StateIndex.YAW_RATE] = rate, omega_new
-        step_out[StateIndex.YAW_ACCEL] = (omega_new - omega) / dt
+        accel_row = out[StateIndex.YAW_ACCEL, i + 1]
+        np.subtract(omega_new, omega, out=accel_row)
+        accel_row /= dt
         delta0, omega = delta_new, omega_new
     states = np.empty((len(StateIndex), g, n))
     for t in range(0, n, _TRANSPOSE_STEPS):
