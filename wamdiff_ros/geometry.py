@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from wamdiff_ros.nearest_segment import nearest_segment
+
 
 def wrap_angle(angle: np.ndarray | float, out: np.ndarray | None = None) -> np.ndarray | float:
     """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose).
@@ -137,28 +139,18 @@ def project_to_polyline(points: np.ndarray, polyline: np.ndarray) -> tuple[np.nd
     """
     polyline = np.asarray(polyline, np.float64)
     p = np.asarray(points, np.float64)
-    a, b = polyline[:-1], polyline[1:]
-    ab = b - a
+    flat = p.reshape(-1, 2)
+    px, py = flat[:, 0], flat[:, 1]
+    ab = polyline[1:] - polyline[:-1]
     seg_len2 = np.maximum((ab**2).sum(-1), 1e-12)
-    ap = p[..., None, :] - a
-    t = (ap * ab).sum(-1) / seg_len2
-    n_seg = len(ab)
-    lo = np.zeros(n_seg)
-    hi = np.ones(n_seg)
-    lo[0], hi[-1] = -np.inf, np.inf
-    tc = np.clip(t, lo, hi)
-    closest = a + tc[..., None] * ab
-    dist2 = ((p[..., None, :] - closest) ** 2).sum(-1)
-    k = np.argmin(dist2, axis=-1)
-    tk = np.take_along_axis(tc, k[..., None], -1)[..., 0]
+    k, tk = nearest_segment(px, py, polyline, seg_len2)
     abk = ab[k]
-    apk = np.take_along_axis(ap, k[..., None, None].repeat(2, -1), -2)[..., 0, :]
     seg_len = np.sqrt(seg_len2[k])
     s = arc_length(polyline)[k] + tk * seg_len
-    cross = abk[..., 0] * apk[..., 1] - abk[..., 1] * apk[..., 0]
+    cross = abk[:, 0] * (py - polyline[k, 1]) - abk[:, 1] * (px - polyline[k, 0])
     d = cross / seg_len
-    heading = np.arctan2(abk[..., 1], abk[..., 0])
-    return s, d, heading
+    heading = np.arctan2(abk[:, 1], abk[:, 0])
+    return tuple(x.reshape(p.shape[:-1])[()] for x in (s, d, heading))
 
 
 def interpolate_polyline(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:

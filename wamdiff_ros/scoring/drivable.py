@@ -209,18 +209,15 @@ def build_raster(
         lane_bits[r0:r1, c0:c1, li // 64][sub.astype(bool)] |= np.uint64(1) << np.uint64(li % 64)
         if lane.in_intersection:
             continue
-        cl = lane.centerline
-        d = np.diff(cl, axis=0)
-        length = np.maximum(np.linalg.norm(d, axis=1), 1e-9)
-        keep = np.flatnonzero(length > 1e-6)
-        for k in keep:
-            quad = np.array([left[k], left[k + 1], right[k + 1], right[k]])
-            if (quad.max(0) < lo).any() or (quad.min(0) > hi).any():
-                continue
-            cv2.fillPoly(segment, [_to_pixels(quad, lo, res)], n_seg, lineType=cv2.LINE_8, shift=_SHIFT)
-            seg_heading.append(np.arctan2(d[k, 1], d[k, 0]))
-            seg_lane.append(li)
+        d = np.diff(lane.centerline, axis=0)
+        seg_quads = quads[-1]
+        keep = np.maximum(np.linalg.norm(d, axis=1), 1e-9) > 1e-6
+        keep &= ~((seg_quads.max(1) < lo).any(-1) | (seg_quads.min(1) > hi).any(-1))
+        for pix in _to_pixels(seg_quads[keep], lo, res):
+            cv2.fillPoly(segment, [pix], n_seg, lineType=cv2.LINE_8, shift=_SHIFT)
             n_seg += 1
+        seg_heading.extend(np.arctan2(d[keep, 1], d[keep, 0]))
+        seg_lane.extend([li] * int(keep.sum()))
     band = _edge_band(lane_bits)
     all_quads = np.concatenate(quads) if quads else np.zeros((0, 4, 2))
     top = lo + res * np.array([w, h])

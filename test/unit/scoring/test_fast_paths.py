@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wamdiff_ros.geometry import project_to_polyline
+from wamdiff_ros.nearest_segment import nearest_segment
 from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, current_contacts, obb_overlap
 from wamdiff_ros.scoring.route_distance import build_route_distance
-from wamdiff_ros.scoring.route_station import polyline_station
 
 
 def _polyline(rng, kind: int) -> np.ndarray:
@@ -22,15 +21,21 @@ def _polyline(rng, kind: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(30))
-def test_polyline_station_is_project_to_polyline(seed):
+def test_pruned_nearest_segment_is_the_dense_search(seed):
     """Random walks, integer zigzags (many exact ties between segments, and repeated points) and arcs
-    that loop back: the same arc length, bit for bit, including points far beyond the ends."""
+    that loop back: the pruned search picks the segment and projection a test of every segment picks,
+    including for points far beyond the ends."""
     rng = np.random.default_rng(seed)
     line = _polyline(rng, seed % 3)
     points = rng.normal(size=(300, 2)) * rng.uniform(1, 40) + line.mean(0)
     if seed % 3 == 1:
         points = np.round(points * 2) / 2
-    np.testing.assert_array_equal(polyline_station(points, line), project_to_polyline(points, line)[0])
+    ab = np.diff(line, axis=0)
+    seg_len2 = np.maximum((ab**2).sum(-1), 1e-12)
+    pruned = nearest_segment(points[:, 0], points[:, 1], line, seg_len2, dense_below=0)
+    dense = nearest_segment(points[:, 0], points[:, 1], line, seg_len2, dense_below=np.inf)
+    np.testing.assert_array_equal(pruned[0], dense[0])
+    np.testing.assert_array_equal(pruned[1], dense[1])
 
 
 @pytest.mark.parametrize("seed", range(5))
