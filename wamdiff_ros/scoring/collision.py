@@ -109,11 +109,18 @@ class AgentTrack:
 
 
 def _contacts(
-    x: np.ndarray, y: np.ndarray, ego: EgoTrack, ag: AgentTrack, t_agent: np.ndarray, query: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    ego: EgoTrack,
+    ag: AgentTrack,
+    t_agent: np.ndarray,
+    query: np.ndarray | None = None,
+    before: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(g, t, a) index arrays, in no particular order, where ego boxes centred at (x, y) (G, T') with the
     headings of ``ego``'s first T' steps touch agents at agent times ``t_agent`` (T'), among the boxes
-    flagged in ``query`` (G, T') (all by default)."""
+    flagged in ``query`` (G, T') (all by default) and, with ``before`` (G·A,), at steps t before
+    ``before[g·A + a]``."""
     n_g, n_q = x.shape
     if not len(ag.half_length):
         empty = np.zeros(0, np.int64)
@@ -121,13 +128,18 @@ def _contacts(
     grid = ag.grid(float(np.hypot(ego.half_length, ego.half_width)))
     x, y = x.reshape(-1), y.reshape(-1)
     layer = np.broadcast_to(t_agent, (n_g, n_q)).reshape(-1)
+    if query is not None and query.all():
+        query = None
     if query is not None:
         flat = np.flatnonzero(query)
         x, y, layer = x[flat], y[flat], layer[flat]
     point, item = grid.pairs(x, y, layer)
     g, t = np.divmod(point if query is None else flat[point], n_q)
-    pe = g * ego.yaw.shape[1] + t
     a = item // grid.shape[0]
+    if before is not None:
+        keep = np.flatnonzero(t < before[g * len(ag.half_length) + a])
+        point, item, g, t, a = point[keep], item[keep], g[keep], t[keep], a[keep]
+    pe = g * ego.yaw.shape[1] + t
     rel = ag.yaw.reshape(-1)[item] - ego.yaw.reshape(-1)[pe]
     hit = ~_separated(
         grid.x[item] - x[point],
@@ -209,6 +221,7 @@ def time_to_collision(
     ego is (nearly) stopped. A track's first projected contact fails TTC when the track is ahead of
     the ego (within 30°), or when the ego straddles lanes, is off-road or in an intersection and the track
     is not behind it. ``now``: the :func:`current_contacts` (the projection by 0 s), if at hand.
+    Projections run in order, and contacts later than a pair's first contact so far are not tested.
     """
     n_g, n_t = ego.speed.shape
     kmax = max(steps)
@@ -219,6 +232,8 @@ def time_to_collision(
         return ttc, t_fail
     moving = ego.speed[:, :n_eval] >= M.TTC_STOPPED_SPEED
     speed = np.abs(ego.speed[:, :n_eval])
+    n_a, n_k = len(ag.half_length), len(steps)
+    first = np.full(n_g * n_a, np.iinfo(np.int64).max // 2)
     evs = []
     for ki, k in enumerate(steps):
         if k == 0 and now is not None:
@@ -231,12 +246,14 @@ def time_to_collision(
             ahead = speed * k * 0.1
             x = ego.center[:, :n_eval, 0] + ego.cos_yaw[:, :n_eval] * ahead
             y = ego.center[:, :n_eval, 1] + ego.sin_yaw[:, :n_eval] * ahead
-            g, t, a = _contacts(x, y, ego, ag, np.arange(n_eval) + k, moving)
+            before = (first - ki + n_k - 1) // n_k
+            g, t, a = _contacts(x, y, ego, ag, np.arange(n_eval) + k, moving, before)
+        np.minimum.at(first, g * n_a + a, t * n_k + ki)
         evs.append((g, t, a, np.full(len(g), ki)))
     g, t, a, ki = (np.concatenate(x) for x in zip(*evs))
     if len(g) == 0:
         return ttc, t_fail
-    f = _first_per_pair(g, a, t * len(steps) + ki, len(ag.half_length))
+    f = np.flatnonzero(t * n_k + ki == first[g * n_a + a])
     g, t, a, ki = g[f], t[f], a[f], ki[f]
     ta = t + np.asarray(steps)[ki]
     ang = bearing_angle(ego.rear[g, t, :2], ego.rear[g, t, 2], ag.center[a, ta])
