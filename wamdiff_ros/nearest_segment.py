@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-_BLOCK = 8  # interior segments per block
+_BLOCK = 4  # interior segments per block
 _SLACK = 1e-9  # relative and absolute [m²] slack of the block test, far above rounding
 _DENSE = 4096  # points × segments below which every segment is tested
 
 
-def _clipped(px, py, a, ab, seg_len2, lo, hi):
-    """``(t, dist2)`` of points (px, py) on segments from ``a`` along ``ab``, t clipped to [lo, hi]."""
-    t = np.clip((((px - a[..., 0]) * ab[..., 0]) + ((py - a[..., 1]) * ab[..., 1])) / seg_len2, lo, hi)
-    dx = px - (a[..., 0] + t * ab[..., 0])
-    dy = py - (a[..., 1] + t * ab[..., 1])
+def _clipped(px, py, ax, ay, abx, aby, seg_len2, lo, hi):
+    """``(t, dist2)`` of points (px, py) on segments from (ax, ay) along (abx, aby), t clipped to [lo, hi]."""
+    t = np.clip((((px - ax) * abx) + ((py - ay) * aby)) / seg_len2, lo, hi)
+    dx = px - (ax + t * abx)
+    dy = py - (ay + t * aby)
     return t, dx * dx + dy * dy
 
 
@@ -31,14 +31,15 @@ def nearest_segment(
     a = polyline[:-1]
     ab = polyline[1:] - a
     n_seg = len(ab)
+    seg = np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1]), ab[:, 0].copy(), ab[:, 1].copy(), seg_len2
     if n_seg <= 2 or len(px) * n_seg < dense_below:
         lo, hi = np.zeros(n_seg), np.ones(n_seg)
         lo[0], hi[-1] = -np.inf, np.inf
-        t, d2 = _clipped(px[:, None], py[:, None], a, ab, seg_len2, lo, hi)
+        t, d2 = _clipped(px[:, None], py[:, None], *seg, lo, hi)
         k = np.argmin(d2, axis=1)
         return k, t[np.arange(len(k)), k]
-    t0, d0 = _clipped(px, py, a[0], ab[0], seg_len2[0], -np.inf, 1.0)
-    tn, dn = _clipped(px, py, a[-1], ab[-1], seg_len2[-1], 0.0, np.inf)
+    t0, d0 = _clipped(px, py, *(x[0] for x in seg), -np.inf, 1.0)
+    tn, dn = _clipped(px, py, *(x[-1] for x in seg), 0.0, np.inf)
 
     starts = np.arange(1, n_seg - 1, _BLOCK)
     ends = np.minimum(starts + _BLOCK, n_seg - 1)
@@ -53,8 +54,8 @@ def nearest_segment(
 
     n = ends[kb] - starts[kb]
     point = np.repeat(kp, n)
-    seg = np.repeat(starts[kb] - np.cumsum(n) + n, n) + np.arange(len(point))
-    ti, di = _clipped(px[point], py[point], a[seg], ab[seg], seg_len2[seg], 0.0, 1.0)
+    at_seg = np.repeat(starts[kb] - np.cumsum(n) + n, n) + np.arange(len(point))
+    ti, di = _clipped(px[point], py[point], *(x[at_seg] for x in seg), 0.0, 1.0)
     if len(point):
         first = np.flatnonzero(np.r_[True, point[1:] != point[:-1]])
         best[point[first]] = np.minimum(best[point[first]], np.minimum.reduceat(di, first))
@@ -62,7 +63,7 @@ def nearest_segment(
     tk = tn
     at = np.flatnonzero(di == best[point])
     at = at[np.r_[True, point[at][1:] != point[at][:-1]]] if len(at) else at
-    k[point[at]], tk[point[at]] = seg[at], ti[at]
+    k[point[at]], tk[point[at]] = at_seg[at], ti[at]
     lead = d0 == best
     k[lead], tk[lead] = 0, t0[lead]
     return k, tk
