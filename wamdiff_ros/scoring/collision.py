@@ -66,7 +66,7 @@ class EgoTrack:
     speed: (G, T) [m/s]; half_length, half_width [m]; multi_or_offroad: (G, T) bool (in several lanes
     without one holding the whole box, or a corner off the drivable area); in_intersection: (G, T) bool
     (rear axle inside an intersection lane); cos_yaw, sin_yaw: (G, T) of the rear-axle heading
-    (computed when not given)."""
+    (computed when not given). ``yaw`` holds that heading as one contiguous (G, T) array."""
 
     rear: np.ndarray
     center: np.ndarray
