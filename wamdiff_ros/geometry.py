@@ -10,12 +10,18 @@ import math
 
 import numpy as np
 
+from wamdiff_ros.nearest_segment import nearest_segment
 
-def wrap_angle(angle: np.ndarray | float) -> np.ndarray | float:
-    """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose)."""
+
+def wrap_angle(angle: np.ndarray | float, out: np.ndarray | None = None) -> np.ndarray | float:
+    """Wrap angles to [-π, π); a float for a float (scalar code in the planning loop calls this per pose).
+
+    Arrays give exactly ``(angle + π) % 2π − π`` (NumPy's floored remainder), from the cheaper ``fmod``;
+    ``out``: an array to write them into."""
     if isinstance(angle, float):
         return (angle + math.pi) % (2 * math.pi) - math.pi
-    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+    r = np.fmod(np.asarray(angle) + np.pi, 2 * np.pi)
+    return np.subtract(np.where(r < 0, r + 2 * np.pi, r), np.pi, out=out)
 
 
 def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
@@ -133,28 +139,18 @@ def project_to_polyline(points: np.ndarray, polyline: np.ndarray) -> tuple[np.nd
     """
     polyline = np.asarray(polyline, np.float64)
     p = np.asarray(points, np.float64)
-    a, b = polyline[:-1], polyline[1:]
-    ab = b - a
+    flat = p.reshape(-1, 2)
+    px, py = flat[:, 0], flat[:, 1]
+    ab = polyline[1:] - polyline[:-1]
     seg_len2 = np.maximum((ab**2).sum(-1), 1e-12)
-    ap = p[..., None, :] - a
-    t = (ap * ab).sum(-1) / seg_len2
-    n_seg = len(ab)
-    lo = np.zeros(n_seg)
-    hi = np.ones(n_seg)
-    lo[0], hi[-1] = -np.inf, np.inf
-    tc = np.clip(t, lo, hi)
-    closest = a + tc[..., None] * ab
-    dist2 = ((p[..., None, :] - closest) ** 2).sum(-1)
-    k = np.argmin(dist2, axis=-1)
-    tk = np.take_along_axis(tc, k[..., None], -1)[..., 0]
+    k, tk = nearest_segment(px, py, polyline, seg_len2)
     abk = ab[k]
-    apk = np.take_along_axis(ap, k[..., None, None].repeat(2, -1), -2)[..., 0, :]
     seg_len = np.sqrt(seg_len2[k])
     s = arc_length(polyline)[k] + tk * seg_len
-    cross = abk[..., 0] * apk[..., 1] - abk[..., 1] * apk[..., 0]
+    cross = abk[:, 0] * (py - polyline[k, 1]) - abk[:, 1] * (px - polyline[k, 0])
     d = cross / seg_len
-    heading = np.arctan2(abk[..., 1], abk[..., 0])
-    return s, d, heading
+    heading = np.arctan2(abk[:, 1], abk[:, 0])
+    return tuple(x.reshape(p.shape[:-1])[()] for x in (s, d, heading))
 
 
 def interpolate_polyline(polyline: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -174,12 +170,30 @@ def box_corners(poses: np.ndarray, length: np.ndarray | float, width: np.ndarray
     """Corners (..., 4, 2) of oriented boxes centred at ``poses`` (..., 3), counter-clockwise from
     front-left."""
     poses = np.asarray(poses, np.float64)
-    hl = np.asarray(length, np.float64)[..., None] / 2
-    hw = np.asarray(width, np.float64)[..., None] / 2
-    sx = np.array([1.0, -1.0, -1.0, 1.0])
-    sy = np.array([1.0, 1.0, -1.0, -1.0])
-    lx, ly = sx * hl, sy * hw
-    c, s = np.cos(poses[..., 2])[..., None], np.sin(poses[..., 2])[..., None]
-    x = poses[..., 0:1] + c * lx - s * ly
-    y = poses[..., 1:2] + s * lx + c * ly
-    return np.stack([x, y], -1)
+    x, y = box_corner_xy(poses[..., :2], np.cos(poses[..., 2]), np.sin(poses[..., 2]), length, width)
+    return np.stack([np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1)], -1)
+
+
+def box_corner_xy(
+    center: np.ndarray, cos: np.ndarray, sin: np.ndarray, length: np.ndarray | float, width: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Corner coordinates ``(x, y)``, (4, ...) each, counter-clockwise from front-left, of oriented boxes
+    with centres (..., 2), heading cosine and sine (...), length and width (...)."""
+    center = np.asarray(center, np.float64)
+    hl = np.asarray(length, np.float64) / 2
+    hw = np.asarray(width, np.float64) / 2
+    along_x, across_x = cos * hl, sin * hw
+    along_y, across_y = sin * hl, cos * hw
+    front_x, back_x = center[..., 0] + along_x, center[..., 0] - along_x
+    front_y, back_y = center[..., 1] + along_y, center[..., 1] - along_y
+    shape = np.broadcast_shapes(np.shape(front_x), np.shape(across_x))
+    x, y = np.empty((4, *shape)), np.empty((4, *shape))
+    np.subtract(front_x, across_x, out=x[0, ...])
+    np.subtract(back_x, across_x, out=x[1, ...])
+    np.add(back_x, across_x, out=x[2, ...])
+    np.add(front_x, across_x, out=x[3, ...])
+    np.add(front_y, across_y, out=y[0, ...])
+    np.add(back_y, across_y, out=y[1, ...])
+    np.subtract(back_y, across_y, out=y[2, ...])
+    np.subtract(front_y, across_y, out=y[3, ...])
+    return x, y

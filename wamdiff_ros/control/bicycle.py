@@ -13,6 +13,8 @@ from enum import IntEnum
 
 import numpy as np
 
+from wamdiff_ros.geometry import wrap_angle
+
 
 class StateIndex(IntEnum):
     """Columns of a bicycle state array (rear-axle reference, map or any fixed frame)."""
@@ -92,25 +94,33 @@ def steer_from_yaw_rate(speed: float, yaw_rate: float, params: BicycleParams) ->
     return float(np.clip(np.arctan(yaw_rate * params.wheelbase / speed), -params.max_steer, params.max_steer))
 
 
-def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicycleParams):
-    """One Euler step on separate component arrays; returns (x, y, yaw, v, a, delta, steer_rate, yaw_rate)."""
+def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicycleParams, tan_delta=None, out=None):
+    """One Euler step on separate component arrays; returns (x, y, yaw, v, a, delta, steer_rate,
+    yaw_rate, tan(delta)) of the new state. ``tan_delta``: tan(delta), if at hand; ``out``: arrays
+    to write the first eight into."""
+    o_x, o_y, o_yaw, o_v, o_a, o_delta, o_rate, o_omega = (None,) * 8 if out is None else out
     if p.accel_min > -np.inf or p.accel_max < np.inf:
         a_cmd = np.minimum(np.maximum(a_cmd, p.accel_min), p.accel_max)
-    a_new = a + (dt / (dt + p.accel_time_constant)) * (a_cmd - a)
+    a_new = np.add(a, (dt / (dt + p.accel_time_constant)) * (a_cmd - a), out=o_a)
     rate = (ideal_delta - delta) * (1.0 / (dt + p.steer_time_constant))
     if p.max_steer_rate < np.inf:
         rate = np.minimum(np.maximum(rate, -p.max_steer_rate), p.max_steer_rate)
+    if o_rate is not None:
+        o_rate[...] = rate
     dist = dt * v
-    x_new = x + dist * np.cos(yaw)
-    y_new = y + dist * np.sin(yaw)
-    yaw_new = yaw + dist * np.tan(delta) / p.wheelbase
-    yaw_new = (yaw_new + np.pi) % (2 * np.pi) - np.pi
+    x_new = np.add(x, dist * np.cos(yaw), out=o_x)
+    y_new = np.add(y, dist * np.sin(yaw), out=o_y)
+    tan_delta = np.tan(delta) if tan_delta is None else tan_delta
+    yaw_new = wrap_angle(yaw + dist * tan_delta / p.wheelbase, out=o_yaw)
     v_new = v + dt * a_new
     if not p.allow_reverse:
         v_new = np.maximum(v_new, 0.0)
-    delta_new = np.minimum(np.maximum(delta + dt * rate, -p.max_steer), p.max_steer)
-    omega = v_new * np.tan(delta_new) / p.wheelbase
-    return x_new, y_new, yaw_new, v_new, a_new, delta_new, rate, omega
+    if o_v is not None:
+        o_v[...] = v_new
+    delta_new = np.minimum(np.maximum(delta + dt * rate, -p.max_steer), p.max_steer, out=o_delta)
+    tan_new = np.tan(delta_new)
+    omega = np.divide(v_new * tan_new, p.wheelbase, out=o_omega)
+    return x_new, y_new, yaw_new, v_new, a_new, delta_new, rate, omega, tan_new
 
 
 def step(
@@ -166,7 +176,7 @@ def step(
             StateIndex.STEER_RATE,
             StateIndex.YAW_RATE,
         ),
-        comps,
+        comps[:8],
     ):
         out[..., idx] = val
     out[..., StateIndex.YAW_ACCEL] = (comps[7] - s[..., StateIndex.YAW_RATE]) / dt

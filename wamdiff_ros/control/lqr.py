@@ -17,6 +17,8 @@ import numpy as np
 from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, _advance
 from wamdiff_ros.geometry import wrap_angle
 
+_TRANSPOSE_STEPS = 16  # time steps per block when turning step-major states component-major (cache-friendly)
+
 
 @dataclass(frozen=True)
 class LQRParams:
@@ -96,7 +98,11 @@ def _solve_tridiagonal(lower: float, diag: np.ndarray, rhs: np.ndarray) -> np.nd
 
 
 def fit_speed_curvature(
-    poses: np.ndarray, dt: float, jerk_penalty: float = 1e-4, curvature_rate_penalty: float = 1e-2
+    poses: np.ndarray,
+    dt: float,
+    jerk_penalty: float = 1e-4,
+    curvature_rate_penalty: float = 1e-2,
+    heading: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Speed and curvature profiles (B, N−1) of pose sequences (B, N, 3) sampled every ``dt`` s.
 
@@ -104,14 +110,15 @@ def fit_speed_curvature(
     term Σ‖Δxy_k − dt·v_k·(cos ψ_k, sin ψ_k)‖² equals dt²·Σ(v_k − v̂_k)² + const with v̂_k the heading-
     projected displacement over dt, and the jerk penalty is jerk_penalty·Σ(Δ²v/dt)², so v is a fixed
     (Whittaker) smoother applied to v̂. Curvature: Σ(Δψ_k − v_k·dt·κ_k)² + curvature_rate_penalty·Σ(Δκ/dt)²
-    + 1e-10·κ_0² gives one tridiagonal system per trajectory.
+    + 1e-10·κ_0² gives one tridiagonal system per trajectory. ``heading``: cos and sin (B, N−1) of the
+    poses' yaw but the last, if at hand.
     """
     poses = np.asarray(poses, np.float64)
     if poses.ndim != 3 or poses.shape[-1] != 3 or poses.shape[1] < 2:
         raise ValueError(f"fit_speed_curvature: poses must be (B, N>=2, 3), got {poses.shape}")
     d = np.diff(poses, axis=1)
-    h = poses[:, :-1, 2]
-    v_hat = (d[..., 0] * np.cos(h) + d[..., 1] * np.sin(h)) / dt
+    cos_h, sin_h = heading or (np.cos(poses[:, :-1, 2]), np.sin(poses[:, :-1, 2]))
+    v_hat = (d[..., 0] * cos_h + d[..., 1] * sin_h) / dt
     m = v_hat.shape[1]
     v = matmul_rows(v_hat, _speed_smoother(m, jerk_penalty / dt**4).T)
     dpsi = wrap_angle(d[..., 2])
@@ -164,7 +171,8 @@ def track(
     """Track reference pose sequences (G, N, 3) from initial bicycle states (G, 9) or (9,).
 
     ``reference[:, 0]`` is the reference at the initial time. Returns simulated states (G, N, 9) with
-    ``[:, 0]`` equal to the initial states.
+    ``[:, 0]`` equal to the initial states: a view of a (9, G, N) array, so that each state component
+    is contiguous over candidates and time.
     """
     q = lqr or LQRParams()
     bp = bicycle or BicycleParams()
@@ -173,7 +181,11 @@ def track(
         raise ValueError(f"track: reference must be (G, N>=3, 3), got {ref.shape}")
     g, n, _ = ref.shape
     init = np.broadcast_to(np.asarray(initial, np.float64), (g, len(StateIndex)))
-    v_prof, k_prof = fit_speed_curvature(ref, dt, q.jerk_penalty, q.curvature_rate_penalty)
+    yaw_ref = np.ascontiguousarray(ref[:, :, 2])
+    cos_r, sin_r = np.cos(yaw_ref), np.sin(yaw_ref)
+    v_prof, k_prof = fit_speed_curvature(
+        ref, dt, q.jerk_penalty, q.curvature_rate_penalty, (cos_r[:, :-1], sin_r[:, :-1])
+    )
     m = v_prof.shape[1]
     hz = q.tracking_horizon
     q1, q2, q3 = q.q_lateral
@@ -184,16 +196,16 @@ def track(
     windows = np.lib.stride_tricks.sliding_window_view(k_pad, hz, axis=1)[:, : n - 1]
     kw = matmul_rows(windows, weights)
     r_idx = np.minimum(np.arange(n - 1) + hz, m - 1)
-    v_refs = v_prof[:, r_idx]
-    cos_r, sin_r = np.cos(ref[:, :, 2]), np.sin(ref[:, :, 2])
 
     out = np.empty((len(StateIndex), n, g))
     out[:, 0] = init.T
     x, y, yaw, v0, acc, delta0, _, omega, _ = init.T
-    sin_ref, cos_ref, yaw_ref = sin_r.T, cos_r.T, ref[:, :, 2].T
-    x_ref, y_ref = ref[:, :, 0].T, ref[:, :, 1].T
-    kw = np.moveaxis(kw, (0, 1, 2), (2, 0, 1))
-    v_refs = v_refs.T
+    tan0 = None
+    sin_ref, cos_ref, yaw_ref, x_ref, y_ref = (
+        np.ascontiguousarray(a.T) for a in (sin_r, cos_r, yaw_ref, ref[:, :, 0], ref[:, :, 1])
+    )
+    kw = np.ascontiguousarray(np.moveaxis(kw, (0, 1, 2), (2, 0, 1)))
+    v_refs = np.ascontiguousarray(v_prof[:, r_idx].T)
     lon_gain = b_lon * q.q_longitudinal / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
     # rows: Σv_k, Σv_k·W_k, ∂ψ_H/∂u, ∂e_H/∂u as polynomials in (v0, a·dt, v0², v0·a·dt, (a·dt)²)
     poly = np.array(
@@ -209,11 +221,13 @@ def track(
     for i in range(n - 1):
         v_ref = v_refs[i]
         stop = (v_ref <= q.stopping_velocity) & (v0 <= q.stopping_velocity)
-        a = np.where(stop, -q.stopping_gain * (v0 - v_ref), -lon_gain * (v0 - v_ref))
+        stopping = stop.any()
+        v_err = v0 - v_ref
+        a = np.where(stop, -q.stopping_gain * v_err, -lon_gain * v_err) if stopping else -lon_gain * v_err
 
         dx, dy = x - x_ref[i], y - y_ref[i]
         e0 = dy * cos_ref[i] - dx * sin_ref[i]
-        psi0 = (yaw - yaw_ref[i] + np.pi) % (2 * np.pi) - np.pi
+        psi0 = wrap_angle(yaw - yaw_ref[i])
         ad = a * dt
         basis[0], basis[1] = v0, ad
         np.multiply(v0, v0, out=basis[2])
@@ -222,22 +236,23 @@ def track(
         vsum, vw_sum, b_psi, b_e = poly @ basis
         vk_sum, vwk_sum = select @ (kw[i] * basis)
         err_e = e0 + dt * psi0 * vsum + (dt * dt / wl) * delta0 * vw_sum - (dt * dt) * vwk_sum
-        err_psi = (psi0 + (dt / wl) * delta0 * vsum - dt * vk_sum + np.pi) % (2 * np.pi) - np.pi
+        err_psi = wrap_angle(psi0 + (dt / wl) * delta0 * vsum - dt * vk_sum)
         num = q1 * b_e * err_e + q2 * b_psi * err_psi
         den = q1 * b_e**2 + q2 * b_psi**2 + q.r_lateral
         if q3:
-            err_delta = (delta0 + np.pi) % (2 * np.pi) - np.pi
+            err_delta = wrap_angle(delta0)
             num = num + q3 * hz * dt * err_delta
             den = den + q3 * (hz * dt) ** 2
-        steer_rate = np.where(stop, 0.0, -num / den)
+        steer_rate = np.where(stop, 0.0, -num / den) if stopping else -num / den
 
-        x, y, yaw, v0, acc, delta_new, rate, omega_new = _advance(
-            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp
+        x, y, yaw, v0, acc, delta_new, _, omega_new, tan0 = _advance(
+            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp, tan0, out[:8, i + 1]
         )
-        step_out = out[:, i + 1]
-        step_out[StateIndex.X], step_out[StateIndex.Y], step_out[StateIndex.YAW] = x, y, yaw
-        step_out[StateIndex.V], step_out[StateIndex.ACCEL], step_out[StateIndex.STEER] = v0, acc, delta_new
-        step_out[StateIndex.STEER_RATE], step_out[StateIndex.YAW_RATE] = rate, omega_new
-        step_out[StateIndex.YAW_ACCEL] = (omega_new - omega) / dt
+        accel_row = out[StateIndex.YAW_ACCEL, i + 1]
+        np.subtract(omega_new, omega, out=accel_row)
+        accel_row /= dt
         delta0, omega = delta_new, omega_new
-    return np.ascontiguousarray(np.moveaxis(out, (0, 1, 2), (2, 1, 0)))
+    states = np.empty((len(StateIndex), g, n))
+    for t in range(0, n, _TRANSPOSE_STEPS):
+        states[:, :, t : t + _TRANSPOSE_STEPS] = out[:, t : t + _TRANSPOSE_STEPS].transpose(0, 2, 1)
+    return np.moveaxis(states, 0, -1)

@@ -2,17 +2,18 @@
 
 NAVSIM walks time steps and, per proposal, remembers tracks it has already touched without fault; a
 track's first contact therefore decides its fate. Here all (candidate, time, agent) contacts are found
-at once (bounding-circle broad phase, then SAT), the first contact of every (candidate, agent) pair is
-selected, and only those are classified.
+at once (bounding circles bucketed per scene, :mod:`wamdiff_ros.scoring.agent_grid`, then separating
+axes), the first contact of every (candidate, agent) pair is selected, and only those are classified.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from wamdiff_ros.scoring import metrics as M
+from wamdiff_ros.scoring.agent_grid import AgentGrid, build_agent_grid
 from wamdiff_ros.types import AgentType
 
 
@@ -20,15 +21,21 @@ def obb_overlap(c1, yaw1, hl1, hw1, c2, yaw2, hl2, hw2) -> np.ndarray:
     """True where oriented boxes (centre (..., 2), yaw, half-length, half-width) overlap or touch."""
     c1, c2 = np.asarray(c1, np.float64), np.asarray(c2, np.float64)
     dx, dy = c2[..., 0] - c1[..., 0], c2[..., 1] - c1[..., 1]
-    co1, si1 = np.cos(yaw1), np.sin(yaw1)
-    co2, si2 = np.cos(yaw2), np.sin(yaw2)
-    c = np.abs(np.cos(np.asarray(yaw2) - yaw1))
-    s = np.abs(np.sin(np.asarray(yaw2) - yaw1))
+    rel = np.asarray(yaw2) - yaw1
+    box1 = (np.cos(yaw1), np.sin(yaw1), hl1, hw1)
+    return ~_separated(dx, dy, box1, (np.cos(yaw2), np.sin(yaw2), hl2, hw2), np.abs(np.cos(rel)), np.abs(np.sin(rel)))
+
+
+def _separated(dx, dy, box1, box2, c, s) -> np.ndarray:
+    """Separating-axis test of two boxes ``(cos, sin, half-length, half-width)`` whose centres differ by
+    (dx, dy) (second minus first); ``c``, ``s``: |cos|, |sin| of the heading difference."""
+    co1, si1, hl1, hw1 = box1
+    co2, si2, hl2, hw2 = box2
     sep = np.abs(dx * co1 + dy * si1) > hl1 + hl2 * c + hw2 * s
     sep |= np.abs(-dx * si1 + dy * co1) > hw1 + hl2 * s + hw2 * c
     sep |= np.abs(dx * co2 + dy * si2) > hl2 + hl1 * c + hw1 * s
     sep |= np.abs(-dx * si2 + dy * co2) > hw2 + hl1 * s + hw1 * c
-    return ~sep
+    return sep
 
 
 def segment_obb_overlap(mid, direction_yaw, half_len, c2, yaw2, hl2, hw2) -> np.ndarray:
@@ -58,7 +65,8 @@ class EgoTrack:
     """Simulated ego over time. rear: (G, T, 3) rear-axle poses; center: (G, T, 2) box centres;
     speed: (G, T) [m/s]; half_length, half_width [m]; multi_or_offroad: (G, T) bool (in several lanes
     without one holding the whole box, or a corner off the drivable area); in_intersection: (G, T) bool
-    (rear axle inside an intersection lane)."""
+    (rear axle inside an intersection lane); cos_yaw, sin_yaw: (G, T) of the rear-axle heading
+    (computed when not given). ``yaw`` holds that heading as one contiguous (G, T) array."""
 
     rear: np.ndarray
     center: np.ndarray
@@ -67,6 +75,15 @@ class EgoTrack:
     half_width: float
     multi_or_offroad: np.ndarray
     in_intersection: np.ndarray
+    cos_yaw: np.ndarray | None = None
+    sin_yaw: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.yaw = np.ascontiguousarray(self.rear[..., 2])
+        if self.cos_yaw is None:
+            self.cos_yaw = np.cos(self.yaw)
+        if self.sin_yaw is None:
+            self.sin_yaw = np.sin(self.yaw)
 
 
 @dataclass
@@ -81,45 +98,65 @@ class AgentTrack:
     half_length: np.ndarray
     half_width: np.ndarray
     types: np.ndarray
+    _grids: dict[float, AgentGrid] = field(default_factory=dict, repr=False, compare=False)
+
+    def grid(self, ego_reach: float) -> AgentGrid:
+        """The broad-phase grid for an ego of bounding radius ``ego_reach`` [m] (built once, then kept)."""
+        if ego_reach not in self._grids:
+            reach = np.hypot(self.half_length, self.half_width)
+            self._grids[ego_reach] = build_agent_grid(self.center, self.yaw, self.valid, reach, ego_reach)
+        return self._grids[ego_reach]
 
 
 def _contacts(
-    ego_c: np.ndarray, ego_yaw: np.ndarray, ego_hl: float, ego_hw: float, ag: AgentTrack, t_agent: np.ndarray
+    x: np.ndarray,
+    y: np.ndarray,
+    ego: EgoTrack,
+    ag: AgentTrack,
+    t_agent: np.ndarray,
+    query: np.ndarray | None = None,
+    before: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(g, t, a) index arrays where ego boxes (G, T', 2) touch agents at agent times ``t_agent`` (T',).
-
-    Broad phase in two steps: (time, agent) pairs inside the bounding box of all candidates' centres at
-    that time, then per-candidate bounding circles; SAT only on the survivors.
-    """
-    empty = np.zeros(0, np.int64)
+    """(g, t, a) index arrays, in no particular order, where ego boxes centred at (x, y) (G, T') with the
+    headings of ``ego``'s first T' steps touch agents at agent times ``t_agent`` (T'), among the boxes
+    flagged in ``query`` (G, T') (all by default) and, with ``before`` (G·A,), at steps t before
+    ``before[g·A + a]``."""
+    n_g, n_q = x.shape
     if not len(ag.half_length):
+        empty = np.zeros(0, np.int64)
         return empty, empty, empty
-    reach_a = np.hypot(ag.half_length, ag.half_width)
-    reach_e = np.hypot(ego_hl, ego_hw)
-    a_c = ag.center[:, t_agent]
-    lo = ego_c.min(0) - reach_e
-    hi = ego_c.max(0) + reach_e
-    inside = (a_c + reach_a[:, None, None] >= lo[None]).all(-1) & (a_c - reach_a[:, None, None] <= hi[None]).all(-1)
-    a_i, t_i = np.nonzero(inside & ag.valid[:, t_agent])
-    if not len(a_i):
-        return empty, empty, empty
-    dx = ego_c[:, t_i, 0] - a_c[a_i, t_i, 0]
-    dy = ego_c[:, t_i, 1] - a_c[a_i, t_i, 1]
-    g, p = np.nonzero(dx * dx + dy * dy <= (reach_e + reach_a[a_i]) ** 2)
-    t, a = t_i[p], a_i[p]
-    if not len(g):
-        return g, t, a
-    hit = obb_overlap(
-        ego_c[g, t],
-        ego_yaw[g, t],
-        ego_hl,
-        ego_hw,
-        a_c[a, t],
-        ag.yaw[a, t_agent[t]],
-        ag.half_length[a],
-        ag.half_width[a],
+    grid = ag.grid(float(np.hypot(ego.half_length, ego.half_width)))
+    x, y = x.reshape(-1), y.reshape(-1)
+    layer = np.broadcast_to(t_agent, (n_g, n_q)).reshape(-1)
+    if query is not None and query.all():
+        query = None
+    if query is not None:
+        flat = np.flatnonzero(query)
+        x, y, layer = x[flat], y[flat], layer[flat]
+    point, item = grid.pairs(x, y, layer)
+    g, t = np.divmod(point if query is None else flat[point], n_q)
+    a = item // grid.shape[0]
+    if before is not None:
+        keep = np.flatnonzero(t < before[g * len(ag.half_length) + a])
+        point, item, g, t, a = point[keep], item[keep], g[keep], t[keep], a[keep]
+    pe = g * ego.yaw.shape[1] + t
+    rel = ag.yaw.reshape(-1)[item] - ego.yaw.reshape(-1)[pe]
+    hit = ~_separated(
+        grid.x[item] - x[point],
+        grid.y[item] - y[point],
+        (ego.cos_yaw.reshape(-1)[pe], ego.sin_yaw.reshape(-1)[pe], ego.half_length, ego.half_width),
+        (grid.cos[item], grid.sin[item], ag.half_length[a], ag.half_width[a]),
+        np.abs(np.cos(rel)),
+        np.abs(np.sin(rel)),
     )
     return g[hit], t[hit], a[hit]
+
+
+def current_contacts(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(g, t, a) index arrays, in no particular order, where the ego box of candidate g touches agent a at
+    step t."""
+    x, y = (np.ascontiguousarray(ego.center[..., i]) for i in (0, 1))
+    return _contacts(x, y, ego, ag, np.arange(ego.speed.shape[1]))
 
 
 def first_seen_speed(ag: AgentTrack) -> np.ndarray:
@@ -130,27 +167,30 @@ def first_seen_speed(ag: AgentTrack) -> np.ndarray:
 
 
 def _first_per_pair(g: np.ndarray, a: np.ndarray, order: np.ndarray, n_agents: int) -> np.ndarray:
-    """Indices of the earliest (by ``order``) event of every (g, a) pair."""
+    """Indices, in no particular order, of the earliest event of every (g, a) pair (``order`` is
+    unique within a pair)."""
     key = g * n_agents + a
-    idx = np.lexsort((order, key))
-    _, first = np.unique(key[idx], return_index=True)
-    return idx[first]
+    if not len(key):
+        return key
+    first = np.full(int(key.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, key, order)
+    return np.flatnonzero(order == first[key])
 
 
-def no_at_fault_collision(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np.ndarray]:
+def no_at_fault_collision(ego: EgoTrack, ag: AgentTrack, now=None) -> tuple[np.ndarray, np.ndarray]:
     """NC (G,) in {0, 0.5, 1} and the first at-fault collision step (G,) (inf where none).
 
     A track's first contact is at-fault when the ego is moving and the track is stopped (or static) when
     it first appears in the horizon (NAVSIM classifies with the track's first observed state), or
     the ego's front bumper hits it, or the contact is lateral while the ego straddles lanes or is off
     the drivable area; never when the track is behind the ego (rear-ended). Later contacts with a
-    track whose first contact was not at fault are ignored, as in NAVSIM.
+    track whose first contact was not at fault are ignored, as in NAVSIM. ``now``: the
+    :func:`current_contacts`, if at hand.
     """
-    n_g, n_t = ego.speed.shape
+    n_g = ego.speed.shape[0]
     nc = np.ones(n_g)
     t_hit = np.full(n_g, np.inf)
-    t_all = np.arange(n_t)
-    g, t, a = _contacts(ego.center, ego.rear[..., 2], ego.half_length, ego.half_width, ag, t_all)
+    g, t, a = current_contacts(ego, ag) if now is None else now
     if len(g) == 0:
         return nc, t_hit
     f = _first_per_pair(g, a, t, len(ag.half_length))
@@ -171,14 +211,17 @@ def no_at_fault_collision(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np
     return nc, t_hit
 
 
-def time_to_collision(ego: EgoTrack, ag: AgentTrack, steps=M.TTC_PROJECTION_STEPS) -> tuple[np.ndarray, np.ndarray]:
+def time_to_collision(
+    ego: EgoTrack, ag: AgentTrack, steps=M.TTC_PROJECTION_STEPS, now=None
+) -> tuple[np.ndarray, np.ndarray]:
     """TTC (G,) in {0, 1} and the first violating step (G,) (inf where none).
 
     The ego box at step t is moved ahead at its speed for 0, 0.3, 0.6 and 0.9 s and tested against the
     agents at t + k; only steps whose projections stay inside the horizon are checked, and not while the
     ego is (nearly) stopped. A track's first projected contact fails TTC when the track is ahead of
     the ego (within 30°), or when the ego straddles lanes, is off-road or in an intersection and the track
-    is not behind it.
+    is not behind it. ``now``: the :func:`current_contacts` (the projection by 0 s), if at hand.
+    Projections run in order, and contacts later than a pair's first contact so far are not tested.
     """
     n_g, n_t = ego.speed.shape
     kmax = max(steps)
@@ -187,19 +230,30 @@ def time_to_collision(ego: EgoTrack, ag: AgentTrack, steps=M.TTC_PROJECTION_STEP
     t_fail = np.full(n_g, np.inf)
     if n_eval <= 0:
         return ttc, t_fail
-    yaw = ego.rear[:, :n_eval, 2]
-    heading = np.stack([np.cos(yaw), np.sin(yaw)], -1)
     moving = ego.speed[:, :n_eval] >= M.TTC_STOPPED_SPEED
+    speed = np.abs(ego.speed[:, :n_eval])
+    n_a, n_k = len(ag.half_length), len(steps)
+    first = np.full(n_g * n_a, np.iinfo(np.int64).max // 2)
     evs = []
     for ki, k in enumerate(steps):
-        c = ego.center[:, :n_eval] + heading * (np.abs(ego.speed[:, :n_eval]) * k * 0.1)[..., None]
-        g, t, a = _contacts(c, yaw, ego.half_length, ego.half_width, ag, np.arange(n_eval) + k)
-        keep = moving[g, t]
-        evs.append((g[keep], t[keep], a[keep], np.full(keep.sum(), ki)))
+        if k == 0 and now is not None:
+            g, t, a = now
+            keep = t < n_eval
+            g, t, a = g[keep], t[keep], a[keep]
+            keep = moving[g, t]
+            g, t, a = g[keep], t[keep], a[keep]
+        else:
+            ahead = speed * k * 0.1
+            x = ego.center[:, :n_eval, 0] + ego.cos_yaw[:, :n_eval] * ahead
+            y = ego.center[:, :n_eval, 1] + ego.sin_yaw[:, :n_eval] * ahead
+            before = (first - ki + n_k - 1) // n_k
+            g, t, a = _contacts(x, y, ego, ag, np.arange(n_eval) + k, moving, before)
+        np.minimum.at(first, g * n_a + a, t * n_k + ki)
+        evs.append((g, t, a, np.full(len(g), ki)))
     g, t, a, ki = (np.concatenate(x) for x in zip(*evs))
     if len(g) == 0:
         return ttc, t_fail
-    f = _first_per_pair(g, a, t * len(steps) + ki, len(ag.half_length))
+    f = np.flatnonzero(t * n_k + ki == first[g * n_a + a])
     g, t, a, ki = g[f], t[f], a[f], ki[f]
     ta = t + np.asarray(steps)[ki]
     ang = bearing_angle(ego.rear[g, t, :2], ego.rear[g, t, 2], ag.center[a, ta])

@@ -77,45 +77,36 @@ def body_accelerations(states: np.ndarray, center_offset: float, physical: bool)
     return ax, ay, ax + center_offset * (om**2 + al), ay
 
 
-def comfort_v2(states: np.ndarray, dt: float, center_offset: float, physical: bool = False) -> np.ndarray:
-    """History comfort HC (NAVSIM v2 ``ego_is_comfortable``): (G,) bool, all six bounds held at all steps."""
+def comfort(states: np.ndarray, dt: float, center_offset: float, physical: bool = False) -> tuple[np.ndarray, ...]:
+    """``(HC, C)``, (G,) bool each: NAVSIM v2's history comfort (``ego_is_comfortable``, box-centre
+    longitudinal acceleration, windows 8 and 15) and v1's comfort (rear-axle accelerations, the whole
+    horizon as window for acceleration and jerk); all six bounds held at all steps. The yaw filters and
+    the smoothed acceleration magnitude are shared; without ``physical`` the lateral acceleration is zero
+    and passes both."""
+    n = states.shape[-2]
     ax, ay, axc, ayc = body_accelerations(states, center_offset, physical)
     heading = _unwrap(states[..., StateIndex.YAW])
+    accel = _filt(np.hypot(ax, ay) if physical else np.abs(ax), 8, 2)
+    both = _within(_filt(heading, 5, 3, 2, dt), -M.MAX_ABS_YAW_ACCEL, M.MAX_ABS_YAW_ACCEL) & _within(
+        _filt(heading, 5, 2, 1, dt), -M.MAX_ABS_YAW_RATE, M.MAX_ABS_YAW_RATE
+    )
     lon = _filt(axc, 8, 2)
-    lat = _filt(ayc, 8, 2)
-    jerk = _filt(_filt(np.hypot(ax, ay), 8, 2), 15, 2, 1, dt)
-    lon_jerk = _filt(lon, 15, 2, 1, dt)
-    yaw_acc = _filt(heading, 5, 3, 2, dt)
-    yaw_rate = _filt(heading, 5, 2, 1, dt)
-    return (
-        _within(lon, M.MIN_LON_ACCEL, M.MAX_LON_ACCEL)
-        & _within(lat, -M.MAX_ABS_LAT_ACCEL, M.MAX_ABS_LAT_ACCEL)
-        & _within(jerk, -M.MAX_ABS_JERK, M.MAX_ABS_JERK)
-        & _within(lon_jerk, -M.MAX_ABS_LON_JERK, M.MAX_ABS_LON_JERK)
-        & _within(yaw_acc, -M.MAX_ABS_YAW_ACCEL, M.MAX_ABS_YAW_ACCEL)
-        & _within(yaw_rate, -M.MAX_ABS_YAW_RATE, M.MAX_ABS_YAW_RATE)
+    hc = (
+        both
+        & _within(lon, M.MIN_LON_ACCEL, M.MAX_LON_ACCEL)
+        & _within(_filt(accel, 15, 2, 1, dt), -M.MAX_ABS_JERK, M.MAX_ABS_JERK)
+        & _within(_filt(lon, 15, 2, 1, dt), -M.MAX_ABS_LON_JERK, M.MAX_ABS_LON_JERK)
     )
-
-
-def comfort_v1(states: np.ndarray, dt: float, physical: bool = False) -> np.ndarray:
-    """Comfort C (NAVSIM v1): rear-axle accelerations, whole-horizon windows for accel and jerk. (G,) bool."""
-    n = states.shape[-2]
-    ax, ay, _, _ = body_accelerations(states, 0.0, physical)
-    heading = _unwrap(states[..., StateIndex.YAW])
-    lon = _filt(ax, n, 2)
-    lat = _filt(ay, n, 2)
-    jerk = _filt(_filt(np.hypot(ax, ay), 8, 2), n, 2, 1, dt)
-    lon_jerk = _filt(_filt(ax, 8, 2), n, 2, 1, dt)
-    yaw_acc = _filt(heading, 5, 3, 2, dt)
-    yaw_rate = _filt(heading, 5, 2, 1, dt)
-    return (
-        _within(lon, M.MIN_LON_ACCEL, M.MAX_LON_ACCEL)
-        & _within(lat, -M.MAX_ABS_LAT_ACCEL, M.MAX_ABS_LAT_ACCEL)
-        & _within(jerk, -M.MAX_ABS_JERK, M.MAX_ABS_JERK)
-        & _within(lon_jerk, -M.MAX_ABS_LON_JERK, M.MAX_ABS_LON_JERK)
-        & _within(yaw_acc, -M.MAX_ABS_YAW_ACCEL, M.MAX_ABS_YAW_ACCEL)
-        & _within(yaw_rate, -M.MAX_ABS_YAW_RATE, M.MAX_ABS_YAW_RATE)
+    c = (
+        both
+        & _within(_filt(ax, n, 2), M.MIN_LON_ACCEL, M.MAX_LON_ACCEL)
+        & _within(_filt(accel, n, 2, 1, dt), -M.MAX_ABS_JERK, M.MAX_ABS_JERK)
+        & _within(_filt(_filt(ax, 8, 2), n, 2, 1, dt), -M.MAX_ABS_LON_JERK, M.MAX_ABS_LON_JERK)
     )
+    if physical:
+        hc &= _within(_filt(ayc, 8, 2), -M.MAX_ABS_LAT_ACCEL, M.MAX_ABS_LAT_ACCEL)
+        c &= _within(_filt(ay, n, 2), -M.MAX_ABS_LAT_ACCEL, M.MAX_ABS_LAT_ACCEL)
+    return hc, c
 
 
 def ec_features(states: np.ndarray, dt: float, physical: bool = False) -> dict[str, np.ndarray]:

@@ -27,20 +27,29 @@ from wamdiff_ros.types import Lane
 
 _SHIFT = 4  # fractional bits for cv2 polygon coordinates
 _BAND = 3  # [cells] half-width of the band around the union's edge decided by polygon tests
-_BUCKET = 4.0  # [m] bucket edge for the lane quads
+_BUCKET = 2.0  # [m] bucket edge for the lane quads
 
 
 @dataclass
 class LaneQuads:
-    """The lanes as quads ``[left[k], left[k+1], right[k+1], right[k]]`` (Q, 4, 2) [m], bucketed."""
+    """The lanes as quads ``[left[k], left[k+1], right[k+1], right[k]]`` (Q, 4, 2) [m], bucketed, and
+    their edges from each corner to the next: start (x, y), end y, run and rise, (Q, 4) each."""
 
     quads: np.ndarray
     buckets: Buckets
 
+    def __post_init__(self):
+        a, b = self.quads, np.roll(self.quads, -1, axis=1)
+        self.edges = (a[..., 0], a[..., 1], b[..., 1], b[..., 0] - a[..., 0], b[..., 1] - a[..., 1])
+
     def contains(self, points: np.ndarray) -> np.ndarray:
-        """(P,) bool: points (P, 2) strictly inside any quad."""
+        """(P,) bool: points (P, 2) strictly inside any quad (crossing-number rule)."""
         owner, quad = self.buckets.pairs(points)
-        hit = points_in_quads(points[owner], self.quads[quad])
+        ax, ay, by, run, rise = (e[quad] for e in self.edges)
+        x, y = points[owner, 0:1], points[owner, 1:2]
+        straddle = (ay > y) != (by > y)
+        x_cross = ax + (y - ay) * run / np.where(straddle, rise, 1.0)
+        hit = (np.count_nonzero(straddle & (x < x_cross), axis=1) % 2) == 1
         out = np.zeros(len(points), bool)
         out[owner[hit]] = True
         return out
@@ -83,41 +92,46 @@ class MapRaster:
         """(2,) map coordinates of the raster's upper-right corner [m]."""
         return self.origin + self.resolution * np.array(self.segment.shape[::-1])
 
-    def cells(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Row, column (clipped) and an inside-the-raster mask for map points (..., 2)."""
-        p = np.asarray(points, np.float64)
-        col = np.floor((p[..., 0] - self.origin[0]) / self.resolution).astype(np.int64)
-        row = np.floor((p[..., 1] - self.origin[1]) / self.resolution).astype(np.int64)
+    def locate(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat cell index and an inside-the-raster mask, (...) each, of map points with coordinates
+        ``x``, ``y`` (...): what the lookups below read (``np.take(..., mode="clip")``; the cells of
+        points outside are then ignored)."""
         h, w = self.segment.shape
-        inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
-        return np.clip(row, 0, h - 1), np.clip(col, 0, w - 1), inside
+        col = np.floor((x - self.origin[0]) / self.resolution).astype(np.int64)
+        row = np.floor((y - self.origin[1]) / self.resolution).astype(np.int64)
+        inside = (col.view(np.uint64) < w) & (row.view(np.uint64) < h)
+        row *= w
+        row += col
+        return row, inside
 
-    def bits_at(self, points: np.ndarray) -> np.ndarray:
-        """Lane-membership bit words (..., K) at map points (..., 2); zero outside the raster."""
-        row, col, inside = self.cells(points)
-        flat = self.lane_bits.reshape(-1, self.words)
-        out = np.take(flat, (row * self.segment.shape[1] + col).ravel(), axis=0).reshape(*row.shape, self.words)
+    def bits_at(self, x: np.ndarray, y: np.ndarray, where: tuple | None = None) -> np.ndarray:
+        """Lane-membership bit words (..., K) at map points ``x``, ``y`` (...); zero outside the raster.
+        ``where``: :meth:`locate` of the points, if at hand."""
+        flat, inside = self.locate(x, y) if where is None else where
+        out = np.take(self.lane_bits.reshape(-1, self.words), flat, axis=0, mode="clip")
         out[~inside] = 0
         return out
 
-    def drivable(self, points: np.ndarray, bits: np.ndarray | None = None) -> np.ndarray:
-        """True (...) where map points (..., 2) lie inside the union of lanes: the cell decides away from
-        the union's edge, the lane quads near it. ``bits``: :meth:`bits_at` of the points, if at hand."""
-        p = np.asarray(points, np.float64)
-        row, col, inside = self.cells(p)
+    def drivable(
+        self, x: np.ndarray, y: np.ndarray, bits: np.ndarray | None = None, where: tuple | None = None
+    ) -> np.ndarray:
+        """True (...) where map points ``x``, ``y`` (...) lie inside the union of lanes: the cell decides
+        away from the union's edge, the lane quads near it. ``bits``, ``where``: :meth:`bits_at` and
+        :meth:`locate` of the points, if at hand."""
+        flat, inside = self.locate(x, y) if where is None else where
         if bits is None:
-            bits = self.bits_at(p)
-        on = (bits != 0).any(-1).ravel()
-        flat = (row * self.segment.shape[1] + col).ravel()
-        band = np.flatnonzero(self.edge_band.ravel()[flat] & inside.ravel())
+            bits = self.bits_at(x, y, (flat, inside))
+        on = (bits[..., 0] != 0 if self.words == 1 else (bits != 0).any(-1)).ravel()
+        band = np.flatnonzero((np.take(self.edge_band.ravel(), flat, mode="clip") & inside).ravel())
         if len(band):
-            on[band] = self.lane_quads.contains(p.reshape(-1, 2)[band])
-        return on.reshape(row.shape)
+            on[band] = self.lane_quads.contains(np.stack([x.ravel()[band], y.ravel()[band]], -1))
+        return on.reshape(flat.shape)
 
-    def segment_at(self, points: np.ndarray) -> np.ndarray:
-        """Segment index (...) of the non-intersection lane under each point, -1 where none."""
-        row, col, inside = self.cells(points)
-        out = np.take(self.segment.ravel(), row * self.segment.shape[1] + col)
+    def segment_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Segment index (...) of the non-intersection lane under map points ``x``, ``y`` (...), -1 where
+        none."""
+        flat, inside = self.locate(x, y)
+        out = np.take(self.segment.ravel(), flat, mode="clip")
         out[~inside] = -1
         return out
 
@@ -127,18 +141,6 @@ class MapRaster:
         for i in lane_indices:
             out[i // 64] |= np.uint64(1) << np.uint64(i % 64)
         return out
-
-
-def points_in_quads(points: np.ndarray, quads: np.ndarray) -> np.ndarray:
-    """(P,) bool: point ``points[i]`` (P, 2) strictly inside the simple quad ``quads[i]`` (P, 4, 2)
-    (crossing-number rule)."""
-    a = quads
-    b = np.roll(quads, -1, axis=1)
-    x, y = points[:, None, 0], points[:, None, 1]
-    straddle = (a[..., 1] > y) != (b[..., 1] > y)
-    dy = np.where(straddle, b[..., 1] - a[..., 1], 1.0)
-    x_cross = a[..., 0] + (y - a[..., 1]) * (b[..., 0] - a[..., 0]) / dy
-    return (np.count_nonzero(straddle & (x < x_cross), axis=1) % 2) == 1
 
 
 def _edge_band(lane_bits: np.ndarray) -> np.ndarray:
@@ -207,18 +209,15 @@ def build_raster(
         lane_bits[r0:r1, c0:c1, li // 64][sub.astype(bool)] |= np.uint64(1) << np.uint64(li % 64)
         if lane.in_intersection:
             continue
-        cl = lane.centerline
-        d = np.diff(cl, axis=0)
-        length = np.maximum(np.linalg.norm(d, axis=1), 1e-9)
-        keep = np.flatnonzero(length > 1e-6)
-        for k in keep:
-            quad = np.array([left[k], left[k + 1], right[k + 1], right[k]])
-            if (quad.max(0) < lo).any() or (quad.min(0) > hi).any():
-                continue
-            cv2.fillPoly(segment, [_to_pixels(quad, lo, res)], n_seg, lineType=cv2.LINE_8, shift=_SHIFT)
-            seg_heading.append(np.arctan2(d[k, 1], d[k, 0]))
-            seg_lane.append(li)
+        d = np.diff(lane.centerline, axis=0)
+        seg_quads = quads[-1]
+        keep = np.maximum(np.linalg.norm(d, axis=1), 1e-9) > 1e-6
+        keep &= ~((seg_quads.max(1) < lo).any(-1) | (seg_quads.min(1) > hi).any(-1))
+        for pix in _to_pixels(seg_quads[keep], lo, res):
+            cv2.fillPoly(segment, [pix], n_seg, lineType=cv2.LINE_8, shift=_SHIFT)
             n_seg += 1
+        seg_heading.extend(np.arctan2(d[keep, 1], d[keep, 0]))
+        seg_lane.extend([li] * int(keep.sum()))
     band = _edge_band(lane_bits)
     all_quads = np.concatenate(quads) if quads else np.zeros((0, 4, 2))
     top = lo + res * np.array([w, h])

@@ -16,15 +16,23 @@ import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
 from wamdiff_ros.control.lqr import fit_speed_curvature, track
-from wamdiff_ros.geometry import box_corners, compose, prepend_origin, project_to_polyline, resample, wrap_angle
+from wamdiff_ros.geometry import box_corner_xy, compose, prepend_origin, resample, wrap_angle
 from wamdiff_ros.scoring import metrics as M
-from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, no_at_fault_collision, time_to_collision
-from wamdiff_ros.scoring.comfort import comfort_v1, comfort_v2, extended_comfort
+from wamdiff_ros.scoring.collision import (
+    AgentTrack,
+    EgoTrack,
+    current_contacts,
+    no_at_fault_collision,
+    time_to_collision,
+)
+from wamdiff_ros.scoring.comfort import comfort, extended_comfort
 from wamdiff_ros.scoring.config import ScorerConfig
 from wamdiff_ros.scoring.drivable import MapRaster, build_raster
+from wamdiff_ros.scoring.map_flags import box_map_flags
 from wamdiff_ros.scoring.reference import PDM_LATERAL_OFFSETS, idm_proposals, offset_polyline, route_centerline
 from wamdiff_ros.scoring.result import ScoreResult
 from wamdiff_ros.scoring.route_distance import RouteDistance, build_route_distance
+from wamdiff_ros.scoring.route_station import route_station
 from wamdiff_ros.types import SceneTruth, TrafficLight
 
 _CACHE_ATTR = "_wamdiff_scoring_prep"
@@ -151,34 +159,12 @@ def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, 
     return track(ref, prep.initial, M.SIM_DT, config.lqr, config.bicycle)
 
 
-def _route_station(points: np.ndarray, route: np.ndarray) -> np.ndarray:
-    """Arc length (P,) of points (P, 2) projected on the route (N, 2).
-
-    Only the contiguous run of route segments that can hold a nearest point is searched: the distance
-    to the nearest of every 8th vertex bounds each point's distance to the route, and segments whose
-    bounding box is farther than that bound from the points' bounding box are skipped.
-    """
-    sub = route[::8]
-    bound = np.sqrt(((points[:, None] - sub[None]) ** 2).sum(-1).min(1)).max() + 1e-6
-    lo, hi = points.min(0) - bound, points.max(0) + bound
-    a, b = route[:-1], route[1:]
-    near = np.flatnonzero(((np.maximum(a, b) >= lo) & (np.minimum(a, b) <= hi)).all(-1))
-    i0, i1 = (int(near[0]), int(near[-1]) + 1) if len(near) else (0, len(route) - 1)
-    s, _, _ = project_to_polyline(points, route[i0 : i1 + 1])
-    if i0 > 0 or i1 < len(route) - 1:
-        sub_len = np.linalg.norm(np.diff(route[i0 : i1 + 1], axis=0), axis=1).sum()
-        if ((s < 0) & (i0 > 0)).any() or ((s > sub_len) & (i1 < len(route) - 1)).any():
-            return project_to_polyline(points, route)[0]
-    return s + np.linalg.norm(np.diff(route[: i0 + 1], axis=0), axis=1).sum()
-
-
-def _lane_keeping(dev: np.ndarray, skip: np.ndarray) -> np.ndarray:
+def _lane_keeping(exceed: np.ndarray, skip: np.ndarray) -> np.ndarray:
     need = int(np.ceil(M.LK_WINDOW / M.SIM_DT - 1e-9))
-    run = np.zeros(dev.shape[0], np.int64)
-    ok = np.ones(dev.shape[0], bool)
-    for t in range(dev.shape[1]):
-        exceed = dev[:, t] > M.LK_DEVIATION
-        run = np.where(skip[:, t], run, np.where(exceed, run + 1, 0))
+    run = np.zeros(exceed.shape[0], np.int64)
+    ok = np.ones(exceed.shape[0], bool)
+    for t in range(exceed.shape[1]):
+        run = np.where(skip[:, t], run, np.where(exceed[:, t], run + 1, 0))
         ok &= run < need
     return ok.astype(np.float64)
 
@@ -189,28 +175,24 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     length, width = scene.ego_size
     rac = scene.rear_axle_to_center
     yaw = states[..., StateIndex.YAW]
-    center = states[..., :2] + rac * np.stack([np.cos(yaw), np.sin(yaw)], -1)
-    corners = box_corners(np.concatenate([center, yaw[..., None]], -1), length, width)
-    bits = raster.bits_at(np.concatenate([corners, center[:, :, None], states[:, :, None, :2]], 2))
-    cb = bits[:, :, :4]
-    offroad = ~raster.drivable(corners, cb).all(-1)
-    union = np.bitwise_or.reduce(cb, axis=2)
-    inter = np.bitwise_and.reduce(cb, axis=2)
-    multi = (np.bitwise_count(union).sum(-1) > 1) & ~(inter != 0).any(-1)
-    center_int = ((bits[:, :, 4] & raster.intersection_bits) != 0).any(-1)
-    rear_int = ((bits[:, :, 5] & raster.intersection_bits) != 0).any(-1)
-    occupied = np.bitwise_or.reduce(bits[:, :, :5], axis=2)
-    tlc = (~((occupied & prep.red_bits[None]) != 0).any(-1).any(-1)).astype(np.float64)
+    heading = np.cos(yaw), np.sin(yaw)
+    center_xy = states[..., StateIndex.X] + rac * heading[0], states[..., StateIndex.Y] + rac * heading[1]
+    center = np.stack(center_xy, -1)
+    corners = box_corner_xy(center, *heading, length, width)
+    rear_xy = states[..., StateIndex.X], states[..., StateIndex.Y]
+    flags = box_map_flags(raster, corners, center_xy, rear_xy, prep.red_bits)
+    offroad = flags.offroad
 
-    seg = raster.segment_at(center)
+    seg = raster.segment_at(*center_xy)
     has = seg >= 0
     sc = np.where(has, seg, 0)
     ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
     oncoming = has & (ang > np.deg2rad(M.ONCOMING_ANGLE_DEG))
-    dev = prep.route_distance.distance(center)
+    off_route = prep.route_distance.exceeds(*center_xy)
 
     step = np.zeros(yaw.shape)
-    step[:, 1:] = np.linalg.norm(np.diff(center, axis=1), axis=-1)
+    dx, dy = (np.diff(c, axis=1) for c in center_xy)
+    step[:, 1:] = np.sqrt(dx * dx + dy * dy)
     step[~oncoming] = 0.0
     win = round(M.DDC_HORIZON / M.SIM_DT) + 1
     cs = np.cumsum(step, axis=1)
@@ -220,23 +202,33 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     ddc = np.where(oncoming_max < M.DDC_COMPLIANCE, 1.0, np.where(oncoming_max < M.DDC_VIOLATION, 0.5, 0.0))
 
     speed = np.abs(states[..., StateIndex.V])
-    ego = EgoTrack(states[..., :3], center, speed, length / 2, width / 2, multi | offroad, rear_int)
-    nc, t_nc = no_at_fault_collision(ego, prep.agents)
-    ttc, t_ttc = time_to_collision(ego, prep.agents)
+    ego = EgoTrack(
+        states[..., :3],
+        center,
+        speed,
+        length / 2,
+        width / 2,
+        flags.multi_lane | offroad,
+        flags.rear_in_intersection,
+        *heading,
+    )
+    now = current_contacts(ego, prep.agents)
+    nc, t_nc = no_at_fault_collision(ego, prep.agents, now)
+    ttc, t_ttc = time_to_collision(ego, prep.agents, now=now)
 
-    s_start = _route_station(center[:1, 0], prep.route)
-    s_end = _route_station(center[:, -1], prep.route)
+    s_start = route_station(center[:1, 0], prep.route)
+    s_end = route_station(center[:, -1], prep.route)
     progress = np.maximum(s_end - s_start, 0.0)
-    physical = config.physical_lateral_accel
+    hc, c = comfort(states, M.SIM_DT, rac, config.physical_lateral_accel)
     return {
         "nc": nc,
         "dac": (~offroad.any(1)).astype(np.float64),
         "ddc": ddc,
-        "tlc": tlc,
+        "tlc": (~flags.red_light).astype(np.float64),
         "ttc": ttc,
-        "lk": _lane_keeping(dev, center_int),
-        "hc": comfort_v2(states, M.SIM_DT, rac, physical).astype(np.float64),
-        "c": comfort_v1(states, M.SIM_DT, physical).astype(np.float64),
+        "lk": _lane_keeping(off_route, flags.center_in_intersection),
+        "hc": hc.astype(np.float64),
+        "c": c.astype(np.float64),
         "progress": progress,
         "oncoming_progress": oncoming_max,
         "collision_time": t_nc * M.SIM_DT,

@@ -111,8 +111,9 @@ def test_drivable_matches_lane_polygons_on_curves():
     near = edges[rng.integers(0, len(edges), 4000)] + rng.normal(0.0, 0.05, (4000, 2))
     points = np.concatenate([near, rng.uniform([-15, -25], [60, 35], (4000, 2))])
     expected = np.any([_inside_polygon(points, p) for p in polys], axis=0)
-    got = raster.drivable(points)
-    assert raster.edge_band[raster.cells(near)[:2]].mean() > 0.9
+    got = raster.drivable(points[:, 0], points[:, 1])
+    flat, inside = raster.locate(near[:, 0], near[:, 1])
+    assert inside.all() and raster.edge_band.ravel()[flat].mean() > 0.9
     np.testing.assert_array_equal(got, expected)
 
 
