@@ -171,7 +171,7 @@ def box_corners(poses: np.ndarray, length: np.ndarray | float, width: np.ndarray
     front-left."""
     poses = np.asarray(poses, np.float64)
     x, y = box_corner_xy(poses[..., :2], np.cos(poses[..., 2]), np.sin(poses[..., 2]), length, width)
-    return np.stack([np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1)], -1)
+    return np.ascontiguousarray(np.stack([np.moveaxis(x, 0, -1), np.moveaxis(y, 0, -1)], -1))
 
 
 def box_corner_xy(

@@ -84,3 +84,5 @@ def test_curvature_of_a_circle():
 def test_box_corners_order_and_size():
     c = g.box_corners(np.array([1.0, 2.0, np.pi / 2]), 4.0, 2.0)
     np.testing.assert_allclose(c, [[0, 4], [0, 0], [2, 0], [2, 4]], atol=1e-12)
+    many = g.box_corners(np.array([[1.0, 2.0, 0.3], [3.0, 4.0, 0.1]]), np.array([4.0, 4.5]), np.array([2.0, 1.8]))
+    assert many.flags["C_CONTIGUOUS"], "OpenCV's fillPoly (the demo's bird's-eye view) needs contiguous corners"
