@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from wamdiff_ros.geometry import path_yaw
 from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
 from wamdiff_ros.planners.diffusiondrive.anchors import SCALE
@@ -36,21 +37,6 @@ if TYPE_CHECKING:
 
 SLOW_COST_SMOOTHING = 0.2
 """Weight of the newest slow plan in the running estimate of the slow path's cost."""
-
-
-def path_yaw(xy: np.ndarray, min_step: float = 0.05) -> np.ndarray:
-    """(..., T, 2) paths starting after the origin -> (..., T) headings [rad]: the rule of
-    :func:`~wamdiff_ros.planners.wamdiff.trajectory_tokenizer.yaw_from_path` (central chords, a chord
-    shorter than ``min_step`` m keeps the previous heading, from 0), vectorised over the leading dims."""
-    xy = np.asarray(xy, np.float64)
-    p = np.concatenate([np.zeros((*xy.shape[:-2], 1, 2)), xy], axis=-2)
-    n = xy.shape[-2]
-    nxt = np.minimum(np.arange(1, n + 1) + 1, n)
-    d = p[..., nxt, :] - p[..., :n, :]
-    valid = np.hypot(d[..., 0], d[..., 1]) >= min_step
-    last = np.maximum.accumulate(np.where(valid, np.arange(n), -1), axis=-1)
-    raw = np.arctan2(d[..., 1], d[..., 0])
-    return np.where(last >= 0, np.take_along_axis(raw, np.maximum(last, 0), axis=-1), 0.0)
 
 
 def to_poses(u: np.ndarray) -> np.ndarray:
@@ -274,4 +260,4 @@ def load(path: str | os.PathLike, rig: Rig | None = None, **options) -> Diffusio
     return DiffusionDrivePlanner.from_checkpoint(path, rig=rig, **options)
 
 
-__all__ = ["DiffusionDrivePlanner", "fresh_planner", "load", "path_yaw", "scheduler_of", "to_poses"]
+__all__ = ["DiffusionDrivePlanner", "fresh_planner", "load", "scheduler_of", "to_poses"]

@@ -16,10 +16,9 @@ from wamdiff_ros.planners import load_planner
 from wamdiff_ros.planners.diffusiondrive.anchors import coverage, fit_anchors, kmeans
 from wamdiff_ros.planners.diffusiondrive.config import ModelConfig, tiny_config
 from wamdiff_ros.planners.diffusiondrive.net import DiffusionDriveNet
-from wamdiff_ros.planners.diffusiondrive.planner import DiffusionDrivePlanner, path_yaw
+from wamdiff_ros.planners.diffusiondrive.planner import DiffusionDrivePlanner
 from wamdiff_ros.planners.diffusiondrive.policy import multiplicative_logprob
 from wamdiff_ros.planners.diffusiondrive.scheduler import DDIMScheduler
-from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import yaw_from_path
 from wamdiff_ros.training.loop import epoch_order
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -99,15 +98,6 @@ def test_multiplicative_logprob_by_hand():
     )
     got = multiplicative_logprob(x, mu, torch.tensor(sigma))
     assert float(got[0]) == pytest.approx(expected, rel=1e-5)
-
-
-def test_vectorised_path_yaw_matches_the_reference_rule():
-    rng = np.random.default_rng(0)
-    paths = np.cumsum(rng.normal(0.0, 1.0, (40, 8, 2)) * rng.choice([0.01, 1.0], (40, 8, 1)), axis=1)
-    paths[0] = 0.0  # standing still: heading 0 throughout
-    expected = np.stack([yaw_from_path(q) for q in paths])
-    np.testing.assert_allclose(path_yaw(paths), expected, atol=1e-12)
-    np.testing.assert_allclose(path_yaw(paths.reshape(4, 10, 8, 2)), expected.reshape(4, 10, 8), atol=1e-12)
 
 
 # -- network and planner ----------------------------------------------------------------------------
