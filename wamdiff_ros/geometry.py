@@ -197,3 +197,40 @@ def box_corner_xy(
     np.subtract(back_y, across_y, out=y[2, ...])
     np.subtract(front_y, across_y, out=y[3, ...])
     return x, y
+
+
+def path_yaw(xy: np.ndarray, min_step: float = 0.05) -> np.ndarray:
+    """(..., T, ≥2) paths that start after the origin -> (..., T) headings [rad].
+
+    With the origin prepended as point 0, waypoint i's heading is the direction of the chord from
+    point i-1 to point i+1 (central difference; the last waypoint uses its incoming segment). A chord
+    shorter than ``min_step`` m (standing still) keeps the previous heading, starting from 0.
+    """
+    xy = np.asarray(xy, np.float64)[..., :2]
+    p = np.concatenate([np.zeros((*xy.shape[:-2], 1, 2)), xy], axis=-2)
+    n = xy.shape[-2]
+    d = p[..., np.minimum(np.arange(2, n + 2), n), :] - p[..., :n, :]
+    valid = np.hypot(d[..., 0], d[..., 1]) >= min_step
+    last = np.maximum.accumulate(np.where(valid, np.arange(n), -1), axis=-1)
+    raw = np.arctan2(d[..., 1], d[..., 0])
+    return np.where(last >= 0, np.take_along_axis(raw, np.maximum(last, 0), axis=-1), 0.0)
+
+
+def smooth_path(xy: np.ndarray, times: np.ndarray, degree: int) -> np.ndarray:
+    """(..., T, ≥2) waypoints at ``times`` [s] -> (..., T, 3) poses: each coordinate replaced by its
+    least-squares polynomial ``Σ_{k=1..degree} c_k t^k`` (through the ego origin at t = 0), yaw from
+    :func:`path_yaw`.
+
+    Degree 2 is constant acceleration per axis: it removes waypoint-to-waypoint jitter (of decoded bins,
+    of residual diffusion noise) while keeping curves and speed changes over a 4 s horizon.
+    """
+    xy = np.asarray(xy, np.float64)[..., :2]
+    t = np.asarray(times, np.float64).reshape(-1)
+    if xy.ndim < 2 or len(t) != xy.shape[-2] or degree < 1:
+        raise ValueError(
+            f"smooth_path: expected one time per waypoint and degree >= 1, got {len(t)} times, waypoints "
+            f"{xy.shape}, degree {degree}"
+        )
+    basis = np.stack([t**k for k in range(1, min(degree, len(t)) + 1)], axis=1)
+    fit = basis @ np.linalg.pinv(basis) @ xy
+    return np.concatenate([fit, path_yaw(fit)[..., None]], axis=-1)

@@ -86,3 +86,30 @@ def test_box_corners_order_and_size():
     np.testing.assert_allclose(c, [[0, 4], [0, 0], [2, 0], [2, 4]], atol=1e-12)
     many = g.box_corners(np.array([[1.0, 2.0, 0.3], [3.0, 4.0, 0.1]]), np.array([4.0, 4.5]), np.array([2.0, 1.8]))
     assert many.flags["C_CONTIGUOUS"], "OpenCV's fillPoly (the demo's bird's-eye view) needs contiguous corners"
+
+
+def test_path_yaw_by_hand():
+    straight = np.stack([np.arange(1, 9) * 2.0, np.zeros(8)], 1)
+    np.testing.assert_allclose(g.path_yaw(straight), 0.0)
+    diag = np.stack([np.arange(1, 9), np.arange(1, 9)], 1).astype(float)
+    np.testing.assert_allclose(g.path_yaw(diag), np.pi / 4)
+    np.testing.assert_allclose(g.path_yaw(np.zeros((8, 2))), 0.0)  # standing still: heading 0
+    r, th = 20.0, np.linspace(0.1, 0.8, 8)
+    arc = np.stack([r * np.sin(th), r * (1 - np.cos(th))], 1)
+    np.testing.assert_allclose(g.path_yaw(arc)[1:-1], th[1:-1], atol=0.01)
+    # a short chord (stopping half-way) keeps the previous heading; the last pose uses its incoming segment
+    stop = np.array([[1.0, 1.0], [2.0, 2.0], [2.0, 2.0], [2.0, 2.0]])
+    np.testing.assert_allclose(g.path_yaw(stop), [np.pi / 4, np.pi / 4, np.pi / 4, np.pi / 4])
+    np.testing.assert_allclose(g.path_yaw(np.array([[1.0, 0.0], [1.0, 1.0]])), [np.pi / 4, np.pi / 2])
+
+
+def test_path_yaw_and_smooth_path_are_vectorised():
+    rng = np.random.default_rng(0)
+    t = np.arange(1, 9) * 0.5
+    paths = np.cumsum(rng.normal(0.0, 1.0, (6, 8, 2)) * rng.choice([0.01, 1.0], (6, 8, 1)), axis=1)
+    paths[0] = 0.0
+    np.testing.assert_allclose(
+        g.path_yaw(paths.reshape(2, 3, 8, 2)), np.stack([g.path_yaw(q) for q in paths]).reshape(2, 3, 8)
+    )
+    batch = g.smooth_path(paths.reshape(2, 3, 8, 2), t, 2)
+    np.testing.assert_allclose(batch.reshape(6, 8, 3), np.stack([g.smooth_path(q, t, 2) for q in paths]), atol=1e-9)

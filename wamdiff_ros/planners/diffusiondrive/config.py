@@ -89,6 +89,9 @@ class ModelConfig(FamilyConfig):
             before :meth:`~wamdiff_ros.planners.diffusiondrive.task.DiffusionDriveTask.prepare`).
         mode: default reasoning mode (``fast``: anchor classifier; ``slow``: selector; ``adaptive``:
             the selector when the budget allows it).
+        smooth_degree: 0 = the denoised waypoints as they are; k > 0 = their least-squares polynomial of
+            degree k in time through the ego origin (the residual noise of two denoising steps makes the
+            raw path jitter and fail NAVSIM's comfort bounds).
     """
 
     FAMILY: ClassVar[str] = "diffusiondrive"
@@ -103,6 +106,7 @@ class ModelConfig(FamilyConfig):
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     selector: SelectorConfig = field(default_factory=SelectorConfig)
     mode: str = "fast"
+    smooth_degree: int = 0
 
     def __post_init__(self):
         from wamdiff_ros.rig import Rig
@@ -119,6 +123,8 @@ class ModelConfig(FamilyConfig):
             raise ConfigError(f"num_anchors: expected >= 2, got {self.num_anchors}")
         if self.mode not in ("adaptive", "fast", "slow"):
             raise ConfigError(f"mode: expected adaptive, fast or slow, got {self.mode!r}")
+        if not 0 <= self.smooth_degree <= 6:
+            raise ConfigError(f"smooth_degree: expected 0 (off) to 6, got {self.smooth_degree}")
         if not self.anchors:
             self.anchors = default_anchors(self.num_anchors, self.spec).tolist()
         a = np.asarray(self.anchors, np.float64)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from wamdiff_ros.geometry import path_yaw, smooth_path
 from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
 from wamdiff_ros.planners.diffusiondrive.anchors import SCALE
@@ -36,27 +37,6 @@ if TYPE_CHECKING:
 
 SLOW_COST_SMOOTHING = 0.2
 """Weight of the newest slow plan in the running estimate of the slow path's cost."""
-
-
-def path_yaw(xy: np.ndarray, min_step: float = 0.05) -> np.ndarray:
-    """(..., T, 2) paths starting after the origin -> (..., T) headings [rad]: the rule of
-    :func:`~wamdiff_ros.planners.wamdiff.trajectory_tokenizer.yaw_from_path` (central chords, a chord
-    shorter than ``min_step`` m keeps the previous heading, from 0), vectorised over the leading dims."""
-    xy = np.asarray(xy, np.float64)
-    p = np.concatenate([np.zeros((*xy.shape[:-2], 1, 2)), xy], axis=-2)
-    n = xy.shape[-2]
-    nxt = np.minimum(np.arange(1, n + 1) + 1, n)
-    d = p[..., nxt, :] - p[..., :n, :]
-    valid = np.hypot(d[..., 0], d[..., 1]) >= min_step
-    last = np.maximum.accumulate(np.where(valid, np.arange(n), -1), axis=-1)
-    raw = np.arctan2(d[..., 1], d[..., 0])
-    return np.where(last >= 0, np.take_along_axis(raw, np.maximum(last, 0), axis=-1), 0.0)
-
-
-def to_poses(u: np.ndarray) -> np.ndarray:
-    """(..., T, 2) normalised waypoints -> (..., T, 3) poses [m, m, rad] with yaw along the path."""
-    xy = np.asarray(u, np.float64) * SCALE
-    return np.concatenate([xy, path_yaw(xy)[..., None]], axis=-1)
 
 
 def scheduler_of(cfg: ModelConfig) -> DDIMScheduler:
@@ -92,7 +72,6 @@ class DiffusionDrivePlanner(Planner):
         self.spec = self.cfg.spec
         self.history = self.cfg.encoder.history
         self.scheduler = scheduler_of(self.cfg)
-        self.anchors = torch.from_numpy(self.cfg.anchor_array / SCALE).float()
         self.seed = int(seed)
         self.source = source
         self._backends = backends
@@ -100,6 +79,11 @@ class DiffusionDrivePlanner(Planner):
         self.slow_cost_ms = 0.0
         if mode is not None:
             self.set_mode(mode)
+
+    @property
+    def anchors(self) -> torch.Tensor:
+        """(K, T, 2) normalised anchors (the network's)."""
+        return self.net.anchors
 
     # -- modes ---------------------------------------------------------------------------------------
     @property
@@ -156,6 +140,16 @@ class DiffusionDrivePlanner(Planner):
         return x0, logits
 
     # -- planning ------------------------------------------------------------------------------------
+    def poses(self, u: np.ndarray) -> np.ndarray:
+        """(..., T, 2) normalised waypoints -> (..., T, 3) poses [m, m, rad] with yaw along the path;
+        with ``smooth_degree`` > 0 the least-squares polynomial path through the ego origin
+        (:func:`~wamdiff_ros.geometry.smooth_path`), which removes the waypoint jitter the few
+        denoising steps leave."""
+        xy = np.asarray(u, np.float64) * SCALE
+        if self.cfg.smooth_degree:
+            return smooth_path(xy, self.spec.times, self.cfg.smooth_degree)
+        return np.concatenate([xy, path_yaw(xy)[..., None]], axis=-1)
+
     def _slow_now(self, budget_ms: float | None) -> bool:
         if self._mode != "adaptive":
             return self._mode == "slow"
@@ -189,7 +183,7 @@ class DiffusionDrivePlanner(Planner):
             info["selector"] = {"candidates": len(x0), "kept": len(keep), "anchor": int(keep[best]) % len(self.anchors)}
             timings["select"] = (time.perf_counter() - t2) * 1e3
         timings["denoise"] = (t2 - t1) * 1e3
-        poses = to_poses(cands.numpy())
+        poses = self.poses(cands.numpy())
         info.setdefault("anchor", best if not slow else info["selector"]["anchor"])
         total = (time.perf_counter() - t_start) * 1e3
         timings["total"] = total
@@ -274,4 +268,4 @@ def load(path: str | os.PathLike, rig: Rig | None = None, **options) -> Diffusio
     return DiffusionDrivePlanner.from_checkpoint(path, rig=rig, **options)
 
 
-__all__ = ["DiffusionDrivePlanner", "fresh_planner", "load", "path_yaw", "scheduler_of", "to_poses"]
+__all__ = ["DiffusionDrivePlanner", "fresh_planner", "load", "scheduler_of"]

@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from wamdiff_ros.planners.diffusiondrive.anchors import SCALE
-from wamdiff_ros.planners.diffusiondrive.planner import to_poses
 from wamdiff_ros.training.rl.policy import Rollout, trainable_by_prefix
 from wamdiff_ros.types import Observation
 
@@ -93,7 +92,7 @@ class AnchorGRPOPolicy:
         return Rollout(
             acts.reshape(n, self.steps, -1),
             torch.ones(n, self.steps, dtype=torch.bool),
-            to_poses(x.numpy()),
+            p.poses(x.numpy()),
             context=(images, ego, x_init),
             groups=torch.arange(n) % k,
             weights=weights.expand(n, -1).clone(),

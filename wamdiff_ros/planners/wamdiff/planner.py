@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from wamdiff_ros.geometry import smooth_path
 from wamdiff_ros.models.encoder import scene_inputs
 from wamdiff_ros.models.moe import routing_stats
 from wamdiff_ros.planners.base import MODES, Planner, check_rig, register, register_untrained
@@ -25,7 +26,6 @@ from wamdiff_ros.planners.gate import FastSlowGate, SlowStep, seed_slow_cost
 from wamdiff_ros.planners.wamdiff.config import DecodingConfig, ModelConfig
 from wamdiff_ros.planners.wamdiff.masked_diffusion import DecodeResult, decode_block
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
-from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import smooth_path
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.types import EgoState, Observation, PlanResult, Trajectory
 

@@ -22,7 +22,7 @@ turns, where the path curves away and a coarser far lateral is harmless. A unifo
 tokens would give 0.15 m everywhere. x stays uniform because comfort metrics difference consecutive
 waypoints, and a uniform absolute error keeps that difference noise bounded at every speed.
 
-Yaw is not tokenised: it is derived from the path (see :func:`yaw_from_path`).
+Yaw is not tokenised: it is derived from the path (see :func:`wamdiff_ros.geometry.path_yaw`).
 
 With ``prior: constant_velocity`` the binned numbers are the waypoints' offsets from the arc the ego
 would drive holding its current twist (speed and yaw rate), so the same bins spend their resolution on
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from wamdiff_ros.geometry import path_yaw
 from wamdiff_ros.planners.wamdiff.config import AxisBinsConfig, TrajectoryTokensConfig
 from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.types import EgoState, TrajectorySpec
@@ -132,12 +133,12 @@ class TrajectoryTokenizer:
         return out
 
     def decode(self, tokens: np.ndarray, ego: EgoState | None = None) -> np.ndarray:
-        """(2T,) bin indices -> (T, 3) poses ``(x, y, yaw)`` with yaw from :func:`yaw_from_path`."""
+        """(2T,) bin indices -> (T, 3) poses ``(x, y, yaw)`` with yaw from :func:`~wamdiff_ros.geometry.path_yaw`."""
         t = np.asarray(tokens, np.int64).reshape(-1)
         if t.size != self.num_tokens:
             raise ValueError(f"trajectory tokens: expected {self.num_tokens}, got {t.size}")
         xy = np.stack([self.x.decode(t[0::2]), self.y.decode(t[1::2])], axis=1) + self.prior(ego)
-        return np.concatenate([xy, yaw_from_path(xy)[:, None]], axis=1)
+        return np.concatenate([xy, path_yaw(xy)[:, None]], axis=1)
 
     def max_error(self, waypoints: np.ndarray | None = None) -> np.ndarray | float:
         """Worst-case x/y quantisation error [m]: per waypoint (T, 2) for ``waypoints``, else the
@@ -160,42 +161,3 @@ class TrajectoryTokenizer:
                 "max_error_at_m": {f"{p:g}": float(self.y.max_error(np.array([p]))[0]) for p in probe},
             },
         }
-
-
-def yaw_from_path(xy: np.ndarray, min_step: float = 0.05) -> np.ndarray:
-    """(T,) heading of a path of (T, 2) points that starts after the origin [rad].
-
-    With the origin prepended as point 0, waypoint i's heading is the direction of the chord from
-    point i-1 to point i+1 (central difference; the last waypoint uses its incoming segment). A chord
-    shorter than ``min_step`` m (standing still) keeps the previous heading, starting from 0.
-    """
-    p = np.concatenate([np.zeros((1, 2)), np.asarray(xy, np.float64)[:, :2]], axis=0)
-    n = len(p) - 1
-    yaw = np.zeros(n)
-    prev = 0.0
-    for i in range(1, n + 1):
-        a, b = p[i - 1], p[min(i + 1, n)]
-        d = b - a
-        if np.hypot(d[0], d[1]) >= min_step:
-            prev = float(np.arctan2(d[1], d[0]))
-        yaw[i - 1] = prev
-    return yaw
-
-
-def smooth_path(xy: np.ndarray, times: np.ndarray, degree: int) -> np.ndarray:
-    """(T, 3) poses from (T, 2) waypoints at ``times`` [s]: each coordinate replaced by its least-squares
-    polynomial ``Σ_{k=1..degree} c_k t^k`` (through the ego origin at t = 0), yaw from :func:`yaw_from_path`.
-
-    Degree 2 is constant acceleration per axis: it removes the waypoint-to-waypoint jitter of decoded
-    bins while keeping curves and speed changes over a 4 s horizon.
-    """
-    xy = np.asarray(xy, np.float64)[:, :2]
-    t = np.asarray(times, np.float64).reshape(-1)
-    if len(t) != len(xy) or degree < 1:
-        raise ValueError(
-            f"smooth_path: expected one time per waypoint and degree >= 1, got {len(t)}, {len(xy)}, {degree}"
-        )
-    basis = np.stack([t**k for k in range(1, min(degree, len(t)) + 1)], axis=1)
-    coef, *_ = np.linalg.lstsq(basis, xy, rcond=None)
-    fit = basis @ coef
-    return np.concatenate([fit, yaw_from_path(fit)[:, None]], axis=1)

@@ -11,15 +11,16 @@ import torch
 
 from unit.helpers.runtime import observation
 from unit.helpers.training import write_tiny_bag
+from wamdiff_ros.config import ConfigError
 from wamdiff_ros.data.dataset import DrivingDataset
+from wamdiff_ros.geometry import smooth_path
 from wamdiff_ros.planners import load_planner
-from wamdiff_ros.planners.diffusiondrive.anchors import coverage, fit_anchors, kmeans
+from wamdiff_ros.planners.diffusiondrive.anchors import SCALE, coverage, fit_anchors, kmeans
 from wamdiff_ros.planners.diffusiondrive.config import ModelConfig, tiny_config
 from wamdiff_ros.planners.diffusiondrive.net import DiffusionDriveNet
-from wamdiff_ros.planners.diffusiondrive.planner import DiffusionDrivePlanner, path_yaw
-from wamdiff_ros.planners.diffusiondrive.policy import multiplicative_logprob
+from wamdiff_ros.planners.diffusiondrive.planner import DiffusionDrivePlanner
+from wamdiff_ros.planners.diffusiondrive.policy import NORM_FLOOR, multiplicative_logprob
 from wamdiff_ros.planners.diffusiondrive.scheduler import DDIMScheduler
-from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import yaw_from_path
 from wamdiff_ros.training.loop import epoch_order
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -101,15 +102,6 @@ def test_multiplicative_logprob_by_hand():
     assert float(got[0]) == pytest.approx(expected, rel=1e-5)
 
 
-def test_vectorised_path_yaw_matches_the_reference_rule():
-    rng = np.random.default_rng(0)
-    paths = np.cumsum(rng.normal(0.0, 1.0, (40, 8, 2)) * rng.choice([0.01, 1.0], (40, 8, 1)), axis=1)
-    paths[0] = 0.0  # standing still: heading 0 throughout
-    expected = np.stack([yaw_from_path(q) for q in paths])
-    np.testing.assert_allclose(path_yaw(paths), expected, atol=1e-12)
-    np.testing.assert_allclose(path_yaw(paths.reshape(4, 10, 8, 2)), expected.reshape(4, 10, 8), atol=1e-12)
-
-
 # -- network and planner ----------------------------------------------------------------------------
 def test_shapes_modes_and_determinism():
     p = tiny_planner()
@@ -133,7 +125,7 @@ def test_shapes_modes_and_determinism():
 
 def test_save_load_round_trip(tmp_path):
     p = tiny_planner(seed=3)
-    p.cfg.anchors = (np.asarray(p.cfg.anchors) * 1.1).tolist()
+    p.net.set_anchors(p.cfg.anchor_array * 1.1)
     folder = p.save(tmp_path / "m")
     q = load_planner(folder)
     assert type(q) is DiffusionDrivePlanner and q.cfg.to_dict() == p.cfg.to_dict()
@@ -162,10 +154,11 @@ def test_policy_logprobs_reproduce_the_sampler():
     with torch.no_grad():
         _, mu = pol._means(ro, pol.net)
     sig = pol.sigmas[None, :, None]
-    eps = (mu * (acts - mu)).sum(2) / (sig * mu.pow(2).sum(2))
+    norm2 = mu.pow(2).sum(2) + NORM_FLOOR**2  # an untrained model's straight anchors have y = 0: no spread there
+    eps = (mu * (acts - mu)).sum(2) / (sig * norm2)
     torch.testing.assert_close(mu * (1.0 + sig[..., None] * eps[:, :, None]), acts, atol=1e-5, rtol=1e-5)
     assert 0.5 < float(eps.std()) < 2.0 and pol.sigmas.min() >= 0.04
-    expected = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - torch.log(sig * mu.pow(2).sum(2).sqrt())).sum(-1)
+    expected = (-0.5 * eps.pow(2) - 0.5 * math.log(2 * math.pi) - torch.log(sig * norm2.sqrt())).sum(-1)
     torch.testing.assert_close(logp, expected, atol=1e-3, rtol=1e-4)
     lp = pol.logprobs(ro)
     lp.sum().backward()
@@ -197,6 +190,74 @@ def test_supervised_task_prepares_anchors_and_reduces_the_loss(tmp_path):
         losses.append(float(loss))
     assert set(parts) >= {"reg_l1", "cls_ce", "selector_bce", "anchor_acc"}
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_regression_loss_is_in_metres_on_both_axes(monkeypatch):
+    # the positive anchor's prediction 1 m off in x (then in y) costs the same L1, 0.5 m over (x, y): in
+    # normalised units x/50, y/20 the regression was 50x (20x) smaller than its error and the
+    # cross-entropy drowned it (the decoder learned nothing beyond echoing its noisy input)
+    p = tiny_planner()
+    task = p.supervised_task(selector_weight=0.0)
+    b, k = 3, p.cfg.num_anchors
+    target = p.anchors[:b] + 0.01
+    batch = {"target": target, "t": torch.zeros(b, dtype=torch.long), "noise": torch.zeros(b, k, 8, 2)}
+    for axis in (0, 1):
+        off = torch.zeros(2)
+        off[axis] = 1.0 / float(SCALE[axis])
+        monkeypatch.setattr(
+            p.net,
+            "denoise",
+            lambda scene, x_t, t, off=off: ((target[:, None] + off).expand(b, k, 8, 2), torch.zeros(b, k)),
+        )
+        _, parts = task.loss_on_scene(torch.zeros(b, 9, 32), batch)
+        assert parts["reg_l1"] == pytest.approx(0.5, rel=1e-5)
+
+
+def test_ego_token_reaches_every_query_directly():
+    # the anchor logits depend on the ego motion even where cross-attention to the scene is cut off
+    p = tiny_planner()
+    with torch.no_grad():
+        for layer in p.net.layers:
+            layer.cross.out.weight.zero_()
+            layer.cross.out.bias.zero_()
+        scene = torch.randn(1, 9, 32)
+        x_t = p.anchors[None]
+        _, a = p.net.denoise(scene, x_t, torch.tensor([4.0]))
+        scene[:, :-1] = torch.randn(1, 8, 32)  # other image tokens: no effect without cross-attention
+        _, b = p.net.denoise(scene, x_t, torch.tensor([4.0]))
+        scene[:, -1] = torch.randn(32)  # another ego token
+        _, c = p.net.denoise(scene, x_t, torch.tensor([4.0]))
+    torch.testing.assert_close(a, b)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_untrained_decoder_returns_the_clean_anchors_whatever_the_noise():
+    # the prediction is the anchor plus a learned offset (zero at the start): the decoder never has to
+    # learn to undo the noise first, and the plan of an untrained model carries none of it
+    p = tiny_planner()
+    k = p.cfg.num_anchors
+    scene = torch.randn(2, 9, 32)
+    x_t = p.anchors.repeat(2, 1, 1)[None].expand(2, -1, -1, -1) + 0.05 * torch.randn(2, 2 * k, 8, 2)
+    x0, _ = p.net.denoise(scene, x_t, torch.tensor([8.0, 30.0]))
+    torch.testing.assert_close(x0, p.anchors.repeat(2, 1, 1)[None].expand(2, -1, -1, -1))
+    plan = p.plan(observation(p.rig, 0))
+    np.testing.assert_allclose(plan.trajectory.poses[:, :2], p.cfg.anchor_array[plan.info["anchor"]], atol=1e-5)
+    with pytest.raises(ValueError, match="anchors"):
+        p.net.set_anchors(np.zeros((k + 1, 8, 2)))
+
+
+def test_planner_smooths_its_paths_when_configured():
+    p = tiny_planner()
+    obs = observation(p.rig, 0)
+    raw = p.plan(obs)
+    q = DiffusionDrivePlanner(DiffusionDriveNet(dataclasses.replace(p.cfg, smooth_degree=2)))
+    q.net.load_state_dict(p.net.state_dict())
+    smooth = q.plan(obs)
+    times = p.spec.times
+    np.testing.assert_allclose(smooth.candidates, smooth_path(raw.candidates, times, 2), atol=1e-9)
+    np.testing.assert_allclose(smooth.trajectory.poses, smooth_path(raw.trajectory.poses, times, 2), atol=1e-9)
+    with pytest.raises(ConfigError, match="smooth_degree"):
+        dataclasses.replace(p.cfg, smooth_degree=7)
 
 
 def test_anchor_coverage_command(tmp_path, capsys):

@@ -7,10 +7,10 @@ import torch
 
 from wamdiff_ros.bench.model import synthetic_observations
 from wamdiff_ros.config import ConfigError
+from wamdiff_ros.geometry import smooth_path
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
 from wamdiff_ros.planners.wamdiff.config import DecodingConfig, tiny_config
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
-from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import smooth_path
 from wamdiff_ros.types import TrajectorySpec
 
 T = TrajectorySpec().times

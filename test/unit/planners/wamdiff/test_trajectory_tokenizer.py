@@ -10,7 +10,7 @@ from wamdiff_ros.models.text_tokenizer import SPECIALS, TextTokenizer, split_wor
 from wamdiff_ros.planners.wamdiff.config import AxisBinsConfig, TrajectoryTokensConfig, tiny_config
 from wamdiff_ros.planners.wamdiff.layout import SequenceLayout, TokenSpace, make_sample
 from wamdiff_ros.planners.wamdiff.net import build_layout, build_token_space
-from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import AxisBinning, TrajectoryTokenizer, yaw_from_path
+from wamdiff_ros.planners.wamdiff.trajectory_tokenizer import AxisBinning, TrajectoryTokenizer
 from wamdiff_ros.planning.motion import constant_twist_path
 from wamdiff_ros.types import EgoState
 
@@ -105,20 +105,6 @@ def test_trajectory_tokenizer_rejects_bad_input():
         TOK.encode(np.full((8, 2), np.nan))
     with pytest.raises(ValueError, match="expected 16"):
         TOK.decode(np.zeros(10, np.int64))
-
-
-def test_yaw_from_path():
-    straight = np.stack([np.arange(1, 9) * 2.0, np.zeros(8)], 1)
-    np.testing.assert_allclose(yaw_from_path(straight), 0.0)
-    diag = np.stack([np.arange(1, 9), np.arange(1, 9)], 1).astype(float)
-    np.testing.assert_allclose(yaw_from_path(diag), np.pi / 4)
-    stopped = np.zeros((8, 2))
-    np.testing.assert_allclose(yaw_from_path(stopped), 0.0)
-    r = 20.0
-    th = np.linspace(0.1, 0.8, 8)
-    arc = np.stack([r * np.sin(th), r * (1 - np.cos(th))], 1)
-    yaw = yaw_from_path(arc)
-    np.testing.assert_allclose(yaw[1:-1], th[1:-1], atol=0.01)
 
 
 def test_text_round_trip_and_unknown_words():
