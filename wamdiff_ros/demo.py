@@ -1,7 +1,8 @@
 """``wamdiff demo``: the closed loop end to end, through real ROS topics, in a few minutes.
 
 Starts the ``sim_closed_loop`` graph (sim_bridge_node + planner_node on sim time, as ``wamdiff launch``
-does) with scenarios round-robin over the test split, records the topics of the episode video into a
+does) with scenarios round-robin over the test split (``--split closedloop``: the fresh seeds of
+``wamdiff closedloop``), records the topics of the episode video into a
 bag and watches the planner (:mod:`wamdiff_ros.ros.demo_monitor`), then prints a summary table and
 writes into ``--out``:
 
@@ -57,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scenarios", nargs="+", default=DEFAULT_SCENARIOS, help="scenario names, run round-robin (default: six types)"
     )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=("test", "closedloop"),
+        help="seed range of the episodes: test (default, the recorded test bags' episodes) or closedloop "
+        "(the fresh seeds of wamdiff closedloop)",
+    )
     parser.add_argument("--out", default="out/demo", help="output folder (default out/demo)")
     parser.add_argument(
         "--max-duration",
@@ -91,12 +99,14 @@ def check_model(name: str | os.PathLike) -> Path:
     return folder
 
 
-def graph_arguments(model: Path, scenarios: list[str], episodes: int, max_duration: float, out: Path) -> dict[str, str]:
+def graph_arguments(
+    model: Path, scenarios: list[str], episodes: int, max_duration: float, out: Path, split: str = "test"
+) -> dict[str, str]:
     """The ``sim_closed_loop`` launch arguments of a demo run."""
     return {
         "model_path": str(model),
         "scenarios": "[" + ", ".join(scenarios) + "]",
-        "split": "test",
+        "split": split,
         "episodes": str(episodes),
         "max_duration_s": repr(float(max_duration)),
         "metrics_path": str(out / "episodes.json"),
@@ -195,7 +205,7 @@ def run_graph(args, model: Path, out: Path, cameras: list[str], topics) -> tuple
     from wamdiff_ros.ros.demo_monitor import DemoMonitor
 
     graph = load_graph(GRAPH)
-    arguments = graph_arguments(model, args.scenarios, args.episodes, args.max_duration, out)
+    arguments = graph_arguments(model, args.scenarios, args.episodes, args.max_duration, out, args.split)
     commands = node_commands(graph, {**arguments, "wait_for_subscribers": "2"})
     stop_signal: list[int] = []
     counter = iter(range(1, args.episodes + 1))
@@ -299,7 +309,7 @@ def main(args: argparse.Namespace) -> int:
     topics = VideoTopics()
     print(
         f"wamdiff demo: {args.episodes} episode(s) of at most {args.max_duration:g} s over "
-        f"{', '.join(args.scenarios)} (test split), model {model}; node output in {out / 'graph.log'}",
+        f"{', '.join(args.scenarios)} ({args.split} split), model {model}; node output in {out / 'graph.log'}",
         flush=True,
     )
     try:
@@ -329,7 +339,7 @@ def main(args: argparse.Namespace) -> int:
     result = {
         "model": str(model),
         "scenarios": list(args.scenarios),
-        "split": "test",
+        "split": args.split,
         "max_duration_s": args.max_duration,
         "summary": summary,
         "episodes": episodes,

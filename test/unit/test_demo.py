@@ -61,6 +61,11 @@ def test_graph_arguments_become_typed_bridge_parameters(tmp_path):
     ):
         assert expected in bridge
     assert f"model_path:={tmp_path / 'm'}" in commands["planner_node"]
+    fresh = demo.graph_arguments(tmp_path / "m", ["merge"], 1, 5, tmp_path / "out", "closedloop")
+    assert (
+        "split:=closedloop"
+        in dict((n.name, a) for n, a in node_commands(load_graph(demo.GRAPH), fresh))["sim_bridge_node"]
+    )
 
 
 def test_summary_counts_collisions_rates_and_latency():
