@@ -56,7 +56,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     ),
     "scaleout": (
         "wamdiff_ros.bench.scaleout",
-        "wamdiff collect on 1 and on 2 Ray workers: wall times, speedup, byte-identical bags",
+        "wamdiff collect or label on 1 and on 2 Ray workers: wall times, speedup, byte-identical outputs",
     ),
 }
 """``wamdiff bench <name>`` -> (module, one-line help)."""

@@ -1,12 +1,14 @@
-"""``wamdiff bench scaleout``: ``wamdiff collect`` on 1 worker and on ``--workers`` Ray workers, same episodes.
+"""``wamdiff bench scaleout``: the same work on 1 worker and on ``--workers`` Ray workers.
 
-Both runs write a bag of the same name in their own folder; the JSON gives each run's wall time (from
-the command's start to the bag in place, so a local Ray's start and stop count against the parallel
-run), the speedup and whether the two bags (MCAP file and metadata.yaml) are byte-identical. With
-``--repeat R`` each runs R times, alternating which goes first, and the speedup is that of the best
-times (other load on the machine only ever slows a run down).
-Episodes are the shipped scenarios' with their time limit cut to ``--duration`` so the default run is
-short; a longer ``--duration`` or more ``--episodes`` amortises Ray's start-up.
+``--work collect`` (default) runs ``wamdiff collect`` on the same episodes; both runs write a bag of
+the same name in their own folder. ``--work label`` runs ``wamdiff label`` on the same frames of
+``--data`` (every ``--every``-th, at most ``--max-frames``), each into its own empty label root. The
+JSON gives each run's wall time (from the command's start to its output in place, so a local Ray's
+start and stop count against the parallel run), the speedup and whether the two outputs (bag files,
+or label files) are byte-identical. With ``--repeat R`` each runs R times, alternating which goes
+first, and the speedup is that of the best times (other load on the machine only ever slows a run
+down). Episodes are the shipped scenarios' with their time limit cut to ``--duration`` so the default
+run is short; a longer ``--duration``, more ``--episodes`` or more frames amortise Ray's start-up.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ TARGET_SPEEDUP = 1.8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--work", choices=("collect", "label"), default="collect", help="what to time (default collect)"
+    )
     parser.add_argument("--episodes", type=int, default=4, help="episodes per run (default 4)")
     parser.add_argument("--duration", type=float, default=8.0, help="episode time limit [s] (default 8)")
     parser.add_argument(
@@ -37,7 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs of each, alternating which goes first; speedup of the best times"
     )
-    parser.add_argument("--keep", metavar="DIR", help="keep both bags under DIR (default: a temporary folder)")
+    parser.add_argument("--keep", metavar="DIR", help="keep both outputs under DIR (default: a temporary folder)")
+    label = parser.add_argument_group("--work label")
+    label.add_argument("--data", nargs="+", metavar="BAG", help="bags whose frames are labelled")
+    label.add_argument(
+        "--config",
+        default="config/models/trajmoe_small.yaml",
+        help="TrajMoE model YAML whose vocabulary is clustered from --data (default the shipped small one)",
+    )
+    label.add_argument("--every", type=int, default=4, help="label every N-th frame (default 4)")
+    label.add_argument("--max-frames", type=int, default=400, help="at most this many frames (default 400)")
 
 
 def short_scenarios(names: list[str], duration: float, folder: Path) -> list[str]:
@@ -72,68 +86,102 @@ def timed_collect(argv: list[str]) -> tuple[float, dict]:
     return wall, json.loads(Path(args.json).read_text())
 
 
+def timed_label(argv: list[str]) -> tuple[float, dict]:
+    """Wall time [s] of one ``wamdiff label`` and its ``--json`` summary."""
+    from wamdiff_ros.planners.trajmoe import label_cli
+
+    parser = argparse.ArgumentParser(prog="wamdiff label")
+    label_cli.add_arguments(parser)
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    label_cli.main(args)
+    wall = time.perf_counter() - t0
+    return wall, json.loads(Path(args.json).read_text())
+
+
 def same_bytes(a: Path, b: Path) -> bool:
-    names = sorted(p.name for p in a.iterdir())
-    if names != sorted(p.name for p in b.iterdir()):
+    """Whether folders ``a`` and ``b`` hold the same files (recursively) with the same bytes."""
+    names = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    if names != sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file()):
         return False
     return all((a / n).read_bytes() == (b / n).read_bytes() for n in names)
 
 
+def run_once(args: argparse.Namespace, workers: int, out: Path, scratch: Path, scenarios: list[str]) -> dict:
+    """One timed run of ``args.work`` on ``workers`` into the empty folder ``out``: its row of the table."""
+    summary_json = str(scratch / f"{args.work}{workers}.json")
+    if args.work == "collect":
+        argv = ["--split", args.split, "--episodes", str(args.episodes), "--out", str(out / "bench.mcap")]
+        argv += ["--scenarios", *scenarios, "--workers", str(workers), "--overwrite", "--json", summary_json]
+        wall, stats = timed_collect(argv)
+        return {
+            "episodes": stats["episodes"],
+            "frames": stats["frames"],
+            "wall_s": wall,
+            "frames_per_s": stats["frames"] / wall,
+        }
+    argv = ["--config", args.config, "--data", *args.data, "--labels", str(out), "--workers", str(workers)]
+    argv += ["--every", str(args.every), "--max-frames", str(args.max_frames), "--json", summary_json]
+    wall, stats = timed_label(argv)
+    return {
+        "frames": stats["frames"],
+        "scored": stats["scored"],
+        "wall_s": wall,
+        "frames_per_s": stats["frames"] / wall,
+    }
+
+
 def main(args: argparse.Namespace) -> int:
+    import shutil
+
     from wamdiff_ros.bench.report import report
 
     if args.workers < 2:
         raise SystemExit(f"wamdiff bench scaleout: --workers: expected >= 2 (compared with 1), got {args.workers}")
     if args.repeat < 1:
         raise SystemExit(f"wamdiff bench scaleout: --repeat: expected >= 1, got {args.repeat}")
+    if args.work == "label" and not args.data:
+        raise SystemExit("wamdiff bench scaleout: --work label needs --data BAG… (the frames to label)")
     with tempfile.TemporaryDirectory(prefix="wamdiff-scaleout-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
-        try:
-            scenarios = short_scenarios(args.scenarios, args.duration, Path(tmp))
-        except (ValueError, FileNotFoundError) as e:
-            raise SystemExit(f"wamdiff bench scaleout: {e}") from None
-        rows, bags = [], {}
+        scenarios = []
+        if args.work == "collect":
+            try:
+                scenarios = short_scenarios(args.scenarios, args.duration, Path(tmp))
+            except (ValueError, FileNotFoundError) as e:
+                raise SystemExit(f"wamdiff bench scaleout: {e}") from None
+        rows, outputs = [], {}
         for rep in range(args.repeat):
             for workers in (1, args.workers) if rep % 2 == 0 else (args.workers, 1):
-                run = root / f"workers{workers}"
-                argv = ["--split", args.split, "--episodes", str(args.episodes), "--out", str(run / "bench.mcap")]
-                argv += ["--scenarios", *scenarios, "--workers", str(workers), "--overwrite"]
-                argv += ["--json", str(Path(tmp) / f"collect{workers}.json")]
-                wall, stats = timed_collect(argv)
-                bags[workers] = run / "bench"
-                rows.append(
-                    {
-                        "run": rep + 1,
-                        "workers": workers,
-                        "episodes": stats["episodes"],
-                        "frames": stats["frames"],
-                        "wall_s": wall,
-                        "frames_per_s": stats["frames"] / wall,
-                    }
-                )
-        best = {w: min(r["wall_s"] for r in rows if r["workers"] == w) for w in bags}
+                out = root / f"workers{workers}"
+                if args.work == "label":
+                    shutil.rmtree(out, ignore_errors=True)
+                outputs[workers] = out
+                rows.append({"run": rep + 1, "workers": workers, **run_once(args, workers, out, Path(tmp), scenarios)})
+        best = {w: min(r["wall_s"] for r in rows if r["workers"] == w) for w in outputs}
         speedup = best[1] / best[args.workers]
-        identical = same_bytes(bags[1], bags[args.workers])
+        identical = same_bytes(outputs[1], outputs[args.workers])
         for row in rows:
             row["speedup"] = best[1] / row["wall_s"]
         meta = {
-            "episodes": args.episodes,
-            "duration_s": args.duration,
-            "scenarios": args.scenarios,
-            "split": args.split,
+            "work": args.work,
             "speedup": speedup,
             "byte_identical": identical,
             "repeat": args.repeat,
             "best_wall_s": {str(w): t for w, t in best.items()},
-            "bags": [str(b) for b in bags.values()] if args.keep else None,
+            "outputs": [str(o) for o in outputs.values()] if args.keep else None,
         }
+        if args.work == "collect":
+            meta.update(episodes=args.episodes, duration_s=args.duration, scenarios=args.scenarios, split=args.split)
+        else:
+            meta.update(data=args.data, config=args.config, every=args.every, max_frames=args.max_frames)
         report(
-            "scaleout",
+            f"scaleout_{args.work}",
             rows,
             args.json,
             meta=meta,
             targets={f"speedup with {args.workers} workers": f">= {TARGET_SPEEDUP} (got {speedup:.2f})"},
         )
-        print(f"  bags byte-identical: {identical}")
+        print(f"  outputs byte-identical: {identical}")
     return 0 if identical else 1

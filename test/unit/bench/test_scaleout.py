@@ -40,3 +40,35 @@ def test_bad_flags_are_refused():
         main(["bench", "scaleout", "--workers", "1"])
     with pytest.raises(SystemExit, match="--repeat: expected >= 1"):
         main(["bench", "scaleout", "--repeat", "0"])
+
+
+def test_label_work_needs_data():
+    with pytest.raises(SystemExit, match="--work label needs --data"):
+        main(["bench", "scaleout", "--work", "label"])
+
+
+@pytest.mark.slow
+def test_label_work_times_both_runs_and_compares_the_label_files(tmp_path):
+    """`--work label` on a tiny vocabulary: both runs label the same frames into their own root, the
+    files (vocabulary and labels) are byte-identical, and the JSON has both wall times."""
+    pytest.importorskip("ray")
+    import json
+
+    from unit.helpers.training import write_tiny_bag
+    from wamdiff_ros.models.config import plain
+    from wamdiff_ros.planners.trajmoe.config import tiny_config
+
+    bag = write_tiny_bag(tmp_path / "tiny.mcap")
+    doc = {k: v for k, v in tiny_config(vocab_size=16).to_dict().items() if k != "vocabulary"}
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump(plain(doc)))
+    out = tmp_path / "bench.json"
+    argv = ["bench", "scaleout", "--work", "label", "--data", str(bag), "--config", str(tmp_path / "model.yaml")]
+    argv += ["--every", "5", "--max-frames", "4", "--keep", str(tmp_path / "keep"), "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["meta"]["byte_identical"] is True and result["meta"]["work"] == "label"
+    assert sorted(r["workers"] for r in result["rows"]) == [1, 2]
+    assert all(r["frames"] == 4 and r["scored"] == 4 and r["wall_s"] > 0 for r in result["rows"])
+    labels = sorted(p.name for p in (tmp_path / "keep" / "workers2").rglob("*.npy"))
+    assert len(labels) == 5 and "vocabulary.npy" in labels
+    assert not same_bytes(tmp_path / "keep" / "workers1", tmp_path / "keep" / "missing")

@@ -141,16 +141,17 @@ def make_labels(
 ) -> dict:
     """Label ``frames`` of ``dataset`` (default all): in this process, or with ``workers``
     (:class:`~wamdiff_ros.distributed.fanout.Workers`) on the fan-out, whose tasks reopen ``dataset``
-    from its bags (``dataset.source``). Returns counts ``{frames, scored, reused}`` and the label folder."""
+    from its bags (``dataset.source``). The folder's files are the same either way (the vocabulary
+    is written there first in both). Returns counts ``{frames, scored, reused}`` and the label folder."""
     from wamdiff_ros.distributed import fanout
 
     frames = list(range(len(dataset))) if frames is None else [int(i) for i in frames]
     store = LabelStore(vocabulary, root)
     folder = str(store.folder)
+    store.save_vocabulary()
     if workers is None or workers.in_process:
         done = [label_frame(dataset, i, vocabulary, root) for i in frames]
     else:
-        store.save_vocabulary()
         jobs = [LabelJob(dataset.source, i, folder) for i in frames]
         done = list(
             fanout.map_ordered(
