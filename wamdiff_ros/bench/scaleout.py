@@ -46,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     label = parser.add_argument_group("--work label")
     label.add_argument("--data", nargs="+", metavar="BAG", help="bags whose frames are labelled")
     label.add_argument(
-        "--config",
-        default="config/models/trajmoe_small.yaml",
-        help="TrajMoE model YAML whose vocabulary is clustered from --data (default the shipped small one)",
+        "--config", help="model YAML whose vocabulary is clustered from --data (e.g. config/models/trajmoe_small.yaml)"
     )
     label.add_argument("--every", type=int, default=4, help="label every N-th frame (default 4)")
     label.add_argument("--max-frames", type=int, default=400, help="at most this many frames (default 400)")
@@ -73,28 +71,18 @@ def short_scenarios(names: list[str], duration: float, folder: Path) -> list[str
     return out
 
 
-def timed_collect(argv: list[str]) -> tuple[float, dict]:
-    """Wall time [s] of one ``wamdiff collect`` and its ``--json`` figures."""
-    from wamdiff_ros.data import collect
+def timed_command(command: str, argv: list[str]) -> tuple[float, dict]:
+    """Wall time [s] of one ``wamdiff <command> argv…`` (collect or label) and the summary it wrote to ``--json``."""
+    import importlib
 
-    parser = argparse.ArgumentParser(prog="wamdiff collect")
-    collect.add_arguments(parser)
+    from wamdiff_ros.cli import COMMANDS
+
+    module = importlib.import_module(COMMANDS[command][0])
+    parser = argparse.ArgumentParser(prog=f"wamdiff {command}")
+    module.add_arguments(parser)
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    collect.main(args)
-    wall = time.perf_counter() - t0
-    return wall, json.loads(Path(args.json).read_text())
-
-
-def timed_label(argv: list[str]) -> tuple[float, dict]:
-    """Wall time [s] of one ``wamdiff label`` and its ``--json`` summary."""
-    from wamdiff_ros.planners.trajmoe import label_cli
-
-    parser = argparse.ArgumentParser(prog="wamdiff label")
-    label_cli.add_arguments(parser)
-    args = parser.parse_args(argv)
-    t0 = time.perf_counter()
-    label_cli.main(args)
+    module.main(args)
     wall = time.perf_counter() - t0
     return wall, json.loads(Path(args.json).read_text())
 
@@ -113,7 +101,7 @@ def run_once(args: argparse.Namespace, workers: int, out: Path, scratch: Path, s
     if args.work == "collect":
         argv = ["--split", args.split, "--episodes", str(args.episodes), "--out", str(out / "bench.mcap")]
         argv += ["--scenarios", *scenarios, "--workers", str(workers), "--overwrite", "--json", summary_json]
-        wall, stats = timed_collect(argv)
+        wall, stats = timed_command("collect", argv)
         return {
             "episodes": stats["episodes"],
             "frames": stats["frames"],
@@ -122,7 +110,7 @@ def run_once(args: argparse.Namespace, workers: int, out: Path, scratch: Path, s
         }
     argv = ["--config", args.config, "--data", *args.data, "--labels", str(out), "--workers", str(workers)]
     argv += ["--every", str(args.every), "--max-frames", str(args.max_frames), "--json", summary_json]
-    wall, stats = timed_label(argv)
+    wall, stats = timed_command("label", argv)
     return {
         "frames": stats["frames"],
         "scored": stats["scored"],
@@ -140,8 +128,8 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"wamdiff bench scaleout: --workers: expected >= 2 (compared with 1), got {args.workers}")
     if args.repeat < 1:
         raise SystemExit(f"wamdiff bench scaleout: --repeat: expected >= 1, got {args.repeat}")
-    if args.work == "label" and not args.data:
-        raise SystemExit("wamdiff bench scaleout: --work label needs --data BAG… (the frames to label)")
+    if args.work == "label" and not (args.data and args.config):
+        raise SystemExit("wamdiff bench scaleout: --work label needs --data BAG… and --config MODEL_YAML")
     with tempfile.TemporaryDirectory(prefix="wamdiff-scaleout-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
