@@ -78,6 +78,20 @@ def test_eval_cli(setup):
     assert agg["frames"] > 0 and 0.0 <= agg["PDMS"] <= 1.0 and np.isfinite(agg["ade"])
 
 
+def test_rl_imitation_loss_is_in_metres(setup):
+    """Moving a logged future that lies behind every prediction another 500 m back raises the L1 by 250
+    (x and y averaged): metres, as the supervised regression, not the normalised units (a rise of 5)."""
+    from wamdiff_ros.planners.diffusiondrive.policy import AnchorGRPOPolicy
+
+    _, rig, model, _ = setup
+    policy = AnchorGRPOPolicy(load_planner(model), steps=2)
+    rollout = policy.sample(observation(rig), 2, torch.Generator().manual_seed(0))
+    target = np.zeros((policy.planner.cfg.spec.num_poses, 3)) - [1000.0, 0.0, 0.0]
+    near = float(policy.imitation_loss(rollout, target))
+    far = float(policy.imitation_loss(rollout, target - [500.0, 0.0, 0.0]))
+    assert far - near == pytest.approx(250.0, abs=1.0)
+
+
 @pytest.mark.slow
 def test_two_anchor_grpo_steps(setup):
     tmp, _, model, bag = setup
