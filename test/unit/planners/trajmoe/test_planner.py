@@ -215,10 +215,10 @@ def test_a_label_job_is_a_small_picklable_task_that_reopens_the_dataset(bag, tmp
     vocab = default_vocabulary(VOCAB, ds.spec)
     store = LabelStore(vocab, tmp_path)
     store.save_vocabulary()
-    job = LabelJob(ds.source, 7, str(store.folder))
+    job = LabelJob(ds.source, (7, 2), str(store.folder))
     assert len(pickle.dumps(job)) < 1000
-    assert run_label_job(pickle.loads(pickle.dumps(job))) is True
-    assert run_label_job(job) is False
+    assert run_label_job(pickle.loads(pickle.dumps(job))) == (True, True)
+    assert run_label_job(LabelJob(ds.source, (2, 7, 4), str(store.folder))) == (False, False, True)
     np.testing.assert_array_equal(store.read(ds.scene(7)), score_vocabulary(vocab, ds.scene(7)))
 
 
@@ -229,10 +229,12 @@ def test_labels_on_two_ray_workers_equal_in_process_labels(bag, tmp_path):
 
     ds = dataset(bag)
     vocab = default_vocabulary(VOCAB, ds.spec)
-    out = make_labels(ds, vocab, tmp_path / "ray", frames=[1, 2, 9], workers=Workers(2))
-    assert out["scored"] == 3
-    make_labels(ds, vocab, tmp_path / "local", frames=[1, 2, 9])
-    for i in (1, 2, 9):
+    frames = [1, 2, 9, 0, 3, 4, 5, 6, 7, 8, 10, 11]  # two tasks (FRAMES_PER_JOB = 8), out of order
+    make_labels(ds, vocab, tmp_path / "ray", frames=[2], workers=Workers(1))
+    out = make_labels(ds, vocab, tmp_path / "ray", frames=frames, workers=Workers(2))
+    assert out["scored"] == 11 and out["reused"] == 1
+    make_labels(ds, vocab, tmp_path / "local", frames=frames)
+    for i in frames:
         a, b = (
             LabelStore(vocab, tmp_path / "ray").read(ds.scene(i)),
             LabelStore(vocab, tmp_path / "local").read(ds.scene(i)),
