@@ -45,9 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", metavar="DIR", help="keep both outputs under DIR (default: a temporary folder)")
     label = parser.add_argument_group("--work label")
     label.add_argument("--data", nargs="+", metavar="BAG", help="bags whose frames are labelled")
-    label.add_argument(
+    vocab = label.add_mutually_exclusive_group()
+    vocab.add_argument(
         "--config", help="model YAML whose vocabulary is clustered from --data (e.g. config/models/trajmoe_small.yaml)"
     )
+    vocab.add_argument("--model", help="checkpoint folder whose vocabulary is labelled (no clustering)")
     label.add_argument("--every", type=int, default=4, help="label every N-th frame (default 4)")
     label.add_argument("--max-frames", type=int, default=400, help="at most this many frames (default 400)")
 
@@ -108,7 +110,8 @@ def run_once(args: argparse.Namespace, workers: int, out: Path, scratch: Path, s
             "wall_s": wall,
             "frames_per_s": stats["frames"] / wall,
         }
-    argv = ["--config", args.config, "--data", *args.data, "--labels", str(out), "--workers", str(workers)]
+    vocab = ["--config", args.config] if args.config else ["--model", args.model]
+    argv = [*vocab, "--data", *args.data, "--labels", str(out), "--workers", str(workers)]
     argv += ["--every", str(args.every), "--max-frames", str(args.max_frames), "--json", summary_json]
     wall, stats = timed_command("label", argv)
     return {
@@ -128,8 +131,10 @@ def main(args: argparse.Namespace) -> int:
         raise SystemExit(f"wamdiff bench scaleout: --workers: expected >= 2 (compared with 1), got {args.workers}")
     if args.repeat < 1:
         raise SystemExit(f"wamdiff bench scaleout: --repeat: expected >= 1, got {args.repeat}")
-    if args.work == "label" and not (args.data and args.config):
-        raise SystemExit("wamdiff bench scaleout: --work label needs --data BAG… and --config MODEL_YAML")
+    if args.work == "label" and not (args.data and (args.config or args.model)):
+        raise SystemExit(
+            "wamdiff bench scaleout: --work label needs --data BAG… and --config MODEL_YAML or --model DIR"
+        )
     with tempfile.TemporaryDirectory(prefix="wamdiff-scaleout-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
@@ -163,7 +168,9 @@ def main(args: argparse.Namespace) -> int:
         if args.work == "collect":
             meta.update(episodes=args.episodes, duration_s=args.duration, scenarios=args.scenarios, split=args.split)
         else:
-            meta.update(data=args.data, config=args.config, every=args.every, max_frames=args.max_frames)
+            meta.update(
+                data=args.data, vocabulary=args.config or args.model, every=args.every, max_frames=args.max_frames
+            )
         report(
             f"scaleout_{args.work}",
             rows,

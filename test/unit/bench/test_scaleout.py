@@ -43,7 +43,7 @@ def test_bad_flags_are_refused():
 
 
 def test_label_work_needs_data():
-    with pytest.raises(SystemExit, match="--work label needs --data BAG… and --config"):
+    with pytest.raises(SystemExit, match="--work label needs --data BAG… and --config YAML or --model DIR"):
         main(["bench", "scaleout", "--work", "label"])
 
 
