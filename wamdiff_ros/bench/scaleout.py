@@ -132,9 +132,7 @@ def main(args: argparse.Namespace) -> int:
     if args.repeat < 1:
         raise SystemExit(f"wamdiff bench scaleout: --repeat: expected >= 1, got {args.repeat}")
     if args.work == "label" and not (args.data and (args.config or args.model)):
-        raise SystemExit(
-            "wamdiff bench scaleout: --work label needs --data BAG… and --config MODEL_YAML or --model DIR"
-        )
+        raise SystemExit("wamdiff bench scaleout: --work label needs --data BAG… and --config YAML or --model DIR")
     with tempfile.TemporaryDirectory(prefix="wamdiff-scaleout-") as tmp:
         root = Path(args.keep) if args.keep else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
