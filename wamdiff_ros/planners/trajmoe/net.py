@@ -30,7 +30,7 @@ from wamdiff_ros.models.encoder import SceneEncoder
 from wamdiff_ros.models.transformer import CrossAttention, Transformer
 from wamdiff_ros.planners.trajmoe.config import METRICS, ModelConfig
 from wamdiff_ros.planners.trajmoe.moe_ffn import SparseMoEFFN
-from wamdiff_ros.planners.trajmoe.vocabulary import default_vocabulary
+from wamdiff_ros.planners.trajmoe.vocabulary import VOCABULARY_DECIMALS, default_vocabulary
 
 POSE_SCALES = (20.0, 5.0, 0.5)
 """Divisors of vocabulary poses (x, y [m], yaw [rad]) before the query embedding."""
@@ -87,12 +87,13 @@ class TrajMoENet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def set_vocabulary(self, vocab: np.ndarray) -> None:
-        """Install a fitted vocabulary (V, T, 3) in the network and its config."""
-        vocab = np.asarray(vocab, np.float32)
+        """Install a fitted vocabulary (V, T, 3) in the network and its config, rounded as the config
+        stores it (:data:`~.vocabulary.VOCABULARY_DECIMALS`), so the network trains on what it loads."""
+        vocab = np.round(np.asarray(vocab, np.float64), VOCABULARY_DECIMALS)
         if vocab.shape != tuple(self.vocabulary.shape):
             raise ValueError(f"trajmoe vocabulary: expected {tuple(self.vocabulary.shape)}, got {vocab.shape}")
-        self.vocabulary.copy_(torch.from_numpy(vocab))
-        self.cfg.vocabulary = vocab.astype(np.float64).round(4).tolist()
+        self.vocabulary.copy_(torch.from_numpy(vocab.astype(np.float32)))
+        self.cfg.vocabulary = vocab.tolist()
 
     def encode(self, images: torch.Tensor, ego: torch.Tensor) -> torch.Tensor:
         """(B, S, d) scene tokens."""

@@ -9,7 +9,7 @@ first, so a prefix of the vocabulary is a sensible smaller vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -103,10 +103,17 @@ def mirrored(futures: np.ndarray) -> np.ndarray:
     return np.concatenate([f, f * np.array([1.0, -1.0, -1.0])])
 
 
+VOCABULARY_DECIMALS = 4
+"""Entries are rounded to 0.1 mm / 0.1 mrad: what the checkpoint's ``config.json`` stores, so a loaded
+vocabulary equals the fitted one and both find the same labels."""
+
+
 def fit_vocabulary(futures: np.ndarray, k: int, mirror: bool, iterations: int = 25, seed: int = 0) -> Clustering:
     """The vocabulary of a training split: k-means of its futures (with their mirror images when
-    ``mirror``, which doubles the data and makes the vocabulary left-right symmetric in coverage)."""
-    return cluster_futures(mirrored(futures) if mirror else futures, k, iterations, seed)
+    ``mirror``, which doubles the data and makes the vocabulary left-right symmetric in coverage),
+    rounded to :data:`VOCABULARY_DECIMALS`."""
+    fit = cluster_futures(mirrored(futures) if mirror else futures, k, iterations, seed)
+    return replace(fit, entries=np.round(fit.entries, VOCABULARY_DECIMALS))
 
 
 def coverage(vocabulary: np.ndarray, futures: np.ndarray, thresholds=(0.5, 1.0, 2.0)) -> dict:

@@ -208,6 +208,20 @@ def test_labels_are_the_scorers_resumable_and_safe(bag, tmp_path):
     assert other.folder != store.folder and other.read(ds.scene(3)) is None
 
 
+def test_a_fitted_vocabulary_is_the_one_its_checkpoint_loads(tmp_path):
+    """Training labels with the network's vocabulary; a loaded checkpoint must have the same one (same
+    label folder), though the config stores entries rounded to 0.1 mm."""
+    from wamdiff_ros.planners.trajmoe.labels import vocabulary_key
+
+    net = tiny_net()
+    fitted = np.random.default_rng(0).normal(0.0, 5.0, tuple(net.vocabulary.shape))
+    net.set_vocabulary(fitted)
+    loaded = TrajMoENet.load(net.save(tmp_path / "ckpt"))
+    torch.testing.assert_close(loaded.vocabulary, net.vocabulary, rtol=0, atol=0)
+    assert vocabulary_key(loaded.vocabulary.double().numpy()) == vocabulary_key(net.vocabulary.double().numpy())
+    np.testing.assert_allclose(net.vocabulary.double().numpy(), fitted, atol=6e-5)
+
+
 def test_a_label_job_is_a_small_picklable_task_that_reopens_the_dataset(bag, tmp_path):
     import pickle
 
@@ -390,4 +404,8 @@ def test_wamdiff_train_runs_the_family_through_the_one_training_loop(bag, tmp_pa
     assert not np.allclose(fitted, default_vocabulary(VOCAB, cfg.spec), atol=1e-3)
     futures = dataset_futures(dataset(bag, scenes=False))
     assert coverage(fitted, futures)["mean_ade_m"] < 1.0
-    assert any((tmp_path / "labels").rglob("*.npy"))
+    # the loaded vocabulary is the one training labelled: its label folder holds every scored frame
+    loaded_store = LabelStore(trained.network().vocabulary.double().numpy(), tmp_path / "labels")
+    assert len(list(loaded_store.folder.glob("*.npy"))) >= 4
+    again = make_labels(dataset(bag), fitted.astype(np.float64), tmp_path / "labels", frames=[0, 1, 2, 3])
+    assert again["folder"] == str(loaded_store.folder)
