@@ -208,13 +208,16 @@ def _trace(result, driver) -> dict[str, np.ndarray]:
 # ---- many drives --------------------------------------------------------------------------------
 
 
-def episodes(scenarios: Sequence[Scenario], count: int, max_duration: float = 0.0) -> list[tuple[Scenario, int]]:
-    """``count`` episodes round-robin over ``scenarios`` from their :data:`SPLIT` seeds, each scenario
-    cut at ``max_duration`` s (0: its own duration); ValueError naming ``--episodes`` if ``count < 1``."""
+def episodes(
+    scenarios: Sequence[Scenario], count: int, max_duration: float = 0.0, split: str = SPLIT
+) -> list[tuple[Scenario, int]]:
+    """``count`` episodes round-robin over ``scenarios`` from their ``split`` seeds (default :data:`SPLIT`;
+    ``val`` to tune a setting without touching the evaluation seeds), each scenario cut at
+    ``max_duration`` s (0: its own duration); ValueError naming ``--episodes`` if ``count < 1``."""
     from wamdiff_ros.data.collect import plan_jobs
 
     capped = [s.with_duration_cap(max_duration) for s in scenarios]
-    return plan_jobs(capped, SPLIT, count, 0)
+    return plan_jobs(capped, split, count, 0)
 
 
 def run_drivers(

@@ -34,6 +34,12 @@ def add_closed_loop_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--episodes", type=int, default=48, help="episodes, round-robin over the scenarios (48)")
     parser.add_argument(
+        "--split",
+        choices=("closedloop", "val"),
+        default="closedloop",
+        help="seed split (default closedloop, which nothing trains or tunes on; val: for tuning a setting)",
+    )
+    parser.add_argument(
         "--scenarios",
         nargs="+",
         default=list(DEMO_SCENARIOS),
@@ -100,7 +106,6 @@ def main(args: argparse.Namespace) -> int:
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     from wamdiff_ros.atomic import atomic_write_json
     from wamdiff_ros.evaluation.closed_loop import (
-        SPLIT,
         DriverSpec,
         build_planner,
         episode_record,
@@ -115,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         check_common(args)
         scenarios = load_scenarios(args.scenarios)
-        episode_list = episodes(scenarios, args.episodes, args.max_duration)
+        episode_list = episodes(scenarios, args.episodes, args.max_duration, args.split)
         workers = fanout.workers_from_args(args)
         spec = model_driver(args.model, args)
         described = build_planner(spec).describe()  # checked (and its graphs exported) before any worker starts
@@ -128,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
         "model": spec.params["model_path"],
         "planner": described,
         "settings": {
-            "split": SPLIT,
+            "split": args.split,
             "episodes": args.episodes,
             "scenarios": [s.name for s in scenarios],
             "max_duration_s": args.max_duration,
@@ -171,7 +176,7 @@ def main(args: argparse.Namespace) -> int:
         desc=f"closedloop {spec.label}",
     )
     summary = summarize_drives(drives[spec.label], drives[expert.label])
-    print_summary(summary, f"closed loop: {spec.label} against the expert, {len(episode_list)} {SPLIT} episodes")
+    print_summary(summary, f"closed loop: {spec.label} against the expert, {len(episode_list)} {args.split} episodes")
     report["complete"] = True
     write(drives[spec.label], drives[expert.label])
     wall = time.perf_counter() - t_start

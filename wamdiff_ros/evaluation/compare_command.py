@@ -46,7 +46,6 @@ def main(args: argparse.Namespace) -> int:
     from wamdiff_ros.atomic import atomic_write_json, atomic_write_text
     from wamdiff_ros.distributed import fanout
     from wamdiff_ros.evaluation.closed_loop import (
-        SPLIT,
         DriverSpec,
         build_planner,
         episodes,
@@ -81,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
         specs = [model_driver(str(f), args, label) for f, label in zip(folders, labels)]
         for spec in specs:
             build_planner(spec)  # checked (and its graphs exported) before any worker starts
-        episode_list = episodes(load_scenarios(args.scenarios), args.episodes, args.max_duration)
+        episode_list = episodes(load_scenarios(args.scenarios), args.episodes, args.max_duration, args.split)
         workers = fanout.workers_from_args(args)
         mode = specs[0].params["reasoning_mode"]
         scores, planners = open_loop_scores(
@@ -125,7 +124,7 @@ def main(args: argparse.Namespace) -> int:
         "baselines": list(args.baselines),
         "open_loop": {"data": list(args.data), "every": args.every, "mode": mode, "scores": scores},
         "closed_loop": {
-            "split": SPLIT,
+            "split": args.split,
             "episodes": args.episodes,
             "scenarios": list(args.scenarios),
             "max_duration_s": args.max_duration,
@@ -138,7 +137,8 @@ def main(args: argparse.Namespace) -> int:
     atomic_write_json(args.json, report)
     if args.markdown:
         atomic_write_text(args.markdown, markdown_table(rows))
-    title = f"open loop on {', '.join(args.data)} (every {args.every}); closed loop on {args.episodes} {SPLIT} episodes"
+    closed = f"closed loop on {args.episodes} {args.split} episodes"
+    title = f"open loop on {', '.join(args.data)} (every {args.every}); {closed}"
     print_table(rows, title)
     print(f"wamdiff compare: wrote {args.json}" + (f" and {args.markdown}" if args.markdown else ""), file=sys.stderr)
     return 0

@@ -82,6 +82,10 @@ def test_episodes_go_round_robin_over_the_fresh_closedloop_seeds():
     ]
     assert all(s.duration == 2.0 for s, _ in eps) and all(s.split_of(seed) == "closedloop" for s, seed in eps)
     assert episodes(scenarios, 1)[0][0].duration == scenarios[0].duration
+    tuning = episodes(scenarios, 4, split="val")
+    assert all(s.split_of(seed) == "val" for s, seed in tuning) and {seed for _, seed in tuning}.isdisjoint(
+        {30000, 30001}
+    )
     with pytest.raises(ValueError, match="--episodes"):
         episodes(scenarios, 0)
 
