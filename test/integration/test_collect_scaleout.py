@@ -100,12 +100,13 @@ def test_killed_worker_gives_the_same_bag(short_scenario, reference, tmp_path, m
 
 
 def test_ctrl_c_leaves_no_partial_bag(short_scenario, tmp_path):
+    """40 episodes, so that a loaded machine cannot finish the run before the signal lands."""
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), SDL_VIDEODRIVER="dummy")
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wamdiff_ros.cli", *collect_argv(short_scenario, out_dir / "run.mcap", 2, episodes=6)],
+        [sys.executable, "-m", "wamdiff_ros.cli", *collect_argv(short_scenario, out_dir / "run.mcap", 2, episodes=40)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
