@@ -16,14 +16,15 @@ def tiny_cfg(**overrides):
     return tiny_config(vocab=vocabulary(), **overrides)
 
 
-def write_tiny_bag(path, ticks: int = 52) -> object:
-    """Two episodes of ``ticks`` ticks at 10 Hz (``ticks - 40`` samples each with a 4 s future)."""
+def write_tiny_bag(path, ticks: int = 52, speed: float = 8.0) -> object:
+    """Two episodes of ``ticks`` ticks at 10 Hz (``ticks - 40`` samples each with a 4 s future) at
+    ``speed`` m/s."""
     rig = tiny_cfg().rig_obj
     lanes = synthetic_lanes()
     with BagWriter(path, rig) as w:
         k = 0
         for episode, scenario in (("plain", "highway"), ("busy", "cut_in")):
-            for i, frame in enumerate(synthetic_frames(episode, ticks, speed=8.0)):
+            for i, frame in enumerate(synthetic_frames(episode, ticks, speed=speed)):
                 w.write_tick(
                     dataclasses.replace(frame, scenario=scenario), synthetic_images(rig, k), lanes if i == 0 else None
                 )

@@ -332,14 +332,24 @@ def test_eval_and_bench_clis_run_the_family(model, bag, tmp_path):
 
 
 @pytest.mark.slow
-def test_wamdiff_train_runs_the_family_and_stores_the_fitted_codebook(bag, tmp_path):
-    torch.manual_seed(0)
-    init = AutoVLAPlanner(tiny_net(5)).save(tmp_path / "init")
-    argv = ["train", "--init", str(init), "--config", "training/autovla_small.yaml", "--data", str(bag)]
-    argv += ["--val", str(bag), "--out", str(tmp_path / "run"), "--max-steps", "3", "--batch-size", "4"]
-    assert main([*argv, "--no-cache", "--val-frames", "2", "--no-progress", "--threads", "1"]) == 0
+def test_wamdiff_train_fits_the_codebook_and_fine_tuning_keeps_it(bag, tmp_path):
+    import yaml
+
+    from wamdiff_ros.models.config import plain
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(plain(tiny_config(vocab=vocabulary()).to_dict())))
+    argv = ["train", "--model", str(tmp_path / "tiny.yaml"), "--config", "training/autovla_small.yaml"]
+    argv += ["--data", str(bag), "--val", str(bag), "--out", str(tmp_path / "run"), "--max-steps", "3"]
+    assert main([*argv, "--batch-size", "4", "--no-cache", "--val-frames", "2", "--no-progress", "--threads", "1"]) == 0
     trained = load_planner(tmp_path / "run" / "last")
     book = trained.network().codebook
     assert len(book) < 32 and trained.cfg.thinking.min_deviation_m is not None
     res = trained.plan(observation(trained.rig, 0))
     assert all(0 <= a < len(book) for a in res.info["actions"])
+
+    other = write_tiny_bag(tmp_path / "other.mcap", speed=15.0)
+    argv = ["train", "--init", str(tmp_path / "run" / "last"), "--data", str(other), "--out", str(tmp_path / "tuned")]
+    assert main([*argv, "--max-steps", "1", "--batch-size", "4", "--no-cache", "--no-progress", "--threads", "1"]) == 0
+    tuned = load_planner(tmp_path / "tuned" / "last")
+    assert np.array_equal(tuned.network().codebook.primitives, book.primitives)
+    assert tuned.cfg.thinking.min_deviation_m == trained.cfg.thinking.min_deviation_m

@@ -409,3 +409,9 @@ def test_wamdiff_train_runs_the_family_through_the_one_training_loop(bag, tmp_pa
     assert len(list(loaded_store.folder.glob("*.npy"))) >= 4
     again = make_labels(dataset(bag), fitted.astype(np.float64), tmp_path / "labels", frames=[0, 1, 2, 3])
     assert again["folder"] == str(loaded_store.folder)
+    # fine-tuning on other data keeps the vocabulary its weights and labels belong to
+    other = write_tiny_bag(tmp_path / "other.mcap", speed=15.0)
+    argv = ["train", "--init", str(tmp_path / "run" / "last"), "--config", str(tmp_path / "train.yaml")]
+    argv += ["--data", str(other), "--out", str(tmp_path / "tuned"), "--max-steps", "1", "--val-frames", "0"]
+    assert main([*argv, "--threads", "1", "--no-cache", "--no-progress"]) == 0
+    assert np.array_equal(load_planner(tmp_path / "tuned" / "last").network().vocabulary.numpy(), fitted)
