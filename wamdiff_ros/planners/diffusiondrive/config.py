@@ -67,11 +67,14 @@ class SelectorConfig:
         copies: stochastic samples per anchor (candidates = copies × anchors, plus the K deterministic ones).
         keep: candidates the coarse head keeps for the fine scorer.
         eta: DDIM eta of the sampled candidates.
+        trained: whether the coarse and fine heads were trained (set by a supervised run with
+            ``selector_weight`` > 0); ``adaptive`` never picks the slow path while they are not.
     """
 
     copies: int = 4
     keep: int = 32
     eta: float = 1.0
+    trained: bool = False
 
     def __post_init__(self):
         if self.copies < 0 or self.keep < 1 or self.eta < 0:

@@ -6,7 +6,9 @@ Per frame: encode the scene once; noise the normalised anchors to ``noise_t`` an
 - ``fast``: the anchor classifier picks one of the K denoised trajectories (DiffusionDrive);
 - ``slow``: the DiffusionDriveV2 selector: ``copies`` stochastic samples (DDIM eta ``selector.eta``) of
   every anchor beside the deterministic ones, the coarse head keeps ``keep``, the fine head picks one;
-- ``adaptive``: slow when ``budget_ms`` is None or at least the slow path's measured cost, else fast.
+- ``adaptive``: slow when ``budget_ms`` is None or at least the slow path's measured cost, else fast;
+  always fast while the selector heads are untrained (``selector.trained`` false in the checkpoint),
+  since they would pick at random.
 
 The diffusion noise comes from a generator re-seeded with ``seed`` every plan, so a frame always gets
 the same plan (replays and backend parity are exact).
@@ -153,7 +155,7 @@ class DiffusionDrivePlanner(Planner):
     def _slow_now(self, budget_ms: float | None) -> bool:
         if self._mode != "adaptive":
             return self._mode == "slow"
-        return budget_ms is None or budget_ms >= self.slow_cost_ms
+        return self.cfg.selector.trained and (budget_ms is None or budget_ms >= self.slow_cost_ms)
 
     def plan(self, obs: Observation, budget_ms: float | None = None) -> PlanResult:
         t_start = time.perf_counter()

@@ -62,6 +62,8 @@ class DiffusionDriveTask:
         self.planner = planner
         self.net = planner.network()
         self.settings = TaskSettings(**settings)
+        if self.settings.selector_weight > 0:
+            self.net.cfg.selector.trained = True
 
     def data_needs(self) -> DataNeeds:
         return DataNeeds(

@@ -118,6 +118,8 @@ def test_shapes_modes_and_determinism():
     keep = min(p.cfg.selector.keep, (p.cfg.selector.copies + 1) * k)
     assert slow.mode == "slow" and slow.candidates.shape == (keep, 8, 3) and "select" in slow.timings_ms
     p.set_mode("adaptive")
+    assert p.plan(obs, budget_ms=None).mode == "fast"  # untrained selector heads would pick at random
+    p.cfg.selector.trained = True
     assert p.plan(obs, budget_ms=1e-3).mode == "fast" and p.plan(obs, budget_ms=None).mode == "slow"
     with pytest.raises(ValueError, match="Observation.images"):
         p.plan(dataclasses.replace(obs, images={}))
@@ -168,7 +170,9 @@ def test_policy_logprobs_reproduce_the_sampler():
 def test_supervised_task_prepares_anchors_and_reduces_the_loss(tmp_path):
     p = tiny_planner()
     bag = write_tiny_bag(tmp_path / "tiny.mcap")
+    assert not p.cfg.selector.trained
     task = p.supervised_task(selector_weight=0.1)
+    assert p.cfg.selector.trained  # saved with the checkpoint: adaptive may pick the slow path
     needs = task.data_needs()
     assert needs.scenes and needs.history == p.history
     ds = DrivingDataset([bag], spec=needs.spec, history=needs.history, cache_dir=None, rig=needs.rig, scenes=True)
