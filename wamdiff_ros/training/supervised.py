@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--init",
         metavar="MODEL_DIR",
-        help="fine-tune: start from this checkpoint's weights, its fitted parts (anchors, codebook, vocabulary; "
-        "never refitted) and, unless --model is given, its config",
+        help="fine-tune: start from this checkpoint's weights and, unless --model is given, its config with "
+        "its fitted parts (anchors, codebook, vocabulary; not refitted)",
     )
     parser.add_argument("--no-cache", action="store_true", help="decode images on every access (no dataset cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -391,7 +391,7 @@ def _train(args: argparse.Namespace, ctx) -> int:
             info["init"] = str(args.init)
         if val_set is not None:
             info["val"] = data_summary(val_set)
-        if not (args.resume or args.init):
+        if not args.resume and not (args.init and not args.model):  # the config is fresh: fit its parts
             report = task.prepare(train_set)
             if report and ctx.is_main:
                 print(f"wamdiff train: prepared {report}", file=sys.stderr)

@@ -53,8 +53,9 @@ class SupervisedTask(Protocol):
 
     def prepare(self, train_set) -> dict:
         """Fit the data-derived parts before the first step (anchors, codebook, vocabulary …; they go
-        into the checkpoint config). Called once on a fresh run, never on resume or fine-tuning
-        (``--init``: the weights were trained against the init's parts); returns a report for the log."""
+        into the checkpoint config). Called once on a fresh config (a new run, or ``--init`` with
+        ``--model``), never on resume or plain fine-tuning, whose weights were trained against the
+        init's parts; returns a report for the log."""
         ...
 
     def collate(self, samples: list, rngs: list[np.random.Generator]) -> Any:

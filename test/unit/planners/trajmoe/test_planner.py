@@ -415,3 +415,9 @@ def test_wamdiff_train_runs_the_family_through_the_one_training_loop(bag, tmp_pa
     argv += ["--data", str(other), "--out", str(tmp_path / "tuned"), "--max-steps", "1", "--val-frames", "0"]
     assert main([*argv, "--threads", "1", "--no-cache", "--no-progress"]) == 0
     assert np.array_equal(load_planner(tmp_path / "tuned" / "last").network().vocabulary.numpy(), fitted)
+    # into a model config of its own (no fitted vocabulary), the vocabulary is fitted on the data
+    argv = ["train", "--init", str(tmp_path / "run" / "last"), "--model", str(tmp_path / "model.yaml")]
+    argv += ["--config", str(tmp_path / "train.yaml"), "--data", str(other), "--out", str(tmp_path / "rebased")]
+    assert main([*argv, "--max-steps", "1", "--val-frames", "0", "--threads", "1", "--no-cache", "--no-progress"]) == 0
+    rebased = load_planner(tmp_path / "rebased" / "last").network().vocabulary.numpy()
+    assert not np.allclose(rebased, default_vocabulary(VOCAB, cfg.spec), atol=1e-3)
