@@ -65,13 +65,13 @@ def open_loop_scores(
         source = EvalSource(tuple(data), str(folder), (mode,), names if i == 0 else ())
         runs = open_runs(source)
         planners[label] = runs.planner
-        results, _ = evaluate_runs(runs, every, max_frames)
+        results = evaluate_runs(runs, every, max_frames)
         scores[label] = _scores(results[runs.labels[0]])
         for name in names if i == 0 else ():
             scores[name] = _scores(results["expert_log" if name == "expert" else name])
     if names and not models:
         runs = open_runs(EvalSource(tuple(data), None, (mode,), names))
-        results, _ = evaluate_runs(runs, every, max_frames)
+        results = evaluate_runs(runs, every, max_frames)
         for name in names:
             scores[name] = _scores(results["expert_log" if name == "expert" else name])
     return scores, planners

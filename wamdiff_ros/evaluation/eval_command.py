@@ -8,7 +8,10 @@ adaptive; the label is ``<family>/<mode>``), or once as ``<family>`` for a famil
 
 Frames are evaluated one task per run and episode (:mod:`wamdiff_ros.evaluation.tasks`) on the Ray
 fan-out (:mod:`wamdiff_ros.distributed.fanout`: ``--workers``, ``--address``; the default ``--workers 1``
-runs in this process); the JSON is the same on any number of workers but for the timing fields.
+runs in this process); the JSON is the same on any number of workers but for the timing fields. Rows
+are aggregated as the tasks finish and not kept, so memory stays flat with the number of frames;
+``--frames`` streams them to a JSON Lines file (under a temporary name, renamed when the evaluation
+completes).
 
 Printed (:mod:`wamdiff_ros.evaluation.tables`): PDMS / EPDMS with NAVSIM sub-metrics, L2 at 1/2/3 s,
 ADE / FDE, collision rates, latency, fast / slow rates overall and per scenario, MoE load per layer
@@ -18,6 +21,8 @@ ADE / FDE, collision rates, latency, fast / slow rates overall and per scenario,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -25,6 +30,9 @@ from wamdiff_ros.data.remap import add_remap_argument, parse_remaps
 from wamdiff_ros.distributed import fanout
 from wamdiff_ros.evaluation.runs import BASELINES
 from wamdiff_ros.training.settings import passive_omp
+
+GATE_COLUMNS = ("index", "PDMS", "p_complex", "fast_confidence")
+"""What ``--calibrate-gate`` keeps of each fast / slow row (the rows themselves are not kept)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch intra-op threads per process (default 2; 1 on each Ray worker)"
     )
-    parser.add_argument("--frames", action="store_true", help="keep per-frame rows in the JSON")
+    parser.add_argument(
+        "--frames",
+        metavar="OUT.jsonl",
+        help="also write every per-frame row here, one JSON object per line with its run's label as 'run'",
+    )
     parser.add_argument(
         "--calibrate-gate",
         type=float,
@@ -60,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
     passive_omp()
     import torch
 
-    from wamdiff_ros.atomic import atomic_write_json
+    from wamdiff_ros.atomic import atomic_path, atomic_write_json
     from wamdiff_ros.evaluation.runs import parse_modes
     from wamdiff_ros.evaluation.tables import print_report
     from wamdiff_ros.evaluation.tasks import EvalSource, evaluate_runs, open_runs
@@ -90,11 +102,23 @@ def main(args: argparse.Namespace) -> int:
         planner, dataset = runs.planner, runs.dataset
         if args.calibrate_gate is not None and (planner is None or not {"fast", "slow"} <= set(planner.modes)):
             raise ValueError("--calibrate-gate needs --model of a family with fast and slow modes")
-        results, frames = evaluate_runs(runs, args.every, args.max_frames, args.budget_ms, args.frames, workers)
+        gate_runs = (f"{planner.family}/fast", f"{planner.family}/slow") if args.calibrate_gate is not None else ()
+        gate_rows: dict[str, list] = {label: [] for label in gate_runs}
+        with contextlib.ExitStack() as stack:
+            sink = None
+            if args.frames:
+                sink = stack.enter_context(open(stack.enter_context(atomic_path(args.frames)), "w"))
+
+            def on_rows(label: str, rows: list[dict]) -> None:
+                if label in gate_rows:
+                    gate_rows[label].extend({k: r[k] for k in GATE_COLUMNS if k in r} for r in rows)
+                if sink is not None:
+                    sink.writelines(json.dumps({"run": label, **r}) + "\n" for r in rows)
+
+            results = evaluate_runs(runs, args.every, args.max_frames, args.budget_ms, workers, on_rows=on_rows)
         calibration = None
         if args.calibrate_gate is not None:
-            family = planner.family
-            calibration = calibrate_gate(frames[f"{family}/fast"], frames[f"{family}/slow"], args.calibrate_gate)
+            calibration = calibrate_gate(gate_rows[gate_runs[0]], gate_rows[gate_runs[1]], args.calibrate_gate)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         print(f"wamdiff eval: {e}", file=sys.stderr)
         return 2

@@ -19,13 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from wamdiff_ros.scoring.metrics import SUB_METRICS, TOTALS
+from wamdiff_ros.evaluation.aggregate import OPEN_LOOP_KEYS, aggregate
 from wamdiff_ros.stamps import ns_to_seconds
 from wamdiff_ros.types import Observation, PlanResult, SceneTruth
-
-OPEN_LOOP_KEYS = ("l2_1s", "l2_2s", "l2_3s", "l2_avg_1s", "l2_avg_2s", "l2_avg_3s", "ade", "fde")
-OPEN_LOOP_KEYS += ("col_1s", "col_2s", "col_3s", "col_avg_1s", "col_avg_2s", "col_avg_3s")
-"""Open-loop metrics kept per frame (those on the planner's grid; UniAD "at" and VAD "avg" conventions)."""
 
 
 @dataclass
@@ -115,14 +111,15 @@ def evaluate_frames(
     *,
     budget_ms: float | None = None,
     on_frame: Callable[[FrameRecord], None] | None = None,
-) -> tuple[list[dict], list[np.ndarray]]:
+) -> tuple[list[dict], list[np.ndarray | None]]:
     """Plan and score the samples ``indices`` of ``dataset`` in order: the per-frame rows of
-    :func:`evaluate_open_loop` and the MoE loads of the rows that report one (for :func:`aggregate`).
+    :func:`evaluate_open_loop` and each row's MoE load (None where the planner reports none), for
+    :func:`~wamdiff_ros.evaluation.aggregate.aggregate`.
     EC compares each frame with the previous frame of these ``indices`` when of the same episode."""
     from wamdiff_ros.scoring import open_loop_metrics, score
 
     rows: list[dict] = []
-    moe_loads: list[np.ndarray] = []
+    moe_loads: list[np.ndarray | None] = []
     previous: tuple[str, float, np.ndarray] | None = None
     for i in indices:
         obs = dataset.observation(i)
@@ -153,67 +150,12 @@ def evaluate_frames(
             **ol,
             "plan": poses.round(4).tolist(),
         }
-        if result.moe.get("load") is not None:
-            moe_loads.append(np.asarray(result.moe["load"], np.float64))
-            if "mean_entropy" in result.moe:
-                row["moe_entropy"] = float(result.moe["mean_entropy"])
+        load = result.moe.get("load")
+        moe_loads.append(None if load is None else np.asarray(load, np.float64))
+        if load is not None and "mean_entropy" in result.moe:
+            row["moe_entropy"] = float(result.moe["mean_entropy"])
         rows.append(row)
         previous = (episode, obs.stamp_ns, poses)
         if on_frame is not None:
             on_frame(FrameRecord(int(i), obs, result, scene, row))
     return rows, moe_loads
-
-
-def aggregate(rows: list[dict], moe_loads: list[np.ndarray] | None = None) -> dict:
-    """Means of every per-frame metric, latency p50/p99/mean/max [ms], fast/slow rates, collision rates
-    (at fault: NC = 0; open-loop box overlap within 3 s), per-scenario PDMS/EPDMS and slow-mode rate, and
-    mean MoE load per layer and expert with its CV² (0 = perfectly balanced) and router entropy, overall and
-    per scenario type (``moe_loads``: one per row, or none)."""
-    if not rows:
-        raise ValueError("aggregate: no frames")
-    keys = [*TOTALS, *SUB_METRICS, *[k for k in OPEN_LOOP_KEYS if k in rows[0]]]
-    out: dict = {"frames": len(rows)}
-    for k in keys:
-        out[k] = float(np.mean([r[k] for r in rows]))
-    lat = np.array([r["latency_ms"] for r in rows])
-    out["latency_ms"] = {
-        "mean": float(lat.mean()),
-        "p50": float(np.percentile(lat, 50)),
-        "p99": float(np.percentile(lat, 99)),
-        "max": float(lat.max()),
-    }
-    modes = [r["mode"] for r in rows]
-    out["fast_rate"] = modes.count("fast") / len(modes)
-    out["slow_rate"] = modes.count("slow") / len(modes)
-    out["at_fault_collision_rate"] = float(np.mean([r["NC"] == 0.0 for r in rows]))
-    if "col_avg_3s" in rows[0]:
-        out["collision_rate_3s"] = float(np.mean([r["col_avg_3s"] > 0 for r in rows]))
-    by_scenario: dict[str, dict] = {}
-    for name in sorted({r["scenario"] for r in rows}):
-        sel = [r for r in rows if r["scenario"] == name]
-        by_scenario[name] = {
-            "frames": len(sel),
-            "slow_rate": float(np.mean([r["mode"] == "slow" for r in sel])),
-            **{t: float(np.mean([r[t] for r in sel])) for t in TOTALS},
-        }
-    out["by_scenario"] = by_scenario
-    if moe_loads:
-        out["moe"] = _moe_summary(moe_loads, rows)
-        scenarios = [r["scenario"] for r in rows]
-        for name, summary in by_scenario.items():
-            sel = [i for i, s in enumerate(scenarios) if s == name]
-            if len(moe_loads) == len(rows):
-                summary["moe"] = _moe_summary([moe_loads[i] for i in sel], [rows[i] for i in sel])
-    return out
-
-
-def _moe_summary(loads: list[np.ndarray], rows: list[dict]) -> dict:
-    """Mean MoE load per layer and expert over ``loads``, its CV² per layer, and the mean router entropy of ``rows``."""
-    load = np.mean(np.stack(loads), axis=0)
-    per_layer = load.reshape(-1, load.shape[-1])
-    cv2 = per_layer.var(-1) / np.maximum(per_layer.mean(-1) ** 2, 1e-12)
-    out = {"load_mean": per_layer.round(4).tolist(), "load_cv2": cv2.round(4).tolist()}
-    ent = [r["moe_entropy"] for r in rows if "moe_entropy" in r]
-    if ent:
-        out["entropy_mean"] = float(np.mean(ent))
-    return out

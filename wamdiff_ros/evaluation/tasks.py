@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
 
-from wamdiff_ros.evaluation.open_loop import aggregate, episode_chunks, evaluate_frames, frame_indices
+from wamdiff_ros.evaluation.aggregate import RunningAggregate
+from wamdiff_ros.evaluation.open_loop import episode_chunks, evaluate_frames, frame_indices
 from wamdiff_ros.evaluation.runs import baseline_runs, model_runs, planner_dataset
 
 
@@ -93,11 +95,12 @@ class EvalJob:
 
 @dataclass
 class EvalChunk:
-    """What a task hands back: the per-frame rows of its frames and the MoE loads of those reporting one."""
+    """What a task hands back: the per-frame rows of its frames and each row's MoE load (None where the
+    planner reports none)."""
 
     label: str
     rows: list[dict] = field(default_factory=list)
-    moe_loads: list[np.ndarray] = field(default_factory=list)
+    moe_loads: list[np.ndarray | None] = field(default_factory=list)
 
 
 def evaluate_job(job: EvalJob) -> EvalChunk:
@@ -121,22 +124,24 @@ def evaluate_runs(
     every: int = 1,
     max_frames: int | None = None,
     budget_ms: float | None = None,
-    keep_frames: bool = False,
     workers=None,
     progress: bool = True,
-) -> tuple[dict, dict]:
+    on_rows: Callable[[str, list[dict]], None] | None = None,
+) -> dict:
     """Evaluate every run of ``runs`` on the same frames (every ``every``-th, at most ``max_frames``),
     one task per run and episode on ``workers`` (:class:`~wamdiff_ros.distributed.fanout.Workers`;
-    None: this process). Returns ``(results, frames)``: ``results[label] = {aggregate[, frames]}`` (the
-    per-frame rows only with ``keep_frames``) and ``frames[label]`` the rows, with the gate's inputs
-    ``p_complex`` / ``fast_confidence`` where the planner reports them."""
+    None: this process). Returns ``results[label] = {"aggregate": …}``.
+
+    The rows are aggregated as the tasks finish and then dropped, so memory stays flat with the
+    number of frames; ``on_rows(label, rows)`` receives each task's rows in task order (e.g. to stream
+    them to disk), with the gate's inputs ``p_complex`` / ``fast_confidence`` where the planner
+    reports them."""
     from wamdiff_ros.distributed import fanout
 
     chunks = episode_chunks(runs.dataset, frame_indices(runs.dataset, every, max_frames))
     jobs = [EvalJob(runs.source, label, tuple(c), budget_ms) for label in runs.labels for c in chunks]
     workers = (workers or fanout.Workers(1)).at_most(len(jobs))
-    rows: dict[str, list] = {label: [] for label in runs.labels}
-    loads: dict[str, list] = {label: [] for label in runs.labels}
+    aggregates = {label: RunningAggregate() for label in runs.labels}
     done = 0
 
     def shown(bar, chunk: EvalChunk) -> None:
@@ -149,13 +154,11 @@ def evaluate_runs(
     )
     with contextlib.closing(results):
         for chunk in results:
-            rows[chunk.label].extend(chunk.rows)
-            loads[chunk.label].extend(chunk.moe_loads)
-    out = {
-        label: {"aggregate": aggregate(rows[label], loads[label]), **({"frames": rows[label]} if keep_frames else {})}
-        for label in runs.labels
-    }
-    return out, rows
+            for row, load in zip(chunk.rows, chunk.moe_loads):
+                aggregates[chunk.label].add(row, load)
+            if on_rows is not None:
+                on_rows(chunk.label, chunk.rows)
+    return {label: {"aggregate": acc.result()} for label, acc in aggregates.items()}
 
 
 __all__ = ["EvalChunk", "EvalJob", "EvalRuns", "EvalSource", "evaluate_job", "evaluate_runs", "open_runs"]

@@ -57,12 +57,14 @@ def test_tasks_merge_to_one_pass_over_all_frames(setup):
     bag, greedy, _ = setup
     runs = open_runs(EvalSource((bag,), greedy, ("fast", "slow"), ("constant_velocity",), cache=False))
     assert runs.labels == ["wamdiff/fast", "wamdiff/slow", "constant_velocity"]
-    results, frames = evaluate_runs(runs, every=1, keep_frames=True, progress=False)
+    frames: dict[str, list] = {label: [] for label in runs.labels}
+    results = evaluate_runs(runs, every=1, progress=False, on_rows=lambda label, rows: frames[label].extend(rows))
     assert [r["index"] for r in frames["wamdiff/fast"]] == list(range(12))
     for label in runs.labels:
         whole = evaluate_open_loop(runs.fresh(label), runs.dataset, 1)
         drop = ("latency_ms", "p_complex", "fast_confidence")  # the gate's inputs: kept by wamdiff eval only
-        assert _untimed(results[label], drop) == _untimed({k: whole[k] for k in ("aggregate", "frames")}, drop)
+        assert _untimed(results[label], drop) == _untimed({"aggregate": whole["aggregate"]}, drop)
+        assert _untimed(frames[label], drop) == _untimed(whole["frames"], drop)
     assert {r["mode"] for r in frames["wamdiff/slow"]} == {"slow"}
     assert "p_complex" in frames["wamdiff/fast"][0] and "p_complex" not in frames["constant_velocity"][0]
     assert any(r["EC"] < 1.0 for r in frames["wamdiff/fast"])  # EC does chain consecutive frames
@@ -87,10 +89,16 @@ def test_each_task_plans_with_a_fresh_copy_of_the_model(setup):
 
 
 def _eval(bag, model, out, *extra):
+    """The JSON of ``wamdiff eval`` with each run's per-frame rows (``--frames``) as ``results[run]["frames"]``."""
+    frames = out.with_suffix(".jsonl")
     argv = ["eval", "--model", model, "--data", bag, "--json", str(out), "--mode", "fast,adaptive"]
-    argv += ["--baseline", "constant_velocity", "expert", "--frames", "--no-cache", "--threads", "1", *extra]
-    assert main(argv) == 0
-    return json.loads(out.read_text())
+    argv += ["--baseline", "constant_velocity", "expert", "--frames", str(frames), "--no-cache", "--threads", "1"]
+    assert main([*argv, *extra]) == 0
+    doc = json.loads(out.read_text())
+    for line in frames.read_text().splitlines():
+        row = json.loads(line)
+        doc["results"][row.pop("run")].setdefault("frames", []).append(row)
+    return doc
 
 
 def test_eval_cli_in_process(setup, tmp_path, capsys):
@@ -100,6 +108,25 @@ def test_eval_cli_in_process(setup, tmp_path, capsys):
     assert [r["index"] for r in doc["results"]["expert_log"]["frames"]] == [0, 3, 6, 9]
     assert main(["eval", "--model", greedy, "--data", bag, "--json", str(tmp_path / "x.json"), "--threads", "0"]) == 2
     assert "--threads: expected >= 1, got 0" in capsys.readouterr().err
+
+
+def test_an_interrupted_eval_leaves_no_frames_file(setup, tmp_path, monkeypatch):
+    """Rows stream to a temporary file that is renamed only when every task is done."""
+    from wamdiff_ros.evaluation import tasks
+
+    bag, greedy, _ = setup
+    calls = []
+
+    def second_task_fails(job):
+        calls.append(job)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return evaluate_job(job)
+
+    monkeypatch.setattr(tasks, "evaluate_job", second_task_fails)
+    argv = ["eval", "--model", greedy, "--data", bag, "--json", str(tmp_path / "e.json"), "--mode", "fast"]
+    assert main([*argv, "--frames", str(tmp_path / "e.jsonl"), "--no-cache", "--threads", "1", "--workers", "1"]) == 130
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

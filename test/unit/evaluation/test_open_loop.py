@@ -16,7 +16,7 @@ from wamdiff_ros.data.bag import BagWriter
 from wamdiff_ros.data.dataset import DrivingDataset
 from wamdiff_ros.data.raw_bag import RawBagReader
 from wamdiff_ros.data.synthetic import synthetic_frames, synthetic_images, synthetic_lanes
-from wamdiff_ros.evaluation import aggregate, evaluate_open_loop
+from wamdiff_ros.evaluation import RunningAggregate, aggregate, evaluate_open_loop
 from wamdiff_ros.planners.constant_velocity import ConstantVelocityPlanner
 from wamdiff_ros.reporting.plots import plot_bev
 from wamdiff_ros.rig import CameraSpec, Rig
@@ -99,6 +99,20 @@ def test_moe_load_and_entropy_are_reported_per_scenario(dataset):
     assert cut_in["load_mean"] == [[1.0, 0.0]] and cut_in["load_cv2"] == [1.0] and cut_in["entropy_mean"] == 0.2
     assert highway["load_mean"] == [[0.375, 0.625]] and highway["entropy_mean"] == pytest.approx(0.65)
     assert agg["moe"]["load_mean"] == [[0.5833, 0.4167]]
+
+
+def test_running_aggregate_adds_rows_as_they_come(dataset):
+    rows = evaluate_open_loop(Swerve(RIG, SPEC), dataset, every=5)["frames"]
+    loads = [np.array([[1.0, 0.0]]), None, np.array([[0.5, 0.5]])]
+    acc = RunningAggregate()
+    acc.add(rows[0], loads[0])
+    assert acc.result()["frames"] == 1 and acc.result()["moe"]["load_mean"] == [[1.0, 0.0]]
+    for row, load in zip(rows[1:], loads[1:]):
+        acc.add(row, load)
+    assert acc.result() == aggregate(rows, loads)
+    assert acc.result()["moe"]["load_mean"] == [[0.75, 0.25]]  # the frame without a load is not counted
+    with pytest.raises(ValueError, match="one MoE load"):
+        aggregate(rows, loads[:2])
 
 
 def test_bad_arguments(dataset):

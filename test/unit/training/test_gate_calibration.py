@@ -42,7 +42,7 @@ def test_eval_json_fields(setup):
         for key in (*TOTALS, *SUB_METRICS, "l2_1s", "l2_2s", "l2_3s", "ade", "fde", "collision_rate_3s"):
             assert 0.0 <= agg[key] < 1e3, key
         assert set(agg["by_scenario"]) == {"cut_in", "highway"}
-        assert "frames" not in run  # per-frame rows only with --frames
+        assert set(run) == {"aggregate"}  # per-frame rows only in the file of --frames
     res = report["results"]
     assert res["wamdiff/fast"]["aggregate"]["slow_rate"] == 0.0 and res["wamdiff/slow"]["aggregate"]["slow_rate"] == 1.0
     assert res["wamdiff/slow"]["aggregate"]["by_scenario"]["cut_in"]["slow_rate"] == 1.0
@@ -60,11 +60,14 @@ def test_eval_json_fields(setup):
 def test_eval_baseline_only_and_bad_input(setup, capsys):
     tmp, bag = setup
     out = tmp / "cv.json"
-    argv = ["eval", "--data", str(bag), "--json", str(out), "--no-cache", "--frames"]
+    frames = tmp / "cv.jsonl"
+    argv = ["eval", "--data", str(bag), "--json", str(out), "--no-cache", "--frames", str(frames)]
     assert main([*argv, "--baseline", "constant_velocity", "navsim_constant_velocity"]) == 0
     results = json.loads(out.read_text())["results"]
     assert list(results) == ["constant_velocity", "navsim_constant_velocity"]
-    for row in results["navsim_constant_velocity"]["frames"]:  # straight ahead, NAVSIM's ConstantVelocityAgent
+    rows = [json.loads(line) for line in frames.read_text().splitlines()]
+    assert [r["run"] for r in rows] == ["constant_velocity"] * 24 + ["navsim_constant_velocity"] * 24
+    for row in rows[24:]:  # straight ahead, NAVSIM's ConstantVelocityAgent
         plan = np.asarray(row["plan"])
         np.testing.assert_allclose(plan[:, 1:], 0.0)
         assert (np.diff(plan[:, 0]) >= -1e-9).all()
