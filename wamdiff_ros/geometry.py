@@ -24,6 +24,24 @@ def wrap_angle(angle: np.ndarray | float, out: np.ndarray | None = None) -> np.n
     return np.subtract(np.where(r < 0, r + 2 * np.pi, r), np.pi, out=out)
 
 
+def wrap_near(angle: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`wrap_angle` for float arrays that are mostly in [-π, π) already (a difference of two
+    headings, a heading after one step's turn): in-range values are copied unchanged, a fifth of
+    ``fmod``'s cost, and only the others are wrapped. Not bit-identical to :func:`wrap_angle`, which
+    rounds in-range values through ``+π − π``; scene construction keeps that one, so the scene keys
+    that stored labels are filed under do not move. ``out``: an array to write into."""
+    angle = np.asarray(angle, np.float64)
+    inside = (angle >= -np.pi) & (angle < np.pi)
+    if out is None:
+        out = angle.copy()
+    else:
+        np.copyto(out, angle)
+    if not inside.all():
+        outside = ~inside
+        out[outside] = wrap_angle(angle[outside])
+    return out
+
+
 def quaternion_yaw(x: float, y: float, z: float, w: float) -> float:
     """Yaw [rad] of an orientation quaternion (rotation about z, REP-103)."""
     return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
@@ -81,6 +99,26 @@ def unwrap_yaw(poses: np.ndarray, axis: int = -2) -> np.ndarray:
     """Copy of ``poses`` with yaw unwrapped along the time ``axis`` (so interpolation is safe)."""
     out = np.array(poses, np.float64, copy=True)
     out[..., 2] = np.unwrap(out[..., 2], axis=axis + 1 if axis < 0 else axis)
+    return out
+
+
+def interpolation_matrix(times: np.ndarray, new_times: np.ndarray) -> np.ndarray:
+    """(M, T) weights ``W`` such that ``W @ v`` interpolates values ``v`` (T,) given at ``times`` onto
+    ``new_times`` (M,) as :func:`resample` does (linear, clamped to the end values), for batches of
+    thousands of trajectories on one grid: one matrix product instead of gathers. ValueError unless
+    ``times`` is strictly increasing with at least two entries."""
+    times = np.asarray(times, np.float64)
+    new_times = np.asarray(new_times, np.float64)
+    if times.ndim != 1 or len(times) < 2:
+        raise ValueError(f"interpolation_matrix: times must be (T >= 2,), got {times.shape}")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError("interpolation_matrix: times must be strictly increasing")
+    idx = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, len(times) - 2)
+    w = np.clip((new_times - times[idx]) / (times[idx + 1] - times[idx]), 0.0, 1.0)
+    out = np.zeros((len(new_times), len(times)))
+    rows = np.arange(len(new_times))
+    out[rows, idx] = 1 - w
+    out[rows, idx + 1] += w
     return out
 
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -113,3 +114,28 @@ def test_path_yaw_and_smooth_path_are_vectorised():
     )
     batch = g.smooth_path(paths.reshape(2, 3, 8, 2), t, 2)
     np.testing.assert_allclose(batch.reshape(6, 8, 3), np.stack([g.smooth_path(q, t, 2) for q in paths]), atol=1e-9)
+
+
+def test_wrap_near_keeps_in_range_values_and_wraps_the_rest_as_wrap_angle():
+    angles = np.random.default_rng(0).uniform(-3 * np.pi, 3 * np.pi, 1000)
+    out = np.empty_like(angles)
+    got = g.wrap_near(angles, out=out)
+    assert got is out
+    np.testing.assert_allclose(g.wrap_angle(got - angles), 0.0, atol=1e-12)
+    assert ((got >= -np.pi) & (got < np.pi)).all()
+    inside = np.abs(angles) < 3.0
+    np.testing.assert_array_equal(got[inside], angles[inside])  # unchanged, not rounded through +π−π
+    assert g.wrap_near(np.array([np.pi]))[0] == -np.pi
+
+
+def test_interpolation_matrix_is_resample_as_a_product():
+    times, new = np.array([0.0, 0.5, 1.5, 2.0]), np.array([-1.0, 0.0, 0.2, 1.0, 1.9, 2.0, 3.0])
+    poses = np.random.default_rng(1).normal(size=(5, 4, 3))
+    want = g.resample(poses, times, new)
+    w = g.interpolation_matrix(times, new)
+    np.testing.assert_allclose(w.sum(1), 1.0)
+    np.testing.assert_allclose(np.einsum("mt,gtc->gmc", w, poses)[..., :2], want[..., :2], atol=1e-12)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        g.interpolation_matrix(np.array([0.0, 0.0]), new)
+    with pytest.raises(ValueError, match="T >= 2"):
+        g.interpolation_matrix(np.array([0.0]), new)

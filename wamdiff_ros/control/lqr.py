@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 
 from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, _advance
-from wamdiff_ros.geometry import wrap_angle
+from wamdiff_ros.geometry import wrap_angle, wrap_near
 
 _TRANSPOSE_STEPS = 16  # time steps per block when turning step-major states component-major (cache-friendly)
 
@@ -161,6 +161,17 @@ def _horizon_constants(hz: int) -> tuple[np.ndarray, dict[str, float]]:
     return weights, const
 
 
+@lru_cache(maxsize=8)
+def _window_weights(hz: int, steps: int) -> np.ndarray:
+    """(steps·5, steps + hz) matrix: row (i, j) sums the curvature profile padded by ``hz`` repeats of its
+    last value over the look-ahead of step ``i`` with :func:`_horizon_constants` column ``j``'s weights."""
+    weights, _ = _horizon_constants(hz)
+    out = np.zeros((steps, 5, steps + hz))
+    for i in range(steps):
+        out[i, :, i : i + hz] = weights.T
+    return out.reshape(steps * 5, steps + hz)
+
+
 def track(
     reference: np.ndarray,
     initial: np.ndarray,
@@ -191,10 +202,10 @@ def track(
     q1, q2, q3 = q.q_lateral
     b_lon = hz * dt
     wl = bp.wheelbase
-    weights, c = _horizon_constants(hz)
-    k_pad = np.concatenate([k_prof, np.repeat(k_prof[:, -1:], hz, axis=1)], axis=1)
-    windows = np.lib.stride_tricks.sliding_window_view(k_pad, hz, axis=1)[:, : n - 1]
-    kw = matmul_rows(windows, weights)
+    _, c = _horizon_constants(hz)
+    k_pad = np.empty((m + hz, g))
+    k_pad[:m], k_pad[m:] = k_prof.T, k_prof[:, -1]
+    kw = (_window_weights(hz, n - 1) @ k_pad).reshape(n - 1, 5, g)
     r_idx = np.minimum(np.arange(n - 1) + hz, m - 1)
 
     out = np.empty((len(StateIndex), n, g))
@@ -204,7 +215,6 @@ def track(
     sin_ref, cos_ref, yaw_ref, x_ref, y_ref = (
         np.ascontiguousarray(a.T) for a in (sin_r, cos_r, yaw_ref, ref[:, :, 0], ref[:, :, 1])
     )
-    kw = np.ascontiguousarray(np.moveaxis(kw, (0, 1, 2), (2, 0, 1)))
     v_refs = np.ascontiguousarray(v_prof[:, r_idx].T)
     lon_gain = b_lon * q.q_longitudinal / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
     # rows: Σv_k, Σv_k·W_k, ∂ψ_H/∂u, ∂e_H/∂u as polynomials in (v0, a·dt, v0², v0·a·dt, (a·dt)²)
@@ -227,7 +237,7 @@ def track(
 
         dx, dy = x - x_ref[i], y - y_ref[i]
         e0 = dy * cos_ref[i] - dx * sin_ref[i]
-        psi0 = wrap_angle(yaw - yaw_ref[i])
+        psi0 = wrap_near(yaw - yaw_ref[i])
         ad = a * dt
         basis[0], basis[1] = v0, ad
         np.multiply(v0, v0, out=basis[2])
@@ -236,7 +246,7 @@ def track(
         vsum, vw_sum, b_psi, b_e = poly @ basis
         vk_sum, vwk_sum = select @ (kw[i] * basis)
         err_e = e0 + dt * psi0 * vsum + (dt * dt / wl) * delta0 * vw_sum - (dt * dt) * vwk_sum
-        err_psi = wrap_angle(psi0 + (dt / wl) * delta0 * vsum - dt * vk_sum)
+        err_psi = wrap_near(psi0 + (dt / wl) * delta0 * vsum - dt * vk_sum)
         num = q1 * b_e * err_e + q2 * b_psi * err_psi
         den = q1 * b_e**2 + q2 * b_psi**2 + q.r_lateral
         if q3:

@@ -140,14 +140,15 @@ def _contacts(
         keep = np.flatnonzero(t < before[g * len(ag.half_length) + a])
         point, item, g, t, a = point[keep], item[keep], g[keep], t[keep], a[keep]
     pe = g * ego.yaw.shape[1] + t
-    rel = ag.yaw.reshape(-1)[item] - ego.yaw.reshape(-1)[pe]
+    co1, si1 = ego.cos_yaw.reshape(-1)[pe], ego.sin_yaw.reshape(-1)[pe]
+    co2, si2 = grid.cos[item], grid.sin[item]
     hit = ~_separated(
         grid.x[item] - x[point],
         grid.y[item] - y[point],
-        (ego.cos_yaw.reshape(-1)[pe], ego.sin_yaw.reshape(-1)[pe], ego.half_length, ego.half_width),
-        (grid.cos[item], grid.sin[item], ag.half_length[a], ag.half_width[a]),
-        np.abs(np.cos(rel)),
-        np.abs(np.sin(rel)),
+        (co1, si1, ego.half_length, ego.half_width),
+        (co2, si2, ag.half_length[a], ag.half_width[a]),
+        np.abs(co2 * co1 + si2 * si1),  # |cos|, |sin| of the heading difference, without trigonometry
+        np.abs(si2 * co1 - co2 * si1),
     )
     return g[hit], t[hit], a[hit]
 

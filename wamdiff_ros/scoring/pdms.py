@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
 from wamdiff_ros.control.lqr import fit_speed_curvature, track
-from wamdiff_ros.geometry import box_corner_xy, compose, prepend_origin, resample, wrap_angle
+from wamdiff_ros.geometry import (
+    box_corner_xy,
+    compose,
+    interpolation_matrix,
+    prepend_origin,
+    resample,
+    wrap_angle,
+    wrap_near,
+)
 from wamdiff_ros.scoring import metrics as M
+from wamdiff_ros.scoring.allocator import keep_heap
 from wamdiff_ros.scoring.collision import (
     AgentTrack,
     EgoTrack,
@@ -149,14 +159,26 @@ def as_trajectories(trajectories, scene: SceneTruth) -> np.ndarray:
     return arr
 
 
+@lru_cache(maxsize=16)
+def _to_sim_grid(spec, steps: int) -> np.ndarray:
+    """(steps, T + 1) weights from the ego pose now and the candidate grid of ``spec`` to the 10 Hz grid."""
+    return interpolation_matrix(np.concatenate([[0.0], spec.times]), M.SIM_DT * np.arange(steps))
+
+
 def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> np.ndarray:
-    """Track base_link candidates (G, T, 3) from the scene's ego state: map-frame states (G, N, 9) at 10 Hz."""
-    times = np.concatenate([[0.0], scene.spec.times])
-    full = np.concatenate(
-        [np.broadcast_to(scene.ego.pose, (len(trajectories), 1, 3)), compose(scene.ego.pose, trajectories)], 1
-    )
-    ref = resample(full, times, M.SIM_DT * np.arange(prep.steps))
-    return track(ref, prep.initial, M.SIM_DT, config.lqr, config.bicycle)
+    """Track base_link candidates (G, T, 3) from the scene's ego state: map-frame states (G, N, 9) at 10 Hz.
+
+    The candidates go to the 10 Hz grid as :func:`~wamdiff_ros.geometry.resample` would take them (yaw
+    unwrapped, linear, yaw wrapped), as one matrix product per pose component."""
+    poses = compose(scene.ego.pose, trajectories)
+    full = np.empty((3, len(poses), poses.shape[1] + 1))
+    full[:, :, 0] = np.asarray(scene.ego.pose, np.float64)[:, None]
+    full[0, :, 1:], full[1, :, 1:] = poses[..., 0], poses[..., 1]
+    full[2, :, 1:] = poses[..., 2]
+    full[2] = np.unwrap(full[2], axis=-1)
+    ref = full @ _to_sim_grid(scene.spec, prep.steps).T
+    wrap_angle(ref[2], out=ref[2])
+    return track(np.moveaxis(ref, 0, -1), prep.initial, M.SIM_DT, config.lqr, config.bicycle)
 
 
 def _lane_keeping(exceed: np.ndarray, skip: np.ndarray) -> np.ndarray:
@@ -186,7 +208,7 @@ def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: 
     seg = raster.segment_at(*center_xy)
     has = seg >= 0
     sc = np.where(has, seg, 0)
-    ang = np.abs(wrap_angle(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
+    ang = np.abs(wrap_near(raster.seg_heading[sc] - yaw)) if len(raster.seg_heading) else np.zeros_like(yaw)
     oncoming = has & (ang > np.deg2rad(M.ONCOMING_ANGLE_DEG))
     off_route = prep.route_distance.exceeds(*center_xy)
 
@@ -333,6 +355,7 @@ def score(trajectories, scene: SceneTruth, config: ScorerConfig | None = None) -
     ``config.human_filter`` the human trajectory is simulated and scored once per scene (cached), and
     every EPDMS sub-metric the human fails (= 0) counts as 1 for the candidates (NAVSIM v2's filter).
     """
+    keep_heap()
     config = config or ScorerConfig()
     traj = as_trajectories(trajectories, scene)
     prep = prepare(scene, config)
