@@ -171,3 +171,13 @@ def test_bench_node_pieces(bag):
     np.testing.assert_allclose(obs[0].ego_history, 0.0)
     with pytest.raises(ValueError, match="iterations"):
         node_bench.run(argparse.Namespace(iterations=0, frames=10, warmup_frames=0, rates=[10.0]))
+
+
+def test_rl_report_compares_a_one_path_family_once(bag, tmp_path):
+    """``wamdiff rl``'s before/after table: one row per checkpoint for a family without reasoning modes
+    (not one per requested mode with the same numbers)."""
+    from wamdiff_ros.training.rl.report import compare_models
+
+    model = str(ConstantVelocityPlanner(RIG, SPEC).save(tmp_path / "cv"))
+    out = compare_models({"start": model, "rl": model}, [str(bag)], every=5, modes=("fast", "adaptive"), threads=1)
+    assert set(out) == {"start", "rl"} and out["start"]["frames"] == 3

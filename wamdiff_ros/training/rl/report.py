@@ -17,11 +17,12 @@ REPORT = "report"
 
 def compare_models(models: dict[str, str], bags: list[str], every: int, modes=("fast",), threads: int = 2) -> dict:
     """Open-loop evaluation of each ``label -> checkpoint`` on the same frames of ``bags`` per mode;
-    returns ``{f"{label}/{mode}": aggregate}``."""
+    returns ``{f"{label}/{mode}": aggregate}`` (``{label: aggregate}`` for a family with one path)."""
     import torch
 
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.evaluation import evaluate_open_loop
+    from wamdiff_ros.evaluation.runs import model_runs
     from wamdiff_ros.planners.base import load_planner
 
     torch.set_num_threads(threads)
@@ -34,9 +35,8 @@ def compare_models(models: dict[str, str], bags: list[str], every: int, modes=("
                 bags, spec=planner.spec, history=planner.history, cache_dir=default_cache_dir(), rig=planner.rig,
                 scenes=False,
             )  # fmt: skip
-        for mode in modes:
-            planner.set_mode(mode)
-            out[f"{label}/{mode}"] = evaluate_open_loop(planner, dataset, every, progress=True)["aggregate"]
+        for run, view in model_runs(planner, modes, label).items():
+            out[run] = evaluate_open_loop(view, dataset, every, progress=True)["aggregate"]
     return out
 
 
