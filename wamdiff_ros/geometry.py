@@ -26,7 +26,7 @@ def wrap_angle(angle: np.ndarray | float, out: np.ndarray | None = None) -> np.n
 
 def wrap_near(angle: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """:func:`wrap_angle` for float arrays that are mostly in [-π, π) already (a difference of two
-    headings, a heading after one step's turn): in-range values are copied unchanged, a fifth of
+    headings, a heading after one step's turn): in-range values are copied unchanged, about a third of
     ``fmod``'s cost, and only the others are wrapped. Not bit-identical to :func:`wrap_angle`, which
     rounds in-range values through ``+π − π``; scene construction keeps that one, so the scene keys
     that stored labels are filed under do not move. ``out``: an array to write into."""
@@ -102,19 +102,26 @@ def unwrap_yaw(poses: np.ndarray, axis: int = -2) -> np.ndarray:
     return out
 
 
+def _brackets(times: np.ndarray, new_times: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``new_times`` (M,): the index of the interval of ``times`` (T,) it falls in and its
+    weight on that interval's end, clamped to the end values outside ``times``; ValueError naming
+    ``name`` unless ``times`` is strictly increasing with at least two entries."""
+    if times.ndim != 1 or len(times) < 2:
+        raise ValueError(f"{name}: times must be (T >= 2,), got {times.shape}")
+    if np.any(np.diff(times) <= 0):
+        raise ValueError(f"{name}: times must be strictly increasing")
+    idx = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, len(times) - 2)
+    t0, t1 = times[idx], times[idx + 1]
+    return idx, np.clip((new_times - t0) / (t1 - t0), 0.0, 1.0)
+
+
 def interpolation_matrix(times: np.ndarray, new_times: np.ndarray) -> np.ndarray:
     """(M, T) weights ``W`` such that ``W @ v`` interpolates values ``v`` (T,) given at ``times`` onto
     ``new_times`` (M,) as :func:`resample` does (linear, clamped to the end values), for batches of
-    thousands of trajectories on one grid: one matrix product instead of gathers. ValueError unless
-    ``times`` is strictly increasing with at least two entries."""
+    thousands of trajectories on one grid: one matrix product instead of gathers."""
     times = np.asarray(times, np.float64)
     new_times = np.asarray(new_times, np.float64)
-    if times.ndim != 1 or len(times) < 2:
-        raise ValueError(f"interpolation_matrix: times must be (T >= 2,), got {times.shape}")
-    if np.any(np.diff(times) <= 0):
-        raise ValueError("interpolation_matrix: times must be strictly increasing")
-    idx = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, len(times) - 2)
-    w = np.clip((new_times - times[idx]) / (times[idx + 1] - times[idx]), 0.0, 1.0)
+    idx, w = _brackets(times, new_times, "interpolation_matrix")
     out = np.zeros((len(new_times), len(times)))
     rows = np.arange(len(new_times))
     out[rows, idx] = 1 - w
@@ -133,11 +140,8 @@ def resample(poses: np.ndarray, times: np.ndarray, new_times: np.ndarray) -> np.
     new_times = np.asarray(new_times, np.float64)
     if times.ndim != 1 or times.shape[0] != poses.shape[-2]:
         raise ValueError(f"resample: times must be ({poses.shape[-2]},), got {times.shape}")
-    if np.any(np.diff(times) <= 0):
-        raise ValueError("resample: times must be strictly increasing")
-    idx = np.clip(np.searchsorted(times, new_times, side="right") - 1, 0, len(times) - 2)
-    t0, t1 = times[idx], times[idx + 1]
-    w = np.clip((new_times - t0) / (t1 - t0), 0.0, 1.0)[:, None]
+    idx, w = _brackets(times, new_times, "resample")
+    w = w[:, None]
     out = poses[..., idx, :] * (1 - w) + poses[..., idx + 1, :] * w
     out[..., 2] = wrap_angle(out[..., 2])
     return out

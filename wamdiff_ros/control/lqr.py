@@ -161,17 +161,6 @@ def _horizon_constants(hz: int) -> tuple[np.ndarray, dict[str, float]]:
     return weights, const
 
 
-@lru_cache(maxsize=8)
-def _window_weights(hz: int, steps: int) -> np.ndarray:
-    """(steps·5, steps + hz) matrix: row (i, j) sums the curvature profile padded by ``hz`` repeats of its
-    last value over the look-ahead of step ``i`` with :func:`_horizon_constants` column ``j``'s weights."""
-    weights, _ = _horizon_constants(hz)
-    out = np.zeros((steps, 5, steps + hz))
-    for i in range(steps):
-        out[i, :, i : i + hz] = weights.T
-    return out.reshape(steps * 5, steps + hz)
-
-
 def track(
     reference: np.ndarray,
     initial: np.ndarray,
@@ -202,10 +191,10 @@ def track(
     q1, q2, q3 = q.q_lateral
     b_lon = hz * dt
     wl = bp.wheelbase
-    _, c = _horizon_constants(hz)
-    k_pad = np.empty((m + hz, g))
-    k_pad[:m], k_pad[m:] = k_prof.T, k_prof[:, -1]
-    kw = (_window_weights(hz, n - 1) @ k_pad).reshape(n - 1, 5, g)
+    weights, c = _horizon_constants(hz)
+    k_pad = np.concatenate([k_prof, np.repeat(k_prof[:, -1:], hz, axis=1)], axis=1)
+    windows = np.lib.stride_tricks.sliding_window_view(k_pad, hz, axis=1)[:, : n - 1]
+    kw = matmul_rows(windows, weights)
     r_idx = np.minimum(np.arange(n - 1) + hz, m - 1)
 
     out = np.empty((len(StateIndex), n, g))
@@ -215,6 +204,7 @@ def track(
     sin_ref, cos_ref, yaw_ref, x_ref, y_ref = (
         np.ascontiguousarray(a.T) for a in (sin_r, cos_r, yaw_ref, ref[:, :, 0], ref[:, :, 1])
     )
+    kw = np.ascontiguousarray(np.moveaxis(kw, (0, 1, 2), (2, 0, 1)))
     v_refs = np.ascontiguousarray(v_prof[:, r_idx].T)
     lon_gain = b_lon * q.q_longitudinal / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
     # rows: Σv_k, Σv_k·W_k, ∂ψ_H/∂u, ∂e_H/∂u as polynomials in (v0, a·dt, v0², v0·a·dt, (a·dt)²)

@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
-from wamdiff_ros.control.lqr import fit_speed_curvature, track
+from wamdiff_ros.control.lqr import fit_speed_curvature, matmul_rows, track
 from wamdiff_ros.geometry import (
     box_corner_xy,
     compose,
@@ -176,7 +176,7 @@ def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, 
     full[0, :, 1:], full[1, :, 1:] = poses[..., 0], poses[..., 1]
     full[2, :, 1:] = poses[..., 2]
     full[2] = np.unwrap(full[2], axis=-1)
-    ref = full @ _to_sim_grid(scene.spec, prep.steps).T
+    ref = matmul_rows(full, _to_sim_grid(scene.spec, prep.steps).T)
     wrap_angle(ref[2], out=ref[2])
     return track(np.moveaxis(ref, 0, -1), prep.initial, M.SIM_DT, config.lqr, config.bicycle)
 
