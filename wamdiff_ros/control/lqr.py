@@ -174,6 +174,18 @@ def track(
     ``[:, 0]`` equal to the initial states: a view of a (9, G, N) array, so that each state component
     is contiguous over candidates and time.
     """
+    return track_with_heading(reference, initial, dt, lqr, bicycle)[0]
+
+
+def track_with_heading(
+    reference: np.ndarray,
+    initial: np.ndarray,
+    dt: float,
+    lqr: LQRParams | None = None,
+    bicycle: BicycleParams | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`track`, and the cos and sin (G, N) of every simulated heading, which the tracker computes
+    anyway and a scorer would otherwise compute again."""
     q = lqr or LQRParams()
     bp = bicycle or BicycleParams()
     ref = np.asarray(reference, np.float64)
@@ -192,19 +204,20 @@ def track(
     b_lon = hz * dt
     wl = bp.wheelbase
     weights, c = _horizon_constants(hz)
-    k_pad = np.concatenate([k_prof, np.repeat(k_prof[:, -1:], hz, axis=1)], axis=1)
-    windows = np.lib.stride_tricks.sliding_window_view(k_pad, hz, axis=1)[:, : n - 1]
-    kw = matmul_rows(windows, weights)
+    weights_t = np.ascontiguousarray(weights.T)
+    k_time = np.empty((n - 1 + hz, g))  # curvature profile, time-major, held at its last value
+    k_time[:m] = k_prof.T
+    k_time[m:] = k_prof[:, -1]
     r_idx = np.minimum(np.arange(n - 1) + hz, m - 1)
 
-    out = np.empty((len(StateIndex), n, g))
-    out[:, 0] = init.T
+    dim = len(StateIndex)
+    out = np.empty((dim + 2, n, g))  # the states, then cos and sin of their headings
+    out[:dim, 0] = init.T
     x, y, yaw, v0, acc, delta0, _, omega, _ = init.T
     tan0 = None
     sin_ref, cos_ref, yaw_ref, x_ref, y_ref = (
         np.ascontiguousarray(a.T) for a in (sin_r, cos_r, yaw_ref, ref[:, :, 0], ref[:, :, 1])
     )
-    kw = np.ascontiguousarray(np.moveaxis(kw, (0, 1, 2), (2, 0, 1)))
     v_refs = np.ascontiguousarray(v_prof[:, r_idx].T)
     lon_gain = b_lon * q.q_longitudinal / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
     # rows: Σv_k, Σv_k·W_k, ∂ψ_H/∂u, ∂e_H/∂u as polynomials in (v0, a·dt, v0², v0·a·dt, (a·dt)²)
@@ -234,7 +247,7 @@ def track(
         np.multiply(v0, ad, out=basis[3])
         np.multiply(ad, ad, out=basis[4])
         vsum, vw_sum, b_psi, b_e = poly @ basis
-        vk_sum, vwk_sum = select @ (kw[i] * basis)
+        vk_sum, vwk_sum = select @ ((weights_t @ k_time[i : i + hz]) * basis)
         err_e = e0 + dt * psi0 * vsum + (dt * dt / wl) * delta0 * vw_sum - (dt * dt) * vwk_sum
         err_psi = wrap_near(psi0 + (dt / wl) * delta0 * vsum - dt * vk_sum)
         num = q1 * b_e * err_e + q2 * b_psi * err_psi
@@ -245,14 +258,17 @@ def track(
             den = den + q3 * (hz * dt) ** 2
         steer_rate = np.where(stop, 0.0, -num / den) if stopping else -num / den
 
+        heading = np.cos(yaw, out=out[dim, i]), np.sin(yaw, out=out[dim + 1, i])
         x, y, yaw, v0, acc, delta_new, _, omega_new, tan0 = _advance(
-            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp, tan0, out[:8, i + 1]
+            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp, tan0, out[:8, i + 1], heading, wrap_near
         )
         accel_row = out[StateIndex.YAW_ACCEL, i + 1]
         np.subtract(omega_new, omega, out=accel_row)
         accel_row /= dt
         delta0, omega = delta_new, omega_new
-    states = np.empty((len(StateIndex), g, n))
+    np.cos(yaw, out=out[dim, n - 1])
+    np.sin(yaw, out=out[dim + 1, n - 1])
+    states = np.empty((dim + 2, g, n))
     for t in range(0, n, _TRANSPOSE_STEPS):
         states[:, :, t : t + _TRANSPOSE_STEPS] = out[:, t : t + _TRANSPOSE_STEPS].transpose(0, 2, 1)
-    return np.moveaxis(states, 0, -1)
+    return np.moveaxis(states[:dim], 0, -1), states[dim], states[dim + 1]

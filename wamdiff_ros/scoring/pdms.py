@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from wamdiff_ros.control.bicycle import StateIndex, make_states, steer_from_yaw_rate
-from wamdiff_ros.control.lqr import fit_speed_curvature, matmul_rows, track
+from wamdiff_ros.control.lqr import fit_speed_curvature, matmul_rows, track, track_with_heading
 from wamdiff_ros.geometry import (
     box_corner_xy,
     compose,
@@ -165,8 +165,11 @@ def _to_sim_grid(spec, steps: int) -> np.ndarray:
     return interpolation_matrix(np.concatenate([[0.0], spec.times]), M.SIM_DT * np.arange(steps))
 
 
-def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> np.ndarray:
-    """Track base_link candidates (G, T, 3) from the scene's ego state: map-frame states (G, N, 9) at 10 Hz.
+def simulate(
+    trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Track base_link candidates (G, T, 3) from the scene's ego state: map-frame states (G, N, 9) at 10 Hz,
+    and the cos and sin (G, N) of their headings.
 
     The candidates go to the 10 Hz grid as :func:`~wamdiff_ros.geometry.resample` would take them (yaw
     unwrapped, linear, yaw wrapped), as one matrix product per pose component."""
@@ -178,7 +181,10 @@ def simulate(trajectories: np.ndarray, scene: SceneTruth, config: ScorerConfig, 
     full[2] = np.unwrap(full[2], axis=-1)
     ref = matmul_rows(full, _to_sim_grid(scene.spec, prep.steps).T)
     wrap_angle(ref[2], out=ref[2])
-    return track(np.moveaxis(ref, 0, -1), prep.initial, M.SIM_DT, config.lqr, config.bicycle)
+    states, cos_yaw, sin_yaw = track_with_heading(
+        np.moveaxis(ref, 0, -1), prep.initial, M.SIM_DT, config.lqr, config.bicycle
+    )
+    return states, (cos_yaw, sin_yaw)
 
 
 def _lane_keeping(exceed: np.ndarray, skip: np.ndarray) -> np.ndarray:
@@ -191,13 +197,19 @@ def _lane_keeping(exceed: np.ndarray, skip: np.ndarray) -> np.ndarray:
     return ok.astype(np.float64)
 
 
-def evaluate(states: np.ndarray, scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict[str, np.ndarray]:
-    """Every sub-metric except the normalised EP and EC, for simulated states (G, N, 9)."""
+def evaluate(
+    states: np.ndarray,
+    scene: SceneTruth,
+    config: ScorerConfig,
+    prep: ScenePrep,
+    heading: tuple[np.ndarray, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Every sub-metric except the normalised EP and EC, for simulated states (G, N, 9) and the cos and
+    sin (G, N) of their yaw (:func:`simulate` returns both)."""
     raster = prep.raster
     length, width = scene.ego_size
     rac = scene.rear_axle_to_center
     yaw = states[..., StateIndex.YAW]
-    heading = np.cos(yaw), np.sin(yaw)
     center_xy = states[..., StateIndex.X] + rac * heading[0], states[..., StateIndex.Y] + rac * heading[1]
     center = np.stack(center_xy, -1)
     corners = box_corner_xy(center, *heading, length, width)
@@ -295,7 +307,8 @@ def _reference(scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict
     if prep.reference is None:
         lines = [offset_polyline(prep.route, o) for o in PDM_LATERAL_OFFSETS]
         props = idm_proposals(scene, lines)
-        m = evaluate(simulate(props, scene, config, prep), scene, config, prep)
+        states, heading = simulate(props, scene, config, prep)
+        m = evaluate(states, scene, config, prep, heading)
         multi1 = m["nc"] * m["dac"]
         pdms = _pdms(m, normalise_progress(m["progress"], multi1, 0.0, batch=True))
         b = int(np.argmax(pdms))
@@ -317,7 +330,8 @@ def pdm_closed_reference(scene: SceneTruth, config: ScorerConfig | None = None) 
 
 def _human(scene: SceneTruth, config: ScorerConfig, prep: ScenePrep) -> dict[str, float]:
     if prep.human is None:
-        m = evaluate(simulate(scene.human_trajectory[None], scene, config, prep), scene, config, prep)
+        states, heading = simulate(scene.human_trajectory[None], scene, config, prep)
+        m = evaluate(states, scene, config, prep, heading)
         multi2 = m["nc"] * m["dac"] * m["ddc"] * m["tlc"]
         m["ep"] = normalise_progress_v2(m["progress"], multi2, 0.0, batch=True)
         prep.human = {k: float(m[k][0]) for k in _FILTERED}
@@ -359,8 +373,8 @@ def score(trajectories, scene: SceneTruth, config: ScorerConfig | None = None) -
     config = config or ScorerConfig()
     traj = as_trajectories(trajectories, scene)
     prep = prepare(scene, config)
-    states = simulate(traj, scene, config, prep)
-    m = evaluate(states, scene, config, prep)
+    states, heading = simulate(traj, scene, config, prep)
+    m = evaluate(states, scene, config, prep, heading)
     multi1 = m["nc"] * m["dac"]
     multi2 = multi1 * m["ddc"] * m["tlc"]
     batch = config.ep_normalization == "batch"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, make_states, step
-from wamdiff_ros.control.lqr import fit_speed_curvature, track
+from wamdiff_ros.control.lqr import fit_speed_curvature, track, track_with_heading
 from wamdiff_ros.geometry import wrap_angle
 from wamdiff_ros.scoring.collision import bearing_angle, obb_overlap, segment_obb_overlap
 from wamdiff_ros.scoring.comfort import savgol_operator
@@ -128,6 +128,21 @@ def test_tracker_converges_to_reference():
     out = track(ref, make_states(np.array([0.0, 0.5, 0.0]), speed=8.0), 0.1)
     assert abs(out[0, -1, StateIndex.Y]) < 0.2
     assert abs(out[0, -1, StateIndex.V] - 10.0) < 0.5
+
+
+def test_tracker_hands_back_the_cos_and_sin_of_every_heading():
+    """The headings' cos and sin that the tracker computes on its way are those of the states it returns."""
+    rng = np.random.default_rng(3)
+    t = np.arange(41) * 0.1
+    yaw = np.cumsum(rng.normal(0.0, 0.05, (6, 41)), 1) + 3.0  # near ±π, so the heading wraps
+    speed = rng.uniform(0.0, 15.0, (6, 1))
+    ref = np.stack([np.cumsum(speed * np.cos(yaw) * 0.1, 1), np.cumsum(speed * np.sin(yaw) * 0.1, 1), yaw], -1)
+    init = make_states(ref[0, 0], speed=5.0)
+    states, cos_yaw, sin_yaw = track_with_heading(ref, init, 0.1)
+    np.testing.assert_array_equal(states, track(ref, init, 0.1))
+    np.testing.assert_array_equal(cos_yaw, np.cos(states[..., StateIndex.YAW]))
+    np.testing.assert_array_equal(sin_yaw, np.sin(states[..., StateIndex.YAW]))
+    assert len(t) == states.shape[1]
 
 
 @pytest.mark.parametrize(("window", "order", "deriv"), [(5, 2, 1), (5, 3, 2), (15, 2, 1), (41, 2, 0), (7, 2, 0)])
