@@ -94,26 +94,10 @@ def steer_from_yaw_rate(speed: float, yaw_rate: float, params: BicycleParams) ->
     return float(np.clip(np.arctan(yaw_rate * params.wheelbase / speed), -params.max_steer, params.max_steer))
 
 
-def _advance(
-    x,
-    y,
-    yaw,
-    v,
-    a,
-    delta,
-    a_cmd,
-    ideal_delta,
-    dt: float,
-    p: BicycleParams,
-    tan_delta=None,
-    out=None,
-    heading=None,
-    wrap=wrap_angle,
-):
+def _advance(x, y, yaw, v, a, delta, a_cmd, ideal_delta, dt: float, p: BicycleParams, tan_delta=None, out=None):
     """One Euler step on separate component arrays; returns (x, y, yaw, v, a, delta, steer_rate,
     yaw_rate, tan(delta)) of the new state. ``tan_delta``: tan(delta), if at hand; ``out``: arrays
-    to write the first eight into; ``heading``: cos and sin of ``yaw``, if at hand; ``wrap``: the
-    heading's wrap to [-π, π) (the scorer's tracker passes the cheaper ``wrap_near``)."""
+    to write the first eight into."""
     o_x, o_y, o_yaw, o_v, o_a, o_delta, o_rate, o_omega = (None,) * 8 if out is None else out
     if p.accel_min > -np.inf or p.accel_max < np.inf:
         a_cmd = np.minimum(np.maximum(a_cmd, p.accel_min), p.accel_max)
@@ -124,11 +108,10 @@ def _advance(
     if o_rate is not None:
         o_rate[...] = rate
     dist = dt * v
-    cos_yaw, sin_yaw = heading or (np.cos(yaw), np.sin(yaw))
-    x_new = np.add(x, dist * cos_yaw, out=o_x)
-    y_new = np.add(y, dist * sin_yaw, out=o_y)
+    x_new = np.add(x, dist * np.cos(yaw), out=o_x)
+    y_new = np.add(y, dist * np.sin(yaw), out=o_y)
     tan_delta = np.tan(delta) if tan_delta is None else tan_delta
-    yaw_new = wrap(yaw + dist * tan_delta / p.wheelbase, out=o_yaw)
+    yaw_new = wrap_angle(yaw + dist * tan_delta / p.wheelbase, out=o_yaw)
     v_new = v + dt * a_new
     if not p.allow_reverse:
         v_new = np.maximum(v_new, 0.0)

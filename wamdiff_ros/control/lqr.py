@@ -4,7 +4,8 @@ The reference is a pose sequence sampled every ``dt``; speed and curvature profi
 regularised least squares (jerk and curvature-rate penalties), then each step solves two one-step LQR
 problems over a ``tracking_horizon`` look-ahead: longitudinal (speed → acceleration) and lateral
 (lateral error, heading error, steering angle → steering rate). Near standstill a P controller stops
-the car. Everything is vectorised over the batch axis; the look-ahead products are in closed form.
+the car. The profile fits are vectorised over the batch axis; the look-ahead products are in closed form,
+and the time loop runs compiled, one candidate at a time (:mod:`wamdiff_ros.control.lqr_kernel`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, _advance
-from wamdiff_ros.geometry import wrap_angle, wrap_near
-
-_TRANSPOSE_STEPS = 16  # time steps per block when turning step-major states component-major (cache-friendly)
+from wamdiff_ros.control.bicycle import BicycleParams, StateIndex
+from wamdiff_ros.control.lqr_kernel import track_loop
+from wamdiff_ros.geometry import wrap_angle
 
 
 @dataclass(frozen=True)
@@ -188,11 +188,11 @@ def track_with_heading(
     anyway and a scorer would otherwise compute again."""
     q = lqr or LQRParams()
     bp = bicycle or BicycleParams()
-    ref = np.asarray(reference, np.float64)
+    ref = np.ascontiguousarray(reference, np.float64)
     if ref.ndim != 3 or ref.shape[-1] != 3 or ref.shape[1] < 3:
         raise ValueError(f"track: reference must be (G, N>=3, 3), got {ref.shape}")
     g, n, _ = ref.shape
-    init = np.broadcast_to(np.asarray(initial, np.float64), (g, len(StateIndex)))
+    dim = len(StateIndex)
     yaw_ref = np.ascontiguousarray(ref[:, :, 2])
     cos_r, sin_r = np.cos(yaw_ref), np.sin(yaw_ref)
     v_prof, k_prof = fit_speed_curvature(
@@ -200,25 +200,13 @@ def track_with_heading(
     )
     m = v_prof.shape[1]
     hz = q.tracking_horizon
-    q1, q2, q3 = q.q_lateral
-    b_lon = hz * dt
     wl = bp.wheelbase
     weights, c = _horizon_constants(hz)
-    weights_t = np.ascontiguousarray(weights.T)
-    k_time = np.empty((n - 1 + hz, g))  # curvature profile, time-major, held at its last value
-    k_time[:m] = k_prof.T
-    k_time[m:] = k_prof[:, -1]
-    r_idx = np.minimum(np.arange(n - 1) + hz, m - 1)
-
-    dim = len(StateIndex)
-    out = np.empty((dim + 2, n, g))  # the states, then cos and sin of their headings
-    out[:dim, 0] = init.T
-    x, y, yaw, v0, acc, delta0, _, omega, _ = init.T
-    tan0 = None
-    sin_ref, cos_ref, yaw_ref, x_ref, y_ref = (
-        np.ascontiguousarray(a.T) for a in (sin_r, cos_r, yaw_ref, ref[:, :, 0], ref[:, :, 1])
-    )
-    v_refs = np.ascontiguousarray(v_prof[:, r_idx].T)
+    k_pad = np.empty((g, n - 1 + hz))
+    k_pad[:, :m] = k_prof
+    k_pad[:, m:] = k_prof[:, -1:]
+    v_refs = np.ascontiguousarray(v_prof[:, np.minimum(np.arange(n - 1) + hz, m - 1)])
+    b_lon = hz * dt
     lon_gain = b_lon * q.q_longitudinal / (b_lon * q.q_longitudinal * b_lon + q.r_longitudinal)
     # rows: Σv_k, Σv_k·W_k, ∂ψ_H/∂u, ∂e_H/∂u as polynomials in (v0, a·dt, v0², v0·a·dt, (a·dt)²)
     poly = np.array(
@@ -229,46 +217,20 @@ def track_with_heading(
             [0.0, 0.0, dt**3 / wl * c["C1"], dt**3 / wl * c["C2"], dt**3 / wl * c["C3"]],
         ]
     )
-    select = np.array([[1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 1.0]])
-    basis = np.empty((5, g))
-    for i in range(n - 1):
-        v_ref = v_refs[i]
-        stop = (v_ref <= q.stopping_velocity) & (v0 <= q.stopping_velocity)
-        stopping = stop.any()
-        v_err = v0 - v_ref
-        a = np.where(stop, -q.stopping_gain * v_err, -lon_gain * v_err) if stopping else -lon_gain * v_err
-
-        dx, dy = x - x_ref[i], y - y_ref[i]
-        e0 = dy * cos_ref[i] - dx * sin_ref[i]
-        psi0 = wrap_near(yaw - yaw_ref[i])
-        ad = a * dt
-        basis[0], basis[1] = v0, ad
-        np.multiply(v0, v0, out=basis[2])
-        np.multiply(v0, ad, out=basis[3])
-        np.multiply(ad, ad, out=basis[4])
-        vsum, vw_sum, b_psi, b_e = poly @ basis
-        vk_sum, vwk_sum = select @ ((weights_t @ k_time[i : i + hz]) * basis)
-        err_e = e0 + dt * psi0 * vsum + (dt * dt / wl) * delta0 * vw_sum - (dt * dt) * vwk_sum
-        err_psi = wrap_near(psi0 + (dt / wl) * delta0 * vsum - dt * vk_sum)
-        num = q1 * b_e * err_e + q2 * b_psi * err_psi
-        den = q1 * b_e**2 + q2 * b_psi**2 + q.r_lateral
-        if q3:
-            err_delta = wrap_angle(delta0)
-            num = num + q3 * hz * dt * err_delta
-            den = den + q3 * (hz * dt) ** 2
-        steer_rate = np.where(stop, 0.0, -num / den) if stopping else -num / den
-
-        heading = np.cos(yaw, out=out[dim, i]), np.sin(yaw, out=out[dim + 1, i])
-        x, y, yaw, v0, acc, delta_new, _, omega_new, tan0 = _advance(
-            x, y, yaw, v0, acc, delta0, a, delta0 + dt * steer_rate, dt, bp, tan0, out[:8, i + 1], heading, wrap_near
-        )
-        accel_row = out[StateIndex.YAW_ACCEL, i + 1]
-        np.subtract(omega_new, omega, out=accel_row)
-        accel_row /= dt
-        delta0, omega = delta_new, omega_new
-    np.cos(yaw, out=out[dim, n - 1])
-    np.sin(yaw, out=out[dim + 1, n - 1])
-    states = np.empty((dim + 2, g, n))
-    for t in range(0, n, _TRANSPOSE_STEPS):
-        states[:, :, t : t + _TRANSPOSE_STEPS] = out[:, t : t + _TRANSPOSE_STEPS].transpose(0, 2, 1)
-    return np.moveaxis(states[:dim], 0, -1), states[dim], states[dim + 1]
+    gains = np.array([dt, lon_gain, q.stopping_velocity, q.stopping_gain, *q.q_lateral, q.r_lateral, hz], np.float64)
+    params = np.array(
+        [
+            wl,
+            bp.max_steer,
+            bp.max_steer_rate,
+            bp.accel_min,
+            bp.accel_max,
+            bp.accel_time_constant,
+            bp.steer_time_constant,
+            float(bp.allow_reverse),
+        ]
+    )
+    out = np.empty((dim + 2, g, n))  # the states by component, then cos and sin of their headings
+    out[:dim, :, 0] = np.broadcast_to(np.asarray(initial, np.float64), (g, dim)).T
+    track_loop(out, ref, cos_r, sin_r, v_refs, k_pad, weights, poly, gains, params)
+    return np.moveaxis(out[:dim], 0, -1), out[dim], out[dim + 1]

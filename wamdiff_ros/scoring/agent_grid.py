@@ -2,9 +2,9 @@
 
 Per scene, every valid agent's bounding circle at every time step, grown by the ego's bounding circle,
 is listed in the buckets it reaches of a square grid with one layer per time step. A query point (an
-ego box centre with the agent time it meets) is paired with the agents of its bucket only, and the
-pairs are then cut to those whose circles overlap, with the same arithmetic as a brute-force circle
-test, so the surviving pairs are exactly those a test of every agent would keep.
+ego box centre with the agent time it meets) is tested against the agents of its bucket only
+(:mod:`wamdiff_ros.scoring.contact_kernel`), with the same arithmetic as a brute-force circle test, so
+the pairs it keeps are exactly those a test of every agent would keep.
 """
 
 from __future__ import annotations
@@ -42,28 +42,6 @@ class AgentGrid:
     count: np.ndarray
     start: np.ndarray
     item: np.ndarray
-
-    def pairs(self, x: np.ndarray, y: np.ndarray, layer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(point, item)``: every query point (P,) [m] in ``layer`` (P,) and every agent-time item whose
-        circle overlaps its circle (``dx² + dy² <= radius2``)."""
-        layers, rows, cols = self.shape
-        col = np.floor((x - self.origin[0]) / self.size).astype(np.int64)
-        row = np.floor((y - self.origin[1]) / self.size).astype(np.int64)
-        inside = (col.view(np.uint64) < cols) & (row.view(np.uint64) < rows)
-        row *= cols
-        row += col
-        row += layer * (rows * cols)
-        bucket = np.where(inside, row, layers * rows * cols)
-        n = self.count[bucket]
-        some = np.flatnonzero(n)
-        n = n[some]
-        point = np.repeat(some, n)
-        offset = np.repeat(self.start[bucket[some]] - np.cumsum(n) + n, n) + np.arange(len(point))
-        item = self.item[offset]
-        dx = x[point] - self.x[item]
-        dy = y[point] - self.y[item]
-        near = np.flatnonzero(dx * dx + dy * dy <= self.radius2[item])
-        return point[near], item[near]
 
 
 def build_agent_grid(

@@ -3,7 +3,8 @@
 NAVSIM walks time steps and, per proposal, remembers tracks it has already touched without fault; a
 track's first contact therefore decides its fate. Here all (candidate, time, agent) contacts are found
 at once (bounding circles bucketed per scene, :mod:`wamdiff_ros.scoring.agent_grid`, then separating
-axes), the first contact of every (candidate, agent) pair is selected, and only those are classified.
+axes, compiled in :mod:`wamdiff_ros.scoring.contact_kernel`), the first contact of every (candidate,
+agent) pair is selected, and only those are classified.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from wamdiff_ros.scoring import metrics as M
 from wamdiff_ros.scoring.agent_grid import AgentGrid, build_agent_grid
+from wamdiff_ros.scoring.contact_kernel import box_contacts
 from wamdiff_ros.types import AgentType
 
 
@@ -126,31 +128,41 @@ def _contacts(
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
     grid = ag.grid(float(np.hypot(ego.half_length, ego.half_width)))
-    x, y = x.reshape(-1), y.reshape(-1)
-    layer = np.broadcast_to(t_agent, (n_g, n_q)).reshape(-1)
-    if query is not None and query.all():
-        query = None
-    if query is not None:
+    x, y = np.ascontiguousarray(x, np.float64).reshape(-1), np.ascontiguousarray(y, np.float64).reshape(-1)
+    layer = np.broadcast_to(np.asarray(t_agent, np.int64), (n_g, n_q)).reshape(-1)
+    if query is None:
+        flat = np.arange(n_g * n_q)
+    else:
         flat = np.flatnonzero(query)
         x, y, layer = x[flat], y[flat], layer[flat]
-    point, item = grid.pairs(x, y, layer)
-    g, t = np.divmod(point if query is None else flat[point], n_q)
-    a = item // grid.shape[0]
-    if before is not None:
-        keep = np.flatnonzero(t < before[g * len(ag.half_length) + a])
-        point, item, g, t, a = point[keep], item[keep], g[keep], t[keep], a[keep]
-    pe = g * ego.yaw.shape[1] + t
-    co1, si1 = ego.cos_yaw.reshape(-1)[pe], ego.sin_yaw.reshape(-1)[pe]
-    co2, si2 = grid.cos[item], grid.sin[item]
-    hit = ~_separated(
-        grid.x[item] - x[point],
-        grid.y[item] - y[point],
-        (co1, si1, ego.half_length, ego.half_width),
-        (co2, si2, ag.half_length[a], ag.half_width[a]),
-        np.abs(co2 * co1 + si2 * si1),  # |cos|, |sin| of the heading difference, without trigonometry
-        np.abs(si2 * co1 - co2 * si1),
+    return box_contacts(
+        x,
+        y,
+        layer,
+        flat,
+        n_q,
+        ego.yaw.shape[1],
+        ego.cos_yaw.reshape(-1),
+        ego.sin_yaw.reshape(-1),
+        float(ego.half_length),
+        float(ego.half_width),
+        np.asarray(grid.origin, np.float64),
+        float(grid.size),
+        grid.shape[1],
+        grid.shape[2],
+        grid.start,
+        grid.count,
+        grid.item,
+        grid.x,
+        grid.y,
+        grid.cos,
+        grid.sin,
+        grid.radius2,
+        grid.shape[0],
+        np.asarray(ag.half_length, np.float64),
+        np.asarray(ag.half_width, np.float64),
+        np.zeros(0, np.int64) if before is None else before,
     )
-    return g[hit], t[hit], a[hit]
 
 
 def current_contacts(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wamdiff_ros.nearest_segment import nearest_segment
-from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, current_contacts, obb_overlap
+from wamdiff_ros.scoring.collision import AgentTrack, EgoTrack, _contacts, current_contacts, obb_overlap
 from wamdiff_ros.scoring.route_distance import build_route_distance
 
 
@@ -70,6 +70,44 @@ def test_contacts_are_every_overlapping_box(seed):
     )
     want = set(zip(*(x.tolist() for x in np.nonzero(hit & agents.valid.T[None]))))
     assert got == want and len(want) > 20
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_projected_contacts_keep_the_query_and_before_cuts(seed):
+    """TTC's projected boxes: contacts with agents ``k`` steps later, among the flagged boxes only and
+    before each pair's cut-off step, equal a brute-force test of every box against every agent."""
+    rng = np.random.default_rng(seed)
+    g, t, a, k = 48, 14, 12, 3
+    rear = np.concatenate([rng.uniform(-15, 15, (g, t, 2)), rng.uniform(-np.pi, np.pi, (g, t, 1))], -1)
+    ego = EgoTrack(rear, rear[..., :2], np.full((g, t), 5.0), 2.4, 1.0, np.zeros((g, t), bool), np.zeros((g, t), bool))
+    agents = AgentTrack(
+        rng.uniform(-15, 15, (a, t, 2)),
+        rng.uniform(-np.pi, np.pi, (a, t)),
+        np.zeros((a, t)),
+        rng.random((a, t)) < 0.8,
+        rng.uniform(0.3, 6, a),
+        rng.uniform(0.3, 2, a),
+        np.zeros(a, int),
+    )
+    n = t - k
+    x, y = rear[:, :n, 0] + rng.normal(size=(g, n)), rear[:, :n, 1] + rng.normal(size=(g, n))
+    query = rng.random((g, n)) < 0.7
+    before = rng.integers(0, n + 1, g * a)
+    got = set(zip(*(v.tolist() for v in _contacts(x, y, ego, agents, np.arange(n) + k, query, before))))
+    hit = obb_overlap(
+        np.stack([x, y], -1)[:, :, None],
+        rear[:, :n, None, 2],
+        2.4,
+        1.0,
+        np.moveaxis(agents.center[:, k:], 0, 1)[None],
+        agents.yaw[:, k:].T[None],
+        agents.half_length,
+        agents.half_width,
+    )
+    keep = hit & agents.valid[:, k:].T[None] & query[:, :, None]
+    keep &= np.arange(n)[None, :, None] < before.reshape(g, a)[:, None, :]
+    want = set(zip(*(v.tolist() for v in np.nonzero(keep))))
+    assert got == want and len(want) > 10
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from wamdiff_ros.control.bicycle import BicycleParams, StateIndex, make_states, step
-from wamdiff_ros.control.lqr import fit_speed_curvature, track, track_with_heading
+from wamdiff_ros.control.lqr import LQRParams, fit_speed_curvature, track, track_with_heading
 from wamdiff_ros.geometry import wrap_angle
 from wamdiff_ros.scoring.collision import bearing_angle, obb_overlap, segment_obb_overlap
 from wamdiff_ros.scoring.comfort import savgol_operator
@@ -128,6 +128,38 @@ def test_tracker_converges_to_reference():
     out = track(ref, make_states(np.array([0.0, 0.5, 0.0]), speed=8.0), 0.1)
     assert abs(out[0, -1, StateIndex.Y]) < 0.2
     assert abs(out[0, -1, StateIndex.V] - 10.0) < 0.5
+
+
+def test_tracker_steps_the_bicycle_within_its_limits():
+    """The compiled loop advances every state by the kinematic bicycle's Euler step (NAVSIM's order)
+    and holds the limits of a constrained vehicle: steering rate, steering angle, acceleration command
+    and no reversing, with a steering-angle weight in the lateral LQR."""
+    bp = BicycleParams(max_steer=0.4, max_steer_rate=0.3, accel_min=-2.0, accel_max=1.0, allow_reverse=False)
+    rng = np.random.default_rng(5)
+    yaw = np.cumsum(rng.normal(0.0, 0.08, (32, 41)), 1)
+    speed = rng.uniform(0.0, 12.0, (32, 1)) * np.linspace(1.0, rng.uniform(-1.0, 2.0, 32), 41, axis=1)
+    ref = np.stack([np.cumsum(speed * np.cos(yaw) * 0.1, 1), np.cumsum(speed * np.sin(yaw) * 0.1, 1), yaw], -1)
+    init = make_states(ref[0, 0], speed=6.0)
+    s = track(ref, init, 0.1, LQRParams(q_lateral=(1.0, 10.0, 0.5)), bp)
+    now, nxt = s[:, :-1], s[:, 1:]
+    dist = 0.1 * now[..., StateIndex.V]
+    np.testing.assert_allclose(nxt[..., StateIndex.X], now[..., StateIndex.X] + dist * np.cos(now[..., StateIndex.YAW]))
+    np.testing.assert_allclose(nxt[..., StateIndex.Y], now[..., StateIndex.Y] + dist * np.sin(now[..., StateIndex.YAW]))
+    turned = now[..., StateIndex.YAW] + dist * np.tan(now[..., StateIndex.STEER]) / bp.wheelbase
+    np.testing.assert_allclose(nxt[..., StateIndex.YAW], wrap_angle(turned), atol=1e-12)
+    v = np.maximum(now[..., StateIndex.V] + 0.1 * nxt[..., StateIndex.ACCEL], 0.0)
+    np.testing.assert_allclose(nxt[..., StateIndex.V], v)
+    np.testing.assert_allclose(
+        nxt[..., StateIndex.STEER],
+        np.clip(now[..., StateIndex.STEER] + 0.1 * nxt[..., StateIndex.STEER_RATE], -0.4, 0.4),
+    )
+    omega = nxt[..., StateIndex.V] * np.tan(nxt[..., StateIndex.STEER]) / bp.wheelbase
+    np.testing.assert_allclose(nxt[..., StateIndex.YAW_RATE], omega)
+    assert np.abs(nxt[..., StateIndex.STEER_RATE]).max() <= 0.3
+    assert np.abs(s[..., StateIndex.STEER]).max() <= 0.4 + 1e-12
+    assert (s[..., StateIndex.V] >= 0).all() and s[..., StateIndex.V].min() == 0.0
+    assert nxt[..., StateIndex.ACCEL].min() >= -2.0 and nxt[..., StateIndex.ACCEL].max() <= 1.0
+    assert np.abs(nxt[..., StateIndex.STEER_RATE]).max() == pytest.approx(0.3)
 
 
 def test_tracker_hands_back_the_cos_and_sin_of_every_heading():
