@@ -26,9 +26,9 @@ class AgentGrid:
         x, y, cos, sin: (A·S,) centre [m] and heading of agent ``a`` at step ``s`` at index ``a·S + s``.
         radius2: (A·S,) squared sum of the ego's and the agent's bounding-circle radius [m²].
         origin: (2,) lower-left corner of the grid [m]; size: bucket edge [m]; shape: (layers, rows, cols).
-        count, start: (layers·rows·cols + 1,) entries and offset into ``item`` per bucket (the last
-            bucket is empty: points outside the grid land there).
-        item: agent-time index of every entry.
+        start: (layers·rows·cols + 1,) int32: bucket ``b``'s entries are ``item[start[b]:start[b + 1]]``
+            (one small table, so a lookup per query box stays in cache).
+        item: int32 agent-time index of every entry.
     """
 
     x: np.ndarray
@@ -39,7 +39,6 @@ class AgentGrid:
     origin: np.ndarray
     size: float
     shape: tuple[int, int, int]
-    count: np.ndarray
     start: np.ndarray
     item: np.ndarray
 
@@ -71,7 +70,7 @@ def build_agent_grid(
     k = k[touch]
     bucket = s[k] * (rows * cols) + row[touch] * cols + col[touch]
     order = np.argsort(bucket, kind="stable")
-    count = np.bincount(bucket, minlength=steps * rows * cols + 1)
+    count = np.bincount(bucket, minlength=steps * rows * cols)
     return AgentGrid(
         x=np.ascontiguousarray(center[..., 0]).reshape(-1),
         y=np.ascontiguousarray(center[..., 1]).reshape(-1),
@@ -81,7 +80,6 @@ def build_agent_grid(
         origin=origin,
         size=size,
         shape=(steps, rows, cols),
-        count=count,
-        start=np.concatenate([[0], np.cumsum(count)[:-1]]),
-        item=(a * steps + s)[k[order]],
+        start=np.concatenate([[0], np.cumsum(count)]).astype(np.int32),
+        item=(a * steps + s)[k[order]].astype(np.int32),
     )

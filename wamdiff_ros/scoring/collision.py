@@ -15,7 +15,7 @@ import numpy as np
 
 from wamdiff_ros.scoring import metrics as M
 from wamdiff_ros.scoring.agent_grid import AgentGrid, build_agent_grid
-from wamdiff_ros.scoring.contact_kernel import box_contacts
+from wamdiff_ros.scoring.contact_kernel import box_contacts, minimum_at
 from wamdiff_ros.types import AgentType
 
 
@@ -82,6 +82,8 @@ class EgoTrack:
 
     def __post_init__(self):
         self.yaw = np.ascontiguousarray(self.rear[..., 2])
+        self.center_x = np.ascontiguousarray(self.center[..., 0], np.float64)
+        self.center_y = np.ascontiguousarray(self.center[..., 1], np.float64)
         if self.cos_yaw is None:
             self.cos_yaw = np.cos(self.yaw)
         if self.sin_yaw is None:
@@ -111,47 +113,39 @@ class AgentTrack:
 
 
 def _contacts(
-    x: np.ndarray,
-    y: np.ndarray,
     ego: EgoTrack,
     ag: AgentTrack,
-    t_agent: np.ndarray,
+    n_q: int,
+    k: int = 0,
     query: np.ndarray | None = None,
     before: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(g, t, a) index arrays, in no particular order, where ego boxes centred at (x, y) (G, T') with the
-    headings of ``ego``'s first T' steps touch agents at agent times ``t_agent`` (T'), among the boxes
-    flagged in ``query`` (G, T') (all by default) and, with ``before`` (G·A,), at steps t before
-    ``before[g·A + a]``."""
-    n_g, n_q = x.shape
+    """(g, t, a) index arrays where the ego box of candidate g at step t < ``n_q``, moved ahead along its
+    heading by |speed|·k·SIM_DT, touches agent a at step t + k; among the boxes flagged in ``query``
+    (G, n_q) (all by default) and, with ``before`` (G·A,), at steps t before ``before[g·A + a]``."""
     if not len(ag.half_length):
         empty = np.zeros(0, np.int64)
         return empty, empty, empty
     grid = ag.grid(float(np.hypot(ego.half_length, ego.half_width)))
-    x, y = np.ascontiguousarray(x, np.float64).reshape(-1), np.ascontiguousarray(y, np.float64).reshape(-1)
-    layer = np.broadcast_to(np.asarray(t_agent, np.int64), (n_g, n_q)).reshape(-1)
-    if query is None:
-        flat = np.arange(n_g * n_q)
-    else:
-        flat = np.flatnonzero(query)
-        x, y, layer = x[flat], y[flat], layer[flat]
+    c = np.ascontiguousarray
     return box_contacts(
-        x,
-        y,
-        layer,
-        flat,
+        ego.center_x,
+        ego.center_y,
+        c(ego.cos_yaw, np.float64),
+        c(ego.sin_yaw, np.float64),
+        c(ego.speed, np.float64),
         n_q,
-        ego.yaw.shape[1],
-        ego.cos_yaw.reshape(-1),
-        ego.sin_yaw.reshape(-1),
+        k,
+        M.SIM_DT,
+        np.zeros((0, 0), bool) if query is None else c(query, bool),
+        np.zeros(0, np.int64) if before is None else c(before, np.int64),
         float(ego.half_length),
         float(ego.half_width),
-        np.asarray(grid.origin, np.float64),
+        c(grid.origin, np.float64),
         float(grid.size),
         grid.shape[1],
         grid.shape[2],
         grid.start,
-        grid.count,
         grid.item,
         grid.x,
         grid.y,
@@ -159,17 +153,15 @@ def _contacts(
         grid.sin,
         grid.radius2,
         grid.shape[0],
-        np.asarray(ag.half_length, np.float64),
-        np.asarray(ag.half_width, np.float64),
-        np.zeros(0, np.int64) if before is None else before,
+        c(ag.half_length, np.float64),
+        c(ag.half_width, np.float64),
     )
 
 
 def current_contacts(ego: EgoTrack, ag: AgentTrack) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(g, t, a) index arrays, in no particular order, where the ego box of candidate g touches agent a at
     step t."""
-    x, y = (np.ascontiguousarray(ego.center[..., i]) for i in (0, 1))
-    return _contacts(x, y, ego, ag, np.arange(ego.speed.shape[1]))
+    return _contacts(ego, ag, ego.speed.shape[1])
 
 
 def first_seen_speed(ag: AgentTrack) -> np.ndarray:
@@ -186,7 +178,7 @@ def _first_per_pair(g: np.ndarray, a: np.ndarray, order: np.ndarray, n_agents: i
     if not len(key):
         return key
     first = np.full(int(key.max()) + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, key, order)
+    minimum_at(first, key, order)
     return np.flatnonzero(order == first[key])
 
 
@@ -219,8 +211,8 @@ def no_at_fault_collision(ego: EgoTrack, ag: AgentTrack, now=None) -> tuple[np.n
     lateral_fault = ego.multi_or_offroad[g, t]
     fault = ~ego_stopped & (track_stopped | (~behind & (front | lateral_fault)))
     value = np.where(ag.types[a] == AgentType.STATIC, M.NC_STATIC, M.NC_AGENT)
-    np.minimum.at(nc, g[fault], value[fault])
-    np.minimum.at(t_hit, g[fault], t[fault].astype(np.float64))
+    minimum_at(nc, g[fault], value[fault])
+    minimum_at(t_hit, g[fault], t[fault].astype(np.float64))
     return nc, t_hit
 
 
@@ -244,7 +236,6 @@ def time_to_collision(
     if n_eval <= 0:
         return ttc, t_fail
     moving = ego.speed[:, :n_eval] >= M.TTC_STOPPED_SPEED
-    speed = np.abs(ego.speed[:, :n_eval])
     n_a, n_k = len(ag.half_length), len(steps)
     first = np.full(n_g * n_a, np.iinfo(np.int64).max // 2)
     evs = []
@@ -256,12 +247,9 @@ def time_to_collision(
             keep = moving[g, t]
             g, t, a = g[keep], t[keep], a[keep]
         else:
-            ahead = speed * k * 0.1
-            x = ego.center[:, :n_eval, 0] + ego.cos_yaw[:, :n_eval] * ahead
-            y = ego.center[:, :n_eval, 1] + ego.sin_yaw[:, :n_eval] * ahead
             before = (first - ki + n_k - 1) // n_k
-            g, t, a = _contacts(x, y, ego, ag, np.arange(n_eval) + k, moving, before)
-        np.minimum.at(first, g * n_a + a, t * n_k + ki)
+            g, t, a = _contacts(ego, ag, n_eval, k, moving, before)
+        minimum_at(first, g * n_a + a, t * n_k + ki)
         evs.append((g, t, a, np.full(len(g), ki)))
     g, t, a, ki = (np.concatenate(x) for x in zip(*evs))
     if len(g) == 0:
@@ -275,5 +263,5 @@ def time_to_collision(
     risky = ego.multi_or_offroad[g, t] | ego.in_intersection[g, t]
     fail = ahead | (risky & ~behind)
     ttc[g[fail]] = 0.0
-    np.minimum.at(t_fail, g[fail], t[fail].astype(np.float64))
+    minimum_at(t_fail, g[fail], t[fail].astype(np.float64))
     return ttc, t_fail

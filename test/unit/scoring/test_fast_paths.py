@@ -74,12 +74,12 @@ def test_contacts_are_every_overlapping_box(seed):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_projected_contacts_keep_the_query_and_before_cuts(seed):
-    """TTC's projected boxes: contacts with agents ``k`` steps later, among the flagged boxes only and
-    before each pair's cut-off step, equal a brute-force test of every box against every agent."""
+    """TTC's projected boxes (moved ahead by |speed|·k·0.1 s, reversing too): contacts with agents ``k``
+    steps later, among the flagged boxes only and before each pair's cut-off step, equal a brute-force
+    test of every box against every agent."""
     rng = np.random.default_rng(seed)
     g, t, a, k = 48, 14, 12, 3
     rear = np.concatenate([rng.uniform(-15, 15, (g, t, 2)), rng.uniform(-np.pi, np.pi, (g, t, 1))], -1)
-    ego = EgoTrack(rear, rear[..., :2], np.full((g, t), 5.0), 2.4, 1.0, np.zeros((g, t), bool), np.zeros((g, t), bool))
     agents = AgentTrack(
         rng.uniform(-15, 15, (a, t, 2)),
         rng.uniform(-np.pi, np.pi, (a, t)),
@@ -90,10 +90,13 @@ def test_projected_contacts_keep_the_query_and_before_cuts(seed):
         np.zeros(a, int),
     )
     n = t - k
-    x, y = rear[:, :n, 0] + rng.normal(size=(g, n)), rear[:, :n, 1] + rng.normal(size=(g, n))
+    speed = rng.uniform(-3.0, 15.0, (g, t))
+    ego = EgoTrack(rear, rear[..., :2], speed, 2.4, 1.0, np.zeros((g, t), bool), np.zeros((g, t), bool))
+    ahead = np.abs(speed[:, :n]) * k * 0.1
+    x, y = rear[:, :n, 0] + np.cos(rear[:, :n, 2]) * ahead, rear[:, :n, 1] + np.sin(rear[:, :n, 2]) * ahead
     query = rng.random((g, n)) < 0.7
     before = rng.integers(0, n + 1, g * a)
-    got = set(zip(*(v.tolist() for v in _contacts(x, y, ego, agents, np.arange(n) + k, query, before))))
+    got = set(zip(*(v.tolist() for v in _contacts(ego, agents, n, k, query, before))))
     hit = obb_overlap(
         np.stack([x, y], -1)[:, :, None],
         rear[:, :n, None, 2],
