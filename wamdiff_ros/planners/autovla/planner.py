@@ -127,6 +127,8 @@ class AutoVLAPlanner(Planner):
         probs = np.array(ans.action_probs)
         info: dict[str, Any] = {
             "p_think": ans.p_think,
+            "p_complex": ans.p_think,  # the gate's inputs, as `wamdiff eval --calibrate-gate` reads them
+            "fast_confidence": 1.0,
             "gate": decision.reason if decision else "",
             "model_choice": "slow" if ans.p_think > 0.5 else "fast",
             "actions": ans.actions,
