@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -169,13 +170,33 @@ def test_weights_without_a_recorded_hash_load_unverified(tmp_path):
     WamDiffNet.load(path)
 
 
-def test_shipped_checkpoints_record_the_hash_of_their_weights():
-    from wamdiff_ros.models.checkpoint import verify_weights
+SHIPPED = ("wamdiff_small", "wamdiff_small_rl", "diffusiondrive_small", "autovla_small", "trajmoe_small")
+
+
+def test_every_model_folder_is_listed_here():
     from wamdiff_ros.paths import resolve
 
-    for name in ("wamdiff_small", "wamdiff_small_rl"):
-        folder = resolve(name, "models")
-        assert verify_weights(folder, read_config(folder)) is True, name
+    found = {p.parent.name for p in resolve("wamdiff_small", "models").parent.glob(f"*/{CONFIG_FILE}")}
+    assert found == set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_checkpoints_load_verified_and_plan(name):
+    """Each shipped model: the weights match their recorded hash, stay within 20 MB, have a model card,
+    and its family's planner loads them and plans a frame of the model's own rig."""
+    from unit.helpers.runtime import observation
+    from wamdiff_ros.models.checkpoint import verify_weights
+    from wamdiff_ros.paths import resolve
+    from wamdiff_ros.planners.base import load_planner
+
+    folder = resolve(name, "models")
+    assert verify_weights(folder, read_config(folder)) is True
+    assert (folder / WEIGHTS_FILE).stat().st_size <= 20 * 2**20
+    assert (folder / "MODEL_CARD.md").read_text().startswith(f"# {name} ")
+    planner = load_planner(folder)
+    result = planner.plan(observation(planner.rig))
+    assert result.trajectory.poses.shape == (planner.spec.num_poses, 3)
+    assert np.isfinite(result.trajectory.poses).all()
 
 
 def test_check_checkpoint_refuses_without_building_the_model(tmp_path):
