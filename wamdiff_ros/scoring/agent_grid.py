@@ -3,7 +3,7 @@
 Per scene, every valid agent's bounding circle at every time step, grown by the ego's bounding circle,
 is listed in the buckets it reaches of a square grid with one layer per time step. A query point (an
 ego box centre with the agent time it meets) is tested against the agents of its bucket only
-(:mod:`wamdiff_ros.scoring.contact_kernel`), with the same arithmetic as a brute-force circle test, so
+(:mod:`wamdiff_ros.scoring.kernels`), with the same arithmetic as a brute-force circle test, so
 the pairs it keeps are exactly those a test of every agent would keep.
 """
 

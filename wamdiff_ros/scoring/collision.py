@@ -3,7 +3,7 @@
 NAVSIM walks time steps and, per proposal, remembers tracks it has already touched without fault; a
 track's first contact therefore decides its fate. Here all (candidate, time, agent) contacts are found
 at once (bounding circles bucketed per scene, :mod:`wamdiff_ros.scoring.agent_grid`, then separating
-axes, compiled in :mod:`wamdiff_ros.scoring.contact_kernel`), the first contact of every (candidate,
+axes, compiled in :mod:`wamdiff_ros.scoring.kernels`), the first contact of every (candidate,
 agent) pair is selected, and only those are classified.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 
 from wamdiff_ros.scoring import metrics as M
 from wamdiff_ros.scoring.agent_grid import AgentGrid, build_agent_grid
-from wamdiff_ros.scoring.contact_kernel import box_contacts, minimum_at
+from wamdiff_ros.scoring.kernels import box_contacts, minimum_at
 from wamdiff_ros.types import AgentType
 
 

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from wamdiff_ros.scoring.buckets import Buckets, bucket_boxes
+from wamdiff_ros.scoring.kernels import quads_contain
 from wamdiff_ros.types import Lane
 
 _SHIFT = 4  # fractional bits for cv2 polygon coordinates
@@ -40,19 +41,24 @@ class LaneQuads:
 
     def __post_init__(self):
         a, b = self.quads, np.roll(self.quads, -1, axis=1)
-        self.edges = (a[..., 0], a[..., 1], b[..., 1], b[..., 0] - a[..., 0], b[..., 1] - a[..., 1])
+        edges = (a[..., 0], a[..., 1], b[..., 1], b[..., 0] - a[..., 0], b[..., 1] - a[..., 1])
+        self.edges = tuple(np.ascontiguousarray(e, np.float64) for e in edges)
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """(P,) bool: points (P, 2) strictly inside any quad (crossing-number rule)."""
-        owner, quad = self.buckets.pairs(points)
-        ax, ay, by, run, rise = (e[quad] for e in self.edges)
-        x, y = points[owner, 0:1], points[owner, 1:2]
-        straddle = (ay > y) != (by > y)
-        x_cross = ax + (y - ay) * run / np.where(straddle, rise, 1.0)
-        hit = (np.count_nonzero(straddle & (x < x_cross), axis=1) % 2) == 1
-        out = np.zeros(len(points), bool)
-        out[owner[hit]] = True
-        return out
+        b = self.buckets
+        points = np.asarray(points, np.float64)
+        return quads_contain(
+            np.ascontiguousarray(points[:, 0]),
+            np.ascontiguousarray(points[:, 1]),
+            np.asarray(b.origin, np.float64),
+            float(b.size),
+            b.shape[0],
+            b.shape[1],
+            b.start,
+            b.item,
+            *self.edges,
+        )
 
 
 @dataclass

@@ -1,10 +1,9 @@
-"""Ego-box against agent-box contacts through the agent grid, and ``np.minimum.at``, compiled (numba).
+"""The scorer's compiled loops (numba): box-against-agent contacts, points in lane quads, ``np.minimum.at``.
 
-For every ego box (moved ahead along its heading for TTC's projections): its grid bucket's agent-time
-entries, the bounding-circle test, the ``before`` cut, then the separating-axis test
-(:func:`wamdiff_ros.scoring.collision._separated`'s arithmetic). One pass, no pair arrays: in numpy the
-candidate pairs of 4,096 candidates are hundreds of thousands of index entries gathered several times
-over.
+Each walks a query's grid bucket once and keeps only what passes, where numpy would gather every
+(query, bucket item) pair into index arrays first: for 4,096 candidates hundreds of thousands of
+entries, gathered several times over. The arithmetic is the numpy tests' own, in the same order
+(:func:`wamdiff_ros.scoring.collision._separated`, the crossing-number rule), so the answers are too.
 """
 
 from __future__ import annotations
@@ -117,3 +116,45 @@ def box_contacts(
                 out_g[n], out_t[n], out_a[n] = g, t, a
                 n += 1
     return out_g[:n], out_t[:n], out_a[:n]
+
+
+@njit(cache=True)
+def quads_contain(
+    x: np.ndarray,
+    y: np.ndarray,
+    origin: np.ndarray,
+    size: float,
+    rows: int,
+    cols: int,
+    start: np.ndarray,
+    item: np.ndarray,
+    ax: np.ndarray,
+    ay: np.ndarray,
+    by: np.ndarray,
+    run: np.ndarray,
+    rise: np.ndarray,
+) -> np.ndarray:
+    """(P,) bool: points (x, y) (P,) [m] strictly inside any quad of their bucket (crossing-number rule).
+
+    Args:
+        origin, size, rows, cols, start, item: the quads' :class:`~wamdiff_ros.scoring.buckets.Buckets`.
+        ax, ay, by, run, rise: (Q, 4) each quad's edges: start x, start y, end y, end x − start x,
+            end y − start y.
+    """
+    out = np.zeros(len(x), np.bool_)
+    for p in range(len(x)):
+        fx = math.floor((x[p] - origin[0]) / size)
+        fy = math.floor((y[p] - origin[1]) / size)
+        if not (0.0 <= fx < cols and 0.0 <= fy < rows):
+            continue
+        bucket = int(fy) * cols + int(fx)
+        for j in range(start[bucket], start[bucket + 1]):
+            q = item[j]
+            crossings = 0
+            for e in range(4):
+                if (ay[q, e] > y[p]) != (by[q, e] > y[p]):
+                    crossings += x[p] < ax[q, e] + (y[p] - ay[q, e]) * run[q, e] / rise[q, e]
+            if crossings % 2 == 1:
+                out[p] = True
+                break
+    return out
