@@ -303,6 +303,8 @@ def test_bad_input_is_rejected():
     sc = scene([straight_lane(0, 0.0)])
     with pytest.raises(ValueError, match="trajectories"):
         score(np.zeros((2, 5, 3)), sc)
+    with pytest.raises(ValueError, match=r"trajectories: expected shape \(G >= 1, 8, 3\).*got \(0, 8, 3\)"):
+        score(np.zeros((0, 8, 3)), sc)
     bad = np.stack([straight(10.0), straight(10.0)])
     bad[1, 3, 0] = np.nan
     with pytest.raises(ValueError, match=r"candidates \[1\]"):
