@@ -152,9 +152,7 @@ def as_trajectories(trajectories, scene: SceneTruth) -> np.ndarray:
         arr = arr[None]
     t = scene.spec.num_poses
     if arr.ndim != 3 or arr.shape[1:] != (t, 3) or not len(arr):
-        raise ValueError(
-            f"trajectories: expected shape (G >= 1, {t}, 3) or ({t}, 3) for {scene.spec}, got {arr.shape}"
-        )
+        raise ValueError(f"trajectories: expected shape (G >= 1, {t}, 3) or ({t}, 3) for {scene.spec}, got {arr.shape}")
     bad = np.flatnonzero(~np.isfinite(arr).all(axis=(1, 2)))
     if len(bad):
         raise ValueError(f"trajectories: candidates {bad[:10].tolist()} contain non-finite values")
