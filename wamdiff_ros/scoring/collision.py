@@ -68,7 +68,8 @@ class EgoTrack:
     speed: (G, T) [m/s]; half_length, half_width [m]; multi_or_offroad: (G, T) bool (in several lanes
     without one holding the whole box, or a corner off the drivable area); in_intersection: (G, T) bool
     (rear axle inside an intersection lane); cos_yaw, sin_yaw: (G, T) of the rear-axle heading
-    (computed when not given). ``yaw`` holds that heading as one contiguous (G, T) array."""
+    (computed when not given). ``center_x``, ``center_y``, ``speed``, ``cos_yaw`` and ``sin_yaw`` are
+    kept as contiguous float64 (G, T) arrays, the layout the compiled contact test reads."""
 
     rear: np.ndarray
     center: np.ndarray
@@ -81,13 +82,12 @@ class EgoTrack:
     sin_yaw: np.ndarray | None = None
 
     def __post_init__(self):
-        self.yaw = np.ascontiguousarray(self.rear[..., 2])
-        self.center_x = np.ascontiguousarray(self.center[..., 0], np.float64)
-        self.center_y = np.ascontiguousarray(self.center[..., 1], np.float64)
-        if self.cos_yaw is None:
-            self.cos_yaw = np.cos(self.yaw)
-        if self.sin_yaw is None:
-            self.sin_yaw = np.sin(self.yaw)
+        c = np.ascontiguousarray
+        yaw = self.rear[..., 2]
+        self.center_x, self.center_y = c(self.center[..., 0], np.float64), c(self.center[..., 1], np.float64)
+        self.speed = c(self.speed, np.float64)
+        self.cos_yaw = c(np.cos(yaw) if self.cos_yaw is None else self.cos_yaw, np.float64)
+        self.sin_yaw = c(np.sin(yaw) if self.sin_yaw is None else self.sin_yaw, np.float64)
 
 
 @dataclass
@@ -131,9 +131,9 @@ def _contacts(
     return box_contacts(
         ego.center_x,
         ego.center_y,
-        c(ego.cos_yaw, np.float64),
-        c(ego.sin_yaw, np.float64),
-        c(ego.speed, np.float64),
+        ego.cos_yaw,
+        ego.sin_yaw,
+        ego.speed,
         n_q,
         k,
         M.SIM_DT,

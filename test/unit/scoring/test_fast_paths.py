@@ -38,6 +38,19 @@ def test_pruned_nearest_segment_is_the_dense_search(seed):
     np.testing.assert_array_equal(pruned[1], dense[1])
 
 
+def _random_agents(rng, a: int, t: int, extent: float) -> AgentTrack:
+    """``a`` agents over ``t`` steps anywhere within ±``extent`` m, of mixed sizes, valid 80 % of the time."""
+    return AgentTrack(
+        rng.uniform(-extent, extent, (a, t, 2)),
+        rng.uniform(-np.pi, np.pi, (a, t)),
+        np.zeros((a, t)),
+        rng.random((a, t)) < 0.8,
+        rng.uniform(0.3, 6, a),
+        rng.uniform(0.3, 2, a),
+        np.zeros(a, int),
+    )
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_contacts_are_every_overlapping_box(seed):
     """Grid broad phase: the (candidate, step, agent) contacts equal a brute-force test of every box
@@ -48,15 +61,7 @@ def test_contacts_are_every_overlapping_box(seed):
     ego = EgoTrack(
         rear, rear[..., :2] + 0.3, np.full((g, t), 5.0), 2.5, 1.0, np.zeros((g, t), bool), np.zeros((g, t), bool)
     )
-    agents = AgentTrack(
-        rng.uniform(-20, 20, (a, t, 2)),
-        rng.uniform(-np.pi, np.pi, (a, t)),
-        np.zeros((a, t)),
-        rng.random((a, t)) < 0.8,
-        rng.uniform(0.3, 6, a),
-        rng.uniform(0.3, 2, a),
-        np.zeros(a, int),
-    )
+    agents = _random_agents(rng, a, t, 20.0)
     got = set(zip(*(x.tolist() for x in current_contacts(ego, agents))))
     hit = obb_overlap(
         ego.center[:, :, None],
@@ -80,15 +85,7 @@ def test_projected_contacts_keep_the_query_and_before_cuts(seed):
     rng = np.random.default_rng(seed)
     g, t, a, k = 48, 14, 12, 3
     rear = np.concatenate([rng.uniform(-15, 15, (g, t, 2)), rng.uniform(-np.pi, np.pi, (g, t, 1))], -1)
-    agents = AgentTrack(
-        rng.uniform(-15, 15, (a, t, 2)),
-        rng.uniform(-np.pi, np.pi, (a, t)),
-        np.zeros((a, t)),
-        rng.random((a, t)) < 0.8,
-        rng.uniform(0.3, 6, a),
-        rng.uniform(0.3, 2, a),
-        np.zeros(a, int),
-    )
+    agents = _random_agents(rng, a, t, 15.0)
     n = t - k
     speed = rng.uniform(-3.0, 15.0, (g, t))
     ego = EgoTrack(rear, rear[..., :2], speed, 2.4, 1.0, np.zeros((g, t), bool), np.zeros((g, t), bool))
