@@ -52,3 +52,15 @@ def join_ns(sec: int, nanosec: int) -> int:
 def time_ns(t) -> int:
     """Integer nanoseconds of a ``builtin_interfaces/Time`` (rclpy's or rosbags')."""
     return join_ns(t.sec, t.nanosec)
+
+
+def past_frame_index(stamps_ns, age_s: float, usable=None) -> int:
+    """Index of the frame to pair with the last of ``stamps_ns`` (ascending) as its past frame: of the
+    usable frames up to and including the last, the one stamped closest to ``age_s`` before it (the
+    earlier on a tie; the last itself when no other is usable). Training data and the planning loop
+    pick past frames by this one rule."""
+    target = int(stamps_ns[-1]) - seconds_to_ns(age_s)
+    ok = [i for i in range(len(stamps_ns)) if usable is None or usable[i]]
+    if not ok:
+        return len(stamps_ns) - 1
+    return min(ok, key=lambda i: (abs(int(stamps_ns[i]) - target), i))
