@@ -131,6 +131,8 @@ class Observation(NsStamped):
         instruction: free-text navigation instruction (may be empty).
         ego_history: (H, 3) past base_link poses ``(x, y, yaw)`` relative to the current base_link,
             oldest first, at the trajectory spec's ``dt`` (may be empty: shape (0, 3)).
+        past_images: the same cameras about ``Planner.past_frame_s`` earlier, for planners that take a
+            past frame (None otherwise).
     """
 
     images: dict[str, np.ndarray]
@@ -139,14 +141,17 @@ class Observation(NsStamped):
     command: str = "straight"
     instruction: str = ""
     ego_history: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    past_images: dict[str, np.ndarray] | None = None
 
     def __post_init__(self):
         if self.command not in COMMANDS:
             raise ValueError(f"Observation.command: expected one of {COMMANDS}, got {self.command!r}")
-        for name, img in self.images.items():
-            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
-                got = getattr(img, "shape", type(img).__name__), getattr(img, "dtype", None)
-                raise ValueError(f"Observation.images[{name!r}]: expected H×W×3 uint8 RGB, got {got}")
+        sets = [("images", self.images)] + ([("past_images", self.past_images)] if self.past_images is not None else [])
+        for label, images in sets:
+            for name, img in images.items():
+                if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+                    got = getattr(img, "shape", type(img).__name__), getattr(img, "dtype", None)
+                    raise ValueError(f"Observation.{label}[{name!r}]: expected H×W×3 uint8 RGB, got {got}")
         self.ego_history = _as_array(self.ego_history, (3,), "Observation.ego_history").reshape(-1, 3)
         self.stamp_ns = as_ns(self.stamp_ns)
 

@@ -23,11 +23,15 @@ class EncoderConfig:
         stem_channels: channels after the stem.
         channels: channels of the intermediate stride-2 stages (the last stage outputs ``d_model``).
         history: number of past ego poses fed to the ego token (zero-padded, with a validity flag).
+        past_frame_s: age [s] of an earlier set of the same cameras stacked with the current one at the
+            stem (0: the current frame only). One frame cannot tell a stopped car ahead from one moving
+            with the ego; two frames show it growing.
     """
 
     stem_channels: int = 32
     channels: tuple[int, ...] = (64, 128)
     history: int = 4
+    past_frame_s: float = 0.0
 
     def __post_init__(self):
         self.channels = tuple(int(c) for c in self.channels)
@@ -35,10 +39,18 @@ class EncoderConfig:
             raise ConfigError(f"encoder: channels must be positive, got {self.stem_channels}, {self.channels}")
         if self.history < 0:
             raise ConfigError(f"encoder.history: expected >= 0, got {self.history}")
+        self.past_frame_s = float(self.past_frame_s)
+        if not 0.0 <= self.past_frame_s <= 5.0:
+            raise ConfigError(f"encoder.past_frame_s: expected 0 (off) to 5 s, got {self.past_frame_s}")
 
     @property
     def stride(self) -> int:
         return 4 * 2 ** (len(self.channels) + 1)
+
+    @property
+    def frames(self) -> int:
+        """Camera sets per input: the current one, plus the past one when ``past_frame_s`` > 0."""
+        return 2 if self.past_frame_s > 0 else 1
 
 
 @dataclass

@@ -77,6 +77,7 @@ class Planner(ABC):
 
     Declared capabilities (override where the family has them):
         history: past ego poses wanted in ``Observation.ego_history`` (0: none).
+        past_frame_s: age [s] of the camera set wanted in ``Observation.past_images`` (0: none).
         modes: reasoning modes the family can run (subset of :data:`MODES`; empty: one path only).
         source: where the model came from (recorded in ``PlanResult.info`` and logs).
         runtime: what runs the graphs when not the eager torch planner (backend, device, export …;
@@ -87,6 +88,7 @@ class Planner(ABC):
     rig: Rig
     spec: TrajectorySpec
     history: int = 0
+    past_frame_s: float = 0.0
     modes: tuple[str, ...] = ()
     source: str = ""
     runtime: dict = {}  # noqa: RUF012 (read-only default; with_backends sets a planner's own)
@@ -171,6 +173,7 @@ class Planner(ABC):
             "modes": list(self.modes),
             "mode": self.mode,
             "history": self.history,
+            "past_frame_s": self.past_frame_s,
             "spec": self.spec.to_dict(),
             "size_bytes": self.model_size_bytes(),
             "runtime": self.runtime,

@@ -312,6 +312,7 @@ def build_planner(args: argparse.Namespace, settings):
     """The planner a run trains: ``last/``'s (resume), ``--init``'s weights (in ``--model``'s config when
     given), or an untrained one of the model config (weights drawn from the seed)."""
     from wamdiff_ros.models.checkpoint import CheckpointError, load_state
+    from wamdiff_ros.models.encoder import widen_stems
     from wamdiff_ros.planners.base import load_planner, untrained_planner
     from wamdiff_ros.training.checkpointing import recover_dir
 
@@ -328,7 +329,9 @@ def build_planner(args: argparse.Namespace, settings):
     planner = load_planner(args.init)
     if args.model:
         fresh = untrained_planner(args.model, seed=settings.seed)
-        load_state(fresh.network(), planner.network().state_dict(), f"{args.init} (--init) into {args.model} (--model)")
+        net = fresh.network()
+        tensors = widen_stems(planner.network().state_dict(), net)
+        load_state(net, tensors, f"{args.init} (--init) into {args.model} (--model)")
         planner = fresh
     return planner
 
@@ -381,7 +384,7 @@ def _train(args: argparse.Namespace, ctx) -> int:
         def dataset(bags):
             return DrivingDataset(
                 bags, spec=needs.spec, history=needs.history, cache_dir=cache, rig=needs.rig, scenes=needs.scenes,
-                **needs.extras,
+                past_frame_s=needs.past_frame_s, **needs.extras,
             )  # fmt: skip
 
         train_set = dataset(args.data)

@@ -28,6 +28,7 @@ class DataNeeds:
         spec: trajectory grid of the logged future targets.
         history: past ego poses per sample.
         scenes: whether samples need scene truth (scorer labels, rewards); slower to load.
+        past_frame_s: age [s] of the past camera set per sample (0: none).
         extras: family-specific dataset options (e.g. a label file beside the dataset cache).
     """
 
@@ -35,6 +36,7 @@ class DataNeeds:
     spec: TrajectorySpec
     history: int = 0
     scenes: bool = False
+    past_frame_s: float = 0.0
     extras: dict = field(default_factory=dict)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wamdiff_ros.models.encoder import ego_feature_dim
+from wamdiff_ros.models.encoder import ego_feature_dim, example_images
 from wamdiff_ros.planners.autovla.net import AutoVLANet
 from wamdiff_ros.runtime.base import GraphModule, StepBackend
 
@@ -59,10 +59,9 @@ def graph_modules(net: AutoVLANet, batch: int = 1) -> list[GraphModule]:
     """Both graphs of ``net`` (sharing its weights) with example and random inputs."""
     cfg = net.cfg
     tc = cfg.transformer
-    cam = cfg.rig_obj.cameras[0]
     cache_shape = (tc.layers, 2, batch, tc.heads, cfg.max_len, tc.d_model // tc.heads)
     prefill_x = (
-        torch.zeros(batch, len(cfg.rig_obj.cameras), cam.height, cam.width, 3, dtype=torch.uint8),
+        example_images(cfg.rig_obj, cfg.encoder, batch),
         torch.zeros(batch, ego_feature_dim(cfg.encoder.history)),
         torch.zeros(batch, cfg.layout.prompt_len, dtype=torch.long),
     )

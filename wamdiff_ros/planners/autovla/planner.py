@@ -49,6 +49,7 @@ class AutoVLAPlanner(Planner):
         self.rig: Rig = self.cfg.rig_obj
         self.spec = self.cfg.spec
         self.history = self.cfg.encoder.history
+        self.past_frame_s = self.cfg.encoder.past_frame_s
         self.gate = FastSlowGate(
             dataclasses.replace(self.cfg.gate), (SlowStep("reasoning", self.cfg.layout.reasoning_len, extra_calls=1),)
         )
@@ -75,7 +76,7 @@ class AutoVLAPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images uint8 (1, C, H, W, 3), ego features (1, F), prompt ids (1, P); ValueError naming the
         camera when the images do not fit the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.history)
+        images, ego = scene_inputs(self.rig, obs, self.history, self.cfg.encoder.frames)
         prompt = torch.from_numpy(self.net.prompt_ids(obs.command, obs.instruction))[None]
         return images, ego, prompt
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import batch_images, ego_features
 from wamdiff_ros.planners.autovla.codebook import ActionCodebook, Box
 from wamdiff_ros.planners.autovla.net import ACTION, MODE_POS, PAD, REASON, REASON_END
 from wamdiff_ros.planning.motion import constant_twist_path
@@ -78,7 +78,7 @@ class AutoVLATask:
 
     def data_needs(self) -> DataNeeds:
         p = self.planner
-        return DataNeeds(rig=p.rig, spec=p.spec, history=p.history, scenes=False)
+        return DataNeeds(rig=p.rig, spec=p.spec, history=p.history, scenes=False, past_frame_s=p.past_frame_s)
 
     def prepare(self, train_set) -> dict:
         cb = self.net.cfg.codebook
@@ -101,7 +101,7 @@ class AutoVLATask:
         net = self.net
         h = self.planner.history
         names = self.planner.rig.names
-        images = torch.from_numpy(np.stack([np.stack([s.images[n] for n in names]) for s in samples]))
+        images = batch_images(samples, names, self.planner.cfg.encoder.frames)
         ego = torch.from_numpy(np.stack([ego_features(s.ego, s.ego_history, h) for s in samples]))
         prompt = torch.from_numpy(np.stack([net.prompt_ids(s.command, s.instruction) for s in samples]))
         actions = net.codebook.encode(np.stack([s.future for s in samples]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wamdiff_ros.models.encoder import ego_feature_dim
+from wamdiff_ros.models.encoder import ego_feature_dim, example_images
 from wamdiff_ros.planners.diffusiondrive.net import DiffusionDriveNet
 from wamdiff_ros.runtime.base import GraphModule
 
@@ -59,11 +59,10 @@ def selector_sizes(net: DiffusionDriveNet) -> tuple[int, int]:
 def graph_modules(net: DiffusionDriveNet, batch: int = 1) -> list[GraphModule]:
     """Every graph of ``net`` (sharing its weights) as the runtime's :class:`GraphModule` items."""
     cfg = net.cfg
-    cam = cfg.rig_obj.cameras[0]
     s = sum((c.height // cfg.encoder.stride) * (c.width // cfg.encoder.stride) for c in cfg.rig_obj.cameras) + 1
     d, tp, k = cfg.decoder.d_model, cfg.spec.num_poses, net.num_anchors
     m, keep = selector_sizes(net)
-    images = torch.zeros(batch, len(cfg.rig_obj.cameras), cam.height, cam.width, 3, dtype=torch.uint8)
+    images = example_images(cfg.rig_obj, cfg.encoder, batch)
     ego = torch.zeros(batch, ego_feature_dim(cfg.encoder.history))
     scene = torch.zeros(batch, s, d)
     t = torch.full((batch,), float(cfg.diffusion.noise_t))

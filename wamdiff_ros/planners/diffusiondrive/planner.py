@@ -73,6 +73,7 @@ class DiffusionDrivePlanner(Planner):
         self.rig: Rig = self.cfg.rig_obj
         self.spec = self.cfg.spec
         self.history = self.cfg.encoder.history
+        self.past_frame_s = self.cfg.encoder.past_frame_s
         self.scheduler = scheduler_of(self.cfg)
         self.seed = int(seed)
         self.source = source
@@ -106,7 +107,7 @@ class DiffusionDrivePlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         """images uint8 (1, C, H, W, 3) and ego features (1, F) of one observation; ValueError naming
         the camera when the images do not match the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.history)
+        images, ego = scene_inputs(self.rig, obs, self.history, self.cfg.encoder.frames)
         return images, ego
 
     def _run(self, name: str, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:

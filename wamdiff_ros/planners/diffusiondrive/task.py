@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import batch_images, ego_features
 from wamdiff_ros.planners.diffusiondrive.anchors import SCALE, coverage, fit_anchors
 from wamdiff_ros.training.task import DataNeeds
 
@@ -67,7 +67,11 @@ class DiffusionDriveTask:
 
     def data_needs(self) -> DataNeeds:
         return DataNeeds(
-            self.planner.rig, self.planner.spec, self.planner.history, scenes=self.settings.selector_weight > 0
+            self.planner.rig,
+            self.planner.spec,
+            self.planner.history,
+            scenes=self.settings.selector_weight > 0,
+            past_frame_s=self.planner.past_frame_s,
         )
 
     def prepare(self, train_set) -> dict:
@@ -82,7 +86,7 @@ class DiffusionDriveTask:
         k, tp = cfg.num_anchors, cfg.spec.num_poses
         anchors = p.anchors.numpy()
         batch: dict = {
-            "images": torch.from_numpy(np.stack([np.stack([s.images[n] for n in p.rig.names]) for s in samples])),
+            "images": batch_images(samples, p.rig.names, cfg.encoder.frames),
             "ego": torch.from_numpy(np.stack([ego_features(s.ego, s.ego_history, p.history) for s in samples])),
             "target": torch.from_numpy(np.stack([s.future[:, :2] / SCALE for s in samples])).float(),
             "t": torch.tensor([int(r.integers(cfg.diffusion.train_t_max)) for r in rngs]),

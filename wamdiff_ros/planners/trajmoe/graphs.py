@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from wamdiff_ros.models.encoder import ego_feature_dim
+from wamdiff_ros.models.encoder import ego_feature_dim, example_images
 from wamdiff_ros.planners.trajmoe.net import TrajMoENet, plan_scores
 from wamdiff_ros.runtime.base import GraphModule
 
@@ -31,9 +31,8 @@ class ScoreGraph(nn.Module):
 
 def graph_modules(net: TrajMoENet, batch: int = 1) -> list[GraphModule]:
     cfg = net.cfg
-    cams = cfg.rig_obj.cameras
     example = (
-        torch.zeros(batch, len(cams), cams[0].height, cams[0].width, 3, dtype=torch.uint8),
+        example_images(cfg.rig_obj, cfg.encoder, batch),
         torch.zeros(batch, ego_feature_dim(cfg.encoder.history)),
     )
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import batch_images, ego_features
 from wamdiff_ros.planners.trajmoe.config import METRICS
 from wamdiff_ros.planners.trajmoe.labels import LabelStore
 from wamdiff_ros.planners.trajmoe.vocabulary import coverage, fit_vocabulary
@@ -55,7 +55,8 @@ class TrajMoETask:
         self._weights = torch.tensor([self.cfg.scoring.weight(m) for m in METRICS])
 
     def data_needs(self) -> DataNeeds:
-        return DataNeeds(self.cfg.rig_obj, self.cfg.spec, self.cfg.encoder.history, scenes=True)
+        enc = self.cfg.encoder
+        return DataNeeds(self.cfg.rig_obj, self.cfg.spec, enc.history, scenes=True, past_frame_s=enc.past_frame_s)
 
     @property
     def store(self) -> LabelStore:
@@ -94,7 +95,7 @@ class TrajMoETask:
             targets.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
         names = self.cfg.rig_obj.names
         return {
-            "images": torch.from_numpy(np.stack([np.stack([s.images[n] for n in names]) for s in samples])),
+            "images": batch_images(samples, names, self.cfg.encoder.frames),
             "ego": torch.from_numpy(np.stack([ego_features(s.ego, s.ego_history, hist) for s in samples])),
             "entries": torch.from_numpy(np.stack(entries).astype(np.int64)),
             "labels": torch.from_numpy(np.stack(labels)),

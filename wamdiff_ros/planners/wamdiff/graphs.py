@@ -24,7 +24,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from wamdiff_ros.models.encoder import ego_feature_dim
+from wamdiff_ros.models.encoder import ego_feature_dim, example_images
 from wamdiff_ros.planners.wamdiff.net import WamDiffNet
 from wamdiff_ros.runtime.base import GraphModule
 
@@ -70,10 +70,9 @@ def example_inputs(net: WamDiffNet, name: str, batch: int = 1) -> tuple[torch.Te
     tc = cfg.transformer
     kv = (tc.layers, 2, batch, tc.heads)
     hd = tc.d_model // tc.heads
-    cam = cfg.rig_obj.cameras[0]
     if name == "encode":
         return (
-            torch.zeros(batch, len(cfg.rig_obj.cameras), cam.height, cam.width, 3, dtype=torch.uint8),
+            example_images(cfg.rig_obj, cfg.encoder, batch),
             torch.zeros(batch, ego_feature_dim(cfg.encoder.history)),
             torch.zeros(batch, lay.prompt_len, dtype=torch.long),
         )

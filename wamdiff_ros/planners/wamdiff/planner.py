@@ -73,6 +73,7 @@ class WamDiffPlanner(Planner):
         self.rig: Rig = self.cfg.rig_obj
         self.spec = self.cfg.spec
         self.history = self.cfg.encoder.history
+        self.past_frame_s = self.cfg.encoder.past_frame_s
         dec = self.cfg.decoding
         self.gate = FastSlowGate(dataclasses.replace(self.cfg.gate), slow_path(dec))
         if mode is not None:
@@ -105,7 +106,7 @@ class WamDiffPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network inputs of one observation: images uint8 (1, C, H, W, 3), ego features (1, F), prompt
         ids (1, P); ValueError naming the camera when the images do not match the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder.history)
+        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder.history, self.cfg.encoder.frames)
         lay = self.net.layout
         prompt = torch.from_numpy(lay.prompt_ids(self.net.space.text, obs.command, obs.instruction, "plan"))[None]
         return images, ego, prompt

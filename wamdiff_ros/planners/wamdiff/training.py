@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from wamdiff_ros.config import ConfigError
-from wamdiff_ros.models.encoder import ego_features
+from wamdiff_ros.models.encoder import ego_features, image_stack
 from wamdiff_ros.planners.wamdiff.layout import TASKS, Sample, SequenceLayout, TokenSpace, make_sample
 from wamdiff_ros.planners.wamdiff.masked_diffusion import TrainBatch, compute_losses
 from wamdiff_ros.training.task import DataNeeds, torch_stream
@@ -104,19 +104,30 @@ class Collator:
         cameras: camera names in the rig's order (the image axis of the batch).
         history: past ego poses in the ego features (the encoder's ``history``).
         mix: task sampling weights.
+        frames: camera sets per sample (the encoder's ``frames``: 2 adds ``Sample.past_images``).
     """
 
-    def __init__(self, space: TokenSpace, layout: SequenceLayout, cameras: Sequence[str], history: int, mix: TaskMix):
+    def __init__(
+        self,
+        space: TokenSpace,
+        layout: SequenceLayout,
+        cameras: Sequence[str],
+        history: int,
+        mix: TaskMix,
+        frames: int = 1,
+    ):
         self.space = space
         self.layout = layout
         self.cameras = list(cameras)
         self.history = int(history)
         self.mix = mix
+        self.frames = int(frames)
 
     @classmethod
     def for_net(cls, net, mix: TaskMix | None = None) -> Collator:
         """A collator for a :class:`~wamdiff_ros.planners.wamdiff.net.WamDiffNet`."""
-        return cls(net.space, net.layout, net.cfg.rig_obj.names, net.cfg.encoder.history, mix or TaskMix())
+        enc = net.cfg.encoder
+        return cls(net.space, net.layout, net.cfg.rig_obj.names, enc.history, mix or TaskMix(), enc.frames)
 
     def __call__(
         self,
@@ -144,7 +155,7 @@ class Collator:
             missing = [c for c in self.cameras if c not in s.images]
             if missing:
                 raise ValueError(f"Collator: sample {s.source} lacks camera images {missing} (rig {self.cameras})")
-            images.append(np.stack([s.images[c] for c in self.cameras]))
+            images.append(image_stack(self.cameras, s.images, s.past_images, self.frames))
         ego = np.stack([ego_features(s.ego, s.ego_history, self.history) for s in samples])
         batch = TrainBatch(
             images=torch.from_numpy(np.stack(images)),
@@ -198,7 +209,9 @@ class WamDiffTask:
 
     def data_needs(self) -> DataNeeds:
         cfg = self.net.cfg
-        return DataNeeds(rig=cfg.rig_obj, spec=cfg.spec, history=cfg.encoder.history)
+        return DataNeeds(
+            rig=cfg.rig_obj, spec=cfg.spec, history=cfg.encoder.history, past_frame_s=cfg.encoder.past_frame_s
+        )
 
     def prepare(self, train_set) -> dict:
         return {}
