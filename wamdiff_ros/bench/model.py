@@ -60,10 +60,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def synthetic_observations(rig, count: int = 8, seed: int = 0) -> list:
-    """``count`` observations with random images of ``rig`` and varied ego states / commands."""
+    """``count`` observations with random images of ``rig`` (and random past images, drawn apart so the
+    rest stays as it was) and varied ego states / commands."""
     from wamdiff_ros.types import COMMANDS, EgoState, Observation
 
     rng = np.random.default_rng(seed)
+    past_rng = np.random.default_rng([seed, 1])
     out = []
     for i in range(count):
         images = {c.name: rng.integers(0, 256, (c.height, c.width, 3), dtype=np.uint8) for c in rig.cameras}
@@ -77,6 +79,7 @@ def synthetic_observations(rig, count: int = 8, seed: int = 0) -> list:
                 command=COMMANDS[i % len(COMMANDS)],
                 instruction="keep the lane and follow the lead vehicle",
                 ego_history=hist,
+                past_images={c.name: past_rng.integers(0, 256, (c.height, c.width, 3), np.uint8) for c in rig.cameras},
             )
         )
     return out

@@ -142,15 +142,16 @@ def jitter_ms(arrivals: list[float]) -> float:
     return float(np.std(np.diff(np.sort(arrivals))) * 1e3)
 
 
-def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[list, float]:
+def bag_frames(reader, rig, history: int, dt: float, max_frames: int, past_frame_s: float = 0.0) -> tuple[list, float]:
     """``(observations, frame rate [Hz])`` of the bag's first ``max_frames`` frames: each camera stamp
     with all rig images and an odometry message at that stamp, decoded as the node decodes them (images
     at the size of the camera's camera_info in the bag, fitted to the rig's; ego history resampled from
-    the bag's past odometry, as the node's planning loop does)."""
+    the bag's past odometry, as the node's planning loop does; with ``past_frame_s`` the past camera
+    set picked among the earlier frames as the loop picks it)."""
     from wamdiff_ros.data import ros_types as rt
     from wamdiff_ros.data.images import fit_to_camera
     from wamdiff_ros.geometry import relative, resample
-    from wamdiff_ros.stamps import NS_PER_S, time_ns
+    from wamdiff_ros.stamps import NS_PER_S, past_frame_index, time_ns
     from wamdiff_ros.types import Observation
 
     topics = image_topics(reader.topics, rig)
@@ -175,7 +176,7 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
     rate = NS_PER_S / float(np.median(np.diff(stamps)))
     egos = [odom[s] for s in sorted(odom)]
     out = []
-    for s in stamps[:max_frames]:
+    for i, s in enumerate(stamps[:max_frames]):
         ego = odom[s]
         past = [e for e in egos if e.stamp_ns <= ego.stamp_ns]
         hist = np.zeros((history, 3))
@@ -187,7 +188,11 @@ def bag_frames(reader, rig, history: int, dt: float, max_frames: int) -> tuple[l
             c.name: fit_to_camera(rt.decode_image_msg(images[s][c.name], views[c.name][:2]), c, views[c.name][2])
             for c in rig.cameras
         }
-        out.append(Observation(images=obs_images, ego=ego, stamp_ns=s, ego_history=hist))
+        obs = Observation(images=obs_images, ego=ego, stamp_ns=s, ego_history=hist)
+        if past_frame_s:
+            j = past_frame_index(stamps[: i + 1], past_frame_s)
+            obs.past_images = out[j].images if j < i else obs_images
+        out.append(obs)
     return out, rate
 
 
@@ -262,7 +267,8 @@ def run(args: argparse.Namespace, log=print) -> tuple[list[dict], dict]:
     remaps = parse_remaps(args.remap)
     with RawBagReader(args.bag, remaps) as reader:
         cams = image_topics(reader.topics, planner.rig)
-        observations, bag_hz = bag_frames(reader, planner.rig, planner.history, spec.dt, args.frames)
+        past_s = planner.past_frame_s
+        observations, bag_hz = bag_frames(reader, planner.rig, planner.history, spec.dt, args.frames, past_s)
         bag_topics = dict(reader.topics)
     compressed = all(t.endswith("/compressed") for t in cams.values())
     if not compressed and any(t.endswith("/compressed") for t in cams.values()):

@@ -41,7 +41,7 @@ from wamdiff_ros.data.ros_types import decode_image_msg
 from wamdiff_ros.geometry import relative, resample
 from wamdiff_ros.rig import Rig
 from wamdiff_ros.scenes import future_available, scene_at
-from wamdiff_ros.stamps import NS_PER_S
+from wamdiff_ros.stamps import NS_PER_S, past_frame_index
 from wamdiff_ros.types import EgoState, Lane, LogFrame, Observation, SceneTruth, TrajectorySpec
 
 CACHE_VERSION = 3
@@ -66,6 +66,9 @@ class Sample:
         ego: ego state at the tick (map frame; stamp in bag time).
         ego_history: (H, 3) past base_link poses relative to the current one, oldest first, every
             ``spec.dt`` s (before the episode start: the episode's first pose).
+        past_images: the same cameras ``past_frame_s`` earlier, picked in the sample's episode by
+            :func:`~wamdiff_ros.stamps.past_frame_index`; None when the dataset was made without a past
+            frame.
         command: one of :data:`wamdiff_ros.types.COMMANDS`.
         instruction: navigation instruction text.
         future: (T, 3) logged ego poses in base_link at ``spec.times`` (the imitation target).
@@ -90,6 +93,7 @@ class Sample:
     episode: str = ""
     scenario: str = ""
     source: tuple[int, int] = (0, 0)
+    past_images: dict[str, np.ndarray] | None = None
 
     def observation(self) -> Observation:
         """The planner input this sample holds (what a node would assemble at the tick)."""
@@ -100,6 +104,7 @@ class Sample:
             command=self.command,
             instruction=self.instruction,
             ego_history=self.ego_history,
+            past_images=self.past_images,
         )
 
 
@@ -186,6 +191,7 @@ class DatasetSource:
     remaps: tuple[tuple[str, str], ...]
     cache_dir: str | None
     scenes: bool
+    past_frame_s: float = 0.0
 
     def open(self) -> DrivingDataset:
         """The dataset, opened once per process (the last two sources opened are kept)."""
@@ -196,7 +202,7 @@ class DatasetSource:
 def _open_source(source: DatasetSource) -> DrivingDataset:
     return DrivingDataset(
         list(source.bags), source.spec, source.history, source.cache_dir, source.rig, source.scenes,
-        dict(source.remaps),
+        dict(source.remaps), source.past_frame_s,
     )  # fmt: skip
 
 
@@ -211,6 +217,7 @@ class DrivingDataset:
         rig: cameras to load, checked against each bag's recording; None: the first bag's rig.
         scenes: put the scoring scene in each sample (None there otherwise; :meth:`scene` still works).
         remaps: bag topic -> the name it is read as (``--remap FROM:=TO``, :mod:`wamdiff_ros.data.remap`).
+        past_frame_s: also load the cameras this long before each sample (``Sample.past_images``; 0: no).
     """
 
     def __init__(
@@ -222,6 +229,7 @@ class DrivingDataset:
         rig: Rig | None = None,
         scenes: bool = True,
         remaps: dict[str, str] | None = None,
+        past_frame_s: float = 0.0,
     ):
         if isinstance(bags, str | os.PathLike):
             bags = [bags]
@@ -238,11 +246,13 @@ class DrivingDataset:
             tuple(sorted((remaps or {}).items())),
             None if cache_dir is None else str(cache_dir),
             bool(scenes),
+            float(past_frame_s),
         )
         """The arguments as given: what a worker process needs to open the same samples."""
         self.history = int(history)
         self.rig = rig
         self.scenes = bool(scenes)
+        self.past_frame_s = float(past_frame_s)
         self.bags: list[_BagData] = []
         for path in bags:
             with BagReader(path, remaps) as reader:
@@ -288,6 +298,7 @@ class DrivingDataset:
             episode=frame.episode,
             scenario=frame.scenario,
             source=(b, k),
+            past_images=self._past_images(bag, k),
         )
 
     def scene(self, i: int) -> SceneTruth:
@@ -307,12 +318,21 @@ class DrivingDataset:
             command=frame.command,
             instruction=frame.instruction,
             ego_history=self._history(bag, k),
+            past_images=self._past_images(bag, k),
         )
 
     def _locate(self, i: int) -> tuple[int, int]:
         if not -len(self.index) <= i < len(self.index):
             raise IndexError(f"DrivingDataset: index {i} out of range for {len(self.index)} samples")
         return self.index[i]
+
+    def _past_images(self, bag: _BagData, k: int) -> dict[str, np.ndarray] | None:
+        if not self.past_frame_s:
+            return None
+        start = bag.episode_start[k]
+        stamps = [f.stamp_ns for f in bag.log.frames[start : k + 1]]
+        j = start + past_frame_index(stamps, self.past_frame_s, bag.has_images[start : k + 1])
+        return bag.images(j)
 
     def _history(self, bag: _BagData, k: int) -> np.ndarray:
         if self.history == 0:

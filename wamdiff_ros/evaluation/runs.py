@@ -86,7 +86,7 @@ def parse_modes(text: str) -> list[str]:
 
 def planner_dataset(bags: Sequence[str], planner=None, *, cache: bool = True, scenes: bool = True, remaps=None):
     """A :class:`~wamdiff_ros.data.dataset.DrivingDataset` of ``bags`` on ``planner``'s trajectory grid,
-    history and rig (the bags' own without a planner); ``cache``: decoded images on disk."""
+    history, past frame and rig (the bags' own without a planner); ``cache``: decoded images on disk."""
     from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
 
     return DrivingDataset(
@@ -97,6 +97,7 @@ def planner_dataset(bags: Sequence[str], planner=None, *, cache: bool = True, sc
         rig=planner.rig if planner is not None else None,
         scenes=scenes,
         remaps=remaps,
+        past_frame_s=planner.past_frame_s if planner is not None else 0.0,
     )
 
 

@@ -31,6 +31,10 @@ Rules:
   one than their speeds explain by :data:`ODOM_JUMP_M`: the next episode of a simulator or a bag, a
   relocalisation) drops the ego history and the held plan, so poses from before the break never
   reach the planner as the ego's past.
+- A planner with ``past_frame_s`` gets, beside each set, the camera set of the planned cycle nearest
+  that long before (:func:`~wamdiff_ros.stamps.past_frame_index`, the rule its training data used);
+  until the loop has planned that long, and after a break, the nearest it has, down to the set itself.
+  Past sets are those the loop planned, so a plan rate well below ``1 / past_frame_s`` coarsens them.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from wamdiff_ros.planning.fallback import comfortable_stop, continue_plan
 from wamdiff_ros.planning.motion import propagate
 from wamdiff_ros.planning.sync import ApproxTimeSync, SyncSet
 from wamdiff_ros.rig import Rig
-from wamdiff_ros.stamps import ns_to_seconds
+from wamdiff_ros.stamps import ns_to_seconds, past_frame_index, seconds_to_ns
 from wamdiff_ros.types import COMMANDS, EgoState, Observation, PlanResult, Trajectory
 
 ODOM = "odom"
@@ -75,6 +79,9 @@ RATE_TOLERANCE = 0.25
 
 CLOCK_BACK_NS = 1_000
 """The node clock counts as gone back when it reads more than this before a mark [ns]."""
+
+PAST_FRAME_MARGIN_S = 0.5
+"""Planned camera sets are kept this much longer than the planner's ``past_frame_s`` [s]."""
 
 
 def _checked(planner: Planner | None) -> Planner | None:
@@ -229,6 +236,7 @@ class PlanningLoop:
         self._instruction = ""
         self._bad_command: str | None = None
         self._odom: deque[EgoState] = deque()
+        self._frames: deque[tuple[int, dict[str, np.ndarray]]] = deque()
         self._last_valid_ego: EgoState | None = None
         self._held: _HeldPlan | None = None
         self._started: int | None = None
@@ -309,6 +317,7 @@ class PlanningLoop:
                     self._odom.clear()
                 elif self._odom and self._odometry_break(self._odom[-1], item):
                     self._odom.clear()
+                    self._frames.clear()
                     self._held = None
                     self.counts["odometry_breaks"] += 1
                 item = self._with_acceleration(item)
@@ -435,6 +444,7 @@ class PlanningLoop:
                 command=self._command,
                 instruction=self._instruction,
                 ego_history=self._history(ego, spec.dt, self._history_len()),
+                past_images=self._past_images(key, images, planner.past_frame_s),
             )
             with self._unlocked():
                 t_plan = self._wall()
@@ -584,6 +594,21 @@ class PlanningLoop:
             rows.append((c * dx + s * dy, -s * dx + c * dy, wrap_angle(yaw - yaw0)))
         return np.array(rows)
 
+    def _past_images(self, key: int, images: dict, age_s: float) -> dict | None:
+        """The camera set of an earlier cycle about ``age_s`` before this one (by the training data's
+        rule, :func:`~wamdiff_ros.stamps.past_frame_index`; this one's own until the loop has run that
+        long), after remembering this set; None when the planner takes no past frame."""
+        if not age_s:
+            self._frames.clear()
+            return None
+        with self._lock:
+            self._frames.append((key, images))
+            horizon = key - seconds_to_ns(age_s + PAST_FRAME_MARGIN_S)
+            while len(self._frames) > 1 and self._frames[1][0] <= horizon:
+                self._frames.popleft()
+            stamps = [t for t, _ in self._frames]
+            return self._frames[past_frame_index(stamps, age_s)][1]
+
     def _history_len(self) -> int:
         return self._planner.history if self._planner is not None else 0
 
@@ -593,6 +618,7 @@ class PlanningLoop:
     def _on_time_jump(self) -> None:
         with self._lock:
             self._odom.clear()
+            self._frames.clear()
             self._held = None
             self._last_set_stamp = None
             self._last_fallback_time = None

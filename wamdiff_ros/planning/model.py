@@ -29,11 +29,8 @@ def prepare_planner(planner, rig: Rig, reasoning_mode: str, source: str):
     ``source``) unless that plan is a finite trajectory of the planner's grid. Returns ``planner``."""
     planner.set_mode(reasoning_mode)
     spec = planner.spec
-    blank = Observation(
-        images={c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras},
-        ego=EgoState(pose=np.zeros(3)),
-        stamp_ns=0,
-    )
+    images = {c.name: np.zeros((c.height, c.width, 3), np.uint8) for c in rig.cameras}
+    blank = Observation(images=images, ego=EgoState(pose=np.zeros(3)), stamp_ns=0, past_images=images)
     planner.warm_up(blank)  # every path run once (a gate's slow-path cost measured warm)
     result = planner.plan(blank, None)
     if result.trajectory.poses.shape != (spec.num_poses, 3) or not np.isfinite(result.trajectory.poses).all():

@@ -178,3 +178,14 @@ def test_scene_road_is_cropped_around_the_ego(bag):
     d = ds.DrivingDataset([bag], cache_dir=None)
     lane = d.scene(0).lane(1)
     assert lane.centerline[:, 0].max() <= 170.0 < 400.0  # CROP_RADIUS (160 m) around x = 0
+
+
+def test_past_images_come_from_the_same_episode_nearest_their_age(bag, tmp_path):
+    d = ds.DrivingDataset([bag], cache_dir=tmp_path / "cache", past_frame_s=0.5)
+    assert d[0].past_images is not None and d.source.past_frame_s == 0.5
+    for i, past_k in ((7, 2), (5, 0), (12, 50), (10, 50)):  # episode b starts at bag frame 50
+        s = d[i]
+        np.testing.assert_array_equal(s.past_images["front"], synthetic_images(RIG, past_k)["front"])
+        np.testing.assert_array_equal(s.observation().past_images["left"], synthetic_images(RIG, past_k)["left"])
+        np.testing.assert_array_equal(d.observation(i).past_images["front"], s.past_images["front"])
+    assert ds.DrivingDataset([bag], cache_dir=tmp_path / "cache")[7].past_images is None

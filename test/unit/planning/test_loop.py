@@ -540,3 +540,25 @@ def test_another_view_or_aspect_ratio_is_refused_saying_which(setup, expect):
     out = loop.step(ns(1.0))
     assert out.kind == "stop" and planner.seen == []
     assert any(r.startswith(expect) for r in out.reasons), out.reasons
+
+
+def test_a_planner_with_a_past_frame_gets_the_set_planned_that_long_before():
+    planner = Recording()
+    planner.past_frame_s = 0.2
+    loop, _ = make(planner, plan_rate_hz=10.0, sync_slop_s=0.01)
+    shades = {}
+    for k in range(6):
+        t = 1.0 + 0.1 * k
+        shades[round(t, 1)] = 40 + 30 * k
+        feed(loop, t, image=encode_compressed(np.full((16, 32, 3), shades[round(t, 1)], np.uint8)))
+        assert loop.step(ns(t)).kind == "plan"
+    seen = [(round(o.stamp, 1), float(o.past_images["front"].mean())) for o in planner.seen]
+    expected = [(1.0, 1.0), (1.1, 1.0), (1.2, 1.0), (1.3, 1.1), (1.4, 1.2), (1.5, 1.3)]
+    for (stamp, shade), (want_stamp, want_past) in zip(seen, expected, strict=True):
+        assert stamp == want_stamp and abs(shade - shades[want_past]) < 3, (stamp, shade)
+    feed(loop, 1.6, odom=ego(1.6, x=500.0))  # the next episode: no past frame from the last one
+    assert loop.step(ns(1.6)).kind == "plan"
+    np.testing.assert_array_equal(planner.seen[-1].past_images["front"], planner.seen[-1].images["front"])
+    plain, single = make()
+    feed(plain, 1.0)
+    assert plain.step(ns(1.0)).kind == "plan" and single.seen[-1].past_images is None

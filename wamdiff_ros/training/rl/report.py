@@ -20,9 +20,8 @@ def compare_models(models: dict[str, str], bags: list[str], every: int, modes=("
     returns ``{f"{label}/{mode}": aggregate}`` (``{label: aggregate}`` for a family with one path)."""
     import torch
 
-    from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
     from wamdiff_ros.evaluation import evaluate_open_loop
-    from wamdiff_ros.evaluation.runs import model_runs
+    from wamdiff_ros.evaluation.runs import model_runs, planner_dataset
     from wamdiff_ros.planners.base import load_planner
 
     torch.set_num_threads(threads)
@@ -31,10 +30,7 @@ def compare_models(models: dict[str, str], bags: list[str], every: int, modes=("
     for label, path in models.items():
         planner = load_planner(path)
         if dataset is None:
-            dataset = DrivingDataset(
-                bags, spec=planner.spec, history=planner.history, cache_dir=default_cache_dir(), rig=planner.rig,
-                scenes=False,
-            )  # fmt: skip
+            dataset = planner_dataset(bags, planner, scenes=False)
         for run, view in model_runs(planner, modes, label).items():
             out[run] = evaluate_open_loop(view, dataset, every, progress=True)["aggregate"]
     return out

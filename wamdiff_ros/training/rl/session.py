@@ -23,7 +23,7 @@ def build_trainer(
     CheckpointError / ValueError / FileNotFoundError with a message naming the bad input."""
     import torch
 
-    from wamdiff_ros.data.dataset import DrivingDataset, default_cache_dir
+    from wamdiff_ros.evaluation.runs import planner_dataset
     from wamdiff_ros.models.checkpoint import CheckpointError
     from wamdiff_ros.planners.base import load_planner
     from wamdiff_ros.training.rl.trainer import LAST, RLTrainer
@@ -38,17 +38,9 @@ def build_trainer(
     if policy is None:
         raise ValueError(f"--model {model}: the {planner.family!r} family has no RL policy (nothing RL can train)")
     ref = load_planner(model).network()
-    cache_dir = default_cache_dir() if cache else None
 
     def dataset(bags):
-        return DrivingDataset(
-            bags,
-            spec=planner.spec,
-            history=planner.history,
-            cache_dir=cache_dir,
-            rig=planner.rig,
-            scenes=False,
-        )
+        return planner_dataset(bags, planner, cache=cache, scenes=False)
 
     train_set = dataset(data)
     val_set = dataset(val) if val else None
