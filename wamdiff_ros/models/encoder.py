@@ -69,15 +69,15 @@ def image_stack(names: list[str], images: dict, past_images: dict | None, frames
     return np.stack([s[n] for s in sets for n in names])
 
 
-def scene_inputs(rig: Rig, obs: Observation, history: int, frames: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """The scene encoder's inputs of one observation: images uint8 (1, frames·C, H, W, 3) in the rig's
-    camera order (the current set, then ``obs.past_images``) and ego features (1, F); ValueError naming
-    the camera when the images do not fit ``rig``."""
+def scene_inputs(rig: Rig, obs: Observation, enc: EncoderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The inputs of an encoder configured by ``enc`` for one observation: images uint8
+    (1, frames·C, H, W, 3) in the rig's camera order (the current set, then ``obs.past_images``) and ego
+    features (1, F); ValueError naming the camera when the images do not fit ``rig``."""
     _check_images(rig, obs.images, "images")
-    if frames == 2:
+    if enc.frames == 2:
         _check_images(rig, obs.past_images, "past_images")
-    images = torch.from_numpy(image_stack(rig.names, obs.images, obs.past_images, frames))[None]
-    return images, torch.from_numpy(ego_features(obs.ego, obs.ego_history, history))[None]
+    images = torch.from_numpy(image_stack(rig.names, obs.images, obs.past_images, enc.frames))[None]
+    return images, torch.from_numpy(ego_features(obs.ego, obs.ego_history, enc.history))[None]
 
 
 def example_images(rig: Rig, enc: EncoderConfig, batch: int = 1) -> torch.Tensor:

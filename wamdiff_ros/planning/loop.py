@@ -597,17 +597,16 @@ class PlanningLoop:
     def _past_images(self, key: int, images: dict, age_s: float) -> dict | None:
         """The camera set of an earlier cycle about ``age_s`` before this one (by the training data's
         rule, :func:`~wamdiff_ros.stamps.past_frame_index`; this one's own until the loop has run that
-        long), after remembering this set; None when the planner takes no past frame."""
+        long), after remembering this set; None when the planner takes no past frame. Runs under the
+        loop's lock, as the whole cycle's bookkeeping does."""
         if not age_s:
             self._frames.clear()
             return None
-        with self._lock:
-            self._frames.append((key, images))
-            horizon = key - seconds_to_ns(age_s + PAST_FRAME_MARGIN_S)
-            while len(self._frames) > 1 and self._frames[1][0] <= horizon:
-                self._frames.popleft()
-            stamps = [t for t, _ in self._frames]
-            return self._frames[past_frame_index(stamps, age_s)][1]
+        self._frames.append((key, images))
+        horizon = key - seconds_to_ns(age_s + PAST_FRAME_MARGIN_S)
+        while len(self._frames) > 1 and self._frames[1][0] <= horizon:
+            self._frames.popleft()
+        return self._frames[past_frame_index([t for t, _ in self._frames], age_s)][1]
 
     def _history_len(self) -> int:
         return self._planner.history if self._planner is not None else 0

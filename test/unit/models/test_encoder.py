@@ -4,6 +4,7 @@ current-then-past, and a missing past set is refused by name; a two-frame planne
 ONNX Runtime with the same plans as torch."""
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from unit.helpers.runtime import ensure_export, observation
 from wamdiff_ros.models.checkpoint import CheckpointError, load_state
 from wamdiff_ros.models.config import ConfigError, EncoderConfig, tiny_rig
-from wamdiff_ros.models.encoder import SceneEncoder, scene_inputs, widen_stems
+from wamdiff_ros.models.encoder import SceneEncoder, batch_images, scene_inputs, widen_stems
 from wamdiff_ros.planners.base import on_backend
 from wamdiff_ros.planners.wamdiff import WamDiffPlanner
 from wamdiff_ros.planners.wamdiff.config import tiny_config
@@ -68,19 +69,34 @@ def test_scene_inputs_stack_now_then_past_and_name_a_missing_past_set():
     rig = RIG
     obs = observation(rig, 0)
     past = observation(rig, 1).images
-    x, _ = scene_inputs(rig, dataclasses.replace(obs, past_images=past), 2, frames=2)
+    x, _ = scene_inputs(rig, dataclasses.replace(obs, past_images=past), TWO)
     assert x.shape[1] == 2 * len(rig.cameras)
     for i, name in enumerate(rig.names):
         np.testing.assert_array_equal(x[0, i].numpy(), obs.images[name])
         np.testing.assert_array_equal(x[0, len(rig.names) + i].numpy(), past[name])
     with pytest.raises(ValueError, match=r"Observation.past_images: expected cameras"):
-        scene_inputs(rig, obs, 2, frames=2)
+        scene_inputs(rig, obs, TWO)
     bad = {n: im[:-1] for n, im in past.items()}
     with pytest.raises(ValueError, match=r"Observation.past_images\['front'\]"):
-        scene_inputs(rig, dataclasses.replace(obs, past_images=bad), 2, frames=2)
-    assert scene_inputs(rig, obs, 2)[0].shape[1] == len(rig.cameras)  # one frame ignores the past set
+        scene_inputs(rig, dataclasses.replace(obs, past_images=bad), TWO)
+    assert scene_inputs(rig, obs, ONE)[0].shape[1] == len(rig.cameras)  # one frame ignores the past set
     with pytest.raises(ValueError, match=r"Observation.past_images\['front'\]: expected H×W×3 uint8"):
         dataclasses.replace(obs, past_images={"front": np.zeros((4, 4), np.uint8)})
+
+
+def test_training_batches_stack_each_sample_now_then_past():
+    rig = RIG
+    samples = [
+        SimpleNamespace(images=observation(rig, 2 * i).images, past_images=observation(rig, 2 * i + 1).images)
+        for i in range(2)
+    ]
+    x = batch_images(samples, rig.names, 2)
+    assert x.shape[:2] == (2, 2 * len(rig.cameras))
+    for b, s in enumerate(samples):
+        for i, name in enumerate(rig.names):
+            np.testing.assert_array_equal(x[b, i].numpy(), s.images[name])
+            np.testing.assert_array_equal(x[b, len(rig.names) + i].numpy(), s.past_images[name])
+    assert batch_images(samples, rig.names, 1).shape[1] == len(rig.cameras)
 
 
 def test_past_frame_age_is_checked():

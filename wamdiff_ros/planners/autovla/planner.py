@@ -76,7 +76,7 @@ class AutoVLAPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images uint8 (1, C, H, W, 3), ego features (1, F), prompt ids (1, P); ValueError naming the
         camera when the images do not fit the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.history, self.cfg.encoder.frames)
+        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder)
         prompt = torch.from_numpy(self.net.prompt_ids(obs.command, obs.instruction))[None]
         return images, ego, prompt
 

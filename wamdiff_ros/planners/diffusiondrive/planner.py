@@ -107,7 +107,7 @@ class DiffusionDrivePlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         """images uint8 (1, C, H, W, 3) and ego features (1, F) of one observation; ValueError naming
         the camera when the images do not match the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.history, self.cfg.encoder.frames)
+        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder)
         return images, ego
 
     def _run(self, name: str, **inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -60,7 +60,7 @@ class TrajMoEPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor]:
         """Network inputs of one observation: images uint8 (1, C, H, W, 3) and ego features (1, F);
         ValueError naming the camera when the images do not match the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.history, self.cfg.encoder.frames)
+        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder)
         return images, ego
 
     def scores(self, images: torch.Tensor, ego: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:

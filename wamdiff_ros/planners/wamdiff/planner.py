@@ -106,7 +106,7 @@ class WamDiffPlanner(Planner):
     def inputs(self, obs: Observation) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network inputs of one observation: images uint8 (1, C, H, W, 3), ego features (1, F), prompt
         ids (1, P); ValueError naming the camera when the images do not match the model's rig."""
-        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder.history, self.cfg.encoder.frames)
+        images, ego = scene_inputs(self.rig, obs, self.cfg.encoder)
         lay = self.net.layout
         prompt = torch.from_numpy(lay.prompt_ids(self.net.space.text, obs.command, obs.instruction, "plan"))[None]
         return images, ego, prompt
